@@ -1,0 +1,416 @@
+//! The in-memory backend: `MemoryEngine` (one shared engine, what
+//! `ReferenceServer` wraps) and `MemoryConnection` (one client's view of it,
+//! with that client's model plans). Every call completes on the spot: the
+//! engine is in process, so there is nothing to await.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aura_core::error::Error;
+use aura_core::ir::{Request, Select};
+use aura_engine::{Engine, Included, OnConflict, QueryOutput, TxnId};
+use parking_lot::RwLock;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::convert::{json_to_py, py_to_json, value_to_py};
+use crate::errors::IntoPyResult;
+use crate::plan::ModelPlan;
+use crate::rows::{to_row, Hydrator, RowScores};
+
+#[pyclass(frozen, module = "aura._core")]
+pub struct MemoryEngine {
+    pub engine: Arc<Engine>,
+}
+
+#[pymethods]
+impl MemoryEngine {
+    #[new]
+    fn new() -> Self {
+        MemoryEngine {
+            engine: Arc::new(Engine::new()),
+        }
+    }
+
+    /// Names of the tables the engine holds.
+    fn table_names(&self) -> Vec<String> {
+        self.engine.table_names()
+    }
+}
+
+#[pyclass(frozen, module = "aura._core")]
+pub struct MemoryConnection {
+    engine: Arc<Engine>,
+    plans: RwLock<HashMap<String, Py<ModelPlan>>>,
+}
+
+pub fn parse_request(ir: &Bound<'_, PyAny>) -> PyResult<Request> {
+    let json = py_to_json(ir)?;
+    serde_json::from_value(json)
+        .map_err(|e| Error::query(format!("invalid query IR: {e}")))
+        .py_err()
+}
+
+fn on_conflict(mode: Option<&str>) -> PyResult<OnConflict> {
+    match mode {
+        None => Ok(OnConflict::Error),
+        Some("ignore") => Ok(OnConflict::Ignore),
+        Some("replace") => Ok(OnConflict::Replace),
+        Some(other) => Err(crate::errors::to_py(Error::query(format!(
+            "on_conflict must be None, 'ignore' or 'replace', got '{other}'"
+        )))),
+    }
+}
+
+/// Projection mask over the model's stored fields (None = every field).
+fn projection_mask(plan: &ModelPlan, q: &Select) -> Option<Vec<bool>> {
+    if q.projection.is_empty() {
+        return None;
+    }
+    let mut mask = vec![false; plan.schema.fields.len()];
+    for name in &q.projection {
+        let root = name.split('.').next().unwrap_or(name);
+        if let Some(pos) = plan.schema.field_index(root) {
+            mask[pos] = true;
+        }
+    }
+    Some(mask)
+}
+
+impl MemoryConnection {
+    fn hydrate_select<'py>(
+        &self,
+        py: Python<'py>,
+        q: &Select,
+        out: QueryOutput,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let plans = self.plans.read();
+        let hydrator = Hydrator::new(py, &plans)?;
+        let plan = hydrator.plan(&q.model)?.get();
+        let mask = projection_mask(plan, q);
+        let list = PyList::empty(py);
+        for result in out.rows {
+            let (obj, dict) = hydrator.instance(plan, &result.row, mask.as_deref())?;
+            if let Some(s) = &result.scores {
+                let scores = RowScores {
+                    score: s.score,
+                    text_score: s.text_score,
+                    vector_score: s.vector_score,
+                    rank: s.rank,
+                };
+                hydrator.set_scores(&dict, &scores)?;
+            }
+            for included in &result.includes {
+                attach_include(&hydrator, plan, &dict, included)?;
+            }
+            hydrator.finish(plan, &obj)?;
+            list.append(obj)?;
+        }
+        Ok(list)
+    }
+
+    fn plan(&self, py: Python<'_>, model: &str) -> PyResult<Py<ModelPlan>> {
+        self.plans
+            .read()
+            .get(model)
+            .map(|p| p.clone_ref(py))
+            .ok_or_else(|| crate::errors::to_py(Error::schema(format!("Unknown model '{model}'"))))
+    }
+}
+
+fn attach_include<'py>(
+    hydrator: &Hydrator<'_, 'py>,
+    plan: &ModelPlan,
+    dict: &Bound<'py, PyDict>,
+    included: &Included,
+) -> PyResult<()> {
+    let py = dict.py();
+    let (attr, value) = match included {
+        Included::One { attr, row } => {
+            let target = target_of(plan, attr)?;
+            let value = match row {
+                Some(row) => hydrator.simple(&target, row)?,
+                None => py.None().into_bound(py),
+            };
+            (attr, value)
+        }
+        Included::Many { attr, rows } => {
+            let target = target_of(plan, attr)?;
+            let list = PyList::empty(py);
+            for row in rows {
+                list.append(hydrator.simple(&target, row)?)?;
+            }
+            (attr, list.into_any())
+        }
+    };
+    dict.set_item(attr, value)
+}
+
+fn target_of(plan: &ModelPlan, attr: &str) -> PyResult<String> {
+    if let Some(rel) = plan.relation(attr) {
+        return Ok(rel.target.clone());
+    }
+    plan.schema
+        .fields
+        .iter()
+        .find(|f| f.attr == attr || f.storage == attr)
+        .and_then(|f| f.target.clone())
+        .ok_or_else(|| {
+            crate::errors::to_py(Error::query(format!(
+                "{} has no relationship '{attr}' to include",
+                plan.schema.name
+            )))
+        })
+}
+
+#[pymethods]
+impl MemoryConnection {
+    #[new]
+    fn new(engine: &MemoryEngine) -> Self {
+        MemoryConnection {
+            engine: engine.engine.clone(),
+            plans: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Register a model plan and create its table.
+    fn register(&self, py: Python<'_>, plan: Py<ModelPlan>) -> PyResult<()> {
+        let schema = plan.get().schema.clone();
+        let name = schema.name.clone();
+        py.detach(|| self.engine.create_table(schema)).py_err()?;
+        self.plans.write().insert(name, plan);
+        Ok(())
+    }
+
+    fn drop_table(&self, name: &str) -> PyResult<bool> {
+        self.engine.drop_table(name).py_err()
+    }
+
+    #[pyo3(signature = (model, instances, on_conflict=None, txn=None))]
+    fn insert(
+        &self,
+        py: Python<'_>,
+        model: &str,
+        instances: &Bound<'_, PyList>,
+        on_conflict: Option<&str>,
+        txn: Option<TxnId>,
+    ) -> PyResult<u64> {
+        let plan = self.plan(py, model)?;
+        let mode = self::on_conflict(on_conflict)?;
+        let rows = instances
+            .iter()
+            .map(|obj| to_row(plan.get(), &obj))
+            .collect::<PyResult<Vec<_>>>()?;
+        py.detach(|| self.engine.insert(txn, model, rows, mode))
+            .py_err()
+    }
+
+    /// Run a read or write IR; see the Executor protocol in ARCHITECTURE.md.
+    #[pyo3(signature = (ir, txn=None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: Option<TxnId>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = parse_request(ir)?;
+        let engine = &self.engine;
+        match request {
+            Request::Select(q) => {
+                let out = py.detach(|| engine.select(txn, &q)).py_err()?;
+                Ok(self.hydrate_select(py, &q, out)?.into_any())
+            }
+            Request::Count(q) => {
+                let n = py.detach(|| engine.count(txn, &q)).py_err()?;
+                Ok(n.into_pyobject(py)?.into_any())
+            }
+            Request::Exists(q) => {
+                let found = py.detach(|| engine.exists(txn, &q)).py_err()?;
+                Ok(pyo3::types::PyBool::new(py, found).to_owned().into_any())
+            }
+            Request::Update(q) => {
+                let n = py.detach(|| engine.update(txn, &q)).py_err()?;
+                Ok(n.into_pyobject(py)?.into_any())
+            }
+            Request::Delete(q) => {
+                let n = py.detach(|| engine.delete(txn, &q)).py_err()?;
+                Ok(n.into_pyobject(py)?.into_any())
+            }
+            Request::Traverse(q) => {
+                let (model, rows) = py.detach(|| engine.traverse(txn, &q)).py_err()?;
+                let plans = self.plans.read();
+                let hydrator = Hydrator::new(py, &plans)?;
+                let list = PyList::empty(py);
+                for row in &rows {
+                    list.append(hydrator.simple(&model, row)?)?;
+                }
+                Ok(list.into_any())
+            }
+            other => Err(crate::errors::to_py(Error::query(format!(
+                "operation '{}' cannot run through execute()",
+                operation_name(&other)
+            )))),
+        }
+    }
+
+    /// Upsert: the engine matches on `key`; `instance` is the row to insert
+    /// when nothing matches (None when the caller could not build one).
+    #[pyo3(signature = (ir, instance=None, txn=None))]
+    fn upsert<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        instance: Option<&Bound<'py, PyAny>>,
+        txn: Option<TxnId>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Request::Upsert(q) = parse_request(ir)? else {
+            return Err(crate::errors::to_py(Error::query("expected an upsert IR")));
+        };
+        let plan = self.plan(py, &q.model)?;
+        let insert_row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
+        let stored = py
+            .detach(|| self.engine.upsert(txn, &q, insert_row))
+            .py_err()?;
+        let plans = self.plans.read();
+        let hydrator = Hydrator::new(py, &plans)?;
+        stored
+            .map(|row| hydrator.simple(&q.model, &row))
+            .transpose()
+    }
+
+    /// `raw()`: rows as plain dicts keyed by storage name.
+    #[pyo3(signature = (statement, params=None, txn=None))]
+    fn raw<'py>(
+        &self,
+        py: Python<'py>,
+        statement: &str,
+        params: Option<&Bound<'py, PyAny>>,
+        txn: Option<TxnId>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let params = match params {
+            Some(p) => py_to_json(p)?,
+            None => serde_json::Value::Null,
+        };
+        let (model, rows) = py
+            .detach(|| self.engine.raw(txn, statement, &params))
+            .py_err()?;
+        let schema = self.engine.schema(&model).ok_or_else(|| {
+            crate::errors::to_py(Error::schema(format!("Unknown model '{model}'")))
+        })?;
+        let list = PyList::empty(py);
+        for row in &rows {
+            let dict = PyDict::new(py);
+            for (field, value) in schema.fields.iter().zip(row.iter()) {
+                dict.set_item(&field.storage, value_to_py(py, value)?)?;
+            }
+            list.append(dict)?;
+        }
+        Ok(list)
+    }
+
+    /// The IR as the engine reads it, plus the chosen access path.
+    fn explain<'py>(&self, py: Python<'py>, ir: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let request = parse_request(ir)?;
+        let mut json = serde_json::to_value(&request)
+            .map_err(|e| Error::query(format!("invalid query IR: {e}")))
+            .py_err()?;
+        if let (Request::Select(q), Some(obj)) = (&request, json.as_object_mut()) {
+            let path = self.engine.plan(q).py_err()?;
+            obj.insert("plan".to_owned(), path.describe());
+        }
+        json_to_py(py, &json)
+    }
+
+    fn begin(&self) -> TxnId {
+        self.engine.begin()
+    }
+
+    fn commit(&self, py: Python<'_>, txn: TxnId) -> PyResult<()> {
+        py.detach(|| self.engine.commit(txn)).py_err()
+    }
+
+    fn rollback(&self, txn: TxnId) -> PyResult<()> {
+        self.engine.rollback(txn).py_err()
+    }
+
+    /// Open a cursor over a select: the result set is fixed now (a snapshot
+    /// of shared rows) and hydrated one batch at a time by `fetch`.
+    #[pyo3(signature = (ir, txn=None))]
+    fn cursor(
+        &self,
+        py: Python<'_>,
+        ir: &Bound<'_, PyAny>,
+        txn: Option<TxnId>,
+    ) -> PyResult<MemoryCursor> {
+        let Request::Select(q) = parse_request(ir)? else {
+            return Err(crate::errors::to_py(Error::query(
+                "a cursor needs a select IR",
+            )));
+        };
+        let out = py.detach(|| self.engine.select(txn, &q)).py_err()?;
+        Ok(MemoryCursor {
+            owner: RwLock::new(Some(CursorState {
+                query: q,
+                rows: out.rows.into(),
+                pos: 0,
+            })),
+        })
+    }
+}
+
+fn operation_name(request: &Request) -> String {
+    serde_json::to_value(request)
+        .ok()
+        .and_then(|v| {
+            v.get("operation")
+                .and_then(|o| o.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+struct CursorState {
+    query: Select,
+    rows: std::collections::VecDeque<aura_engine::ResultRow>,
+    pos: usize,
+}
+
+/// A server-side cursor of the memory engine.
+#[pyclass(frozen, module = "aura._core")]
+pub struct MemoryCursor {
+    owner: RwLock<Option<CursorState>>,
+}
+
+#[pymethods]
+impl MemoryCursor {
+    /// Hydrate up to `batch_size` rows; an empty list means exhausted.
+    fn fetch<'py>(
+        &self,
+        py: Python<'py>,
+        conn: &MemoryConnection,
+        batch_size: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let mut guard = self.owner.write();
+        let Some(state) = guard.as_mut() else {
+            return Ok(PyList::empty(py));
+        };
+        let take = batch_size.min(state.rows.len());
+        let batch: Vec<_> = state.rows.drain(..take).collect();
+        state.pos += take;
+        let out = QueryOutput {
+            rows: batch,
+            access_path: aura_engine::AccessPath::FullScan,
+        };
+        conn.hydrate_select(py, &state.query, out)
+    }
+
+    /// Release the rows held by the cursor.
+    fn close(&self) {
+        self.owner.write().take();
+    }
+
+    #[getter]
+    fn is_open(&self) -> bool {
+        self.owner.read().is_some()
+    }
+}

@@ -1,0 +1,187 @@
+//! `ModelPlan`: a model class compiled once into what Rust needs to move rows
+//! in and out of Python (field positions, interned attribute names, kinds and
+//! the optional per-field load/dump callables).
+
+use std::sync::Arc;
+
+use aura_core::schema::{
+    FieldDef, FieldKind, ModelSchema, OnDelete, RelationKind, RelationshipDef,
+};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyType};
+
+/// One stored field as hydration and row conversion see it.
+pub struct FieldPlan {
+    pub attr: Py<PyString>,
+    pub kind: FieldKind,
+    pub load: Option<Py<PyAny>>,
+    pub dump: Option<Py<PyAny>>,
+}
+
+/// One relationship: the attribute it is loaded into and its target model.
+pub struct RelationPlan {
+    pub attr: Py<PyString>,
+    pub target: String,
+}
+
+#[pyclass(frozen, module = "aura._core")]
+pub struct ModelPlan {
+    pub cls: Py<PyType>,
+    pub schema: Arc<ModelSchema>,
+    pub fields: Vec<FieldPlan>,
+    pub relations: Vec<RelationPlan>,
+    pub pk_pos: Option<usize>,
+    pub post_load: bool,
+}
+
+fn item<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
+    match d.get_item(key)? {
+        Some(v) => v.extract().map_err(Into::into),
+        None => Err(PyValueError::new_err(format!(
+            "model plan field lacks '{key}'"
+        ))),
+    }
+}
+
+fn opt_item<'py, T: FromPyObjectOwned<'py>>(
+    d: &Bound<'py, PyDict>,
+    key: &str,
+) -> PyResult<Option<T>> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => v.extract().map(Some).map_err(Into::into),
+        _ => Ok(None),
+    }
+}
+
+fn callable(d: &Bound<'_, PyDict>, key: &str) -> PyResult<Option<Py<PyAny>>> {
+    Ok(d.get_item(key)?.filter(|v| !v.is_none()).map(Bound::unbind))
+}
+
+fn parse_on_delete(text: Option<String>) -> PyResult<Option<OnDelete>> {
+    Ok(match text.as_deref() {
+        None => None,
+        Some("cascade") => Some(OnDelete::Cascade),
+        Some("restrict") => Some(OnDelete::Restrict),
+        Some("set_null") => Some(OnDelete::SetNull),
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "unknown on_delete '{other}'"
+            )))
+        }
+    })
+}
+
+fn field_def(d: &Bound<'_, PyDict>) -> PyResult<FieldDef> {
+    let kind: String = item(d, "kind")?;
+    Ok(FieldDef {
+        attr: item(d, "attr")?,
+        storage: item(d, "storage")?,
+        kind: kind
+            .parse()
+            .map_err(|_| PyValueError::new_err(format!("unknown field kind '{kind}'")))?,
+        nullable: item(d, "nullable")?,
+        unique: item(d, "unique")?,
+        index: item(d, "index")?,
+        has_default: item(d, "has_default")?,
+        full_text: item(d, "full_text")?,
+        vector_dim: opt_item(d, "vector_dim")?,
+        target: opt_item(d, "target")?,
+        on_delete: parse_on_delete(opt_item(d, "on_delete")?)?,
+    })
+}
+
+fn relationship_def(d: &Bound<'_, PyDict>) -> PyResult<RelationshipDef> {
+    let kind: String = item(d, "kind")?;
+    Ok(RelationshipDef {
+        attr: item(d, "attr")?,
+        target: item(d, "target")?,
+        kind: match kind.as_str() {
+            "link" => RelationKind::Link,
+            "collection" => RelationKind::Collection,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown relationship '{other}'"
+                )))
+            }
+        },
+        via: opt_item(d, "via")?,
+    })
+}
+
+fn overrides_post_load(cls: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = cls.py();
+    let base = py.import("aura.models")?.getattr("AuraModel")?;
+    let name = pyo3::intern!(py, "__aura_post_load__");
+    Ok(!cls.getattr(name)?.is(&base.getattr(name)?))
+}
+
+#[pymethods]
+impl ModelPlan {
+    #[new]
+    fn new(
+        cls: &Bound<'_, PyType>,
+        name: String,
+        primary_key: Option<String>,
+        fields: &Bound<'_, PyList>,
+        relationships: &Bound<'_, PyList>,
+    ) -> PyResult<Self> {
+        let py = cls.py();
+        let mut defs = Vec::with_capacity(fields.len());
+        let mut plans = Vec::with_capacity(fields.len());
+        for entry in fields.iter() {
+            let d = entry.cast::<PyDict>()?;
+            let def = field_def(d)?;
+            plans.push(FieldPlan {
+                attr: PyString::intern(py, &def.attr).unbind(),
+                kind: def.kind,
+                load: callable(d, "load")?,
+                dump: callable(d, "dump")?,
+            });
+            defs.push(def);
+        }
+        let mut rels = Vec::with_capacity(relationships.len());
+        let mut relations = Vec::with_capacity(relationships.len());
+        for entry in relationships.iter() {
+            let def = relationship_def(entry.cast::<PyDict>()?)?;
+            relations.push(RelationPlan {
+                attr: PyString::intern(py, &def.attr).unbind(),
+                target: def.target.clone(),
+            });
+            rels.push(def);
+        }
+        let pk_pos = primary_key
+            .as_deref()
+            .and_then(|pk| defs.iter().position(|f| f.storage == pk));
+        let schema = ModelSchema {
+            name,
+            primary_key,
+            fields: defs,
+            relationships: rels,
+        };
+        Ok(ModelPlan {
+            cls: cls.clone().unbind(),
+            schema: Arc::new(schema),
+            fields: plans,
+            relations,
+            pk_pos,
+            post_load: overrides_post_load(cls)?,
+        })
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        &self.schema.name
+    }
+}
+
+impl ModelPlan {
+    /// Position of a relationship attribute in `relations`.
+    pub fn relation(&self, attr: &str) -> Option<&RelationPlan> {
+        self.schema
+            .relationships
+            .iter()
+            .position(|r| r.attr == attr)
+            .map(|i| &self.relations[i])
+    }
+}

@@ -1,0 +1,317 @@
+//! Rows in and out of Python: model instance -> engine row (`to_row`) and
+//! engine row -> model instance (`Hydrator`). Both run once per row with no
+//! Python-level loop: attribute names are interned and kinds precompiled in
+//! `ModelPlan`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aura_core::schema::{FieldKind, Row};
+use aura_core::value::Value;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
+use crate::plan::ModelPlan;
+
+static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static VECTOR_FROM_TRUSTED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static VALIDATION_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// `AuraValidationError(message, context=...)`.
+pub fn validation_error_with(py: Python<'_>, message: String, context: &[(&str, usize)]) -> PyErr {
+    let build = || -> PyResult<Bound<'_, PyAny>> {
+        let cls = VALIDATION_ERROR.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+            Ok(py
+                .import("aura.errors")?
+                .getattr("AuraValidationError")?
+                .unbind())
+        })?;
+        let kwargs = PyDict::new(py);
+        if !context.is_empty() {
+            let ctx = PyDict::new(py);
+            for (k, v) in context {
+                ctx.set_item(k, v)?;
+            }
+            kwargs.set_item("context", ctx)?;
+        }
+        cls.bind(py).call((message,), Some(&kwargs))
+    };
+    match build() {
+        Ok(instance) => PyErr::from_value(instance),
+        Err(err) => err,
+    }
+}
+
+fn validation_error(py: Python<'_>, message: String) -> PyErr {
+    validation_error_with(py, message, &[])
+}
+
+/// Check that a converted value fits the field's kind (the model validates
+/// on construction, but attributes can be reassigned afterwards).
+fn fit_kind(
+    py: Python<'_>,
+    model: &str,
+    attr: &str,
+    kind: FieldKind,
+    value: Value,
+) -> PyResult<Value> {
+    let ok = match (kind, &value) {
+        (_, Value::Null) => true,
+        (FieldKind::Float, Value::Int(i)) => return Ok(Value::Float(*i as f64)),
+        (FieldKind::Vector, Value::List(items)) => {
+            let comps: Option<Vec<f64>> = items
+                .iter()
+                .map(|v| match v {
+                    Value::Int(i) => Some(*i as f64),
+                    Value::Float(f) => Some(*f),
+                    _ => None,
+                })
+                .collect();
+            if let Some(comps) = comps {
+                return Ok(Value::Vector(Arc::from(comps)));
+            }
+            false
+        }
+        (FieldKind::Int, Value::Int(_))
+        | (FieldKind::Float, Value::Float(_))
+        | (FieldKind::Bool, Value::Bool(_))
+        | (FieldKind::Bytes, Value::Bytes(_))
+        | (FieldKind::Vector, Value::Vector(_))
+        | (FieldKind::List, Value::List(_))
+        | (FieldKind::Dict, Value::Map(_)) => true,
+        (
+            FieldKind::Str
+            | FieldKind::DateTime
+            | FieldKind::Date
+            | FieldKind::Time
+            | FieldKind::Uuid
+            | FieldKind::Decimal,
+            Value::Str(_),
+        ) => true,
+        (FieldKind::Enum | FieldKind::Any | FieldKind::Link, _) => true,
+        _ => false,
+    };
+    if ok {
+        Ok(value)
+    } else {
+        Err(validation_error(
+            py,
+            format!(
+                "{model}.{attr} expects {}, got {}",
+                kind.as_str(),
+                value_kind(&value)
+            ),
+        ))
+    }
+}
+
+fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Int(_) => "int",
+        Value::Float(_) => "float",
+        Value::Str(_) => "str",
+        Value::Bytes(_) => "bytes",
+        Value::List(_) => "list",
+        Value::Map(_) => "dict",
+        Value::Vector(_) => "vector",
+    }
+}
+
+/// The primary-key value a link attribute refers to.
+fn link_value(
+    dict: &Bound<'_, PyDict>,
+    links: Option<&Bound<'_, PyDict>>,
+    attr: &Bound<'_, PyString>,
+) -> PyResult<Value> {
+    if let Some(related) = dict.get_item(attr)? {
+        if related.is_none() {
+            return Ok(Value::Null);
+        }
+        let pk = related.call_method0(intern!(attr.py(), "primary_key_value"))?;
+        return py_to_value(&pk);
+    }
+    match links.map(|l| l.get_item(attr)).transpose()?.flatten() {
+        Some(fk) => py_to_value(&fk),
+        None => Ok(Value::Null),
+    }
+}
+
+/// Model instance -> engine row in the plan's field order.
+pub fn to_row(plan: &ModelPlan, obj: &Bound<'_, PyAny>) -> PyResult<Row> {
+    let py = obj.py();
+    if !obj.is_instance(plan.cls.bind(py))? {
+        return Err(serialization_error(
+            py,
+            format!("expected a {} instance", plan.schema.name),
+        ));
+    }
+    let dict = obj
+        .getattr(intern!(py, "__dict__"))?
+        .cast_into::<PyDict>()?;
+    let links = dict
+        .get_item(intern!(py, "__aura_links__"))?
+        .and_then(|l| l.cast_into::<PyDict>().ok());
+    let mut row = Vec::with_capacity(plan.fields.len());
+    for field in &plan.fields {
+        let attr = field.attr.bind(py);
+        let value = if field.kind == FieldKind::Link {
+            link_value(&dict, links.as_ref(), attr)?
+        } else {
+            match dict.get_item(attr)? {
+                None => Value::Null,
+                Some(v) if v.is_none() => Value::Null,
+                Some(v) => {
+                    let v = match &field.dump {
+                        Some(dump) => dump.bind(py).call1((v,))?,
+                        None => v,
+                    };
+                    let value = if is_vector(&v) {
+                        Value::Vector(Arc::from(vector_components(&v)?))
+                    } else {
+                        py_to_value(&v)?
+                    };
+                    fit_kind(py, &plan.schema.name, attr.to_str()?, field.kind, value)?
+                }
+            }
+        };
+        row.push(value);
+    }
+    Ok(Arc::from(row))
+}
+
+/// Scores attached to a ranked result row.
+pub struct RowScores {
+    pub score: f64,
+    pub text_score: Option<f64>,
+    pub vector_score: Option<f64>,
+    pub rank: u64,
+}
+
+/// Builds model instances from engine rows for one query.
+pub struct Hydrator<'a, 'py> {
+    py: Python<'py>,
+    plans: &'a HashMap<String, Py<ModelPlan>>,
+    object_new: Bound<'py, PyAny>,
+}
+
+impl<'a, 'py> Hydrator<'a, 'py> {
+    pub fn new(py: Python<'py>, plans: &'a HashMap<String, Py<ModelPlan>>) -> PyResult<Self> {
+        let object_new = OBJECT_NEW
+            .get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+                Ok(py
+                    .import("builtins")?
+                    .getattr("object")?
+                    .getattr("__new__")?
+                    .unbind())
+            })?
+            .bind(py)
+            .clone();
+        Ok(Hydrator {
+            py,
+            plans,
+            object_new,
+        })
+    }
+
+    pub fn plan(&self, model: &str) -> PyResult<&'a Py<ModelPlan>> {
+        self.plans.get(model).ok_or_else(|| {
+            crate::errors::to_py(aura_core::error::Error::schema(format!(
+                "Unknown model '{model}'"
+            )))
+        })
+    }
+
+    fn field_value(
+        &self,
+        field: &crate::plan::FieldPlan,
+        value: &Value,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        if matches!(value, Value::Null) {
+            return Ok(py.None().into_bound(py));
+        }
+        if let (FieldKind::Vector, Value::Vector(items)) = (field.kind, value) {
+            let from_trusted =
+                VECTOR_FROM_TRUSTED.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+                    Ok(py
+                        .import("aura.vectors")?
+                        .getattr("Vector")?
+                        .getattr("_from_trusted")?
+                        .unbind())
+                })?;
+            let list = PyList::new(py, items.iter())?;
+            return from_trusted.bind(py).call1((list,));
+        }
+        let raw = value_to_py(py, value)?;
+        match &field.load {
+            Some(load) => load.bind(py).call1((raw,)),
+            None => Ok(raw),
+        }
+    }
+
+    /// One instance; `mask` limits the fields set (projection), pk always set.
+    pub fn instance(
+        &self,
+        plan: &ModelPlan,
+        row: &Row,
+        mask: Option<&[bool]>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
+        let py = self.py;
+        let cls = plan.cls.bind(py);
+        let obj = self.object_new.call1(PyTuple::new(py, [cls])?)?;
+        let dict = PyDict::new(py);
+        let mut links: Option<Bound<'py, PyDict>> = None;
+        for (pos, (field, value)) in plan.fields.iter().zip(row.iter()).enumerate() {
+            if let Some(mask) = mask {
+                if !mask.get(pos).copied().unwrap_or(false) && plan.pk_pos != Some(pos) {
+                    continue;
+                }
+            }
+            let attr = field.attr.bind(py);
+            if field.kind == FieldKind::Link {
+                let fk = value_to_py(py, value)?;
+                links
+                    .get_or_insert_with(|| PyDict::new(py))
+                    .set_item(attr, fk)?;
+            } else {
+                dict.set_item(attr, self.field_value(field, value)?)?;
+            }
+        }
+        if let Some(links) = links {
+            dict.set_item(intern!(py, "__aura_links__"), links)?;
+        }
+        obj.setattr(intern!(py, "__dict__"), &dict)?;
+        Ok((obj, dict))
+    }
+
+    /// Attach scores as instance attributes (`row.__score__` etc.).
+    pub fn set_scores(&self, dict: &Bound<'py, PyDict>, scores: &RowScores) -> PyResult<()> {
+        let py = self.py;
+        dict.set_item(intern!(py, "__score__"), scores.score)?;
+        dict.set_item(intern!(py, "__text_score__"), scores.text_score)?;
+        dict.set_item(intern!(py, "__vector_score__"), scores.vector_score)?;
+        dict.set_item(intern!(py, "__rank__"), scores.rank)?;
+        Ok(())
+    }
+
+    /// Run the post-load hook once the instance is complete.
+    pub fn finish(&self, plan: &ModelPlan, obj: &Bound<'py, PyAny>) -> PyResult<()> {
+        if plan.post_load {
+            obj.call_method0(intern!(self.py, "__aura_post_load__"))?;
+        }
+        Ok(())
+    }
+
+    /// A plain instance of `model` (included rows, traversal results).
+    pub fn simple(&self, model: &str, row: &Row) -> PyResult<Bound<'py, PyAny>> {
+        let plan = self.plan(model)?.get();
+        let (obj, _) = self.instance(plan, row, None)?;
+        self.finish(plan, &obj)?;
+        Ok(obj)
+    }
+}

@@ -1,0 +1,137 @@
+"""The backend contract every DSN resolves to, and the one capability check.
+
+A backend receives Query IR dicts (API.md §10) and model classes; it never
+receives query text built from user values.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aura.backends.capabilities import BackendCapabilities
+from aura.errors import AuraBackendCapabilityError
+
+if TYPE_CHECKING:
+    from aura.models import AuraModel
+
+__all__ = ["Backend", "BackendCursor", "BackendResult", "check_capabilities", "require"]
+
+_RANKED_CLAUSES = (
+    ("hybrid", "hybrid_search", "hybrid search"),
+    ("text_search", "full_text_search", "ranked full-text search"),
+    ("vector", "vector_search", "vector search"),
+)
+_DERIVED = {
+    "aggregate": ("aggregations_and_facets", "aggregations and facets"),
+    "search_page": ("ranked_pagination", "ranked pagination"),
+    "traverse": ("graph_traversal", "graph traversal"),
+}
+
+
+def require(caps: BackendCapabilities, flag: str, what: str) -> None:
+    """Raise the documented capability error unless ``caps`` has ``flag``."""
+    if not caps.supports(flag):
+        raise AuraBackendCapabilityError(
+            f"Backend '{caps.name}' does not support {what}",
+            context={"backend": caps.name, "capability": flag},
+        )
+
+
+def check_capabilities(caps: BackendCapabilities, ir: dict[str, Any]) -> None:
+    """API.md §8 enforcement, before any I/O: a clause a backend cannot run
+    raises here and is never silently dropped."""
+    derived = _DERIVED.get(ir["operation"])
+    if derived is not None:
+        require(caps, *derived)
+    for clause, flag, what in _RANKED_CLAUSES:
+        if clause in ir:
+            require(caps, flag, what)
+    if "timeout_ms" in ir:
+        require(caps, "query_timeouts", "query timeouts")
+
+
+@dataclass(frozen=True)
+class BackendResult:
+    """A raw result: rows as storage-form dicts plus backend metadata."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    affected: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class BackendCursor(Protocol):
+    """A server-side cursor: rows are fetched a batch at a time."""
+
+    async def fetch(self, batch_size: int) -> list[Any]:
+        """The next batch of model instances; empty when exhausted."""
+        ...
+
+    def close(self) -> None:
+        """Release the cursor now (idempotent, callable from ``__del__``)."""
+        ...
+
+
+class Backend(ABC):
+    """One database family. Instances are created by ``resolve_backend``."""
+
+    name: str = "backend"
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> BackendCapabilities: ...
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> bool: ...
+
+    @abstractmethod
+    async def create_schema(self, models: Iterable[type[AuraModel]]) -> None: ...
+
+    @abstractmethod
+    async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None: ...
+
+    @abstractmethod
+    async def execute(self, ir: dict[str, Any], txn: Any = None) -> Any:
+        """Run a select/count/exists/update/delete/traverse IR."""
+
+    @abstractmethod
+    async def insert(
+        self,
+        model: type[AuraModel],
+        instances: list[AuraModel],
+        on_conflict: str | None = None,
+        txn: Any = None,
+    ) -> int: ...
+
+    @abstractmethod
+    async def upsert(
+        self, ir: dict[str, Any], instance: AuraModel | None, txn: Any = None
+    ) -> AuraModel | None: ...
+
+    @abstractmethod
+    async def raw(
+        self, statement: str, params: Any = None, txn: Any = None
+    ) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    async def open_cursor(self, ir: dict[str, Any], txn: Any = None) -> BackendCursor: ...
+
+    @abstractmethod
+    def explain(self, ir: dict[str, Any]) -> dict[str, Any]: ...
+
+    @abstractmethod
+    async def begin(self, isolation: str) -> Any: ...
+
+    @abstractmethod
+    async def commit(self, txn: Any) -> None: ...
+
+    @abstractmethod
+    async def rollback(self, txn: Any) -> None: ...

@@ -1,0 +1,130 @@
+"""The in-memory engine backend (``memory://``, ``aura+memory://``).
+
+Every call runs the Rust engine in process and completes on the spot, so
+these coroutines never suspend: no thread hop for microsecond work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from aura import _core
+from aura.backends.base import Backend
+from aura.backends.capabilities import BackendCapabilities, for_backend
+from aura.transport.memory import MemoryTransport
+
+if TYPE_CHECKING:
+    from aura.models import AuraModel
+
+__all__ = ["MemoryBackend"]
+
+# Ranked text and hybrid search are not built into the engine yet: report
+# them honestly so the client raises AuraCapabilityError before any work.
+_CAPABILITIES = replace(
+    for_backend("memory"),
+    full_text_search=False,
+    hybrid_search=False,
+    aggregations_and_facets=False,
+    ranked_pagination=False,
+    query_timeouts=True,
+)
+
+
+def plan_of(model: type[AuraModel]) -> Any:
+    """The compiled ``ModelPlan`` of a model class (cached on the class)."""
+    plan = model.__dict__.get("__aura_native_plan__")
+    if plan is None:
+        plan = _core.ModelPlan(*model._aura_plan())
+        type.__setattr__(model, "__aura_native_plan__", plan)
+    return plan
+
+
+class MemoryBackend(Backend):
+    name = "memory"
+
+    def __init__(self, transport: MemoryTransport | None = None) -> None:
+        self.transport = transport if transport is not None else MemoryTransport()
+        self.server = self.transport.server
+        self.connection = _core.MemoryConnection(self.server.engine)
+
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        return _CAPABILITIES
+
+    async def open(self) -> None:
+        await self.transport.open()
+
+    async def close(self) -> None:
+        await self.transport.close()
+
+    async def ping(self) -> bool:
+        return self.transport.is_open
+
+    async def create_schema(self, models: Iterable[type[AuraModel]]) -> None:
+        for model in models:
+            self.connection.register(plan_of(model))
+
+    async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None:
+        for model in models:
+            self.connection.drop_table(model.__name__)
+
+    async def execute(self, ir: dict[str, Any], txn: Any = None) -> Any:
+        return self.connection.execute(ir, txn)
+
+    async def insert(
+        self,
+        model: type[AuraModel],
+        instances: list[AuraModel],
+        on_conflict: str | None = None,
+        txn: Any = None,
+    ) -> int:
+        return int(self.connection.insert(model.__name__, instances, on_conflict, txn))
+
+    async def upsert(
+        self, ir: dict[str, Any], instance: AuraModel | None, txn: Any = None
+    ) -> AuraModel | None:
+        return self.connection.upsert(ir, instance, txn)  # type: ignore[no-any-return]
+
+    async def raw(
+        self, statement: str, params: Any = None, txn: Any = None
+    ) -> list[dict[str, Any]]:
+        return self.connection.raw(statement, params, txn)  # type: ignore[no-any-return]
+
+    async def open_cursor(self, ir: dict[str, Any], txn: Any = None) -> _MemoryCursor:
+        return _MemoryCursor(self, self.connection.cursor(ir, txn))
+
+    def explain(self, ir: dict[str, Any]) -> dict[str, Any]:
+        return self.connection.explain(ir)  # type: ignore[no-any-return]
+
+    async def begin(self, isolation: str) -> Any:
+        return self.connection.begin()
+
+    async def commit(self, txn: Any) -> None:
+        self.connection.commit(txn)
+
+    async def rollback(self, txn: Any) -> None:
+        self.connection.rollback(txn)
+
+
+class _MemoryCursor:
+    """A cursor over a fixed result set; hydrates one batch per fetch."""
+
+    def __init__(self, backend: MemoryBackend, cursor: Any) -> None:
+        self._backend = backend
+        self._cursor = cursor
+        backend.server.open_cursor_count += 1
+
+    async def fetch(self, batch_size: int) -> list[Any]:
+        return self._cursor.fetch(self._backend.connection, batch_size)  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        if self._cursor.is_open:
+            self._cursor.close()
+            self._backend.server.open_cursor_count -= 1
+
+
+def from_config(config: Any, *, transport: MemoryTransport | None = None) -> MemoryBackend:
+    """Registry hook: memory DSNs ignore host and path (API.md §3.3)."""
+    return MemoryBackend(transport)

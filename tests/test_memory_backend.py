@@ -1,0 +1,475 @@
+"""The memory backend end to end through the public API (API.md §3, §4, §6-8,
+§15 conformance checks that apply to memory://, §16 defects)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import aura
+from aura import (
+    AuraCapabilityError,
+    AuraClientClosedError,
+    AuraConstraintError,
+    AuraNotFoundError,
+    AuraQueryError,
+    AuraSchemaError,
+    AuraValidationError,
+    Field,
+    Model,
+    RelationshipNotLoadedError,
+    Vector,
+    search_scores,
+)
+from aura.transport import MemoryTransport, ReferenceServer
+
+
+class MemAuthor(Model):
+    id: int = Field(primary_key=True)
+    name: str
+    email: str = Field(unique=True)
+    books: list[MemBook]
+
+
+class MemBook(Model):
+    id: int = Field(primary_key=True)
+    title: str = Field(alias="TITLE")
+    pages: int = Field(index=True)
+    author: MemAuthor | None = Field(default=None, on_delete="cascade")
+    tags: list[str] = Field(default_factory=list)
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class MemDoc(Model):
+    id: int = Field(primary_key=True)
+    title: str
+    body: str
+    embedding: Vector[3]
+
+
+class MemTyped(Model):
+    id: uuid.UUID = Field(primary_key=True)
+    at: dt.datetime
+    day: dt.date
+    price: Decimal
+    blob: bytes
+    note: str | None = None
+
+
+DATASET_D = [
+    (1, "Refunds", "vector index for refunds", [1, 0, 0]),
+    (2, "Apple", "the vector database index index", [0, 1, 0]),
+    (3, "Banana", "cooking recipes", [0.7, 0.7, 0]),
+]
+
+
+@pytest.fixture
+async def db() -> AsyncIterator[aura.Client]:
+    async with aura.connect("memory://", models=[MemAuthor, MemBook, MemDoc, MemTyped]) as client:
+        yield client
+
+
+@pytest.fixture
+async def library(db: aura.Client) -> aura.Client:
+    rowling = MemAuthor(id=1, name="Rowling", email="jk@example.com")
+    pratchett = MemAuthor(id=2, name="Pratchett", email="tp@example.com")
+    await db.bulk_insert(MemAuthor, [rowling, pratchett])
+    await db.bulk_insert(
+        MemBook,
+        [
+            MemBook(id=1, title="Stone", pages=300, author=rowling, tags=["magic"]),
+            MemBook(id=2, title="Chamber", pages=350, author=rowling, meta={"a": {"b": 3}}),
+            MemBook(id=3, title="Mort", pages=250, author=pratchett, tags=["death", "magic"]),
+            MemBook(id=4, title="Orphan", pages=100),
+        ],
+    )
+    return db
+
+
+@pytest.fixture
+async def docs(db: aura.Client) -> aura.Client:
+    for id_, title, body, emb in DATASET_D:
+        await db.insert(MemDoc(id=id_, title=title, body=body, embedding=emb))
+    return db
+
+
+# -- connecting ------------------------------------------------------------------------
+
+
+async def test_connect_is_awaitable_and_a_context_manager() -> None:
+    client = await aura.Aura.connect("aura+memory://", models=[MemAuthor])
+    assert not client.is_closed
+    assert client.backend.name == "memory"
+    await client.close()
+    await client.close()  # idempotent
+    assert client.is_closed
+
+
+async def test_every_connect_gets_an_empty_engine(db: aura.Client) -> None:
+    await db.insert(MemAuthor(id=1, name="a", email="a@x"))
+    async with aura.connect("memory://", models=[MemAuthor]) as other:
+        assert await other.query(MemAuthor).count() == 0
+
+
+async def test_shared_reference_server() -> None:
+    server = ReferenceServer()
+    async with aura.connect("memory://", transport=MemoryTransport(server), models=[MemAuthor]) as a:
+        await a.insert(MemAuthor(id=7, name="shared", email="s@x"))
+        async with aura.connect("memory://", transport=MemoryTransport(server)) as b:
+            row = await b.query(MemAuthor).where(MemAuthor.id == 7).one()
+            assert row.name == "shared"
+    assert "MemAuthor" in server.table_names()
+
+
+async def test_unknown_scheme_is_config_error() -> None:
+    with pytest.raises(aura.AuraError) as info:
+        await aura.Aura.connect("oracle://x")
+    assert info.value.code == "config_error"
+
+
+async def test_closed_client_raises(db: aura.Client) -> None:  # check 50
+    await db.close()
+    with pytest.raises(AuraClientClosedError) as info:
+        await db.query(MemAuthor).all()
+    assert info.value.code == "client_closed"
+    with pytest.raises(AuraClientClosedError):
+        await db.insert(MemAuthor(id=1, name="a", email="a@x"))
+
+
+async def test_client_model_attribute(db: aura.Client) -> None:
+    assert isinstance(db.MemAuthor, aura.QueryBuilder)
+    with pytest.raises(AttributeError):
+        _ = db.NoSuchModel
+    assert db.model("MemAuthor") is MemAuthor
+    with pytest.raises(AuraSchemaError):
+        db.model("Nope")
+
+
+async def test_health_and_ping(db: aura.Client) -> None:
+    assert await db.ping() is True
+    health = await db.health()
+    assert health["status"] == "ok"
+    assert health["backend"] == "memory"
+    assert health["protocol_version"] == 1
+    assert health["models"] == ["MemAuthor", "MemBook", "MemDoc", "MemTyped"]
+    assert health["capabilities"]["transactions"] is True
+
+
+# -- reads -----------------------------------------------------------------------------
+
+
+async def test_find_one_first_not_found(library: aura.Client) -> None:  # checks 18-19
+    author = await library.MemAuthor.find(id=1)
+    assert (author.id, author.name) == (1, "Rowling")
+    with pytest.raises(AuraNotFoundError) as info:
+        await library.MemAuthor.find(id=404)
+    assert info.value.code == "not_found"
+    assert info.value.message == "No MemAuthor matched the query"
+    assert await library.query(MemAuthor).where(MemAuthor.id == 404).first() is None
+    with pytest.raises(AuraQueryError) as multi:
+        await library.query(MemBook).where(MemBook.pages > 0).one()
+    assert multi.value.message == "Expected exactly one MemBook, found multiple"
+
+
+async def test_filters_order_limit_offset(library: aura.Client) -> None:
+    q = library.query(MemBook)
+    assert [b.id for b in await q.where(MemBook.pages >= 300).order_by(MemBook.pages.desc()).all()] == [2, 1]
+    assert [b.id for b in await q.order_by(MemBook.pages).limit(2).offset(1).all()] == [3, 1]
+    assert [b.id for b in await q.where(MemBook.title.startswith("M")).all()] == [3]
+    assert [b.id for b in await q.where(MemBook.title.contains("ham")).all()] == [2]
+    assert [b.id for b in await q.where(MemBook.title.like("_tone")).all()] == [1]
+    assert [b.id for b in await q.where(MemBook.tags.contains("death")).all()] == [3]
+    assert [b.id for b in await q.where(MemBook.meta["a"]["b"] == 3).all()] == [2]
+    assert [b.id for b in await q.where(MemBook.id.in_([4, 2, 9])).all()] == [2, 4]
+    assert await q.where(MemBook.id.in_([])).all() == []
+    assert [b.id for b in await q.where(MemBook.author.is_null()).all()] == [4]
+    # != matches nulls (API.md §4.1)
+    assert [b.id for b in await q.where(MemBook.author != 1).all()] == [3, 4]
+    assert [b.id for b in await q.where((MemBook.pages < 200) | (MemBook.id == 1)).all()] == [1, 4]
+    assert [b.id for b in await q.where(~(MemBook.pages < 300)).all()] == [1, 2]
+    assert await q.where(MemBook.pages > 0).count() == 4
+    assert await q.where(MemBook.pages > 1000).exists() is False
+
+
+async def test_model_instance_operand_and_alias(library: aura.Client) -> None:
+    rowling = await library.MemAuthor.find(id=1)
+    books = await library.query(MemBook).where(MemBook.author == rowling).all()
+    assert [b.id for b in books] == [1, 2]
+    # the aliased field is queryable and stored under its alias (§16 row 9)
+    assert (await library.MemBook.find(title="Mort")).id == 3
+    assert books[0].to_dict()["TITLE"] == "Stone"
+
+
+async def test_projection(library: aura.Client) -> None:  # check 23
+    book = await library.query(MemBook).where(MemBook.id == 1).select(MemBook.title).one()
+    assert book.id == 1 and book.title == "Stone"
+    with pytest.raises(AttributeError) as info:
+        _ = book.pages
+    assert str(info.value) == (
+        "MemBook.pages is not available; it was not selected in this query's projection"
+    )
+
+
+async def test_relationships_need_include(library: aura.Client) -> None:  # check 22
+    book = await library.MemBook.find(id=1)
+    with pytest.raises(RelationshipNotLoadedError) as info:
+        _ = book.author
+    assert info.value.code == "relationship_not_loaded"
+    assert info.value.context == {"relationship": "author"}
+    assert book.to_dict()["author"] == 1  # the FK survives (§16 row 37)
+    loaded = await library.query(MemBook).include("author").where(MemBook.id == 1).one()
+    assert isinstance(loaded.author, MemAuthor) and loaded.author.name == "Rowling"
+    orphan = await library.query(MemBook).include(MemBook.author).where(MemBook.id == 4).one()
+    assert orphan.author is None
+
+
+async def test_to_many_include_with_limit_and_order(library: aura.Client) -> None:
+    authors = await library.query(MemAuthor).include(
+        "books", limit=1, order_by=[MemBook.pages.desc()]
+    ).order_by(MemAuthor.id).all()
+    assert [[b.id for b in a.books] for a in authors] == [[2], [3]]
+    everything = await library.query(MemAuthor).include("books").order_by(MemAuthor.id).all()
+    assert [[b.id for b in a.books] for a in everything] == [[1, 2], [3]]
+    with pytest.raises(AuraQueryError) as info:
+        library.query(MemAuthor).include("nope")
+    assert info.value.message == "MemAuthor has no relationship 'nope' to include"
+
+
+async def test_traverse(library: aura.Client) -> None:
+    authors = await library.traverse(MemBook).start(MemBook.pages > 280).out("author").all()
+    assert [a.id for a in authors] == [1]
+    books = await library.traverse(MemAuthor).start(MemAuthor.id == 2).out("books").all()
+    assert [b.title for b in books] == ["Mort"]
+
+
+async def test_typed_round_trip(db: aura.Client) -> None:
+    key = uuid.UUID("12345678-1234-5678-1234-567812345678")
+    row = MemTyped(
+        id=key,
+        at=dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc),
+        day=dt.date(2024, 5, 2),
+        price=Decimal("10.25"),
+        blob=b"\x00\xffdata",
+    )
+    await db.insert(row)
+    back = await db.query(MemTyped).where(MemTyped.id == key).one()
+    assert back == row
+    assert isinstance(back.id, uuid.UUID) and isinstance(back.price, Decimal)
+    assert back.blob == b"\x00\xffdata" and back.note is None
+    later = await db.query(MemTyped).where(MemTyped.at > dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)).all()
+    assert later == [row]
+
+
+async def test_stream_batches_and_cancellation(library: aura.Client) -> None:
+    ids = [b.id async for b in library.query(MemBook).order_by(MemBook.id).stream(batch_size=3)]
+    assert ids == [1, 2, 3, 4]
+    server = library.backend.server  # type: ignore[attr-defined]
+    before = library.metrics.stream_cancellations
+    async for _ in library.query(MemBook).stream(batch_size=1):
+        assert server.open_cursor_count == 1
+        break
+    assert server.open_cursor_count == 0
+    assert library.metrics.stream_cancellations == before + 1
+    with pytest.raises(AuraQueryError):
+        library.query(MemBook).stream(batch_size=0)
+
+
+async def test_explain_shows_the_access_path(library: aura.Client) -> None:
+    explain = library.backend.explain
+    by_pk = explain(library.query(MemBook).where(MemBook.id == 2).explain())
+    assert by_pk["plan"]["access"] == "primary_key"
+    by_unique = explain(library.query(MemAuthor).where(MemAuthor.email == "tp@example.com").explain())
+    assert by_unique["plan"]["access"] == "unique_index"
+    by_index = explain(library.query(MemBook).where(MemBook.pages > 200).explain())
+    assert by_index["plan"]["access"] == "index"
+    scan = explain(library.query(MemBook).where(MemBook.title == "Mort").explain())
+    assert scan["plan"]["access"] == "full_scan"
+
+
+async def test_explain_ir_matches_spec_example(db: aura.Client) -> None:  # check 17
+    ir = (
+        db.query(MemDoc)
+        .where(MemDoc.title.contains("R"))
+        .order_by(MemDoc.id.desc())
+        .limit(2)
+        .offset(1)
+        .select(MemDoc.title)
+        .timeout(50)
+        .explain()
+    )
+    assert ir == {
+        "operation": "select",
+        "model": "MemDoc",
+        "filters": [
+            {
+                "kind": "compare",
+                "op": "contains",
+                "left": {"kind": "field", "model": "MemDoc", "field": "title"},
+                "right": {"kind": "literal", "value": "R"},
+            }
+        ],
+        "projection": ["title"],
+        "sort": [{"field": "id", "direction": "desc"}],
+        "limit": 2,
+        "offset": 1,
+        "consistency": "strong",
+        "timeout_ms": 50,
+    }
+    # the engine reads the same IR back unchanged
+    engine_view = db.backend.explain(ir)
+    engine_view.pop("plan")
+    assert list(engine_view.items()) == list(ir.items())
+
+
+# -- writes ----------------------------------------------------------------------------
+
+
+async def test_duplicates_and_on_conflict(db: aura.Client) -> None:  # check 20
+    await db.insert(MemAuthor(id=1, name="a", email="a@x"))
+    with pytest.raises(AuraConstraintError) as info:
+        await db.insert(MemAuthor(id=1, name="b", email="b@x"))
+    assert info.value.code == "constraint_violation"
+    assert "a@x" not in str(info.value)  # no bound values in messages
+    assert await db.bulk_insert(MemAuthor, [MemAuthor(id=1, name="c", email="c@x")], on_conflict="ignore") == 0
+    assert (await db.MemAuthor.find(id=1)).name == "a"
+    await db.insert(MemAuthor(id=1, name="d", email="d@x"), on_conflict="replace")
+    assert (await db.MemAuthor.find(id=1)).name == "d"
+    with pytest.raises(AuraConstraintError) as unique:
+        await db.insert(MemAuthor(id=2, name="e", email="d@x"))
+    assert unique.value.message == "MemAuthor.email must be unique"
+    with pytest.raises(AuraQueryError):
+        await db.insert(MemAuthor(id=3, name="f", email="f@x"), on_conflict="merge")
+    with pytest.raises(AuraQueryError):
+        await db.bulk_insert(MemAuthor, [], batch_size=0)
+
+
+async def test_bulk_insert_accepts_dicts_and_batches(db: aura.Client) -> None:
+    rows = [{"id": i, "name": f"n{i}", "email": f"{i}@x"} for i in range(25)]
+    assert await db.bulk_insert(MemAuthor, rows, batch_size=10) == 25
+    assert await db.query(MemAuthor).count() == 25
+
+
+async def test_update_and_delete(library: aura.Client) -> None:  # check 21
+    with pytest.raises(AuraQueryError) as info:
+        library.update(MemBook).where(MemBook.id == 1).execute()
+    assert info.value.message == "update requires at least one set() assignment"
+    changed = await library.update(MemBook).where(MemBook.pages > 280).set(pages=999).execute()
+    assert changed == 2
+    assert await library.query(MemBook).where(MemBook.pages == 999).count() == 2
+    # matched rows count even when the value does not change (§16 row 30)
+    assert await library.update(MemBook).where(MemBook.id == 1).set(pages=999).execute() == 1
+    assert await library.delete(MemBook).where(MemBook.id == 4).execute() == 1
+    assert await library.delete(MemBook).execute() == 3
+    assert await library.query(MemBook).count() == 0
+
+
+async def test_primary_key_update_rekeys(library: aura.Client) -> None:  # §16 row 11
+    await library.update(MemBook).where(MemBook.id == 4).set(id=40).execute()
+    assert (await library.MemBook.find(id=40)).title == "Orphan"
+    assert await library.query(MemBook).where(MemBook.id == 4).first() is None
+    with pytest.raises(AuraConstraintError):
+        await library.update(MemBook).where(MemBook.id == 40).set(id=1).execute()
+
+
+async def test_update_set_validates(library: aura.Client) -> None:  # §16 row 10
+    with pytest.raises(AuraQueryError):
+        library.update(MemBook).set(nope=1)
+    with pytest.raises(AuraValidationError):
+        library.update(MemBook).set(pages="many")
+
+
+async def test_on_delete_cascade(library: aura.Client) -> None:  # §16 row 12
+    assert await library.delete(MemAuthor).where(MemAuthor.id == 1).execute() == 1
+    assert [b.id for b in await library.query(MemBook).order_by(MemBook.id).all()] == [3, 4]
+
+
+async def test_upsert(db: aura.Client) -> None:
+    first = await db.upsert(MemAuthor, key={MemAuthor.id: 5}, values={"name": "new", "email": "n@x"})
+    assert (first.id, first.name) == (5, "new")
+    second = await db.upsert(MemAuthor, key={"id": 5}, values={MemAuthor.name: "renamed"})
+    assert (second.name, second.email) == ("renamed", "n@x")
+    assert await db.query(MemAuthor).count() == 1
+    with pytest.raises(AuraValidationError):
+        await db.upsert(MemAuthor, key={"id": 6}, values={"name": "no email"})
+
+
+async def test_raw(library: aura.Client) -> None:
+    rows = await library.raw("SELECT * FROM MemAuthor WHERE id = $id", {"id": 2})
+    assert rows == [{"id": 2, "name": "Pratchett", "email": "tp@example.com"}]
+    with pytest.raises(AuraQueryError):
+        await library.raw("DELETE FROM MemAuthor")
+
+
+async def test_not_null_enforced_on_reassigned_instance(db: aura.Client) -> None:
+    author = MemAuthor(id=1, name="a", email="a@x")
+    author.name = None  # type: ignore[assignment]
+    with pytest.raises(AuraConstraintError) as info:
+        await db.insert(author)
+    assert info.value.message == "MemAuthor.name cannot be null"
+
+
+# -- vector search (exact) -----------------------------------------------------------
+
+
+async def test_search_vector_cosine(docs: aura.Client) -> None:  # check 25
+    rows = await docs.search(MemDoc).search_vector("embedding", [1, 0, 0], metric="cosine", top_k=3).all()
+    assert [r.id for r in rows] == [1, 3, 2]
+    assert [round(r.__score__, 6) for r in rows] == [1.0, 0.707107, 0.0]
+    assert [search_scores(r).rank for r in rows] == [1, 2, 3]
+    assert search_scores(rows[0]).text_score is None
+
+
+@pytest.mark.parametrize(
+    ("metric", "scores"),
+    [("euclidean", [-0.0, -0.761577, -1.414214]), ("dot", [1.0, 0.7, 0.0])],
+)
+async def test_search_vector_metrics(docs: aura.Client, metric: str, scores: list[float]) -> None:  # check 26
+    rows = await docs.search(MemDoc).search_vector("embedding", [1, 0, 0], metric=metric, top_k=3).all()
+    assert [r.id for r in rows] == [1, 3, 2]
+    assert [round(r.__score__, 6) for r in rows] == scores
+
+
+async def test_vector_search_validates_dimension(docs: aura.Client) -> None:  # §16 row 16
+    with pytest.raises(AuraValidationError):
+        docs.search(MemDoc).search_vector("embedding", [1, 0])
+
+
+async def test_nearest_with_offset_keeps_global_rank(docs: aura.Client) -> None:
+    rows = await docs.search(MemDoc).nearest("embedding", [1, 0, 0]).offset(1).limit(1).all()
+    assert [(r.id, r.__rank__) for r in rows] == [(3, 2)]
+
+
+async def test_plain_rows_have_no_scores(docs: aura.Client) -> None:
+    row = await docs.MemDoc.find(id=1)
+    assert search_scores(row) == aura.SearchScores(None, None, None, None)
+
+
+async def test_ranked_text_is_an_honest_capability_error(docs: aura.Client) -> None:
+    with pytest.raises(AuraCapabilityError) as info:
+        await docs.search(MemDoc).search_text("body", "vector index").all()
+    assert info.value.context == {"backend": "memory", "capability": "full_text_search"}
+    assert docs.capabilities().full_text_search is False
+
+
+# -- the product's first example ------------------------------------------------------
+
+
+async def test_readme_example_runs_verbatim() -> None:
+    import pathlib
+    import re
+    import subprocess
+    import sys
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    code = re.search(r"```python\n(.*?)```", readme, re.S)
+    assert code is not None
+    result = subprocess.run(
+        [sys.executable, "-c", code.group(1)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[(1, 1.0), (2, 0.0)]"
