@@ -72,7 +72,13 @@ impl Request {
 /// serde's "invalid type/value" messages quote the offending value; keep
 /// only what was expected so no bound value reaches the message.
 fn ir_error(e: serde_json::Error) -> Error {
-    let text = e.to_string();
+    invalid_ir(e.to_string())
+}
+
+/// The error for an IR that does not deserialize. serde's "invalid type /
+/// value" messages quote the offending value, so only the expectation is
+/// kept: no bound value reaches an error message.
+pub fn invalid_ir(text: String) -> Error {
     let detail = if text.starts_with("invalid type") || text.starts_with("invalid value") {
         match text.find(", expected ") {
             Some(at) => format!("invalid value{}", &text[at..]),

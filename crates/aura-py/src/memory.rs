@@ -44,10 +44,10 @@ pub struct MemoryConnection {
     plans: RwLock<HashMap<String, Py<ModelPlan>>>,
 }
 
+/// Deserialize the IR straight from the Python dict (no JSON detour).
 pub fn parse_request(ir: &Bound<'_, PyAny>) -> PyResult<Request> {
-    let json = py_to_json(ir)?;
-    serde_json::from_value(json)
-        .map_err(|e| Error::query(format!("invalid query IR: {e}")))
+    pythonize::depythonize::<Request>(ir)
+        .map_err(|e| aura_core::ir::invalid_ir(e.to_string()))
         .py_err()
 }
 

@@ -264,7 +264,11 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         let py = self.py;
         let cls = plan.cls.bind(py);
         let obj = self.object_new.call1(PyTuple::new(py, [cls])?)?;
-        let dict = PyDict::new(py);
+        // Fill the instance's own __dict__ in place: models define a Python
+        // __setattr__, so assigning `__dict__` would cost a Python call.
+        let dict = obj
+            .getattr(intern!(py, "__dict__"))?
+            .cast_into::<PyDict>()?;
         let mut links: Option<Bound<'py, PyDict>> = None;
         for (pos, (field, value)) in plan.fields.iter().zip(row.iter()).enumerate() {
             if let Some(mask) = mask {
@@ -285,7 +289,6 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         if let Some(links) = links {
             dict.set_item(intern!(py, "__aura_links__"), links)?;
         }
-        obj.setattr(intern!(py, "__dict__"), &dict)?;
         Ok((obj, dict))
     }
 
