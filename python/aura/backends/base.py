@@ -7,7 +7,7 @@ receives query text built from user values.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -106,7 +106,7 @@ class Backend(ABC):
     async def insert(
         self,
         model: type[AuraModel],
-        instances: list[AuraModel],
+        instances: Sequence[AuraModel],
         on_conflict: str | None = None,
         txn: Any = None,
     ) -> int: ...

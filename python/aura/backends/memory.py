@@ -6,11 +6,11 @@ these coroutines never suspend: no thread hop for microsecond work.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from aura import _core
+import aura._core as _core
 from aura.backends.base import Backend
 from aura.backends.capabilities import BackendCapabilities, for_backend
 from aura.transport.memory import MemoryTransport
@@ -76,27 +76,27 @@ class MemoryBackend(Backend):
     async def insert(
         self,
         model: type[AuraModel],
-        instances: list[AuraModel],
+        instances: Sequence[AuraModel],
         on_conflict: str | None = None,
         txn: Any = None,
     ) -> int:
-        return int(self.connection.insert(model.__name__, instances, on_conflict, txn))
+        return int(self.connection.insert(model.__name__, list(instances), on_conflict, txn))
 
     async def upsert(
         self, ir: dict[str, Any], instance: AuraModel | None, txn: Any = None
     ) -> AuraModel | None:
-        return self.connection.upsert(ir, instance, txn)  # type: ignore[no-any-return]
+        return self.connection.upsert(ir, instance, txn)
 
     async def raw(
         self, statement: str, params: Any = None, txn: Any = None
     ) -> list[dict[str, Any]]:
-        return self.connection.raw(statement, params, txn)  # type: ignore[no-any-return]
+        return self.connection.raw(statement, params, txn)
 
     async def open_cursor(self, ir: dict[str, Any], txn: Any = None) -> _MemoryCursor:
         return _MemoryCursor(self, self.connection.cursor(ir, txn))
 
     def explain(self, ir: dict[str, Any]) -> dict[str, Any]:
-        return self.connection.explain(ir)  # type: ignore[no-any-return]
+        return self.connection.explain(ir)
 
     async def begin(self, isolation: str) -> Any:
         return self.connection.begin()
@@ -117,7 +117,7 @@ class _MemoryCursor:
         backend.server.open_cursor_count += 1
 
     async def fetch(self, batch_size: int) -> list[Any]:
-        return self._cursor.fetch(self._backend.connection, batch_size)  # type: ignore[no-any-return]
+        return self._cursor.fetch(self._backend.connection, batch_size)
 
     def close(self) -> None:
         if self._cursor.is_open:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aura import _core
+import aura._core as _core
 from aura.config import DEFAULT_MAX_PAYLOAD_BYTES
 from aura.errors import AuraSchemaError
 from aura.transport.base import Transport
