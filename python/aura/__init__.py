@@ -49,7 +49,15 @@ from aura.errors import (
 from aura.fields import Field, FieldInfo
 from aura.models import AuraModel, Model, get_model, registered_models
 from aura.observability import LatencyHistogram, Metrics, TelemetryConfig, query_fingerprint
-from aura.query import AggregateResult, FieldReference, QueryBuilder, SearchResultPage, and_, not_, or_
+from aura.query import (
+    AggregateResult,
+    FieldReference,
+    QueryBuilder,
+    SearchResultPage,
+    and_,
+    not_,
+    or_,
+)
 from aura.schema import (
     Change,
     LockImpactEstimate,
