@@ -13,6 +13,8 @@ from aura.vectors import Vector
 
 __all__ = ["render_stubs"]
 
+_LINE_LENGTH = 100
+
 
 class _Imports:
     """Import lines a stub needs, collected while rendering annotations."""
@@ -81,7 +83,8 @@ def _field_annotation(info: Any, imports: _Imports) -> str:
         text = _class_text(info.model_type, imports)
     else:
         text = _type_text(info.python_type, imports)
-    return f"{text} | None" if info.is_optional else text
+    # `Any` already admits None; the model layer marks it optional anyway.
+    return f"{text} | None" if info.is_optional and info.python_type is not Any else text
 
 
 def _class_stub(cls: type[AuraModel], imports: _Imports) -> list[str]:
@@ -93,9 +96,16 @@ def _class_stub(cls: type[AuraModel], imports: _Imports) -> list[str]:
         f"{info.name}: {_field_annotation(info, imports)}{'' if info.is_required() else ' = ...'}"
         for info in fields
     ]
-    signature = ", ".join(["self", "*", *params]) if params else "self"
-    lines.append(f"    def __init__({signature}) -> None: ...")
+    lines += _init_lines(["self", "*", *params] if params else ["self"])
     return lines
+
+
+def _init_lines(params: list[str]) -> list[str]:
+    """``__init__``, wrapped one parameter per line when it would be long."""
+    line = f"    def __init__({', '.join(params)}) -> None: ..."
+    if len(line) <= _LINE_LENGTH:
+        return [line]
+    return ["    def __init__(", *(f"        {p}," for p in params), "    ) -> None: ..."]
 
 
 def render_stubs(module_name: str, models: Sequence[type[AuraModel]]) -> str:
