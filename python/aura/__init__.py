@@ -49,8 +49,25 @@ from aura.errors import (
 from aura.fields import Field, FieldInfo
 from aura.models import AuraModel, Model, get_model, registered_models
 from aura.observability import LatencyHistogram, Metrics, TelemetryConfig, query_fingerprint
-from aura.query import AggregateResult, FieldReference, QueryBuilder, SearchResultPage, and_, not_, or_
-from aura.schema import ModelSchema, schema_document, schema_json
+from aura.query import (
+    AggregateResult,
+    FieldReference,
+    QueryBuilder,
+    SearchResultPage,
+    and_,
+    not_,
+    or_,
+)
+from aura.schema import (
+    Change,
+    LockImpactEstimate,
+    MigrationPlan,
+    ModelSchema,
+    diff_schemas,
+    generate_migration,
+    schema_document,
+    schema_json,
+)
 from aura.scores import SearchScores, search_scores
 from aura.vectors import Vector
 
@@ -86,6 +103,12 @@ __all__ = [
     "ModelSchema",
     "schema_document",
     "schema_json",
+    # migrations
+    "Change",
+    "LockImpactEstimate",
+    "MigrationPlan",
+    "diff_schemas",
+    "generate_migration",
     # observability
     "LatencyHistogram",
     "Metrics",

@@ -4,7 +4,6 @@ transactions (API.md §3, §6)."""
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
@@ -24,7 +23,7 @@ from aura.errors import (
     AuraValidationError,
 )
 from aura.models import AuraModel
-from aura.observability import Metrics, TelemetryConfig, Tracer
+from aura.observability import Metrics, TelemetryConfig, Tracer, observe_request
 from aura.query import DeleteBuilder, QueryBuilder, TraverseBuilder, UpdateBuilder
 from aura.query.ast import build_upsert
 from aura.transport.base import Transport
@@ -197,18 +196,10 @@ class Client:
 
     async def _observe(self, ir: dict[str, Any], work: Awaitable[T]) -> T:
         """Run one request, recording metrics (and a span when enabled)."""
-        operation = ir["operation"]
-        started = time.perf_counter()
-        try:
-            with self._tracer.span(operation, ir):
-                result = await work
-        except AuraError as err:
-            self._metrics.record_error(err.code)
-            raise
-        finally:
-            self._metrics.record_query(operation)
-            self._metrics.request_latency.record(time.perf_counter() - started)
-        return result
+        # One helper for every backend (§16 row 43): span, count, latency, and
+        # the error code of any failure, not only of AuraError.
+        with observe_request(self._metrics, ir["operation"], ir, tracer=self._tracer):
+            return await work
 
     def _stream(
         self, ir: dict[str, Any], model: type[AuraModel], batch_size: int, txn: Any = None

@@ -16,6 +16,7 @@ from aura.errors import AuraBackendCapabilityError
 
 if TYPE_CHECKING:
     from aura.models import AuraModel
+    from aura.schema import MigrationPlan
 
 __all__ = ["Backend", "BackendCursor", "BackendResult", "check_capabilities", "require"]
 
@@ -97,6 +98,14 @@ class Backend(ABC):
 
     @abstractmethod
     async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None: ...
+
+    async def diff_schema(self, models: Iterable[type[AuraModel]]) -> MigrationPlan:
+        """A ``MigrationPlan`` from the stored schema to ``models``; backends
+        that can read their stored schema override this."""
+        raise AuraBackendCapabilityError(
+            f"Backend '{self.name}' cannot diff its stored schema",
+            context={"backend": self.name, "capability": "schema_migrations"},
+        )
 
     @abstractmethod
     async def execute(self, ir: dict[str, Any], txn: Any = None) -> Any:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import aura._core as _core
 from aura.backends.base import Backend
 from aura.backends.capabilities import BackendCapabilities, for_backend
+from aura.schema import MigrationPlan, compile_models, generate_migration
 from aura.transport.memory import MemoryTransport
 
 if TYPE_CHECKING:
@@ -65,10 +66,22 @@ class MemoryBackend(Backend):
     async def create_schema(self, models: Iterable[type[AuraModel]]) -> None:
         for model in models:
             self.connection.register(plan_of(model))
+            self.server.schemas[model.__name__] = model.model_schema()
 
     async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None:
+        """Drop each model's table and its rows (§16 row 39)."""
         for model in models:
             self.connection.drop_table(model.__name__)
+            self.server.schemas.pop(model.__name__, None)
+
+    async def diff_schema(self, models: Iterable[type[AuraModel]]) -> MigrationPlan:
+        """Changes that would bring the held tables of ``models`` to their
+        declared schema: a model without a table shows up as ``add_model``.
+        Tables of models not passed are left out of the plan."""
+        target = compile_models(list(models))
+        held = self.server.held_schemas()
+        current = [held[schema.name] for schema in target if schema.name in held]
+        return generate_migration(current, target)
 
     async def execute(self, ir: dict[str, Any], txn: Any = None) -> Any:
         return self.connection.execute(ir, txn)

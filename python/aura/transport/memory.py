@@ -19,6 +19,14 @@ class ReferenceServer:
     def __init__(self) -> None:
         self.engine = _core.MemoryEngine()
         self.open_cursor_count = 0
+        # The compiled schema of each table created through this server, for
+        # ``MemoryBackend.diff_schema`` (the engine keeps its own copy in Rust).
+        self.schemas: dict[str, Any] = {}  # name -> aura.schema.ModelSchema
+
+    def held_schemas(self) -> dict[str, Any]:
+        """``{name: schema}`` of the tables the engine holds now."""
+        names = self.engine.table_names()
+        return {name: self.schemas[name] for name in names if name in self.schemas}
 
     def load_schema(self, models: list[dict[str, Any]]) -> None:
         """Create tables for schema-document model dicts whose classes are
@@ -32,6 +40,7 @@ class ReferenceServer:
             if cls is None:
                 raise AuraSchemaError(f"Unknown model '{name}'", context={"model": name})
             connection.register(_core.ModelPlan(*cls._aura_plan()))
+            self.schemas[cls.__name__] = cls.model_schema()
 
     def table_names(self) -> list[str]:
         return sorted(self.engine.table_names())
