@@ -245,6 +245,8 @@ pub fn parse_collection(payload: &Json) -> Result<Collection, Error> {
         let on_delete = match rel.get("on_delete").and_then(Json::as_str) {
             None | Some("restrict") => OnDelete::Restrict,
             Some("set_null") => OnDelete::SetNull,
+            // An extension of this server: the memory engine cascades.
+            Some("cascade") => OnDelete::Cascade,
             Some(other) => {
                 return Err(protocol(&format!("unknown variant `{other}` of on_delete")))
             }
@@ -309,10 +311,9 @@ pub fn collection_schema(
         }
         fields.push(Json::Object(obj));
         if let Some(target) = &f.target {
-            let on_delete = match f.on_delete {
-                Some(OnDelete::SetNull) => "set_null",
-                _ => "restrict",
-            };
+            // `cascade` is sent as is: a server without it rejects the
+            // schema instead of silently downgrading it (API.md §16 row 12).
+            let on_delete = f.on_delete.unwrap_or(OnDelete::Restrict).as_str();
             relationships.push(json!({
                 "name": f.storage, "target": target, "cardinality": "to_one", "on_delete": on_delete,
             }));

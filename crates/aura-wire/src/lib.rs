@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod awp;
+pub mod client;
 pub mod frame;
 pub mod io;
 pub mod server;
