@@ -92,6 +92,12 @@ class AuraServer:
         active: int = self._server.active_connections
         return active
 
+    @property
+    def open_cursors(self) -> int:
+        """Server cursors currently held, over all connections."""
+        count: int = self._server.open_cursors
+        return count
+
     def log_lines(self) -> list[str]:
         """The last connection log lines (one per closed connection)."""
         lines: list[str] = self._server.log_lines()
@@ -132,7 +138,7 @@ def serve(
     then shut down gracefully. ``ready`` is set once the port is bound."""
     stop = stop if stop is not None else threading.Event()
     server = AuraServer(host, port, token=token, tls_cert=tls_cert, tls_key=tls_key, **limits)
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())

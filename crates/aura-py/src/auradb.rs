@@ -97,7 +97,16 @@ impl Inner {
 
     async fn call(&self, op: Opcode, txn: u64, body: &Json) -> Result<Reply, Error> {
         let conn = self.conn_for(txn).await?;
-        conn.request(op, txn, body).await
+        match conn.request(op, txn, body).await {
+            Err(e) if txn != 0 && e.code == ErrorCode::ConnectionError => {
+                self.txns.lock().remove(&txn);
+                Err(Error::new(
+                    ErrorCode::ConnectionError,
+                    format!("{}; the server rolled back transaction {txn}", e.message),
+                ))
+            }
+            other => other,
+        }
     }
 
     /// An idempotent read: re-sent once on a fresh connection when the

@@ -155,6 +155,12 @@ impl AwpServer {
             .map_or(0, Server::active_connections)
     }
 
+    /// Server cursors currently held (all connections).
+    #[getter]
+    fn open_cursors(&self) -> usize {
+        self.server.lock().as_ref().map_or(0, Server::open_cursors)
+    }
+
     /// The connection log lines kept in memory (newest last).
     fn log_lines(&self) -> Vec<String> {
         self.logs.lock().iter().cloned().collect()

@@ -176,10 +176,26 @@ async fn reader_loop<R: AsyncRead + Unpin>(mut read: R, state: Arc<State>, max: 
                 return;
             }
             Err(ReadError::EarlyEof) => {
-                state.fail_all(connection_error(format!(
-                    "connection to {} closed inside a frame",
+                state.fail_all(protocol_error(format!(
+                    "truncated frame from {}: the stream ended inside the payload",
                     state.address
                 )));
+                return;
+            }
+            Err(ReadError::ShortHeader(bytes)) => {
+                // 15 03 0x: a TLS alert record, the answer of a TLS listener.
+                let err = if bytes.len() >= 2 && bytes[0] == 0x15 && bytes[1] == 0x03 {
+                    connection_error(format!(
+                        "{} answered with a TLS alert: it is a TLS listener (use auradbs://)",
+                        state.address
+                    ))
+                } else {
+                    protocol_error(format!(
+                        "truncated frame from {}: the stream ended inside the header",
+                        state.address
+                    ))
+                };
+                state.fail_all(err);
                 return;
             }
             Err(ReadError::Io(e)) => {

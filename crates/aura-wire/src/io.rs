@@ -11,6 +11,8 @@ pub enum ReadError {
     Frame(FrameError),
     /// The peer closed the stream after a full header, inside the payload.
     EarlyEof,
+    /// The peer closed the stream inside the header; the bytes it sent.
+    ShortHeader(Vec<u8>),
     Io(std::io::Error),
 }
 
@@ -19,13 +21,15 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Frame(e) => write!(f, "{e}"),
             ReadError::EarlyEof => f.write_str("io error: early eof"),
+            ReadError::ShortHeader(b) => write!(f, "stream ended after {} header bytes", b.len()),
             ReadError::Io(e) => write!(f, "io error: {e}"),
         }
     }
 }
 
 /// Read one frame. `Ok(None)` is a clean end of stream before any header
-/// byte *or* inside the header (the server closes silently then, §4.3).
+/// byte; an end inside the header is `ShortHeader` (the server closes
+/// silently then, §4.3).
 /// The payload length is checked against `max_payload` before the body
 /// is allocated or read (§2.4).
 pub async fn read_frame<R: AsyncRead + Unpin>(
@@ -40,7 +44,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             .await
             .map_err(ReadError::Io)?;
         if n == 0 {
-            return Ok(None);
+            if filled == 0 {
+                return Ok(None);
+            }
+            return Err(ReadError::ShortHeader(header[..filled].to_vec()));
         }
         filled += n;
     }

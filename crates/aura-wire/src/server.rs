@@ -84,6 +84,7 @@ struct Shared {
     collections: RwLock<HashMap<String, Arc<Collection>>>,
     next_cursor: AtomicU64,
     active: AtomicUsize,
+    open_cursors: Arc<AtomicUsize>,
     timeouts_total: AtomicU64,
     log: LogSink,
 }
@@ -118,6 +119,7 @@ impl Server {
             collections: RwLock::new(HashMap::new()),
             next_cursor: AtomicU64::new(1),
             active: AtomicUsize::new(0),
+            open_cursors: Arc::new(AtomicUsize::new(0)),
             timeouts_total: AtomicU64::new(0),
             log,
         });
@@ -138,6 +140,11 @@ impl Server {
     /// Connections currently open.
     pub fn active_connections(&self) -> usize {
         self.shared.active.load(Ordering::SeqCst)
+    }
+
+    /// Server cursors currently held (all connections).
+    pub fn open_cursors(&self) -> usize {
+        self.shared.open_cursors.load(Ordering::SeqCst)
     }
 
     /// Stop accepting, let every connection finish its current request,
@@ -211,7 +218,24 @@ async fn serve_stream(
     shared.active.fetch_sub(1, Ordering::SeqCst);
 }
 
+/// Counts open cursors server-wide while it lives.
+struct CursorGuard(Arc<AtomicUsize>);
+
+impl CursorGuard {
+    fn new(count: &Arc<AtomicUsize>) -> CursorGuard {
+        count.fetch_add(1, Ordering::SeqCst);
+        CursorGuard(count.clone())
+    }
+}
+
+impl Drop for CursorGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 struct CursorState {
+    _guard: CursorGuard,
     rows: std::collections::VecDeque<ResultRow>,
     coll: Arc<Collection>,
     projection: Vec<String>,
@@ -353,6 +377,7 @@ impl Conn {
                         write_frame(&mut writer, &Frame::new(Opcode::Error, 0, 0, payload)).await;
                     return "early_eof".to_owned();
                 }
+                Err(ReadError::ShortHeader(_)) => return "eof_in_header".to_owned(),
                 Err(ReadError::Io(_)) => return "io_error".to_owned(),
             };
             self.requests += 1;
@@ -707,6 +732,7 @@ impl Conn {
                     self.cursors.insert(
                         id,
                         CursorState {
+                            _guard: CursorGuard::new(&shared.open_cursors),
                             rows,
                             coll,
                             projection: q.projection.clone(),

@@ -64,7 +64,9 @@ class AuraDBNativeBackend(Backend):
                 option="tls.pinned_sha256",
             )
         if self.config.compression:
-            raise config_error("AWP 1 defines no compression; use compression=False", option="compression")
+            raise config_error(
+                "AWP 1 defines no compression; use compression=False", option="compression"
+            )
 
     async def open(self) -> None:
         self._check_config()
