@@ -473,6 +473,63 @@ REPLIES = {
 }
 
 
+NOT_LEADER = json.dumps(
+    {
+        "code": "not_leader",
+        "message": "not leader: this node is a follower",
+        "retryable": True,
+        "not_leader": {
+            "current_node_id": "0000000000000001",
+            "leader_client_addr": "127.0.0.1:7373",
+            "leader_hint": "127.0.0.1:7373",
+            "term": 7,
+            "role": "follower",
+        },
+    }
+).encode()
+FATAL = b'{"code":"corruption","message":"corruption detected: header checksum mismatch"}'
+
+
+async def fake_peer(reply: Any, *, close_after: bool = False) -> asyncio.Server:
+    """A peer that answers HELLO, then sends ``reply(request_id)`` to the next request."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for answer in (lambda rid: frame(0x81, rid, HELLO_ACK), reply):
+            head = await reader.readexactly(44)
+            await reader.readexactly(struct.unpack(">I", head[12:16])[0] + 4)
+            writer.write(answer(int.from_bytes(head[16:32], "big")))
+            await writer.drain()
+        if close_after:
+            writer.close()
+            return
+        await reader.read()
+        writer.close()
+
+    return await asyncio.start_server(peer, "127.0.0.1", 0)
+
+
+async def test_not_leader_keeps_routing_hints_and_request_id() -> None:
+    fake = await fake_peer(lambda rid: frame(0xFF, rid, NOT_LEADER))
+    async with fake:
+        client = await aura.connect(f"auradb://127.0.0.1:{fake.sockets[0].getsockname()[1]}")
+        with pytest.raises(aura.AuraNotLeaderError) as info:
+            await client.ping()
+        err = info.value
+        assert (err.code, err.retryable, err.request_id) == ("not_leader", True, 2)
+        assert (err.leader_addr, err.current_node_id) == ("127.0.0.1:7373", "0000000000000001")
+        await client.close()
+
+
+async def test_fatal_id_zero_error_fails_pending_requests() -> None:
+    fake = await fake_peer(lambda rid: frame(0xFF, 0, FATAL), close_after=True)
+    async with fake:
+        client = await aura.connect(f"auradb://127.0.0.1:{fake.sockets[0].getsockname()[1]}")
+        with pytest.raises(AuraConnectionError) as info:
+            await client.ping()
+        assert "header checksum mismatch" in str(info.value)
+        await client.close()
+
+
 @pytest.mark.parametrize("kind", sorted(REPLIES))
 async def test_fake_peer_bad_frames_are_protocol_errors(kind: str) -> None:
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
