@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import aura
+from _backends import BACKENDS, connect_backend, skip_on_auradb
 from aura import (
     AuraCapabilityError,
     AuraClientClosedError,
@@ -68,9 +69,10 @@ DATASET_D = [
 ]
 
 
-@pytest.fixture
-async def db() -> AsyncIterator[aura.Client]:
-    async with aura.connect("memory://", models=[MemAuthor, MemBook, MemDoc, MemTyped]) as client:
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest) -> AsyncIterator[aura.Client]:
+    models = [MemAuthor, MemBook, MemDoc, MemTyped]
+    async with connect_backend(request.param, models) as client:
         yield client
 
 
@@ -154,7 +156,7 @@ async def test_health_and_ping(db: aura.Client) -> None:
     assert await db.ping() is True
     health = await db.health()
     assert health["status"] == "ok"
-    assert health["backend"] == "memory"
+    assert health["backend"] == db.backend.name
     assert health["protocol_version"] == 1
     assert health["models"] == ["MemAuthor", "MemBook", "MemDoc", "MemTyped"]
     assert health["capabilities"]["transactions"] is True
@@ -180,6 +182,7 @@ async def test_filters_order_limit_offset(library: aura.Client) -> None:
     q = library.query(MemBook)
     assert [b.id for b in await q.where(MemBook.pages >= 300).order_by(MemBook.pages.desc()).all()] == [2, 1]
     assert [b.id for b in await q.order_by(MemBook.pages).limit(2).offset(1).all()] == [3, 1]
+    skip_on_auradb(library, "AWP 1 filters have no startswith/endswith/like")
     assert [b.id for b in await q.where(MemBook.title.startswith("M")).all()] == [3]
     assert [b.id for b in await q.where(MemBook.title.contains("ham")).all()] == [2]
     assert [b.id for b in await q.where(MemBook.title.like("_tone")).all()] == [1]
@@ -229,6 +232,7 @@ async def test_relationships_need_include(library: aura.Client) -> None:  # chec
 
 
 async def test_to_many_include_with_limit_and_order(library: aura.Client) -> None:
+    skip_on_auradb(library, "AWP 1 has no reverse (to-many) links nor include limit/order")
     authors = await library.query(MemAuthor).include(
         "books", limit=1, order_by=[MemBook.pages.desc()]
     ).order_by(MemAuthor.id).all()
@@ -241,6 +245,7 @@ async def test_to_many_include_with_limit_and_order(library: aura.Client) -> Non
 
 
 async def test_traverse(library: aura.Client) -> None:
+    skip_on_auradb(library, "AWP 1 has no graph traversal (capability graph_traversal)")
     authors = await library.traverse(MemBook).start(MemBook.pages > 280).out("author").all()
     assert [a.id for a in authors] == [1]
     books = await library.traverse(MemAuthor).start(MemAuthor.id == 2).out("books").all()
@@ -251,7 +256,7 @@ async def test_typed_round_trip(db: aura.Client) -> None:
     key = uuid.UUID("12345678-1234-5678-1234-567812345678")
     row = MemTyped(
         id=key,
-        at=dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc),
+        at=dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC),
         day=dt.date(2024, 5, 2),
         price=Decimal("10.25"),
         blob=b"\x00\xffdata",
@@ -261,13 +266,14 @@ async def test_typed_round_trip(db: aura.Client) -> None:
     assert back == row
     assert isinstance(back.id, uuid.UUID) and isinstance(back.price, Decimal)
     assert back.blob == b"\x00\xffdata" and back.note is None
-    later = await db.query(MemTyped).where(MemTyped.at > dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)).all()
+    later = await db.query(MemTyped).where(MemTyped.at > dt.datetime(2024, 1, 1, tzinfo=dt.UTC)).all()
     assert later == [row]
 
 
 async def test_stream_batches_and_cancellation(library: aura.Client) -> None:
     ids = [b.id async for b in library.query(MemBook).order_by(MemBook.id).stream(batch_size=3)]
     assert ids == [1, 2, 3, 4]
+    skip_on_auradb(library, "ReferenceServer cursor counts are memory-only (see test_auradb.py)")
     server = library.backend.server  # type: ignore[attr-defined]
     before = library.metrics.stream_cancellations
     async for _ in library.query(MemBook).stream(batch_size=1):
@@ -280,6 +286,7 @@ async def test_stream_batches_and_cancellation(library: aura.Client) -> None:
 
 
 async def test_explain_shows_the_access_path(library: aura.Client) -> None:
+    skip_on_auradb(library, "backend.explain() shows the AWP payload; access paths are server-side")
     explain = library.backend.explain
     by_pk = explain(library.query(MemBook).where(MemBook.id == 2).explain())
     assert by_pk["plan"]["access"] == "primary_key"
@@ -322,7 +329,7 @@ async def test_explain_ir_matches_spec_example(db: aura.Client) -> None:  # chec
     }
     # the engine reads the same IR back unchanged
     engine_view = db.backend.explain(ir)
-    engine_view.pop("plan")
+    engine_view.pop("awp" if db.backend.name == "auradb" else "plan")
     assert list(engine_view.items()) == list(ir.items())
 
 
@@ -333,7 +340,10 @@ async def test_duplicates_and_on_conflict(db: aura.Client) -> None:  # check 20
     await db.insert(MemAuthor(id=1, name="a", email="a@x"))
     with pytest.raises(AuraConstraintError) as info:
         await db.insert(MemAuthor(id=1, name="b", email="b@x"))
-    assert info.value.code == "constraint_violation"
+    # AuraDB keeps its wire code (API.md §9).
+    assert info.value.code == (
+        "unique_violation" if db.backend.name == "auradb" else "constraint_violation"
+    )
     assert "a@x" not in str(info.value)  # no bound values in messages
     assert await db.bulk_insert(MemAuthor, [MemAuthor(id=1, name="c", email="c@x")], on_conflict="ignore") == 0
     assert (await db.MemAuthor.find(id=1)).name == "a"
@@ -341,7 +351,7 @@ async def test_duplicates_and_on_conflict(db: aura.Client) -> None:  # check 20
     assert (await db.MemAuthor.find(id=1)).name == "d"
     with pytest.raises(AuraConstraintError) as unique:
         await db.insert(MemAuthor(id=2, name="e", email="d@x"))
-    assert unique.value.message == "MemAuthor.email must be unique"
+    assert unique.value.message.endswith("MemAuthor.email must be unique")
     with pytest.raises(AuraQueryError):
         await db.insert(MemAuthor(id=3, name="f", email="f@x"), on_conflict="merge")
     with pytest.raises(AuraQueryError):
@@ -399,6 +409,7 @@ async def test_upsert(db: aura.Client) -> None:
 
 
 async def test_raw(library: aura.Client) -> None:
+    skip_on_auradb(library, "AWP 1 has no raw statements (capability raw_queries)")
     rows = await library.raw("SELECT * FROM MemAuthor WHERE id = $id", {"id": 2})
     assert rows == [{"id": 2, "name": "Pratchett", "email": "tp@example.com"}]
     with pytest.raises(AuraQueryError):
@@ -410,7 +421,7 @@ async def test_not_null_enforced_on_reassigned_instance(db: aura.Client) -> None
     author.name = None  # type: ignore[assignment]
     with pytest.raises(AuraConstraintError) as info:
         await db.insert(author)
-    assert info.value.message == "MemAuthor.name cannot be null"
+    assert info.value.message.endswith("MemAuthor.name cannot be null")
 
 
 # -- vector search (exact) -----------------------------------------------------------
@@ -452,7 +463,7 @@ async def test_plain_rows_have_no_scores(docs: aura.Client) -> None:
 async def test_ranked_text_is_an_honest_capability_error(docs: aura.Client) -> None:
     with pytest.raises(AuraCapabilityError) as info:
         await docs.search(MemDoc).search_text("body", "vector index").all()
-    assert info.value.context == {"backend": "memory", "capability": "full_text_search"}
+    assert info.value.context == {"backend": docs.backend.name, "capability": "full_text_search"}
     assert docs.capabilities().full_text_search is False
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 import aura
+from _backends import BACKENDS, connect_backend
 from aura import (
     AuraConstraintError,
     AuraRetryableTransactionError,
@@ -28,9 +29,9 @@ class TxItem(Model):
     name: str
 
 
-@pytest.fixture
-async def db() -> AsyncIterator[aura.Client]:
-    async with aura.connect("memory://", models=[TxCounter, TxItem]) as client:
+@pytest.fixture(params=BACKENDS)
+async def db(request: pytest.FixtureRequest) -> AsyncIterator[aura.Client]:
+    async with connect_backend(request.param, [TxCounter, TxItem]) as client:
         yield client
 
 

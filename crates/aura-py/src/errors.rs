@@ -43,22 +43,75 @@ fn class_name(code: &str) -> &'static str {
     }
 }
 
+/// The Python class for an AuraDB wire error code (API.md §9); unknown
+/// codes are generic server errors.
+fn wire_class_name(code: &str) -> &'static str {
+    match code {
+        "unauthenticated" | "invalid_credentials" => "AuraAuthenticationError",
+        "not_found" => "AuraNotFoundError",
+        "unique_violation" | "schema_violation" => "AuraConstraintError",
+        "conflict" => "TransactionConflictError",
+        "invalid_request" | "limit_exceeded" => "AuraQueryError",
+        "query_timeout" | "transaction_timeout" => "AuraTimeoutError",
+        "not_leader" => "AuraNotLeaderError",
+        "protocol" => "AuraProtocolError",
+        "unsupported" => "AuraBackendCapabilityError",
+        _ => "AuraServerError",
+    }
+}
+
+/// Context keys that carry wire metadata rather than user-facing context.
+const WIRE_KEYS: [&str; 3] = ["wire_code", "request_id", "not_leader"];
+
 fn build(py: Python<'_>, err: &Error) -> PyResult<PyErr> {
     let module = ERRORS_MODULE.get_or_try_init(py, || {
         PyModule::import(py, "aura.errors").map(|m| m.unbind())
     })?;
-    let cls = module.bind(py).getattr(class_name(err.code.as_str()))?;
-    let kwargs = PyDict::new(py);
-    kwargs.set_item("code", err.code.as_str())?;
-    kwargs.set_item("retryable", err.retryable)?;
-    if !err.context.is_empty() {
-        let context = PyDict::new(py);
-        for (key, value) in &err.context {
-            context.set_item(key, json_to_py(py, value)?)?;
+    let wire_code = err.context_value("wire_code").and_then(|v| v.as_str());
+    let (class, code) = match wire_code {
+        // A server error keeps its wire code; a client-side error whose
+        // class is decided here (e.g. authentication) keeps its own class.
+        Some(wire) if err.code == aura_core::ErrorCode::ServerError => {
+            (wire_class_name(wire), wire)
         }
-        kwargs.set_item("context", context)?;
+        Some(wire) => (class_name(err.code.as_str()), wire),
+        None => (class_name(err.code.as_str()), err.code.as_str()),
+    };
+    let cls = module.bind(py).getattr(class)?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("code", code)?;
+    kwargs.set_item("retryable", err.retryable)?;
+    if let Some(id) = err
+        .context_value("request_id")
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.parse::<u128>().ok())
+    {
+        kwargs.set_item("request_id", id)?;
     }
-    let instance = cls.call((err.message.as_str(),), Some(&kwargs))?;
+    let context = PyDict::new(py);
+    for (key, value) in &err.context {
+        if wire_code.is_some() && WIRE_KEYS.contains(&key.as_str()) {
+            continue;
+        }
+        context.set_item(key, json_to_py(py, value)?)?;
+    }
+    let instance = if class == "AuraNotLeaderError" {
+        let payload = PyDict::new(py);
+        if let Some(nl) = err.context_value("not_leader") {
+            payload.set_item("not_leader", json_to_py(py, nl)?)?;
+        }
+        kwargs.set_item("payload", payload)?;
+        cls.call_method(
+            "from_server_payload",
+            (err.message.as_str(),),
+            Some(&kwargs),
+        )?
+    } else {
+        if !context.is_empty() {
+            kwargs.set_item("context", context)?;
+        }
+        cls.call((err.message.as_str(),), Some(&kwargs))?
+    };
     Ok(PyErr::from_value(instance))
 }
 

@@ -2,12 +2,14 @@
 //! conversions (convert.rs), model plans (plan.rs), row hydration (rows.rs),
 //! the one error mapping (errors.rs) and one module per backend.
 
+mod auradb;
 mod convert;
 mod errors;
 mod memory;
 mod native;
 mod plan;
 mod rows;
+mod server;
 
 use pyo3::prelude::*;
 
@@ -18,6 +20,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<memory::MemoryEngine>()?;
     m.add_class::<memory::MemoryConnection>()?;
     m.add_class::<memory::MemoryCursor>()?;
+    m.add_class::<auradb::AuraDbConnection>()?;
+    m.add_class::<auradb::AuraDbCursor>()?;
+    m.add_class::<server::AwpServer>()?;
     m.add_function(wrap_pyfunction!(native::native_crc32, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_validate_vector, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_pack_f32_vector, m)?)?;

@@ -63,7 +63,7 @@ fn on_conflict(mode: Option<&str>) -> PyResult<OnConflict> {
 }
 
 /// Projection mask over the model's stored fields (None = every field).
-fn projection_mask(plan: &ModelPlan, q: &Select) -> Option<Vec<bool>> {
+pub(crate) fn projection_mask(plan: &ModelPlan, q: &Select) -> Option<Vec<bool>> {
     if q.projection.is_empty() {
         return None;
     }
@@ -118,7 +118,7 @@ impl MemoryConnection {
     }
 }
 
-fn attach_include<'py>(
+pub(crate) fn attach_include<'py>(
     hydrator: &Hydrator<'_, 'py>,
     plan: &ModelPlan,
     dict: &Bound<'py, PyDict>,

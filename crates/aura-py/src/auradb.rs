@@ -1,0 +1,927 @@
+//! The AuraDB native backend (`auradb://`, `auradbs://`): the aura-wire
+//! client behind awaitables (pyo3-async-runtimes, tokio). The IR becomes
+//! AWP payloads in `aura_wire::awp` (the one translation); result rows are
+//! hydrated by the same `Hydrator` as the memory backend.
+//!
+//! Connection policy: transactions and cursors are pinned to the
+//! connection that opened them; a lost connection is replaced only for
+//! idempotent reads (select/count/exists/ping) outside a transaction, and a
+//! read is re-sent at most once. Writes are never re-sent.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aura_core::error::{Error, ErrorCode};
+use aura_core::ir::{CompareOp, Expr, Request, Select};
+use aura_core::schema::{FieldKind, ModelSchema, Row};
+use aura_engine::Included;
+use aura_wire::awp;
+use aura_wire::client::{ClientOptions, Connection, Reply};
+use aura_wire::frame::Opcode;
+use aura_wire::tls::ClientTls;
+use parking_lot::{Mutex, RwLock};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use serde_json::{json, Map, Value as Json};
+
+use crate::convert::json_to_py;
+use crate::errors::to_py;
+use crate::memory::{attach_include, parse_request, projection_mask};
+use crate::plan::ModelPlan;
+use crate::rows::{to_row, Hydrator, RowScores};
+
+struct Inner {
+    opts: ClientOptions,
+    conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// The connection each open transaction lives on.
+    txns: Mutex<HashMap<u64, Arc<Connection>>>,
+    plans: RwLock<HashMap<String, Py<ModelPlan>>>,
+    caps: RwLock<HashSet<String>>,
+    server_version: RwLock<String>,
+}
+
+fn err(e: Error) -> PyErr {
+    to_py(e)
+}
+
+impl Inner {
+    fn schema(&self, model: &str) -> Result<Arc<ModelSchema>, Error> {
+        Python::attach(|py| {
+            self.plans
+                .read()
+                .get(model)
+                .map(|p| p.bind(py).get().schema.clone())
+        })
+        .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))
+    }
+
+    async fn connect(&self) -> Result<Arc<Connection>, Error> {
+        let conn = Connection::connect(&self.opts).await?;
+        *self.caps.write() = conn.capabilities.clone();
+        *self.server_version.write() = conn.server_version.clone();
+        Ok(conn)
+    }
+
+    /// The shared connection, reconnecting if it was lost.
+    async fn shared(&self) -> Result<Arc<Connection>, Error> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let conn = self.connect().await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// The connection a request with `txn` must use.
+    async fn conn_for(&self, txn: u64) -> Result<Arc<Connection>, Error> {
+        if txn == 0 {
+            return self.shared().await;
+        }
+        let conn = self.txns.lock().get(&txn).cloned().ok_or_else(|| {
+            Error::transaction(format!("transaction {txn} is not active on this client"))
+        })?;
+        if conn.is_closed() {
+            self.txns.lock().remove(&txn);
+            return Err(Error::new(
+                ErrorCode::ConnectionError,
+                format!(
+                    "connection to {} lost; the server rolled back transaction {txn}",
+                    self.opts.address()
+                ),
+            ));
+        }
+        Ok(conn)
+    }
+
+    async fn call(&self, op: Opcode, txn: u64, body: &Json) -> Result<Reply, Error> {
+        let conn = self.conn_for(txn).await?;
+        match conn.request(op, txn, body).await {
+            Err(e) if txn != 0 && e.code == ErrorCode::ConnectionError => {
+                self.txns.lock().remove(&txn);
+                Err(Error::new(
+                    ErrorCode::ConnectionError,
+                    format!("{}; the server rolled back transaction {txn}", e.message),
+                ))
+            }
+            other => other,
+        }
+    }
+
+    /// An idempotent read: re-sent once on a fresh connection when the
+    /// connection was lost (never inside a transaction).
+    async fn read(&self, op: Opcode, txn: u64, body: &Json) -> Result<Reply, Error> {
+        match self.call(op, txn, body).await {
+            Err(e) if txn == 0 && e.code == ErrorCode::ConnectionError => {
+                let conn = self.shared().await?;
+                conn.request(op, txn, body).await
+            }
+            other => other,
+        }
+    }
+
+    fn find_payload(&self, q: &Select, schema: &ModelSchema) -> Result<Json, Error> {
+        let caps = self.caps.read().clone();
+        let mut find = awp::find_query(q, schema, &caps)?;
+        let mut out = Map::new();
+        out.insert("query".into(), json!("find"));
+        out.append(&mut find);
+        Ok(Json::Object(out))
+    }
+}
+
+fn wire_rows(page: &Json) -> Result<Vec<Json>, Error> {
+    page.get("rows")
+        .and_then(Json::as_array)
+        .cloned()
+        .ok_or_else(|| aura_wire::client::protocol_error("result page without rows"))
+}
+
+/// Decode wire rows into engine rows (+ scores and includes) of `schema`.
+fn decode_rows(
+    rows: &[Json],
+    schema: &ModelSchema,
+    inner: &Inner,
+) -> Result<Vec<aura_engine::ResultRow>, Error> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let fields = row
+            .get("fields")
+            .and_then(Json::as_object)
+            .ok_or_else(|| aura_wire::client::protocol_error("row without fields"))?;
+        let values: Row = awp::row_from_wire(fields, schema)?.into();
+        let scores = row
+            .get("score")
+            .and_then(Json::as_f64)
+            .map(|score| aura_engine::Scores {
+                score,
+                text_score: row.get("text_score").and_then(Json::as_f64),
+                vector_score: row.get("vector_score").and_then(Json::as_f64),
+                rank: row.get("rank").and_then(Json::as_u64).unwrap_or(0),
+            });
+        let mut includes = Vec::new();
+        if let Some(inc) = row.get("includes").and_then(Json::as_object) {
+            for (name, docs) in inc {
+                let Some(field) = schema.field(name) else {
+                    continue;
+                };
+                let Some(target) = field.target.as_deref() else {
+                    continue;
+                };
+                let target_schema = inner.schema(target)?;
+                let first = docs
+                    .as_array()
+                    .and_then(|d| d.first())
+                    .and_then(Json::as_object);
+                let row = first
+                    .map(|obj| awp::row_from_wire(obj, &target_schema).map(Row::from))
+                    .transpose()?;
+                includes.push(Included::One {
+                    attr: field.attr.clone(),
+                    row,
+                });
+            }
+        }
+        out.push(aura_engine::ResultRow {
+            row: values,
+            scores,
+            includes,
+        });
+    }
+    Ok(out)
+}
+
+fn hydrate(
+    py: Python<'_>,
+    inner: &Inner,
+    q: &Select,
+    rows: Vec<aura_engine::ResultRow>,
+) -> PyResult<Py<PyAny>> {
+    let plans = inner.plans.read();
+    let hydrator = Hydrator::new(py, &plans)?;
+    let plan = hydrator.plan(&q.model)?.get();
+    let mask = projection_mask(plan, q);
+    let list = PyList::empty(py);
+    for result in rows {
+        let (obj, dict) = hydrator.instance(plan, &result.row, mask.as_deref())?;
+        if let Some(s) = &result.scores {
+            hydrator.set_scores(
+                &dict,
+                &RowScores {
+                    score: s.score,
+                    text_score: s.text_score,
+                    vector_score: s.vector_score,
+                    rank: s.rank,
+                },
+            )?;
+        }
+        for included in &result.includes {
+            attach_include(&hydrator, plan, &dict, included)?;
+        }
+        hydrator.finish(plan, &obj)?;
+        list.append(obj)?;
+    }
+    Ok(list.into_any().unbind())
+}
+
+fn count_of(reply: &Reply, key: &str) -> Result<Json, Error> {
+    let body = reply.json()?;
+    body.get(key)
+        .cloned()
+        .ok_or_else(|| aura_wire::client::protocol_error(format!("reply without '{key}'")))
+}
+
+fn millis(seconds: f64) -> Duration {
+    Duration::from_secs_f64(if seconds.is_finite() && seconds > 0.0 {
+        seconds
+    } else {
+        0.001
+    })
+}
+
+/// One client's AuraDB connection(s).
+#[pyclass(frozen, module = "aura._core")]
+pub struct AuraDbConnection {
+    inner: Arc<Inner>,
+}
+
+#[pymethods]
+impl AuraDbConnection {
+    /// Build (no I/O). `open()` connects.
+    #[new]
+    #[pyo3(signature = (host, port, *, tls=false, ca_cert_path=None, verify_hostname=true,
+        client_cert_path=None, client_key_path=None, token=None, connect_timeout_s=10.0,
+        request_timeout_s=30.0, max_payload_bytes=67108864))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        host: String,
+        port: u16,
+        tls: bool,
+        ca_cert_path: Option<String>,
+        verify_hostname: bool,
+        client_cert_path: Option<String>,
+        client_key_path: Option<String>,
+        token: Option<String>,
+        connect_timeout_s: f64,
+        request_timeout_s: f64,
+        max_payload_bytes: usize,
+    ) -> Self {
+        let tls = tls.then_some(ClientTls {
+            ca_cert_path,
+            verify_hostname,
+            client_cert_path,
+            client_key_path,
+        });
+        let opts = ClientOptions {
+            host,
+            port,
+            tls,
+            token,
+            connect_timeout: millis(connect_timeout_s),
+            request_timeout: millis(request_timeout_s),
+            max_payload: max_payload_bytes,
+            client_version: format!("aura-connector/{}", env!("CARGO_PKG_VERSION")),
+        };
+        AuraDbConnection {
+            inner: Arc::new(Inner {
+                opts,
+                conn: tokio::sync::Mutex::new(None),
+                txns: Mutex::new(HashMap::new()),
+                plans: RwLock::new(HashMap::new()),
+                caps: RwLock::new(HashSet::new()),
+                server_version: RwLock::new(String::new()),
+            }),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "AuraDbConnection(address='{}', tls={}, token={})",
+            self.inner.opts.address(),
+            self.inner.opts.tls.is_some(),
+            if self.inner.opts.token.is_some() {
+                "***"
+            } else {
+                "None"
+            }
+        )
+    }
+
+    /// Connect and handshake now.
+    fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            inner.shared().await.map_err(err)?;
+            Ok(())
+        })
+    }
+
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let conn = inner.conn.lock().await.take();
+            if let Some(conn) = conn {
+                conn.close().await;
+            }
+            let txns: Vec<_> = inner.txns.lock().drain().map(|(_, c)| c).collect();
+            for conn in txns {
+                conn.close().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// Capability names the server advertised (empty before `open`).
+    #[getter]
+    fn server_capabilities(&self) -> Vec<String> {
+        let mut caps: Vec<String> = self.inner.caps.read().iter().cloned().collect();
+        caps.sort();
+        caps
+    }
+
+    #[getter]
+    fn server_version(&self) -> String {
+        self.inner.server_version.read().clone()
+    }
+
+    fn register(&self, plan: Py<ModelPlan>, py: Python<'_>) {
+        let name = plan.bind(py).get().schema.name.clone();
+        self.inner.plans.write().insert(name, plan);
+    }
+
+    fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let reply = inner
+                .read(Opcode::Ping, 0, &Json::Null)
+                .await
+                .map_err(err)?;
+            Ok(reply.opcode == Opcode::Pong)
+        })
+    }
+
+    /// SCHEMA_CREATE for each registered model named.
+    fn create_schema<'py>(
+        &self,
+        py: Python<'py>,
+        models: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        let mut payloads = Vec::with_capacity(models.len());
+        {
+            let plans = inner.plans.read();
+            let pk_kind = |target: &str| -> Option<FieldKind> {
+                let plan = plans.get(target)?.bind(py).get();
+                plan.schema.field(plan.schema.pk_name()).map(|f| f.kind)
+            };
+            for name in &models {
+                let schema = inner.schema(name).map_err(err)?;
+                payloads.push(awp::collection_schema(&schema, &pk_kind));
+            }
+        }
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            for payload in payloads {
+                inner
+                    .call(Opcode::SchemaCreate, 0, &payload)
+                    .await
+                    .map_err(err)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn drop_schema<'py>(
+        &self,
+        py: Python<'py>,
+        models: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            for name in models {
+                match inner
+                    .call(Opcode::SchemaDrop, 0, &json!({"name": name}))
+                    .await
+                {
+                    Err(e) if e.context_value("wire_code") == Some(&json!("not_found")) => {}
+                    other => {
+                        other.map_err(err)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// SCHEMA_LIST: the server's collection schemas.
+    fn server_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let reply = inner
+                .read(Opcode::SchemaList, 0, &Json::Null)
+                .await
+                .map_err(err)?;
+            let body = reply.json().map_err(err)?;
+            Python::attach(|py| json_to_py(py, &body).map(Bound::unbind))
+        })
+    }
+
+    /// Run a select/count/exists/update/delete IR.
+    #[pyo3(signature = (ir, txn=None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = parse_request(ir)?;
+        let inner = self.inner.clone();
+        let txn = txn.unwrap_or(0);
+        let model = request.model().unwrap_or_default().to_owned();
+        let schema = inner.schema(&model).map_err(err)?;
+        match request {
+            Request::Select(q) => {
+                let payload = inner.find_payload(&q, &schema).map_err(err)?;
+                pyo3_async_runtimes::tokio::future_into_py(py, async move {
+                    let rows = fetch_all(&inner, &payload, txn, &schema)
+                        .await
+                        .map_err(err)?;
+                    Python::attach(|py| hydrate(py, &inner, &q, rows))
+                })
+            }
+            Request::Count(q) | Request::Exists(q) => {
+                let kind = if matches!(
+                    ir.get_item("operation")?.extract::<String>()?.as_str(),
+                    "count"
+                ) {
+                    "count"
+                } else {
+                    "exists"
+                };
+                if q.timeout_ms.is_some() && !inner.caps.read().contains("query_timeouts") {
+                    return Err(err(Error::capability(
+                        "auradb",
+                        "query_timeouts",
+                        "query timeouts",
+                    )));
+                }
+                let payload = awp::filtered_query(kind, &q, &schema).map_err(err)?;
+                pyo3_async_runtimes::tokio::future_into_py(py, async move {
+                    let reply = inner
+                        .read(Opcode::Query, txn, &payload)
+                        .await
+                        .map_err(err)?;
+                    let value = count_of(&reply, kind).map_err(err)?;
+                    Python::attach(|py| json_to_py(py, &value).map(Bound::unbind))
+                })
+            }
+            Request::Update(q) => {
+                let payload = awp::update_mutation(&q, &schema).map_err(err)?;
+                pyo3_async_runtimes::tokio::future_into_py(py, async move {
+                    let reply = inner
+                        .call(Opcode::Mutate, txn, &payload)
+                        .await
+                        .map_err(err)?;
+                    let n = count_of(&reply, "updated").map_err(err)?;
+                    Ok(n.as_u64().unwrap_or(0))
+                })
+            }
+            Request::Delete(q) => {
+                let payload = awp::delete_mutation(&q, &schema).map_err(err)?;
+                pyo3_async_runtimes::tokio::future_into_py(py, async move {
+                    let reply = inner
+                        .call(Opcode::Mutate, txn, &payload)
+                        .await
+                        .map_err(err)?;
+                    let n = count_of(&reply, "deleted").map_err(err)?;
+                    Ok(n.as_u64().unwrap_or(0))
+                })
+            }
+            Request::Traverse(_) => Err(err(Error::capability(
+                "auradb",
+                "graph_traversal",
+                "graph traversal",
+            ))),
+            other => Err(err(Error::query(format!(
+                "operation '{}' cannot run through execute()",
+                other.operation()
+            )))),
+        }
+    }
+
+    /// Insert instances: one `insert` or an atomic `bulk_insert`;
+    /// `on_conflict="ignore"` inserts row by row and skips duplicates,
+    /// `"replace"` upserts row by row.
+    #[pyo3(signature = (model, instances, on_conflict=None, txn=None))]
+    fn insert<'py>(
+        &self,
+        py: Python<'py>,
+        model: String,
+        instances: &Bound<'py, PyList>,
+        on_conflict: Option<String>,
+        txn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        let txn = txn.unwrap_or(0);
+        let plan = inner
+            .plans
+            .read()
+            .get(&model)
+            .map(|p| p.clone_ref(py))
+            .ok_or_else(|| err(Error::schema(format!("Unknown model '{model}'"))))?;
+        let schema = plan.get().schema.clone();
+        let mut records = Vec::with_capacity(instances.len());
+        for obj in instances.iter() {
+            let row = to_row(plan.get(), &obj)?;
+            records.push(Json::Object(awp::row_to_wire(&row, &schema).map_err(err)?));
+        }
+        match on_conflict.as_deref() {
+            None | Some("ignore") | Some("replace") => {}
+            Some(other) => {
+                return Err(err(Error::query(format!(
+                    "on_conflict must be None, 'ignore' or 'replace', got '{other}'"
+                ))))
+            }
+        }
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let n = insert_records(&inner, &model, records, on_conflict.as_deref(), txn)
+                .await
+                .map_err(err)?;
+            Ok(n)
+        })
+    }
+
+    /// Match on all key fields → update with values; else insert
+    /// `instance`. Returns the stored row.
+    #[pyo3(signature = (ir, instance=None, txn=None))]
+    fn upsert<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        instance: Option<&Bound<'py, PyAny>>,
+        txn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Request::Upsert(q) = parse_request(ir)? else {
+            return Err(err(Error::query("expected an upsert IR")));
+        };
+        let inner = self.inner.clone();
+        let txn = txn.unwrap_or(0);
+        let plan = inner
+            .plans
+            .read()
+            .get(&q.model)
+            .map(|p| p.clone_ref(py))
+            .ok_or_else(|| err(Error::schema(format!("Unknown model '{}'", q.model))))?;
+        let schema = plan.get().schema.clone();
+        let record = instance
+            .map(|obj| to_row(plan.get(), obj))
+            .transpose()?
+            .map(|row| awp::row_to_wire(&row, &schema))
+            .transpose()
+            .map_err(err)?;
+        let key_filters: Vec<Expr> = q
+            .key
+            .iter()
+            .map(|(k, v)| {
+                Expr::compare(
+                    CompareOp::Eq,
+                    Expr::field(&q.model, k),
+                    Expr::literal(v.clone()),
+                )
+            })
+            .collect();
+        let mut select = Select::new(&q.model);
+        select.filters = key_filters.clone();
+        select.limit = Some(1);
+        let find = inner.find_payload(&select, &schema).map_err(err)?;
+        let update = awp::update_mutation(
+            &aura_core::ir::Update {
+                model: q.model.clone(),
+                filters: key_filters,
+                set: q.values.clone(),
+            },
+            &schema,
+        )
+        .map_err(err)?;
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let existing = fetch_all(&inner, &find, txn, &schema).await.map_err(err)?;
+            if existing.is_empty() {
+                let Some(record) = record else {
+                    return Python::attach(|py| Ok(py.None()));
+                };
+                inner
+                    .call(
+                        Opcode::Mutate,
+                        txn,
+                        &json!({"mutation": "insert", "collection": q.model, "fields": record}),
+                    )
+                    .await
+                    .map_err(err)?;
+            } else if !q.values.is_empty() {
+                inner
+                    .call(Opcode::Mutate, txn, &update)
+                    .await
+                    .map_err(err)?;
+            }
+            let stored = fetch_all(&inner, &find, txn, &schema).await.map_err(err)?;
+            Python::attach(|py| {
+                let list = hydrate(py, &inner, &select, stored)?;
+                let list = list.bind(py).cast::<PyList>()?.clone();
+                Ok(match list.len() {
+                    0 => py.None(),
+                    _ => list.get_item(0)?.unbind(),
+                })
+            })
+        })
+    }
+
+    /// What would be sent for this IR (no I/O): the IR plus the AWP payload.
+    fn explain<'py>(&self, py: Python<'py>, ir: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let request = parse_request(ir)?;
+        let mut json = request.to_json();
+        let model = request.model().unwrap_or_default().to_owned();
+        let schema = self.inner.schema(&model).map_err(err)?;
+        let awp = match &request {
+            Request::Select(q) => self.inner.find_payload(q, &schema).map_err(err)?,
+            Request::Count(q) => awp::filtered_query("count", q, &schema).map_err(err)?,
+            Request::Exists(q) => awp::filtered_query("exists", q, &schema).map_err(err)?,
+            Request::Update(q) => awp::update_mutation(q, &schema).map_err(err)?,
+            Request::Delete(q) => awp::delete_mutation(q, &schema).map_err(err)?,
+            _ => Json::Null,
+        };
+        if let Some(obj) = json.as_object_mut() {
+            obj.insert("awp".to_owned(), awp);
+        }
+        json_to_py(py, &json)
+    }
+
+    /// Open a server cursor over a select.
+    #[pyo3(signature = (ir, txn=None))]
+    fn cursor<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Request::Select(q) = parse_request(ir)? else {
+            return Err(err(Error::query("a cursor needs a select IR")));
+        };
+        let inner = self.inner.clone();
+        let txn = txn.unwrap_or(0);
+        let schema = inner.schema(&q.model).map_err(err)?;
+        let payload = inner.find_payload(&q, &schema).map_err(err)?;
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let conn = inner.conn_for(txn).await.map_err(err)?;
+            let reply = conn
+                .request(Opcode::Query, txn, &payload)
+                .await
+                .map_err(err)?;
+            let page = reply.json().map_err(err)?;
+            let rows = wire_rows(&page).map_err(err)?;
+            let cursor_id = page.get("cursor_id").and_then(Json::as_u64);
+            Ok(AuraDbCursor {
+                state: Arc::new(Mutex::new(CursorState {
+                    buffer: rows.into(),
+                    cursor_id,
+                    open: true,
+                })),
+                conn,
+                inner,
+                query: q,
+                schema,
+                txn,
+            })
+        })
+    }
+
+    fn begin<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let conn = inner.shared().await.map_err(err)?;
+            let reply = conn
+                .request(Opcode::TxnBegin, 0, &Json::Null)
+                .await
+                .map_err(err)?;
+            let id = reply.txn_id;
+            if id == 0 {
+                return Err(err(aura_wire::client::protocol_error(
+                    "TXN_BEGIN returned transaction 0",
+                )));
+            }
+            inner.txns.lock().insert(id, conn);
+            Ok(id)
+        })
+    }
+
+    fn commit<'py>(&self, py: Python<'py>, txn: u64) -> PyResult<Bound<'py, PyAny>> {
+        self.finish(py, txn, Opcode::TxnCommit)
+    }
+
+    fn rollback<'py>(&self, py: Python<'py>, txn: u64) -> PyResult<Bound<'py, PyAny>> {
+        self.finish(py, txn, Opcode::TxnRollback)
+    }
+}
+
+impl AuraDbConnection {
+    fn finish<'py>(&self, py: Python<'py>, txn: u64, op: Opcode) -> PyResult<Bound<'py, PyAny>> {
+        let inner = self.inner.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let result = inner.call(op, txn, &Json::Null).await;
+            inner.txns.lock().remove(&txn);
+            result.map_err(err)?;
+            Ok(())
+        })
+    }
+}
+
+/// A find, following its cursor to the end (a plain `.all()`).
+async fn fetch_all(
+    inner: &Inner,
+    payload: &Json,
+    txn: u64,
+    schema: &ModelSchema,
+) -> Result<Vec<aura_engine::ResultRow>, Error> {
+    let conn = inner.conn_for(txn).await?;
+    let reply = match conn.request(Opcode::Query, txn, payload).await {
+        Err(e) if txn == 0 && e.code == ErrorCode::ConnectionError => {
+            let fresh = inner.shared().await?;
+            return Box::pin(fetch_on(inner, &fresh, payload, txn, schema)).await;
+        }
+        other => other?,
+    };
+    collect_pages(inner, &conn, reply, txn, schema).await
+}
+
+async fn fetch_on(
+    inner: &Inner,
+    conn: &Connection,
+    payload: &Json,
+    txn: u64,
+    schema: &ModelSchema,
+) -> Result<Vec<aura_engine::ResultRow>, Error> {
+    let reply = conn.request(Opcode::Query, txn, payload).await?;
+    collect_pages(inner, conn, reply, txn, schema).await
+}
+
+async fn collect_pages(
+    inner: &Inner,
+    conn: &Connection,
+    reply: Reply,
+    txn: u64,
+    schema: &ModelSchema,
+) -> Result<Vec<aura_engine::ResultRow>, Error> {
+    let mut page = reply.json()?;
+    let mut rows = decode_rows(&wire_rows(&page)?, schema, inner)?;
+    while let Some(id) = page.get("cursor_id").and_then(Json::as_u64) {
+        let next = conn
+            .request(
+                Opcode::CursorFetch,
+                txn,
+                &json!({"cursor_id": id, "limit": 1000}),
+            )
+            .await?;
+        page = next.json()?;
+        rows.extend(decode_rows(&wire_rows(&page)?, schema, inner)?);
+    }
+    Ok(rows)
+}
+
+fn is_unique_violation(e: &Error) -> bool {
+    e.context_value("wire_code") == Some(&json!("unique_violation"))
+}
+
+async fn insert_records(
+    inner: &Inner,
+    model: &str,
+    records: Vec<Json>,
+    on_conflict: Option<&str>,
+    txn: u64,
+) -> Result<u64, Error> {
+    match on_conflict {
+        None if records.len() == 1 => {
+            let record = records.into_iter().next().unwrap_or(Json::Null);
+            let body = json!({"mutation": "insert", "collection": model, "fields": record});
+            let reply = inner.call(Opcode::Mutate, txn, &body).await?;
+            Ok(count_of(&reply, "inserted")?.as_u64().unwrap_or(0))
+        }
+        None => {
+            let body = json!({"mutation": "bulk_insert", "collection": model, "records": records});
+            let reply = inner.call(Opcode::Mutate, txn, &body).await?;
+            Ok(count_of(&reply, "inserted")?.as_u64().unwrap_or(0))
+        }
+        Some(mode) => {
+            let tag = if mode == "replace" {
+                "upsert"
+            } else {
+                "insert"
+            };
+            let mut written = 0;
+            for record in records {
+                let body = json!({"mutation": tag, "collection": model, "fields": record});
+                match inner.call(Opcode::Mutate, txn, &body).await {
+                    Ok(_) => written += 1,
+                    Err(e) if mode == "ignore" && is_unique_violation(&e) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(written)
+        }
+    }
+}
+
+struct CursorState {
+    buffer: VecDeque<Json>,
+    cursor_id: Option<u64>,
+    open: bool,
+}
+
+/// A server cursor pinned to its connection; `close()` sends CURSOR_CLOSE
+/// when the server still holds it.
+#[pyclass(frozen, module = "aura._core")]
+pub struct AuraDbCursor {
+    state: Arc<Mutex<CursorState>>,
+    conn: Arc<Connection>,
+    inner: Arc<Inner>,
+    query: Select,
+    schema: Arc<ModelSchema>,
+    txn: u64,
+}
+
+#[pymethods]
+impl AuraDbCursor {
+    /// Up to `batch_size` hydrated rows; an empty list means exhausted.
+    fn fetch<'py>(&self, py: Python<'py>, batch_size: usize) -> PyResult<Bound<'py, PyAny>> {
+        let state = self.state.clone();
+        let conn = self.conn.clone();
+        let inner = self.inner.clone();
+        let query = self.query.clone();
+        let schema = self.schema.clone();
+        let txn = self.txn;
+        let batch_size = batch_size.max(1);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let need_more = {
+                let st = state.lock();
+                st.open && st.buffer.len() < batch_size && st.cursor_id.is_some()
+            };
+            if need_more {
+                let id = state.lock().cursor_id.unwrap_or(0);
+                let want = batch_size - state.lock().buffer.len();
+                let reply = conn
+                    .request(
+                        Opcode::CursorFetch,
+                        txn,
+                        &json!({"cursor_id": id, "limit": want}),
+                    )
+                    .await
+                    .map_err(err)?;
+                let page = reply.json().map_err(err)?;
+                let rows = wire_rows(&page).map_err(err)?;
+                let mut st = state.lock();
+                st.buffer.extend(rows);
+                st.cursor_id = page.get("cursor_id").and_then(Json::as_u64);
+            }
+            let batch: Vec<Json> = {
+                let mut st = state.lock();
+                if !st.open {
+                    Vec::new()
+                } else {
+                    let take = batch_size.min(st.buffer.len());
+                    st.buffer.drain(..take).collect()
+                }
+            };
+            let rows = decode_rows(&batch, &schema, &inner).map_err(err)?;
+            Python::attach(|py| hydrate(py, &inner, &query, rows))
+        })
+    }
+
+    /// Release now; sends CURSOR_CLOSE (in the background) if the server
+    /// still holds rows. Idempotent.
+    fn close(&self) {
+        let id = {
+            let mut st = self.state.lock();
+            st.open = false;
+            st.buffer.clear();
+            st.cursor_id.take()
+        };
+        if let Some(id) = id {
+            let conn = self.conn.clone();
+            let txn = self.txn;
+            pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
+                let _ = conn
+                    .request(Opcode::CursorClose, txn, &json!({"cursor_id": id}))
+                    .await;
+            });
+        }
+    }
+
+    #[getter]
+    fn is_open(&self) -> bool {
+        self.state.lock().open
+    }
+
+    /// The server cursor id while the server holds rows for it.
+    #[getter]
+    fn server_cursor_id(&self) -> Option<u64> {
+        self.state.lock().cursor_id
+    }
+}

@@ -1,0 +1,1299 @@
+//! The one translation between the project's Query IR / model schema and
+//! the JSON shapes AWP 1 carries (AWP1.md §3.5-3.9). Both directions live
+//! here: the client turns IR into AWP payloads, the server turns AWP
+//! payloads back into IR for the engine, and rows go through the same value
+//! wrappers (`$timestamp`, `$bytes`, `$vector`) either way.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use aura_core::ir::{
+    BoolOp, CompareOp, Expr, Filtered, Include, OrderTerm, Select, Update, VectorClause,
+};
+use aura_core::schema::{FieldDef, FieldKind, ModelSchema, OnDelete};
+use aura_core::value::{Value, BYTES_KEY};
+use aura_core::{Error, ErrorCode};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use serde_json::{json, Map, Value as Json};
+
+/// AWP field kinds (`field_type.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireKind {
+    Uuid,
+    String,
+    Int,
+    Float,
+    Bool,
+    Timestamp,
+    Document,
+    Bytes,
+    Vector(usize),
+}
+
+impl WireKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            WireKind::Uuid => "uuid",
+            WireKind::String => "string",
+            WireKind::Int => "int",
+            WireKind::Float => "float",
+            WireKind::Bool => "bool",
+            WireKind::Timestamp => "timestamp",
+            WireKind::Document => "document",
+            WireKind::Bytes => "bytes",
+            WireKind::Vector(_) => "vector",
+        }
+    }
+
+    fn to_json(self) -> Json {
+        match self {
+            WireKind::Vector(dim) => json!({"kind": "vector", "dim": dim}),
+            other => json!({"kind": other.name()}),
+        }
+    }
+
+    fn parse(field_type: &Json) -> Result<WireKind, Error> {
+        let kind = field_type
+            .get("kind")
+            .and_then(Json::as_str)
+            .ok_or_else(|| protocol("field_type needs a 'kind'"))?;
+        Ok(match kind {
+            "uuid" => WireKind::Uuid,
+            "string" => WireKind::String,
+            "int" => WireKind::Int,
+            "float" => WireKind::Float,
+            "bool" => WireKind::Bool,
+            "timestamp" => WireKind::Timestamp,
+            "document" => WireKind::Document,
+            "bytes" => WireKind::Bytes,
+            "vector" => {
+                let dim = field_type
+                    .get("dim")
+                    .and_then(Json::as_u64)
+                    .ok_or_else(|| protocol("vector field_type needs 'dim'"))?;
+                WireKind::Vector(usize::try_from(dim).map_err(|_| protocol("dim too large"))?)
+            }
+            other => {
+                return Err(protocol(&format!(
+                    "unknown variant `{other}` of field kind"
+                )))
+            }
+        })
+    }
+
+    /// The wire kind a model field is declared with (API.md §16 row 25).
+    pub fn of_field(field: &FieldDef, link_kind: Option<FieldKind>) -> WireKind {
+        match field.kind {
+            FieldKind::Int => WireKind::Int,
+            FieldKind::Float => WireKind::Float,
+            FieldKind::Bool => WireKind::Bool,
+            FieldKind::Str | FieldKind::Date | FieldKind::Time | FieldKind::Decimal => {
+                WireKind::String
+            }
+            FieldKind::Uuid => WireKind::Uuid,
+            FieldKind::DateTime => WireKind::Timestamp,
+            FieldKind::Bytes => WireKind::Bytes,
+            FieldKind::Vector => WireKind::Vector(field.vector_dim.unwrap_or(0)),
+            FieldKind::Enum | FieldKind::List | FieldKind::Dict | FieldKind::Any => {
+                WireKind::Document
+            }
+            FieldKind::Link => match link_kind {
+                Some(kind) => WireKind::of_field(&FieldDef::new("", kind), None),
+                None => WireKind::Document,
+            },
+        }
+    }
+
+    /// The engine kind the server stores a wire kind as.
+    fn engine_kind(self) -> FieldKind {
+        match self {
+            WireKind::Uuid => FieldKind::Uuid,
+            WireKind::String => FieldKind::Str,
+            WireKind::Int | WireKind::Timestamp => FieldKind::Int,
+            WireKind::Float => FieldKind::Float,
+            WireKind::Bool => FieldKind::Bool,
+            WireKind::Document => FieldKind::Any,
+            WireKind::Bytes => FieldKind::Bytes,
+            WireKind::Vector(_) => FieldKind::Vector,
+        }
+    }
+}
+
+fn protocol(detail: &str) -> Error {
+    wire_error(
+        "protocol",
+        &format!("payload deserialization failed: {detail}"),
+    )
+}
+
+fn invalid(detail: &str) -> Error {
+    wire_error("invalid_request", &format!("invalid request: {detail}"))
+}
+
+/// A server-side error carrying its AWP wire code in the context under
+/// `wire_code`; the server writes that code into the ERROR frame.
+pub fn wire_error(code: &str, message: &str) -> Error {
+    Error::new(ErrorCode::ServerError, message).with_context("wire_code", code)
+}
+
+// --------------------------------------------------------------------------- schema
+
+/// A collection as the server holds it: the engine schema plus the wire
+/// kind of each field (same positions) and the normalised AWP schema.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub schema: Arc<ModelSchema>,
+    pub kinds: Vec<WireKind>,
+    pub awp: Json,
+    /// Relationship name → (target, to_many).
+    pub relationships: Vec<(String, String, bool)>,
+}
+
+impl Collection {
+    pub fn kind_of(&self, field: &str) -> Option<WireKind> {
+        self.schema.field_index(field).map(|i| self.kinds[i])
+    }
+}
+
+fn flag(obj: &Json, key: &str, default: bool) -> Result<bool, Error> {
+    match obj.get(key) {
+        None | Some(Json::Null) => Ok(default),
+        Some(Json::Bool(b)) => Ok(*b),
+        Some(_) => Err(protocol(&format!("'{key}' must be a bool"))),
+    }
+}
+
+fn string<'a>(obj: &'a Json, key: &str) -> Result<&'a str, Error> {
+    obj.get(key)
+        .and_then(Json::as_str)
+        .ok_or_else(|| protocol(&format!("missing field `{key}`")))
+}
+
+/// Parse a CollectionSchema (AWP1.md §3.5) into what the engine stores.
+pub fn parse_collection(payload: &Json) -> Result<Collection, Error> {
+    let name = string(payload, "name")?;
+    if name.trim().is_empty() {
+        return Err(wire_error(
+            "schema_violation",
+            "schema violation: collection name is blank",
+        ));
+    }
+    let fields = payload
+        .get("fields")
+        .and_then(Json::as_array)
+        .ok_or_else(|| protocol("missing field `fields`"))?;
+    let mut defs = Vec::with_capacity(fields.len());
+    let mut kinds = Vec::with_capacity(fields.len());
+    let mut awp_fields = Vec::with_capacity(fields.len());
+    let mut primary_key = None;
+    for f in fields {
+        let fname = string(f, "name")?;
+        let kind = WireKind::parse(f.get("field_type").unwrap_or(&Json::Null))?;
+        let pk = flag(f, "primary_key", false)?;
+        let unique = flag(f, "unique", false)?;
+        let nullable = flag(f, "nullable", true)?;
+        let indexed = flag(f, "indexed", false)?;
+        if pk {
+            if primary_key.is_some() {
+                return Err(wire_error(
+                    "schema_violation",
+                    "schema violation: at most one primary key per schema",
+                ));
+            }
+            primary_key = Some(fname.to_owned());
+        }
+        let mut def = FieldDef::new(fname, kind.engine_kind());
+        def.nullable = nullable && !pk;
+        def.unique = unique;
+        def.index = indexed;
+        if let WireKind::Vector(dim) = kind {
+            def.vector_dim = Some(dim);
+        }
+        defs.push(def);
+        kinds.push(kind);
+        awp_fields.push(json!({
+            "name": fname, "field_type": kind.to_json(), "primary_key": pk,
+            "unique": unique, "nullable": nullable, "indexed": indexed,
+        }));
+    }
+    let Some(primary_key) = primary_key else {
+        return Err(wire_error(
+            "unsupported",
+            "unsupported: collections without a primary key (this single-node release does not implement this)",
+        ));
+    };
+    let mut relationships = Vec::new();
+    let mut awp_rels = Vec::new();
+    for rel in payload
+        .get("relationships")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let rname = string(rel, "name")?;
+        let target = string(rel, "target")?;
+        let to_many = match rel.get("cardinality").and_then(Json::as_str) {
+            Some("to_one") => false,
+            Some("to_many") => true,
+            _ => {
+                return Err(protocol(
+                    "relationship cardinality must be to_one or to_many",
+                ))
+            }
+        };
+        let on_delete = match rel.get("on_delete").and_then(Json::as_str) {
+            None | Some("restrict") => OnDelete::Restrict,
+            Some("set_null") => OnDelete::SetNull,
+            // An extension of this server: the memory engine cascades.
+            Some("cascade") => OnDelete::Cascade,
+            Some(other) => {
+                return Err(protocol(&format!("unknown variant `{other}` of on_delete")))
+            }
+        };
+        if !to_many {
+            // A to-one relationship names the field that holds the target's key.
+            if let Some(pos) = defs.iter().position(|d| d.storage == rname) {
+                defs[pos].target = Some(target.to_owned());
+                defs[pos].on_delete = Some(on_delete);
+                defs[pos].kind = FieldKind::Link;
+            }
+        }
+        relationships.push((rname.to_owned(), target.to_owned(), to_many));
+        awp_rels.push(json!({
+            "name": rname, "target": target,
+            "cardinality": if to_many { "to_many" } else { "to_one" },
+            "on_delete": on_delete.as_str(),
+        }));
+    }
+    let indexes = payload.get("indexes").cloned().unwrap_or_else(|| json!([]));
+    let schema = ModelSchema {
+        name: name.to_owned(),
+        primary_key: Some(primary_key),
+        fields: defs,
+        relationships: Vec::new(),
+    };
+    Ok(Collection {
+        schema: Arc::new(schema),
+        kinds,
+        awp: json!({"name": name, "fields": awp_fields, "relationships": awp_rels, "indexes": indexes}),
+        relationships,
+    })
+}
+
+/// The CollectionSchema a model is created with (client side). Link fields
+/// become a field typed like the target's key plus a `to_one` relationship
+/// of the same name; `link_kind` resolves a target model's key kind.
+pub fn collection_schema(
+    schema: &ModelSchema,
+    link_kind: &dyn Fn(&str) -> Option<FieldKind>,
+) -> Json {
+    let pk = schema.pk_name();
+    let mut fields = Vec::new();
+    let mut relationships = Vec::new();
+    let mut indexes = Vec::new();
+    for f in &schema.fields {
+        let target_kind = f.target.as_deref().and_then(link_kind);
+        let kind = WireKind::of_field(f, target_kind);
+        let is_pk = f.storage == pk;
+        let mut obj = Map::new();
+        obj.insert("name".into(), json!(f.storage));
+        obj.insert("field_type".into(), kind.to_json());
+        if is_pk {
+            obj.insert("primary_key".into(), json!(true));
+        }
+        if f.unique && !is_pk {
+            obj.insert("unique".into(), json!(true));
+        }
+        obj.insert("nullable".into(), json!(f.nullable && !is_pk));
+        if f.index {
+            obj.insert("indexed".into(), json!(true));
+        }
+        fields.push(Json::Object(obj));
+        if let Some(target) = &f.target {
+            // `cascade` is sent as is: a server without it rejects the
+            // schema instead of silently downgrading it (API.md §16 row 12).
+            let on_delete = f.on_delete.unwrap_or(OnDelete::Restrict).as_str();
+            relationships.push(json!({
+                "name": f.storage, "target": target, "cardinality": "to_one", "on_delete": on_delete,
+            }));
+        }
+        if f.full_text {
+            indexes.push(json!({"path": f.storage, "kind": "full_text"}));
+        }
+    }
+    let mut out = Map::new();
+    out.insert("name".into(), json!(schema.name));
+    out.insert("fields".into(), Json::Array(fields));
+    if !relationships.is_empty() {
+        out.insert("relationships".into(), Json::Array(relationships));
+    }
+    if !indexes.is_empty() {
+        out.insert("indexes".into(), Json::Array(indexes));
+    }
+    Json::Object(out)
+}
+
+// --------------------------------------------------------------------------- values
+
+/// Record id of a keyed record: FNV-1a-128 over `collection \0 json(pk)`.
+pub fn record_id(collection: &str, pk: &Json) -> String {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    let mut h = OFFSET;
+    let key = serde_json::to_string(pk).unwrap_or_default();
+    for b in collection.bytes().chain([0u8]).chain(key.bytes()) {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(PRIME);
+    }
+    format!("{h:032x}")
+}
+
+/// Wire value → storage-form JSON (what `Value::from_json` reads).
+pub fn unwrap_value(json: &Json) -> Result<Json, Error> {
+    Ok(match json {
+        Json::Object(obj) if obj.len() == 1 => {
+            if let Some(v) = obj.get("$timestamp") {
+                if !v.is_i64() {
+                    return Err(protocol("$timestamp must be an integer"));
+                }
+                v.clone()
+            } else if let Some(v) = obj.get("$vector") {
+                v.clone()
+            } else if let Some(v) = obj.get("$bytes") {
+                let bytes = v
+                    .as_array()
+                    .ok_or_else(|| protocol("$bytes must be an array"))?
+                    .iter()
+                    .map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| protocol("$bytes items must be 0..255"))?;
+                json!({ BYTES_KEY: BASE64.encode(bytes) })
+            } else {
+                let (k, v) = obj
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.clone(), v))
+                    .unwrap_or_default();
+                json!({ k: unwrap_value(v)? })
+            }
+        }
+        Json::Object(obj) => {
+            let mut out = Map::new();
+            for (k, v) in obj {
+                out.insert(k.clone(), unwrap_value(v)?);
+            }
+            Json::Object(out)
+        }
+        Json::Array(items) => {
+            Json::Array(items.iter().map(unwrap_value).collect::<Result<_, _>>()?)
+        }
+        other => other.clone(),
+    })
+}
+
+/// Engine value of a field → wire JSON (server side). Documents come out
+/// with keys sorted.
+pub fn wrap_value(value: &Value, kind: WireKind) -> Json {
+    match (value, kind) {
+        (Value::Null, _) => Json::Null,
+        (Value::Int(ms), WireKind::Timestamp) => json!({"$timestamp": ms}),
+        (Value::Bytes(b), _) => json!({"$bytes": b.iter().map(|x| *x as u64).collect::<Vec<_>>()}),
+        (Value::Vector(v), _) => json!({"$vector": v.iter().copied().collect::<Vec<f64>>()}),
+        (Value::List(items), _) => Json::Array(
+            items
+                .iter()
+                .map(|v| wrap_value(v, WireKind::Document))
+                .collect(),
+        ),
+        (Value::Map(entries), _) => {
+            let mut sorted: Vec<&(Arc<str>, Value)> = entries.iter().collect();
+            sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            Json::Object(
+                sorted
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), wrap_value(v, WireKind::Document)))
+                    .collect(),
+            )
+        }
+        (other, _) => other.to_json(),
+    }
+}
+
+/// Storage-form JSON of a model field → wire JSON (client side).
+pub fn to_wire(json: &Json, field: Option<&FieldDef>) -> Result<Json, Error> {
+    let kind = field.map(|f| f.kind);
+    Ok(match (json, kind) {
+        (Json::Null, _) => Json::Null,
+        (Json::String(s), Some(FieldKind::DateTime)) => json!({"$timestamp": iso_to_epoch_ms(s)?}),
+        (Json::Array(items), Some(FieldKind::Vector)) => json!({"$vector": items}),
+        (Json::Object(obj), _) if obj.len() == 1 && obj.contains_key(BYTES_KEY) => {
+            let b64 = obj
+                .get(BYTES_KEY)
+                .and_then(Json::as_str)
+                .unwrap_or_default();
+            let bytes = BASE64
+                .decode(b64)
+                .map_err(|_| Error::serialization("invalid bytes value"))?;
+            json!({"$bytes": bytes})
+        }
+        (Json::Object(obj), _) => {
+            let mut out = Map::new();
+            for (k, v) in obj {
+                out.insert(k.clone(), to_wire(v, None)?);
+            }
+            Json::Object(out)
+        }
+        (Json::Array(items), _) => Json::Array(
+            items
+                .iter()
+                .map(|v| to_wire(v, None))
+                .collect::<Result<_, _>>()?,
+        ),
+        (other, _) => other.clone(),
+    })
+}
+
+/// Wire JSON of a field → engine value for hydration (client side).
+pub fn from_wire(json: &Json, field: &FieldDef) -> Result<Value, Error> {
+    match (json, field.kind) {
+        (Json::Object(obj), FieldKind::DateTime) if obj.contains_key("$timestamp") => {
+            let ms = obj
+                .get("$timestamp")
+                .and_then(Json::as_i64)
+                .ok_or_else(|| Error::new(ErrorCode::ProtocolError, "bad $timestamp value"))?;
+            Ok(Value::str(&epoch_ms_to_iso(ms)))
+        }
+        _ => {
+            let storage =
+                unwrap_value(json).map_err(|e| Error::new(ErrorCode::ProtocolError, e.message))?;
+            Value::from_json(&storage, field.kind)
+        }
+    }
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|±HH:MM]` → epoch milliseconds.
+/// Naive values are read as UTC.
+pub fn iso_to_epoch_ms(text: &str) -> Result<i64, Error> {
+    let bad = || Error::serialization("datetime is not an ISO-8601 value");
+    let num = |s: &str| -> Result<i64, Error> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse::<i64>().map_err(|_| bad())
+    };
+    let (date, time) = match text.find(['T', ' ']) {
+        Some(at) => (&text[..at], &text[at + 1..]),
+        None => (text, ""),
+    };
+    let mut dp = date.splitn(3, '-');
+    let (y, m, d) = (
+        num(dp.next().unwrap_or(""))?,
+        num(dp.next().unwrap_or(""))?,
+        num(dp.next().unwrap_or(""))?,
+    );
+    let (clock, offset_min) = if let Some(stripped) = time.strip_suffix('Z') {
+        (stripped, 0)
+    } else if let Some(at) = time.rfind(['+', '-']) {
+        let sign = if time.as_bytes()[at] == b'-' { -1 } else { 1 };
+        let mut op = time[at + 1..].splitn(2, ':');
+        let oh = num(op.next().unwrap_or(""))?;
+        let om = op.next().map(num).transpose()?.unwrap_or(0);
+        (&time[..at], sign * (oh * 60 + om))
+    } else {
+        (time, 0)
+    };
+    let mut parts = clock.splitn(3, ':');
+    let h = parts
+        .next()
+        .filter(|s| !s.is_empty())
+        .map(num)
+        .transpose()?
+        .unwrap_or(0);
+    let mi = parts.next().map(num).transpose()?.unwrap_or(0);
+    let (s, frac_ms) = match parts.next() {
+        Some(sec) => match sec.split_once('.') {
+            Some((whole, frac)) => {
+                let digits: String = frac.chars().chain("000".chars()).take(3).collect();
+                (num(whole)?, num(&digits)?)
+            }
+            None => (num(sec)?, 0),
+        },
+        None => (0, 0),
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return Err(bad());
+    }
+    let days = days_from_civil(y, m, d);
+    Ok(((days * 86_400 + h * 3600 + mi * 60 + s - offset_min * 60) * 1000) + frac_ms)
+}
+
+/// Epoch milliseconds → aware UTC ISO-8601 (`…+00:00`).
+pub fn epoch_ms_to_iso(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let milli = ms.rem_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if milli == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}+00:00")
+    } else {
+        format!(
+            "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:06}+00:00",
+            milli * 1000
+        )
+    }
+}
+
+// --------------------------------------------------------------------------- IR → AWP (client)
+
+fn capability(what: &str, capability: &str) -> Error {
+    Error::capability("auradb", capability, what)
+}
+
+fn field_name(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Field { field, path, .. } => Some(match path {
+            Some(p) if !p.is_empty() => format!("{field}.{}", p.join(".")),
+            _ => field.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn literal(expr: &Expr) -> Option<&Json> {
+    match expr {
+        Expr::Literal { value } => Some(value),
+        _ => None,
+    }
+}
+
+/// One IR predicate → an AWP Filter. `field_of` finds a model field (for
+/// the value wrappers) by storage name.
+pub fn filter_to_wire(
+    expr: &Expr,
+    field_of: &dyn Fn(&str) -> Option<FieldDef>,
+) -> Result<Json, Error> {
+    match expr {
+        Expr::Bool { op, operands } => {
+            let filters = operands
+                .iter()
+                .map(|e| filter_to_wire(e, field_of))
+                .collect::<Result<Vec<_>, _>>()?;
+            let tag = if *op == BoolOp::And { "and" } else { "or" };
+            Ok(json!({"type": tag, "filters": filters}))
+        }
+        Expr::Not { operand } => {
+            Ok(json!({"type": "not", "filter": filter_to_wire(operand, field_of)?}))
+        }
+        Expr::Compare { op, left, right } => {
+            let field = field_name(left)
+                .ok_or_else(|| Error::query("AuraDB filters compare a field with a literal"))?;
+            let def = field_of(field.split('.').next().unwrap_or(&field));
+            let def = def.filter(|_| !field.contains('.'));
+            let value = || -> Result<Json, Error> {
+                let v = literal(right)
+                    .ok_or_else(|| Error::query("AuraDB filters compare a field with a literal"))?;
+                match (op, v) {
+                    (CompareOp::In | CompareOp::NotIn, Json::Array(items)) => Ok(Json::Array(
+                        items
+                            .iter()
+                            .map(|i| to_wire(i, def.as_ref()))
+                            .collect::<Result<_, _>>()?,
+                    )),
+                    _ => to_wire(v, def.as_ref()),
+                }
+            };
+            let cmp = |wire_op: &str| -> Result<Json, Error> {
+                Ok(json!({"type": "compare", "field": field, "op": wire_op, "value": value()?}))
+            };
+            match op {
+                CompareOp::Eq => cmp("eq"),
+                CompareOp::Ne => cmp("ne"),
+                CompareOp::Lt => cmp("lt"),
+                CompareOp::Le => cmp("lte"),
+                CompareOp::Gt => cmp("gt"),
+                CompareOp::Ge => cmp("gte"),
+                CompareOp::In => cmp("in"),
+                CompareOp::NotIn => Ok(json!({"type": "not", "filter": cmp("in")?})),
+                CompareOp::Contains => {
+                    let sub = literal(right).cloned().unwrap_or(Json::Null);
+                    if !sub.is_string() {
+                        return Err(capability("list membership filters", "document_queries"));
+                    }
+                    Ok(json!({"type": "contains", "field": field, "substring": sub}))
+                }
+                CompareOp::IsNull => {
+                    Ok(json!({"type": "not", "filter": {"type": "exists", "field": field}}))
+                }
+                CompareOp::IsNotNull | CompareOp::Exists => {
+                    Ok(json!({"type": "exists", "field": field}))
+                }
+                CompareOp::Startswith | CompareOp::Endswith | CompareOp::Like => Err(capability(
+                    &format!("the '{}' filter", op.as_str()),
+                    "document_queries",
+                )),
+            }
+        }
+        Expr::Literal {
+            value: Json::Bool(true),
+        } => Ok(json!({"type": "and", "filters": []})),
+        _ => Err(Error::query(
+            "expression cannot be used as an AuraDB filter",
+        )),
+    }
+}
+
+fn filters_to_wire(
+    filters: &[Expr],
+    field_of: &dyn Fn(&str) -> Option<FieldDef>,
+) -> Result<Option<Json>, Error> {
+    match filters {
+        [] => Ok(None),
+        [one] => filter_to_wire(one, field_of).map(Some),
+        many => filter_to_wire(&Expr::and(many.to_vec()), field_of).map(Some),
+    }
+}
+
+fn wire_metric(metric: &str) -> &str {
+    match metric {
+        "dot" => "dot_product",
+        other => other,
+    }
+}
+
+/// What the client may send: the capabilities the server advertised.
+pub trait Advertised {
+    fn has(&self, capability: &str) -> bool;
+}
+
+impl Advertised for HashSet<String> {
+    fn has(&self, capability: &str) -> bool {
+        self.contains(capability)
+    }
+}
+
+/// A `select` IR → FindQuery (without the `query` tag).
+pub fn find_query(
+    q: &Select,
+    schema: &ModelSchema,
+    caps: &dyn Advertised,
+) -> Result<Map<String, Json>, Error> {
+    let field_of = |name: &str| schema.field(name).cloned();
+    let mut out = Map::new();
+    out.insert("collection".into(), json!(q.model));
+    if let Some(filter) = filters_to_wire(&q.filters, &field_of)? {
+        out.insert("filter".into(), filter);
+    }
+    if !q.sort.is_empty() {
+        let order: Vec<Json> = q
+            .sort
+            .iter()
+            .map(|t| json!({"field": t.field, "desc": t.direction == aura_core::ir::Direction::Desc}))
+            .collect();
+        out.insert("order_by".into(), Json::Array(order));
+    }
+    if let Some(limit) = q.limit {
+        out.insert("limit".into(), json!(limit));
+    }
+    if let Some(offset) = q.offset {
+        out.insert("offset".into(), json!(offset));
+    }
+    if !q.projection.is_empty() {
+        let mut proj = q.projection.clone();
+        // Rows are keyed by the primary key: always fetch it.
+        if !proj.iter().any(|p| p == schema.pk_name()) {
+            proj.push(schema.pk_name().to_owned());
+        }
+        out.insert("projection".into(), json!(proj));
+    }
+    if !q.include.is_empty() {
+        for inc in &q.include {
+            if inc.limit.is_some() || !inc.sort.is_empty() {
+                return Err(capability("include limit/order_by", "relationships"));
+            }
+            let is_link = schema.field(&inc.link).is_some_and(|f| f.target.is_some());
+            if !is_link {
+                return Err(capability(
+                    "including to-many relationships (AWP 1 has no reverse links)",
+                    "relationships",
+                ));
+            }
+        }
+        let names: Vec<String> = q
+            .include
+            .iter()
+            .map(|i| {
+                schema
+                    .field(&i.link)
+                    .map_or(i.link.clone(), |f| f.storage.clone())
+            })
+            .collect();
+        out.insert("includes".into(), json!(names));
+    }
+    if q.text.is_some() || q.fusion.is_some() {
+        return Err(capability("legacy text/fusion clauses", "full_text_search"));
+    }
+    if let Some(v) = &q.vector {
+        require(caps, "vector_exact_search", "vector search")?;
+        let k = q.limit.unwrap_or(10).saturating_add(q.offset.unwrap_or(0));
+        out.insert(
+            "vector".into(),
+            json!({"field": v.field, "query": v.query, "k": k, "metric": wire_metric(&v.metric)}),
+        );
+        if let Some(ann) = &q.vector_ann {
+            if !(caps.has("approximate_vector_search")
+                || caps.has("approximate_vector_search_preview"))
+            {
+                return Err(capability(
+                    "approximate vector search",
+                    "approximate_vector_search",
+                ));
+            }
+            out.insert("vector_ann".into(), Json::Object(ann.clone()));
+        }
+    } else if q.vector_ann.is_some() {
+        return Err(Error::query("approximate search needs a vector clause"));
+    }
+    if let Some(t) = &q.text_search {
+        require(caps, "full_text_bm25_ranking", "ranked full-text search")?;
+        let mut ts =
+            json!({"field": t.field, "query": t.query, "operator": t.operator, "rank": t.rank});
+        if let Some(k1) = t.k1 {
+            ts["k1"] = json!(k1);
+        }
+        if let Some(b) = t.b {
+            ts["b"] = json!(b);
+        }
+        out.insert("text_search".into(), ts);
+    }
+    if let Some(h) = &q.hybrid {
+        require(caps, "hybrid_search", "hybrid search")?;
+        let mut hy = json!({
+            "text_field": h.text_field, "text_query": h.text_query, "vector_field": h.vector_field,
+            "vector": h.vector, "top_k": h.top_k, "metric": wire_metric(&h.metric),
+            "weights": {"text": h.weights.text, "vector": h.weights.vector},
+            "fusion": h.fusion, "operator": h.operator,
+        });
+        if let Some(k1) = h.k1 {
+            hy["k1"] = json!(k1);
+        }
+        if let Some(b) = h.b {
+            hy["b"] = json!(b);
+        }
+        out.insert("hybrid".into(), hy);
+    }
+    if let Some(ms) = q.timeout_ms {
+        require(caps, "query_timeouts", "query timeouts")?;
+        out.insert("timeout_ms".into(), json!(ms));
+    }
+    Ok(out)
+}
+
+fn require(caps: &dyn Advertised, capability_name: &str, what: &str) -> Result<(), Error> {
+    if caps.has(capability_name) {
+        Ok(())
+    } else {
+        Err(capability(what, capability_name))
+    }
+}
+
+/// `count` / `exists` IR → QUERY payload.
+pub fn filtered_query(kind: &str, q: &Filtered, schema: &ModelSchema) -> Result<Json, Error> {
+    let field_of = |name: &str| schema.field(name).cloned();
+    let mut out = Map::new();
+    out.insert("query".into(), json!(kind));
+    out.insert("collection".into(), json!(q.model));
+    if let Some(filter) = filters_to_wire(&q.filters, &field_of)? {
+        out.insert("filter".into(), filter);
+    }
+    Ok(Json::Object(out))
+}
+
+/// `update` IR → MUTATE payload.
+pub fn update_mutation(q: &Update, schema: &ModelSchema) -> Result<Json, Error> {
+    let field_of = |name: &str| schema.field(name).cloned();
+    let filter = filters_to_wire(&q.filters, &field_of)?.unwrap_or(Json::Null);
+    let mut set = Map::new();
+    for (k, v) in &q.set {
+        let def = schema.field(k);
+        let name = def.map_or(k.clone(), |f| f.storage.clone());
+        set.insert(name, to_wire(v, def)?);
+    }
+    Ok(json!({"mutation": "update", "collection": q.model, "filter": filter, "set": set}))
+}
+
+/// `delete` IR → MUTATE payload.
+pub fn delete_mutation(q: &Filtered, schema: &ModelSchema) -> Result<Json, Error> {
+    let field_of = |name: &str| schema.field(name).cloned();
+    let filter = filters_to_wire(&q.filters, &field_of)?.unwrap_or(Json::Null);
+    Ok(json!({"mutation": "delete", "collection": q.model, "filter": filter}))
+}
+
+/// An engine row (model field order) → AWP `fields` object.
+pub fn row_to_wire(row: &[Value], schema: &ModelSchema) -> Result<Map<String, Json>, Error> {
+    let mut out = Map::new();
+    for (f, v) in schema.fields.iter().zip(row.iter()) {
+        out.insert(f.storage.clone(), to_wire(&v.to_json(), Some(f))?);
+    }
+    Ok(out)
+}
+
+/// AWP `fields` object → engine row in model field order (client side).
+pub fn row_from_wire(
+    fields: &Map<String, Json>,
+    schema: &ModelSchema,
+) -> Result<Vec<Value>, Error> {
+    schema
+        .fields
+        .iter()
+        .map(|f| match fields.get(&f.storage) {
+            Some(v) => from_wire(v, f),
+            None => Ok(Value::Null),
+        })
+        .collect()
+}
+
+// --------------------------------------------------------------------------- AWP → IR (server)
+
+/// Server-side view of the collections, for resolving field kinds.
+pub trait Catalog {
+    fn collection(&self, name: &str) -> Option<Arc<Collection>>;
+}
+
+fn not_found_collection(name: &str) -> Error {
+    wire_error("not_found", &format!("not found: collection {name}"))
+}
+
+/// AWP Filter → IR predicate over `coll`.
+pub fn filter_from_wire(filter: &Json, coll: &Collection) -> Result<Expr, Error> {
+    let model = coll.schema.name.as_str();
+    let ty = filter
+        .get("type")
+        .and_then(Json::as_str)
+        .ok_or_else(|| protocol("missing field `type`"))?;
+    let field = |key: &str| -> Result<Expr, Error> {
+        let name = string(filter, key)?;
+        let mut parts = name.split('.');
+        let root = parts.next().unwrap_or(name).to_owned();
+        let path: Vec<String> = parts.map(str::to_owned).collect();
+        Ok(Expr::Field {
+            model: model.to_owned(),
+            field: root,
+            path: if path.is_empty() { None } else { Some(path) },
+        })
+    };
+    let sub = |key: &str| -> Result<Vec<Expr>, Error> {
+        filter
+            .get(key)
+            .and_then(Json::as_array)
+            .ok_or_else(|| protocol(&format!("missing field `{key}`")))?
+            .iter()
+            .map(|f| filter_from_wire(f, coll))
+            .collect()
+    };
+    Ok(match ty {
+        "and" => Expr::and(sub("filters")?),
+        "or" => Expr::or(sub("filters")?),
+        "not" => Expr::negate(filter_from_wire(
+            filter
+                .get("filter")
+                .ok_or_else(|| protocol("missing field `filter`"))?,
+            coll,
+        )?),
+        "compare" => {
+            let op = match string(filter, "op")? {
+                "eq" => CompareOp::Eq,
+                "ne" => CompareOp::Ne,
+                "lt" => CompareOp::Lt,
+                "lte" => CompareOp::Le,
+                "gt" => CompareOp::Gt,
+                "gte" => CompareOp::Ge,
+                "in" => CompareOp::In,
+                other => return Err(protocol(&format!("unknown variant `{other}`"))),
+            };
+            let value = unwrap_value(filter.get("value").unwrap_or(&Json::Null))?;
+            if op == CompareOp::In && !value.is_array() {
+                return Err(invalid("'in' needs an array value"));
+            }
+            Expr::compare(op, field("field")?, Expr::literal(value))
+        }
+        "contains" => {
+            let sub = filter.get("substring").cloned().unwrap_or(Json::Null);
+            Expr::compare(CompareOp::Contains, field("field")?, Expr::literal(sub))
+        }
+        "exists" => Expr::compare(
+            CompareOp::IsNotNull,
+            field("field")?,
+            Expr::literal(Json::Null),
+        ),
+        "contains_text" => {
+            return Err(wire_error(
+                "unsupported",
+                "unsupported: contains_text (this single-node release does not implement this)",
+            ))
+        }
+        other => return Err(protocol(&format!("unknown variant `{other}`"))),
+    })
+}
+
+fn opt_filter(payload: &Json, coll: &Collection) -> Result<Vec<Expr>, Error> {
+    match payload.get("filter") {
+        None | Some(Json::Null) => Ok(Vec::new()),
+        Some(f) => Ok(vec![filter_from_wire(f, coll)?]),
+    }
+}
+
+fn opt_u64(payload: &Json, key: &str) -> Result<Option<u64>, Error> {
+    match payload.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| protocol(&format!("'{key}' must be a non-negative integer"))),
+    }
+}
+
+/// FindQuery → IR select (server side).
+pub fn select_from_wire(
+    payload: &Json,
+    catalog: &dyn Catalog,
+) -> Result<(Select, Arc<Collection>), Error> {
+    let name = string(payload, "collection")?;
+    let coll = catalog
+        .collection(name)
+        .ok_or_else(|| not_found_collection(name))?;
+    let mut q = Select::new(name);
+    q.filters = opt_filter(payload, &coll)?;
+    if let Some(order) = payload.get("order_by").and_then(Json::as_array) {
+        for term in order {
+            let desc = flag(term, "desc", false)?;
+            q.sort.push(OrderTerm {
+                field: string(term, "field")?.to_owned(),
+                direction: if desc {
+                    aura_core::ir::Direction::Desc
+                } else {
+                    aura_core::ir::Direction::Asc
+                },
+            });
+        }
+    }
+    q.limit = opt_u64(payload, "limit")?;
+    q.offset = opt_u64(payload, "offset")?;
+    if let Some(p) = payload.get("projection").and_then(Json::as_array) {
+        q.projection = p
+            .iter()
+            .filter_map(Json::as_str)
+            .map(str::to_owned)
+            .collect();
+    }
+    if let Some(inc) = payload.get("includes").and_then(Json::as_array) {
+        for name in inc.iter().filter_map(Json::as_str) {
+            let Some((_, _, to_many)) = coll.relationships.iter().find(|r| r.0 == name) else {
+                return Err(invalid(&format!("unknown relationship {name}")));
+            };
+            if *to_many {
+                return Err(wire_error(
+                    "unsupported",
+                    "unsupported: to_many includes (this single-node release does not implement this)",
+                ));
+            }
+            q.include.push(Include {
+                link: name.to_owned(),
+                limit: None,
+                sort: Vec::new(),
+            });
+        }
+    }
+    let ranked = ["vector", "text_search", "hybrid"]
+        .iter()
+        .filter(|k| payload.get(**k).is_some_and(|v| !v.is_null()))
+        .count();
+    if ranked > 1 {
+        return Err(invalid("at most one of vector, text_search and hybrid"));
+    }
+    if let Some(v) = payload.get("vector").filter(|v| !v.is_null()) {
+        let metric = match string(v, "metric")? {
+            "cosine" => "cosine",
+            "euclidean" | "l2" => "euclidean",
+            "dot_product" | "dot" | "dotproduct" => "dot",
+            other => return Err(invalid(&format!("unknown metric {other}"))),
+        };
+        let query: Vec<f64> = v
+            .get("query")
+            .and_then(Json::as_array)
+            .ok_or_else(|| protocol("missing field `query`"))?
+            .iter()
+            .map(|x| {
+                x.as_f64()
+                    .ok_or_else(|| protocol("vector query must be numbers"))
+            })
+            .collect::<Result<_, _>>()?;
+        let k = opt_u64(v, "k")?.ok_or_else(|| protocol("missing field `k`"))?;
+        let field = string(v, "field")?.to_owned();
+        if let Some(WireKind::Vector(dim)) = coll.kind_of(&field) {
+            if dim != query.len() {
+                return Err(invalid(&format!(
+                    "vector dimension mismatch: expected {dim}, got {}",
+                    query.len()
+                )));
+            }
+        }
+        q.vector = Some(VectorClause {
+            field,
+            metric: metric.to_owned(),
+            query,
+        });
+        // The engine pages ranked results with limit/offset; k bounds them.
+        let cap = k.saturating_sub(q.offset.unwrap_or(0));
+        q.limit = Some(q.limit.map_or(cap, |l| l.min(cap)));
+    }
+    if payload.get("text_search").is_some_and(|v| !v.is_null())
+        || payload.get("hybrid").is_some_and(|v| !v.is_null())
+    {
+        return Err(wire_error(
+            "unsupported",
+            "unsupported: ranked text search (this single-node release does not implement this)",
+        ));
+    }
+    q.timeout_ms = opt_u64(payload, "timeout_ms")?.filter(|ms| *ms > 0);
+    Ok((q, coll))
+}
+
+/// `count` / `exists` → IR (server side).
+pub fn filtered_from_wire(payload: &Json, catalog: &dyn Catalog) -> Result<Filtered, Error> {
+    let name = string(payload, "collection")?;
+    let coll = catalog
+        .collection(name)
+        .ok_or_else(|| not_found_collection(name))?;
+    Ok(Filtered::new(name, opt_filter(payload, &coll)?))
+}
+
+/// One record's wire `fields` → an engine row of `coll` (server side).
+pub fn record_from_wire(fields: &Json, coll: &Collection) -> Result<Vec<Value>, Error> {
+    let obj = fields
+        .as_object()
+        .ok_or_else(|| protocol("record fields must be an object"))?;
+    for key in obj.keys() {
+        if coll.schema.field_index(key).is_none() && !coll.relationships.iter().any(|r| &r.0 == key)
+        {
+            return Err(wire_error(
+                "schema_violation",
+                &format!("schema violation: unknown field {key}"),
+            ));
+        }
+    }
+    coll.schema
+        .fields
+        .iter()
+        .zip(coll.kinds.iter())
+        .map(|(f, kind)| {
+            let raw = obj.get(&f.storage).unwrap_or(&Json::Null);
+            if raw.is_null() && f.storage == coll.schema.pk_name() {
+                return Err(wire_error(
+                    "schema_violation",
+                    &format!(
+                        "schema violation: primary key {} must be present",
+                        f.storage
+                    ),
+                ));
+            }
+            let storage = unwrap_value(raw)?;
+            if let (WireKind::Vector(dim), Json::Array(items)) = (kind, &storage) {
+                if items.len() != *dim {
+                    return Err(wire_error(
+                        "schema_violation",
+                        &format!(
+                            "schema violation: field {} expects {dim} dimensions",
+                            f.storage
+                        ),
+                    ));
+                }
+            }
+            let engine_kind = if f.kind == FieldKind::Link {
+                kind.engine_kind()
+            } else {
+                f.kind
+            };
+            Value::from_json(&storage, engine_kind).map_err(|_| {
+                wire_error(
+                    "schema_violation",
+                    &format!(
+                        "schema violation: field {} expects {}",
+                        f.storage,
+                        kind.name()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `set` of an update mutation → storage-form map (server side).
+pub fn set_from_wire(set: &Json, coll: &Collection) -> Result<Map<String, Json>, Error> {
+    let obj = set
+        .as_object()
+        .ok_or_else(|| protocol("missing field `set`"))?;
+    let mut out = Map::new();
+    for (k, v) in obj {
+        if coll.schema.field_index(k).is_none() {
+            return Err(wire_error(
+                "schema_violation",
+                &format!("schema violation: unknown field {k}"),
+            ));
+        }
+        out.insert(k.clone(), unwrap_value(v)?);
+    }
+    Ok(out)
+}
+
+/// An engine row → AWP Row `{id, fields}` (server side).
+pub fn row_json(row: &[Value], coll: &Collection, projection: &[String]) -> Map<String, Json> {
+    let mut fields: Vec<(&str, Json)> = Vec::with_capacity(row.len());
+    let mut pk = Json::Null;
+    for ((f, kind), v) in coll
+        .schema
+        .fields
+        .iter()
+        .zip(coll.kinds.iter())
+        .zip(row.iter())
+    {
+        let wire = wrap_value(v, *kind);
+        if f.storage == coll.schema.pk_name() {
+            pk = wire.clone();
+        }
+        if projection.is_empty() || projection.iter().any(|p| p == &f.storage) {
+            fields.push((f.storage.as_str(), wire));
+        }
+    }
+    fields.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut out = Map::new();
+    out.insert("id".into(), json!(record_id(&coll.schema.name, &pk)));
+    out.insert(
+        "fields".into(),
+        Json::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_id_matches_spec_example() {
+        assert_eq!(
+            record_id("Doc", &json!(2)),
+            "a35c27934683d94f7080e270d7e7451f"
+        );
+    }
+
+    #[test]
+    fn iso_round_trips_through_epoch_ms() {
+        assert_eq!(iso_to_epoch_ms("1970-01-01T00:00:00").unwrap(), 0);
+        assert_eq!(
+            iso_to_epoch_ms("2024-06-04T00:00:00+00:00").unwrap(),
+            1_717_459_200_000
+        );
+        assert_eq!(
+            iso_to_epoch_ms("2024-06-04T02:00:00.250+02:00").unwrap(),
+            1_717_459_200_250
+        );
+        assert_eq!(iso_to_epoch_ms("1969-12-31T23:59:59.999Z").unwrap(), -1);
+        assert_eq!(
+            epoch_ms_to_iso(1_717_459_200_250),
+            "2024-06-04T00:00:00.250000+00:00"
+        );
+        assert_eq!(epoch_ms_to_iso(-1), "1969-12-31T23:59:59.999000+00:00");
+        assert!(iso_to_epoch_ms("yesterday").is_err());
+        assert!(iso_to_epoch_ms("2024-13-01").is_err());
+    }
+
+    #[test]
+    fn wrappers_unwrap_to_storage_form() {
+        assert_eq!(unwrap_value(&json!({"$timestamp": 5})).unwrap(), json!(5));
+        assert_eq!(
+            unwrap_value(&json!({"$bytes": [1, 2, 255]})).unwrap(),
+            json!({"__bytes__": "AQL/"})
+        );
+        assert_eq!(
+            unwrap_value(&json!({"$vector": [0.5]})).unwrap(),
+            json!([0.5])
+        );
+        assert!(unwrap_value(&json!({"$bytes": [256]})).is_err());
+        assert_eq!(
+            wrap_value(&Value::Bytes(Arc::from(vec![1u8, 255])), WireKind::Bytes),
+            json!({"$bytes": [1, 255]})
+        );
+        assert_eq!(
+            wrap_value(&Value::Int(7), WireKind::Timestamp),
+            json!({"$timestamp": 7})
+        );
+    }
+
+    #[test]
+    fn filters_translate_both_ways() {
+        let mut schema = ModelSchema {
+            name: "Doc".into(),
+            primary_key: Some("id".into()),
+            fields: vec![
+                FieldDef::new("id", FieldKind::Int),
+                FieldDef::new("status", FieldKind::Str),
+            ],
+            relationships: vec![],
+        };
+        let pred = Expr::compare(CompareOp::Le, Expr::field("Doc", "id"), Expr::literal(3));
+        let field_of = |n: &str| schema.field(n).cloned();
+        assert_eq!(
+            filter_to_wire(&pred, &field_of).unwrap(),
+            json!({"type": "compare", "field": "id", "op": "lte", "value": 3})
+        );
+        let not_in = Expr::compare(
+            CompareOp::NotIn,
+            Expr::field("Doc", "id"),
+            Expr::literal(json!([1])),
+        );
+        assert_eq!(
+            filter_to_wire(&not_in, &field_of).unwrap(),
+            json!({"type": "not", "filter": {"type": "compare", "field": "id", "op": "in", "value": [1]}})
+        );
+        let like = Expr::compare(
+            CompareOp::Like,
+            Expr::field("Doc", "status"),
+            Expr::literal("a%"),
+        );
+        let err = filter_to_wire(&like, &field_of).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BackendCapabilityError);
+        schema.fields[1].index = true;
+        let awp = collection_schema(&schema, &|_| None);
+        let coll = parse_collection(&awp).unwrap();
+        assert!(coll.schema.fields[1].index);
+        let back = filter_from_wire(
+            &json!({"type": "compare", "field": "id", "op": "lte", "value": 3}),
+            &coll,
+        )
+        .unwrap();
+        assert_eq!(back, pred);
+    }
+}

@@ -1,0 +1,387 @@
+//! The server over real sockets, driven with raw frames.
+
+use std::sync::Arc;
+
+use aura_engine::Engine;
+use aura_wire::auth::TokenVerifier;
+use aura_wire::frame::{Frame, Opcode};
+use aura_wire::io::{read_frame, write_frame};
+use aura_wire::server::{LogSink, Server, ServerConfig};
+use parking_lot::Mutex;
+use serde_json::{json, Value as Json};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+struct Peer {
+    stream: TcpStream,
+    next: u128,
+}
+
+impl Peer {
+    async fn connect(server: &Server) -> Peer {
+        Peer {
+            stream: TcpStream::connect(server.local_addr()).await.unwrap(),
+            next: 1,
+        }
+    }
+
+    async fn call(&mut self, op: Opcode, txn: u64, body: &Json) -> Frame {
+        let payload = if body.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(body).unwrap()
+        };
+        let id = self.next;
+        self.next += 1;
+        write_frame(&mut self.stream, &Frame::new(op, id, txn, payload))
+            .await
+            .unwrap();
+        let reply = read_frame(&mut self.stream, 1 << 24)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply.request_id, id);
+        reply
+    }
+
+    async fn json(&mut self, op: Opcode, txn: u64, body: &Json) -> (Opcode, u64, Json) {
+        let f = self.call(op, txn, body).await;
+        let payload = serde_json::from_slice(&f.payload).unwrap_or(Json::Null);
+        (f.opcode, f.txn_id, payload)
+    }
+}
+
+fn capture() -> (LogSink, Arc<Mutex<Vec<String>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink_lines = lines.clone();
+    (
+        Arc::new(move |l: &str| sink_lines.lock().push(l.to_owned())),
+        lines,
+    )
+}
+
+async fn start(config: ServerConfig) -> (Server, Arc<Mutex<Vec<String>>>) {
+    let (log, lines) = capture();
+    let server = Server::start("127.0.0.1:0", Arc::new(Engine::new()), config, log)
+        .await
+        .unwrap();
+    (server, lines)
+}
+
+fn doc_schema() -> Json {
+    json!({"name":"Doc","fields":[
+        {"name":"id","field_type":{"kind":"int"},"primary_key":true,"nullable":false},
+        {"name":"status","field_type":{"kind":"string"},"indexed":true},
+        {"name":"at","field_type":{"kind":"timestamp"}},
+        {"name":"blob","field_type":{"kind":"bytes"}},
+        {"name":"emb","field_type":{"kind":"vector","dim":2}}]})
+}
+
+#[tokio::test]
+async fn crud_cursor_and_transactions() {
+    let (server, lines) = start(ServerConfig {
+        page_size: 3,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut p = Peer::connect(&server).await;
+    let (op, txn, ack) = p
+        .json(
+            Opcode::Hello,
+            0,
+            &json!({"client_version":"t","protocol_version":1}),
+        )
+        .await;
+    assert_eq!((op, txn), (Opcode::HelloAck, 0));
+    assert_eq!(ack["auth_required"], json!(false));
+    assert_eq!(ack["authenticated"], json!(true));
+    assert_eq!(ack["capabilities"]["protocol_version"], json!(1));
+    let (op, _, ok) = p.json(Opcode::SchemaCreate, 0, &doc_schema()).await;
+    assert_eq!((op, ok), (Opcode::Ok, json!({"ok": true})));
+    let (_, _, got) = p.json(Opcode::SchemaGet, 0, &json!({"name":"Doc"})).await;
+    assert_eq!(
+        got["fields"][1],
+        json!({"name":"status","field_type":{"kind":"string"},"primary_key":false,"unique":false,"nullable":true,"indexed":true})
+    );
+
+    let records: Vec<Json> = (1..=7)
+        .map(|i| json!({"id": i, "status": if i % 2 == 0 {"draft"} else {"published"},
+                         "at": {"$timestamp": 1717459200000i64 + i}, "blob": {"$bytes": [1, 2, 255]},
+                         "emb": {"$vector": [i as f64, 0.0]}}))
+        .collect();
+    let (op, _, res) = p
+        .json(
+            Opcode::Mutate,
+            0,
+            &json!({"mutation":"bulk_insert","collection":"Doc","records":records}),
+        )
+        .await;
+    assert_eq!(op, Opcode::Ok);
+    assert_eq!(res["inserted"], json!(7));
+    assert_eq!(res["ids"][1], json!("a35c27934683d94f7080e270d7e7451f"));
+
+    // Duplicate key → unique_violation, connection stays usable.
+    let (op, _, err) = p
+        .json(
+            Opcode::Mutate,
+            0,
+            &json!({"mutation":"insert","collection":"Doc","fields":{"id":1}}),
+        )
+        .await;
+    assert_eq!(op, Opcode::Error);
+    assert_eq!(
+        (err["code"].clone(), err["retryable"].clone()),
+        (json!("unique_violation"), json!(false))
+    );
+
+    // find pages through a cursor.
+    let (op, _, page) = p
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"find","collection":"Doc","order_by":[{"field":"id"}]}),
+        )
+        .await;
+    assert_eq!(op, Opcode::QueryResult);
+    assert_eq!(page["rows"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        page["rows"][0]["fields"],
+        json!({"at":{"$timestamp":1717459200001i64},"blob":{"$bytes":[1,2,255]},"emb":{"$vector":[1.0,0.0]},"id":1,"status":"published"})
+    );
+    let cursor = page["cursor_id"].as_u64().unwrap();
+    let (_, _, page2) = p
+        .json(
+            Opcode::CursorFetch,
+            0,
+            &json!({"cursor_id": cursor, "limit": 3}),
+        )
+        .await;
+    assert_eq!(page2["cursor_id"], json!(cursor));
+    let (_, _, page3) = p
+        .json(
+            Opcode::CursorFetch,
+            0,
+            &json!({"cursor_id": cursor, "limit": 30}),
+        )
+        .await;
+    assert_eq!(page3["rows"].as_array().unwrap().len(), 1);
+    assert!(page3.get("cursor_id").is_none());
+    let (op, _, gone) = p
+        .json(
+            Opcode::CursorFetch,
+            0,
+            &json!({"cursor_id": cursor, "limit": 3}),
+        )
+        .await;
+    assert_eq!(
+        (op, gone),
+        (
+            Opcode::Error,
+            json!({"code":"not_found","message":format!("not found: cursor {cursor}"),"retryable":false})
+        )
+    );
+
+    // count answers with OK, not QUERY_RESULT.
+    let (op, _, n) = p.json(Opcode::Query, 0, &json!({"query":"count","collection":"Doc","filter":{"type":"compare","field":"status","op":"eq","value":"draft"}})).await;
+    assert_eq!((op, n), (Opcode::Ok, json!({"count": 3})));
+
+    // Transactions: header txn id, snapshot reads, commit echo.
+    let (op, txn, body) = p.json(Opcode::TxnBegin, 0, &Json::Null).await;
+    assert_eq!(op, Opcode::Ok);
+    assert_eq!(body, json!({"txn_id": txn}));
+    let (_, echo, _) = p
+        .json(
+            Opcode::Mutate,
+            txn,
+            &json!({"mutation":"delete","collection":"Doc","filter":null}),
+        )
+        .await;
+    assert_eq!(echo, txn);
+    let (_, _, inside) = p
+        .json(
+            Opcode::Query,
+            txn,
+            &json!({"query":"count","collection":"Doc"}),
+        )
+        .await;
+    let (_, _, outside) = p
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"count","collection":"Doc"}),
+        )
+        .await;
+    assert_eq!((inside, outside), (json!({"count":0}), json!({"count":7})));
+    let (op, echo, body) = p.json(Opcode::TxnRollback, txn, &Json::Null).await;
+    assert_eq!((op, echo, body), (Opcode::Ok, txn, json!({"ok": true})));
+    let (op, echo, body) = p.json(Opcode::TxnCommit, txn, &Json::Null).await;
+    assert_eq!((op, echo), (Opcode::Error, txn));
+    assert_eq!(
+        body,
+        json!({"code":"not_found","message":format!("not found: transaction {txn}"),"retryable":false})
+    );
+
+    // Response opcodes and bad JSON are request-level protocol errors.
+    let (op, _, body) = p.json(Opcode::Ok, 0, &json!({})).await;
+    assert_eq!(
+        (op, body["code"].clone()),
+        (Opcode::Error, json!("protocol"))
+    );
+    assert!(body.get("retryable").is_none());
+    let raw = p.call(Opcode::Query, 0, &json!("nope")).await;
+    assert_eq!(raw.opcode, Opcode::Error);
+    let pong = p.call(Opcode::Ping, 0, &json!("x")).await;
+    assert_eq!(
+        (pong.opcode, pong.payload),
+        (Opcode::Pong, b"\"x\"".to_vec())
+    );
+
+    drop(p);
+    server.shutdown().await;
+    let lines = lines.lock();
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("aura-serve connection peer=127.0.0.1:"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].ends_with("close=eof") || lines[0].ends_with("close=shutdown"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("requests=19"), "{}", lines[0]);
+}
+
+#[tokio::test]
+async fn auth_gates_and_token_never_logged() {
+    let config = ServerConfig {
+        token: Some(TokenVerifier::new("s3cret").unwrap()),
+        ..ServerConfig::default()
+    };
+    let (server, lines) = start(config).await;
+    let mut p = Peer::connect(&server).await;
+    let (_, _, ack) = p
+        .json(
+            Opcode::Hello,
+            0,
+            &json!({"client_version":"t","protocol_version":1,"auth_token":"wrong"}),
+        )
+        .await;
+    assert_eq!(
+        (ack["auth_required"].clone(), ack["authenticated"].clone()),
+        (json!(true), json!(false))
+    );
+    let reply = p
+        .call(
+            Opcode::Query,
+            0,
+            &json!({"query":"find","collection":"Doc","limit":10}),
+        )
+        .await;
+    assert_eq!(
+        String::from_utf8(reply.payload).unwrap(),
+        r#"{"code":"unauthenticated","message":"unauthenticated: authentication required before this operation","retryable":false}"#
+    );
+    let (op, _, err) = p.json(Opcode::Auth, 0, &json!({"token":"nope"})).await;
+    assert_eq!(
+        (op, err),
+        (
+            Opcode::Error,
+            json!({"code":"invalid_credentials","message":"invalid credentials","retryable":false})
+        )
+    );
+    let (op, _, ok) = p.json(Opcode::Auth, 0, &json!({"token":"s3cret"})).await;
+    assert_eq!(
+        (op, ok),
+        (Opcode::AuthResult, json!({"authenticated": true}))
+    );
+    let (op, _, _) = p.json(Opcode::SchemaList, 0, &Json::Null).await;
+    assert_eq!(op, Opcode::Ok);
+    drop(p);
+    server.shutdown().await;
+    let lines = lines.lock();
+    assert!(lines
+        .iter()
+        .all(|l| !l.contains("s3cret") && !l.contains("nope")));
+}
+
+#[tokio::test]
+async fn fatal_framing_errors_close_the_connection() {
+    let (server, _) = start(ServerConfig {
+        max_payload_bytes: 64,
+        ..ServerConfig::default()
+    })
+    .await;
+    // Header CRC mismatch → the exact 7.8 frame, then close.
+    let mut p = Peer::connect(&server).await;
+    let mut bytes = Frame::new(Opcode::Ping, 1, 0, Vec::new()).encode().unwrap();
+    bytes[20] ^= 0xFF;
+    p.stream.write_all(&bytes).await.unwrap();
+    let fatal = read_frame(&mut p.stream, 1 << 20).await.unwrap().unwrap();
+    assert_eq!(
+        (fatal.opcode, fatal.request_id, fatal.txn_id),
+        (Opcode::Error, 0, 0)
+    );
+    assert_eq!(
+        String::from_utf8(fatal.payload).unwrap(),
+        r#"{"code":"corruption","message":"corruption detected: header checksum mismatch"}"#
+    );
+    assert!(read_frame(&mut p.stream, 1 << 20).await.unwrap().is_none());
+    // Oversized: refused from the header alone.
+    let mut p = Peer::connect(&server).await;
+    let bytes = Frame::new(Opcode::Ping, 1, 0, vec![0; 65])
+        .encode()
+        .unwrap();
+    p.stream.write_all(&bytes[..44]).await.unwrap();
+    let fatal = read_frame(&mut p.stream, 1 << 20).await.unwrap().unwrap();
+    assert_eq!(
+        String::from_utf8(fatal.payload).unwrap(),
+        r#"{"code":"limit_exceeded","message":"limit exceeded: payload length 65 exceeds max 64"}"#
+    );
+    // EOF inside the payload → io early eof.
+    let mut p = Peer::connect(&server).await;
+    let bytes = Frame::new(Opcode::Ping, 1, 0, vec![0; 10])
+        .encode()
+        .unwrap();
+    p.stream.write_all(&bytes[..50]).await.unwrap();
+    p.stream.shutdown().await.unwrap();
+    let fatal = read_frame(&mut p.stream, 1 << 20).await.unwrap().unwrap();
+    assert_eq!(
+        String::from_utf8(fatal.payload).unwrap(),
+        r#"{"code":"io","message":"io error: early eof"}"#
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn disconnect_rolls_back_open_transactions() {
+    let (server, _) = start(ServerConfig::default()).await;
+    let mut a = Peer::connect(&server).await;
+    a.json(Opcode::SchemaCreate, 0, &doc_schema()).await;
+    let (_, txn, _) = a.json(Opcode::TxnBegin, 0, &Json::Null).await;
+    a.json(
+        Opcode::Mutate,
+        txn,
+        &json!({"mutation":"insert","collection":"Doc","fields":{"id":1}}),
+    )
+    .await;
+    let mut b = Peer::connect(&server).await;
+    // Another connection cannot use it.
+    let (op, echo, err) = b.json(Opcode::TxnCommit, txn, &Json::Null).await;
+    assert_eq!(
+        (op, echo, err["code"].clone()),
+        (Opcode::Error, txn, json!("not_found"))
+    );
+    drop(a);
+    // Uncommitted writes are never visible, before or after the close.
+    let (_, _, n) = b
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"count","collection":"Doc"}),
+        )
+        .await;
+    assert_eq!(n, json!({"count": 0}));
+    server.shutdown().await;
+}
