@@ -4,6 +4,7 @@
 
 mod convert;
 mod errors;
+mod ir_de;
 mod memory;
 mod native;
 mod plan;

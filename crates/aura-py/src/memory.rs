@@ -46,7 +46,7 @@ pub struct MemoryConnection {
 
 /// Deserialize the IR straight from the Python dict (no JSON detour).
 pub fn parse_request(ir: &Bound<'_, PyAny>) -> PyResult<Request> {
-    pythonize::depythonize::<Request>(ir)
+    crate::ir_de::from_py::<Request>(ir)
         .map_err(|e| aura_core::ir::invalid_ir(e.to_string()))
         .py_err()
 }
