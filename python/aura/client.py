@@ -4,8 +4,8 @@ transactions (API.md §3, §6)."""
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from time import perf_counter
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -190,24 +190,37 @@ class Client:
 
     # -- the executor protocol (builders call these) -------------------
 
+    def _is_ready(self, model: type[AuraModel] | None) -> bool:
+        """Whether ``_ensure(model)`` has nothing to do (the per-request fast path)."""
+        return not (
+            self._closed
+            or self._pending
+            or (model is not None and self._models.get(model.__name__) is not model)
+        )
+
     async def _execute(self, ir: dict[str, Any], model: type[AuraModel] | None, txn: Any = None) -> Any:
-        await self._ensure(model)
+        if not self._is_ready(model):
+            await self._ensure(model)
         check_capabilities(self._backend.capabilities, ir)
         return await self._observe(ir, self._backend.execute(ir, txn))
 
     async def _observe(self, ir: dict[str, Any], work: Awaitable[T]) -> T:
         """Run one request, recording metrics (and a span when enabled)."""
         operation = ir["operation"]
-        started = time.perf_counter()
+        metrics = self._metrics
+        started = perf_counter()
         try:
-            with self._tracer.span(operation, ir):
+            if self._tracer.enabled:
+                with self._tracer.span(operation, ir):
+                    result = await work
+            else:  # no span to open: skip the context manager altogether
                 result = await work
         except AuraError as err:
-            self._metrics.record_error(err.code)
+            metrics.record_error(err.code)
             raise
         finally:
-            self._metrics.record_query(operation)
-            self._metrics.request_latency.record(time.perf_counter() - started)
+            metrics.record_query(operation)
+            metrics.request_latency.record(perf_counter() - started)
         return result
 
     def _stream(
@@ -250,7 +263,8 @@ class Client:
                 f"insert() expects a model instance, got {type(instance).__name__}"
             )
         model = type(instance)
-        await self._ensure(model)
+        if not self._is_ready(model):
+            await self._ensure(model)
         ir = {"operation": "insert", "model": model.__name__}
         await self._observe(ir, self._backend.insert(model, [instance], on_conflict, _txn))
         return instance

@@ -49,9 +49,10 @@ class LatencyHistogram:
 
     def record(self, seconds: float) -> None:
         value = float(seconds)
-        if not math.isfinite(value):
-            return  # a broken clock reading must not poison every percentile
-        value = max(value, 0.0)
+        if not 0.0 <= value < math.inf:  # negative, infinite or NaN: the rare case
+            if not math.isfinite(value):
+                return  # a broken clock reading must not poison every percentile
+            value = 0.0
         self.count += 1
         self.total_seconds += value
         self._samples.append(value)

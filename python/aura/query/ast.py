@@ -251,19 +251,25 @@ class SelectQuery(QueryNode):
         return self._ir(cap if limit is None or limit > cap else limit)
 
     def _ir(self, limit: int | None) -> dict[str, Any]:
+        # Plain ifs rather than _optional(): this runs once per query.
         ir: dict[str, Any] = {"operation": "select", "model": self.model}
         if self.filters:
-            ir["filters"] = _predicates_ir(self.filters)
+            ir["filters"] = [p.to_ir() for p in self.filters]
         if self.projection:
             ir["projection"] = list(self.projection)
         if self.includes:
             ir["include"] = [inc.to_ir() for inc in self.includes]
         if self.order_by:
             ir["sort"] = [term.to_ir() for term in self.order_by]
-        _optional(ir, limit=limit, offset=self.offset)
+        if limit is not None:
+            ir["limit"] = limit
+        if self.offset is not None:
+            ir["offset"] = self.offset
         self._search_ir(ir)
         ir["consistency"] = self.consistency
-        return _optional(ir, timeout_ms=self.timeout_ms)
+        if self.timeout_ms is not None:
+            ir["timeout_ms"] = self.timeout_ms
+        return ir
 
     def _search_ir(self, ir: dict[str, Any]) -> None:
         if self.vector is not None:

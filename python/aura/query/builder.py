@@ -362,7 +362,10 @@ class QueryBuilder(Generic[M]):
 
     def where(self, predicate: Predicate, *more: Predicate) -> QueryBuilder[M]:
         """Add filters; top-level filters are AND-ed."""
-        added = _predicates("where", (predicate, *more))
+        if more or not isinstance(predicate, Predicate):
+            added = _predicates("where", (predicate, *more))
+        else:  # the common single predicate, already checked
+            added = (predicate,)
         return self._with(filters=self._query.filters + added)
 
     def filter(self, predicate: Predicate, *more: Predicate) -> QueryBuilder[M]:
