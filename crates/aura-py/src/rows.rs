@@ -11,7 +11,7 @@ use aura_core::value::Value;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
 use crate::plan::ModelPlan;
@@ -184,6 +184,42 @@ pub fn to_row(plan: &ModelPlan, obj: &Bound<'_, PyAny>) -> PyResult<Row> {
     Ok(Arc::from(row))
 }
 
+/// Below this many rows a batch allocates too few objects for the cyclic
+/// collector's young generation (700 by default) to matter.
+const GC_PAUSE_MIN_ROWS: usize = 1000;
+
+/// Pauses CPython's cyclic garbage collector while one large batch of
+/// instances is built, and restores its previous state when dropped (also
+/// on error). Every instance and its `__dict__` are GC-tracked, so without
+/// the pause the collector runs every few hundred rows and, as the batch
+/// survives, repeatedly traverses everything allocated so far; none of it
+/// can be garbage yet. Collection simply resumes afterwards.
+pub struct GcPause<'py> {
+    _py: Python<'py>,
+    resume: bool,
+}
+
+impl<'py> GcPause<'py> {
+    pub fn for_rows(py: Python<'py>, rows: usize) -> Self {
+        let resume = rows >= GC_PAUSE_MIN_ROWS
+            // SAFETY: `PyGC_Disable` only clears the current interpreter's
+            // "collector enabled" flag and returns the previous value; it
+            // needs an attached thread state, which `py` proves.
+            && unsafe { pyo3::ffi::PyGC_Disable() } != 0;
+        GcPause { _py: py, resume }
+    }
+}
+
+impl Drop for GcPause<'_> {
+    fn drop(&mut self) {
+        if self.resume {
+            // SAFETY: as in `for_rows`; the guard holds `Python<'py>`, so it
+            // is dropped while the thread is still attached.
+            unsafe { pyo3::ffi::PyGC_Enable() };
+        }
+    }
+}
+
 /// Scores attached to a ranked result row.
 pub struct RowScores {
     pub score: f64,
@@ -262,8 +298,7 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         mask: Option<&[bool]>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
         let py = self.py;
-        let cls = plan.cls.bind(py);
-        let obj = self.object_new.call1(PyTuple::new(py, [cls])?)?;
+        let obj = self.object_new.call1(plan.new_args.bind(py))?;
         // Fill the instance's own __dict__ in place: models define a Python
         // __setattr__, so assigning `__dict__` would cost a Python call.
         let dict = obj
