@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -473,3 +474,35 @@ async def test_readme_example_runs_verbatim() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[(1, 1.0), (2, 0.0)]"
+
+
+
+class MemFragile(Model):
+    id: int = Field(primary_key=True)
+
+    def __aura_post_load__(self) -> None:
+        if self.id == 1200:
+            raise ValueError("hook failed")
+
+
+async def test_large_fetch_restores_the_collector_state() -> None:
+    # Hydrating a large batch pauses the cyclic GC; its prior state comes
+    # back afterwards, also when hydration fails part-way.
+    async with aura.connect("memory://", models=[MemFragile, MemAuthor]) as db:
+        await db.bulk_insert(
+            MemAuthor, [{"id": i, "name": f"n{i}", "email": f"{i}@x"} for i in range(1500)]
+        )
+        await db.bulk_insert(MemFragile, [{"id": i} for i in range(1500)])
+        assert gc.isenabled()
+        rows = await db.query(MemAuthor).all()
+        assert [r.id for r in rows] == list(range(1500))
+        assert gc.isenabled()
+        with pytest.raises(ValueError, match="hook failed"):
+            await db.query(MemFragile).all()
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            assert len(await db.query(MemAuthor).all()) == 1500
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
