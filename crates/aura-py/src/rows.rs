@@ -52,9 +52,8 @@ fn validation_error(py: Python<'_>, message: String) -> PyErr {
 /// Check that a converted value fits the field's kind (the model validates
 /// on construction, but attributes can be reassigned afterwards).
 fn fit_kind(
-    py: Python<'_>,
     model: &str,
-    attr: &str,
+    attr: &Bound<'_, PyString>,
     kind: FieldKind,
     value: Value,
 ) -> PyResult<Value> {
@@ -95,17 +94,18 @@ fn fit_kind(
         _ => false,
     };
     if ok {
-        Ok(value)
-    } else {
-        Err(validation_error(
-            py,
-            format!(
-                "{model}.{attr} expects {}, got {}",
-                kind.as_str(),
-                value_kind(&value)
-            ),
-        ))
+        return Ok(value);
     }
+    let py = attr.py();
+    let attr = attr.to_cow()?;
+    Err(validation_error(
+        py,
+        format!(
+            "{model}.{attr} expects {}, got {}",
+            kind.as_str(),
+            value_kind(&value)
+        ),
+    ))
 }
 
 fn value_kind(value: &Value) -> &'static str {
@@ -170,12 +170,15 @@ pub fn to_row(plan: &ModelPlan, obj: &Bound<'_, PyAny>) -> PyResult<Row> {
                         Some(dump) => dump.bind(py).call1((v,))?,
                         None => v,
                     };
-                    let value = if is_vector(&v) {
+                    // Only vector fields need the Vector probe up front (it
+                    // is a failing attribute lookup on every other type);
+                    // py_to_value still recognises a Vector anywhere else.
+                    let value = if field.kind == FieldKind::Vector && is_vector(&v) {
                         Value::Vector(Arc::from(vector_components(&v)?))
                     } else {
                         py_to_value(&v)?
                     };
-                    fit_kind(py, &plan.schema.name, attr.to_str()?, field.kind, value)?
+                    fit_kind(&plan.schema.name, attr, field.kind, value)?
                 }
             }
         };
