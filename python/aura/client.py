@@ -201,17 +201,21 @@ class Client:
     async def _execute(self, ir: dict[str, Any], model: type[AuraModel] | None, txn: Any = None) -> Any:
         if not self._is_ready(model):
             await self._ensure(model)
-        check_capabilities(self._backend.capabilities, ir)
-        return await self._observe(ir, self._backend.execute(ir, txn))
+        # One read of each attribute: Client defines __getattr__, which makes
+        # every attribute access on it slower than on a plain object.
+        backend = self._backend
+        check_capabilities(backend.capabilities, ir)
+        return await self._observe(ir, backend.execute(ir, txn))
 
     async def _observe(self, ir: dict[str, Any], work: Awaitable[T]) -> T:
         """Run one request, recording metrics (and a span when enabled)."""
         operation = ir["operation"]
         metrics = self._metrics
+        tracer = self._tracer
         started = perf_counter()
         try:
-            if self._tracer.enabled:
-                with self._tracer.span(operation, ir):
+            if tracer.enabled:
+                with tracer.span(operation, ir):
                     result = await work
             else:  # no span to open: skip the context manager altogether
                 result = await work
