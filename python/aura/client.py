@@ -199,10 +199,11 @@ class Client:
         )
 
     async def _execute(self, ir: dict[str, Any], model: type[AuraModel] | None, txn: Any = None) -> Any:
-        if not self._is_ready(model):
+        # _is_ready() inlined: this is the per-query path. One read of each
+        # attribute: Client defines __getattr__, which makes every attribute
+        # access on it slower than on a plain object.
+        if self._closed or self._pending or (model is not None and self._models.get(model.__name__) is not model):
             await self._ensure(model)
-        # One read of each attribute: Client defines __getattr__, which makes
-        # every attribute access on it slower than on a plain object.
         backend = self._backend
         check_capabilities(backend.capabilities, ir)
         return await self._observe(ir, backend.execute(ir, txn))
@@ -223,8 +224,7 @@ class Client:
             metrics.record_error(err.code)
             raise
         finally:
-            metrics.record_query(operation)
-            metrics.request_latency.record(perf_counter() - started)
+            metrics.record_query(operation, perf_counter() - started)
         return result
 
     def _stream(

@@ -12,6 +12,7 @@ instead of going through ``dataclasses.replace`` (builders must stay cheap).
 from __future__ import annotations
 
 import weakref
+from operator import methodcaller
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -70,14 +71,20 @@ def evolve(node: _N, **changes: Any) -> _N:
     Internal and unchecked: ``changes`` must name existing fields.
     """
     new = _new(node.__class__)
-    state = node.__dict__.copy()
+    # dict(), not .copy(): a copy keeps the shared-key ("split") layout of
+    # instance dicts, on which CPython 3.11 cannot specialise attribute
+    # reads, so every `node.field` would take the slow generic path.
+    state = dict(node.__dict__)
     state.update(changes)
     _set(new, "__dict__", state)
     return new
 
 
+_to_ir = methodcaller("to_ir")
+
+
 def _predicates_ir(predicates: tuple[Predicate, ...]) -> list[dict[str, Any]]:
-    return [p.to_ir() for p in predicates]
+    return list(map(_to_ir, predicates))
 
 
 def _optional(ir: dict[str, Any], **values: Any) -> dict[str, Any]:
@@ -254,7 +261,7 @@ class SelectQuery(QueryNode):
         # Plain ifs rather than _optional(): this runs once per query.
         ir: dict[str, Any] = {"operation": "select", "model": self.model}
         if self.filters:
-            ir["filters"] = [p.to_ir() for p in self.filters]
+            ir["filters"] = list(map(_to_ir, self.filters))
         if self.projection:
             ir["projection"] = list(self.projection)
         if self.includes:
@@ -314,7 +321,8 @@ def new_select(model: str) -> SelectQuery:
     """The empty select of ``model`` (shared: nodes are immutable)."""
     node = _EMPTY_SELECTS.get(model)
     if node is None:
-        node = _EMPTY_SELECTS[model] = SelectQuery(model)
+        # Through evolve(), so every select node has the same dict layout.
+        node = _EMPTY_SELECTS[model] = evolve(SelectQuery(model))
     return node
 
 
