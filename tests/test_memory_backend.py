@@ -506,3 +506,23 @@ async def test_large_fetch_restores_the_collector_state() -> None:
             assert not gc.isenabled()
         finally:
             gc.enable()
+
+
+async def test_ir_dicts_parse_in_any_key_order_and_reject_non_json(library: aura.Client) -> None:
+    conn = library.backend.connection  # type: ignore[attr-defined]
+    ir = library.query(MemBook).where(MemBook.id == 2).explain()
+    assert [b.id for b in conn.execute(ir, None)] == [2]
+    # Tags need not come first; tuples read as lists.
+    reordered = dict(reversed(list(ir.items())))
+    reordered["filters"] = tuple(dict(reversed(list(f.items()))) for f in ir["filters"])
+    assert [b.id for b in conn.execute(reordered, None)] == [2]
+    for bad, message in [
+        ({**ir, 5: 1}, "Invalid query IR: dict keys must be strings"),
+        ({**ir, "filters": {1, 2}}, "Invalid query IR: unsupported type set"),
+        ({**ir, "limit": True}, "Invalid query IR: invalid value, expected u64"),
+        ({**ir, "zzz": 1}, "Invalid query IR: unknown field `zzz`"),
+        ({"model": "MemBook"}, "Invalid query IR: missing field `operation`"),
+    ]:
+        with pytest.raises(AuraQueryError) as info:
+            conn.execute(bad, None)
+        assert str(info.value).startswith(f"[query_error] {message}"), info.value
