@@ -202,7 +202,11 @@ class Client:
         # _is_ready() inlined: this is the per-query path. One read of each
         # attribute: Client defines __getattr__, which makes every attribute
         # access on it slower than on a plain object.
-        if self._closed or self._pending or (model is not None and self._models.get(model.__name__) is not model):
+        if (
+            self._closed
+            or self._pending
+            or (model is not None and self._models.get(model.__name__) is not model)
+        ):
             await self._ensure(model)
         backend = self._backend
         check_capabilities(backend.capabilities, ir)

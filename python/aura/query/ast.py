@@ -12,9 +12,9 @@ instead of going through ``dataclasses.replace`` (builders must stay cheap).
 from __future__ import annotations
 
 import weakref
-from operator import methodcaller
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from aura._convert import to_storage
