@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -484,3 +485,56 @@ async def test_readme_example_runs_verbatim() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[(1, 1.0), (2, 0.0)]"
+
+
+
+class MemFragile(Model):
+    id: int = Field(primary_key=True)
+
+    def __aura_post_load__(self) -> None:
+        if self.id == 1200:
+            raise ValueError("hook failed")
+
+
+async def test_large_fetch_restores_the_collector_state() -> None:
+    # Hydrating a large batch pauses the cyclic GC; its prior state comes
+    # back afterwards, also when hydration fails part-way.
+    async with aura.connect("memory://", models=[MemFragile, MemAuthor]) as db:
+        await db.bulk_insert(
+            MemAuthor, [{"id": i, "name": f"n{i}", "email": f"{i}@x"} for i in range(1500)]
+        )
+        await db.bulk_insert(MemFragile, [{"id": i} for i in range(1500)])
+        assert gc.isenabled()
+        rows = await db.query(MemAuthor).all()
+        assert [r.id for r in rows] == list(range(1500))
+        assert gc.isenabled()
+        with pytest.raises(ValueError, match="hook failed"):
+            await db.query(MemFragile).all()
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            assert len(await db.query(MemAuthor).all()) == 1500
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+
+
+async def test_ir_dicts_parse_in_any_key_order_and_reject_non_json(library: aura.Client) -> None:
+    skip_on_auradb(library, "reads the in-process connection's IR parser directly")
+    conn = library.backend.connection  # type: ignore[attr-defined]
+    ir = library.query(MemBook).where(MemBook.id == 2).explain()
+    assert [b.id for b in conn.execute(ir, None)] == [2]
+    # Tags need not come first; tuples read as lists.
+    reordered = dict(reversed(list(ir.items())))
+    reordered["filters"] = tuple(dict(reversed(list(f.items()))) for f in ir["filters"])
+    assert [b.id for b in conn.execute(reordered, None)] == [2]
+    for bad, message in [
+        ({**ir, 5: 1}, "Invalid query IR: dict keys must be strings"),
+        ({**ir, "filters": {1, 2}}, "Invalid query IR: unsupported type set"),
+        ({**ir, "limit": True}, "Invalid query IR: invalid value, expected u64"),
+        ({**ir, "zzz": 1}, "Invalid query IR: unknown field `zzz`"),
+        ({"model": "MemBook"}, "Invalid query IR: missing field `operation`"),
+    ]:
+        with pytest.raises(AuraQueryError) as info:
+            conn.execute(bad, None)
+        assert str(info.value).startswith(f"[query_error] {message}"), info.value

@@ -19,7 +19,6 @@ from aura.observability import (
     Metrics,
     TelemetryConfig,
     Tracer,
-    observe_request,
     query_fingerprint,
     redact_ir,
 )
@@ -555,34 +554,3 @@ def test_tracer_with_real_opentelemetry_sdk() -> None:
     assert "s3cret" not in str(span.attributes["aura.query.ir"])
     assert [event.name for event in span.events] == ["exception"]
     assert span.status.status_code is status_code.ERROR
-
-
-# --------------------------------------------------------------------------- observe_request
-
-
-async def test_observe_request_success(fake_otel: FakeTracer) -> None:
-    metrics = Metrics()
-    with observe_request(metrics, "select", select_ir(), tracer=Tracer(True)):
-        pass
-    assert metrics.query_count == {"select": 1}
-    assert metrics.request_latency.count == 1
-    assert metrics.errors_total == 0
-    assert fake_otel.spans[0].name == "aura.select"
-
-
-def test_observe_request_failure_without_tracer() -> None:
-    metrics = Metrics()
-    with pytest.raises(AuraQueryError), observe_request(metrics, "count", {"operation": "count"}):
-        raise AuraQueryError("x")
-    assert metrics.snapshot()["error_count"] == {"query_error": 1}
-    assert metrics.query_count == {"count": 1}
-    assert metrics.request_latency.count == 1
-
-
-def test_observe_request_cancellation_is_not_an_error() -> None:
-    import asyncio
-
-    metrics = Metrics()
-    with pytest.raises(asyncio.CancelledError), observe_request(metrics, "select"):
-        raise asyncio.CancelledError
-    assert metrics.errors_total == 0 and metrics.query_count == {"select": 1}

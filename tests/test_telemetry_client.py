@@ -153,3 +153,19 @@ async def test_errors_other_than_aura_errors_are_counted() -> None:
 
 async def _raise(exc: Exception) -> None:
     raise exc
+
+
+async def test_cancellation_is_not_counted_as_an_error() -> None:
+    import asyncio
+
+    async with aura.connect("memory://", models=[OtelItem]) as client:
+        with pytest.raises(asyncio.CancelledError):
+            await client._observe({"operation": "select"}, _raise_cancelled())
+        assert client.metrics.errors_total == 0
+        assert client.metrics.query_count == {"select": 1}
+
+
+async def _raise_cancelled() -> None:
+    import asyncio
+
+    raise asyncio.CancelledError

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
+from time import perf_counter
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ from aura.errors import (
     AuraValidationError,
 )
 from aura.models import AuraModel
-from aura.observability import Metrics, TelemetryConfig, Tracer, observe_request
+from aura.observability import Metrics, TelemetryConfig, Tracer
 from aura.query import DeleteBuilder, QueryBuilder, TraverseBuilder, UpdateBuilder
 from aura.query.ast import build_upsert
 from aura.transport.base import Transport
@@ -120,7 +121,10 @@ class Client:
         return await self._open()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -189,17 +193,48 @@ class Client:
 
     # -- the executor protocol (builders call these) -------------------
 
-    async def _execute(self, ir: dict[str, Any], model: type[AuraModel] | None, txn: Any = None) -> Any:
-        await self._ensure(model)
-        check_capabilities(self._backend.capabilities, ir)
-        return await self._observe(ir, self._backend.execute(ir, txn))
+    def _is_ready(self, model: type[AuraModel] | None) -> bool:
+        """Whether ``_ensure(model)`` has nothing to do (the per-request fast path)."""
+        return not (
+            self._closed
+            or self._pending
+            or (model is not None and self._models.get(model.__name__) is not model)
+        )
+
+    async def _execute(
+        self, ir: dict[str, Any], model: type[AuraModel] | None, txn: Any = None
+    ) -> Any:
+        # _is_ready() inlined: this is the per-query path. One read of each
+        # attribute: Client defines __getattr__, which makes every attribute
+        # access on it slower than on a plain object.
+        if (
+            self._closed
+            or self._pending
+            or (model is not None and self._models.get(model.__name__) is not model)
+        ):
+            await self._ensure(model)
+        backend = self._backend
+        check_capabilities(backend.capabilities, ir)
+        return await self._observe(ir, backend.execute(ir, txn))
 
     async def _observe(self, ir: dict[str, Any], work: Awaitable[T]) -> T:
         """Run one request, recording metrics (and a span when enabled)."""
-        # One helper for every backend (§16 row 43): span, count, latency, and
-        # the error code of any failure, not only of AuraError.
-        with observe_request(self._metrics, ir["operation"], ir, tracer=self._tracer):
-            return await work
+        operation = ir["operation"]
+        metrics = self._metrics
+        tracer = self._tracer
+        started = perf_counter()
+        try:
+            if tracer.enabled:
+                with tracer.span(operation, ir):
+                    result = await work
+            else:  # no span to open: skip the context manager altogether
+                result = await work
+        except Exception as exc:  # not BaseException: cancellation is no error
+            metrics.record_error(exc)  # the code of any failure (§16 row 43)
+            raise
+        finally:
+            metrics.record_query(operation, perf_counter() - started)
+        return result
 
     def _stream(
         self, ir: dict[str, Any], model: type[AuraModel], batch_size: int, txn: Any = None
@@ -241,7 +276,8 @@ class Client:
                 f"insert() expects a model instance, got {type(instance).__name__}"
             )
         model = type(instance)
-        await self._ensure(model)
+        if not self._is_ready(model):
+            await self._ensure(model)
         ir = {"operation": "insert", "model": model.__name__}
         await self._observe(ir, self._backend.insert(model, [instance], on_conflict, _txn))
         return instance
@@ -285,7 +321,9 @@ class Client:
             raise failure
         return stored  # type: ignore[return-value]
 
-    async def raw(self, statement: str, params: Any = None, *, _txn: Any = None) -> list[dict[str, Any]]:
+    async def raw(
+        self, statement: str, params: Any = None, *, _txn: Any = None
+    ) -> list[dict[str, Any]]:
         await self._ensure(None)
         require(self._backend.capabilities, "raw_queries", "raw queries")
         if not isinstance(statement, str) or not statement.strip():
@@ -337,7 +375,11 @@ class Client:
     # -- leader helpers (single node: there is never another leader) ----
 
     async def connect_to_leader(
-        self, error: Any, *, models: Iterable[type[AuraModel]] | None = None, allow_insecure: bool = False
+        self,
+        error: Any,
+        *,
+        models: Iterable[type[AuraModel]] | None = None,
+        allow_insecure: bool = False,
     ) -> Client:
         address = getattr(error, "leader_addr", None)
         if not address:
@@ -345,7 +387,11 @@ class Client:
         return await self.reconnect_to(address, models=models, allow_insecure=allow_insecure)
 
     async def reconnect_to(
-        self, address: str, *, models: Iterable[type[AuraModel]] | None = None, allow_insecure: bool = False
+        self,
+        address: str,
+        *,
+        models: Iterable[type[AuraModel]] | None = None,
+        allow_insecure: bool = False,
     ) -> Client:
         require(self.capabilities(), "native_protocol", "reconnect_to()")
         raise AuraBackendCapabilityError(
@@ -354,7 +400,11 @@ class Client:
         )
 
     def with_leader_redirect(self, *, max_redirects: int = 1) -> LeaderRedirect:
-        if isinstance(max_redirects, bool) or not isinstance(max_redirects, int) or not 0 <= max_redirects <= 10:
+        if (
+            isinstance(max_redirects, bool)
+            or not isinstance(max_redirects, int)
+            or not 0 <= max_redirects <= 10
+        ):
             raise AuraQueryError("max_redirects must be an int between 0 and 10")
         return LeaderRedirect(self, max_redirects)
 
@@ -374,7 +424,7 @@ def _field_attr(model: type[AuraModel], key: Any) -> str:
 def _insert_candidate(
     model: type[M], key: Mapping[Any, Any], values: Mapping[Any, Any]
 ) -> tuple[M | None, AuraError | None]:
-    """The row an upsert inserts when nothing matches (key ∪ values, with
+    """The row an upsert inserts when nothing matches (key plus values, with
     defaults), or the validation error that prevents building it."""
     merged = {_field_attr(model, k): v for k, v in {**key, **values}.items()}
     try:
@@ -420,7 +470,10 @@ class Transaction:
         return await self.begin()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if exc_type is None:
             await self.commit()
@@ -440,7 +493,9 @@ class Transaction:
         self._require_active()
         return await self._client._execute(ir, model, self._handle)
 
-    def _stream(self, ir: dict[str, Any], model: type[AuraModel], batch_size: int) -> AsyncIterator[AuraModel]:
+    def _stream(
+        self, ir: dict[str, Any], model: type[AuraModel], batch_size: int
+    ) -> AsyncIterator[AuraModel]:
         self._require_active()
         return self._client._stream(ir, model, batch_size, self._handle)
 
@@ -464,7 +519,9 @@ class Transaction:
         self._require_active()
         return await self._client.insert(instance, on_conflict=on_conflict, _txn=self._handle)
 
-    async def upsert(self, model: type[M], *, key: Mapping[Any, Any], values: Mapping[Any, Any]) -> M:
+    async def upsert(
+        self, model: type[M], *, key: Mapping[Any, Any], values: Mapping[Any, Any]
+    ) -> M:
         self._require_active()
         return await self._client.upsert(model, key=key, values=values, _txn=self._handle)
 
@@ -505,7 +562,9 @@ class LeaderRedirect:
         rows = list(rows)
         return await self.run(lambda: self._client.bulk_insert(model, rows, **kw))
 
-    async def upsert(self, model: type[M], *, key: Mapping[Any, Any], values: Mapping[Any, Any]) -> M:
+    async def upsert(
+        self, model: type[M], *, key: Mapping[Any, Any], values: Mapping[Any, Any]
+    ) -> M:
         return await self.run(lambda: self._client.upsert(model, key=key, values=values))
 
     async def raw(self, statement: str, params: Any = None) -> list[dict[str, Any]]:
@@ -598,7 +657,10 @@ class _Connector:
         return await self._open()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if self._client is not None:
             await self._client.close()

@@ -11,7 +11,6 @@ import hashlib
 import importlib
 import json
 import math
-import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -24,7 +23,6 @@ __all__ = [
     "Metrics",
     "TelemetryConfig",
     "Tracer",
-    "observe_request",
     "query_fingerprint",
     "redact_ir",
 ]
@@ -49,9 +47,10 @@ class LatencyHistogram:
 
     def record(self, seconds: float) -> None:
         value = float(seconds)
-        if not math.isfinite(value):
-            return  # a broken clock reading must not poison every percentile
-        value = max(value, 0.0)
+        if not 0.0 <= value < math.inf:  # negative, infinite or NaN: the rare case
+            if not math.isfinite(value):
+                return  # a broken clock reading must not poison every percentile
+            value = 0.0
         self.count += 1
         self.total_seconds += value
         self._samples.append(value)
@@ -347,23 +346,3 @@ class Tracer:
                 redact_ir(ir), sort_keys=True, separators=(",", ":"), default=str
             )
         return attributes
-
-
-_DISABLED_TRACER = Tracer()
-
-
-@contextmanager
-def observe_request(
-    metrics: Metrics, operation: str, ir: Any = None, *, tracer: Tracer | None = None
-) -> Iterator[Any]:
-    """Uniform per-request telemetry for every backend (§16 row 43): a span,
-    the query count, request latency and, on failure, the error code."""
-    started = time.perf_counter()
-    try:
-        with (tracer or _DISABLED_TRACER).span(operation, ir) as span:
-            yield span
-    except Exception as exc:  # not BaseException: cancellation is not an error
-        metrics.record_error(exc)
-        raise
-    finally:
-        metrics.record_query(operation, time.perf_counter() - started)

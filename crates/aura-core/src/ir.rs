@@ -2,13 +2,14 @@
 //! order; empty or unset keys are omitted on output, except `operation`,
 //! `model`, `consistency` and the `filters` of filter-only requests.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value as Json};
 
 use crate::error::{Error, Result};
+use crate::tagged::{deserialize_tagged, Tagged};
 
-/// One request; the JSON tag is `operation`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One request; the JSON tag is `operation` (deserialized in `Tagged`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "operation", rename_all = "snake_case")]
 pub enum Request {
     Select(Select),
@@ -22,6 +23,54 @@ pub enum Request {
     Traverse(Traverse),
     SearchPage(Select),
     Aggregate(Select),
+}
+
+/// The `operation` tag; variant order is `Request`'s (error messages list it).
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Operation {
+    Select,
+    Count,
+    Exists,
+    Insert,
+    Update,
+    Delete,
+    Upsert,
+    Raw,
+    Traverse,
+    SearchPage,
+    Aggregate,
+}
+
+impl Tagged for Request {
+    type Tag = Operation;
+    const TAG: &'static str = "operation";
+    const EXPECTING: &'static str = "internally tagged enum Request";
+
+    fn body<'de, D: Deserializer<'de>>(
+        tag: Operation,
+        body: D,
+    ) -> std::result::Result<Self, D::Error> {
+        Ok(match tag {
+            Operation::Select => Request::Select(Select::deserialize(body)?),
+            Operation::Count => Request::Count(Filtered::deserialize(body)?),
+            Operation::Exists => Request::Exists(Filtered::deserialize(body)?),
+            Operation::Insert => Request::Insert(Insert::deserialize(body)?),
+            Operation::Update => Request::Update(Update::deserialize(body)?),
+            Operation::Delete => Request::Delete(Filtered::deserialize(body)?),
+            Operation::Upsert => Request::Upsert(Upsert::deserialize(body)?),
+            Operation::Raw => Request::Raw(Raw::deserialize(body)?),
+            Operation::Traverse => Request::Traverse(Traverse::deserialize(body)?),
+            Operation::SearchPage => Request::SearchPage(Select::deserialize(body)?),
+            Operation::Aggregate => Request::Aggregate(Select::deserialize(body)?),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Request {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserialize_tagged(deserializer)
+    }
 }
 
 impl Request {
@@ -358,19 +407,19 @@ pub struct MetricRequest {
     pub field: Option<String>,
 }
 
-/// Expressions; the JSON tag is `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+/// Expressions; the JSON tag is `kind` (deserialized in `Tagged`, through
+/// the `*Args` structs below, which list the same keys per variant).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Expr {
     Field {
         model: String,
         /// Storage name (an attribute name is accepted too).
         field: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(skip_serializing_if = "Option::is_none")]
         path: Option<Vec<String>>,
     },
     Literal {
-        #[serde(default)]
         value: Json,
     },
     Param {
@@ -393,6 +442,123 @@ pub enum Expr {
         metric: String,
         query: Vec<f64>,
     },
+}
+
+/// The `kind` tag; variant order is `Expr`'s (error messages list it).
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ExprKind {
+    Field,
+    Literal,
+    Param,
+    Compare,
+    Bool,
+    Not,
+    Distance,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldArgs {
+    model: String,
+    field: String,
+    #[serde(default)]
+    path: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LiteralArgs {
+    #[serde(default)]
+    value: Json,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ParamArgs {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompareArgs {
+    op: CompareOp,
+    left: Box<Expr>,
+    right: Box<Expr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoolArgs {
+    op: BoolOp,
+    operands: Vec<Expr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotArgs {
+    operand: Box<Expr>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DistanceArgs {
+    field: String,
+    metric: String,
+    query: Vec<f64>,
+}
+
+impl Tagged for Expr {
+    type Tag = ExprKind;
+    const TAG: &'static str = "kind";
+    const EXPECTING: &'static str = "internally tagged enum Expr";
+
+    fn body<'de, D: Deserializer<'de>>(
+        tag: ExprKind,
+        body: D,
+    ) -> std::result::Result<Self, D::Error> {
+        Ok(match tag {
+            ExprKind::Field => {
+                let FieldArgs { model, field, path } = FieldArgs::deserialize(body)?;
+                Expr::Field { model, field, path }
+            }
+            ExprKind::Literal => Expr::Literal {
+                value: LiteralArgs::deserialize(body)?.value,
+            },
+            ExprKind::Param => Expr::Param {
+                name: ParamArgs::deserialize(body)?.name,
+            },
+            ExprKind::Compare => {
+                let CompareArgs { op, left, right } = CompareArgs::deserialize(body)?;
+                Expr::Compare { op, left, right }
+            }
+            ExprKind::Bool => {
+                let BoolArgs { op, operands } = BoolArgs::deserialize(body)?;
+                Expr::Bool { op, operands }
+            }
+            ExprKind::Not => Expr::Not {
+                operand: NotArgs::deserialize(body)?.operand,
+            },
+            ExprKind::Distance => {
+                let DistanceArgs {
+                    field,
+                    metric,
+                    query,
+                } = DistanceArgs::deserialize(body)?;
+                Expr::Distance {
+                    field,
+                    metric,
+                    query,
+                }
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Expr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserialize_tagged(deserializer)
+    }
 }
 
 impl Expr {
@@ -539,9 +705,76 @@ mod tests {
             r#"{"operation":"count","model":"M","filters":[{"kind":"compare","op":"ilike","left":{"kind":"literal","value":1},"right":{"kind":"literal","value":1}}]}"#,
             r#"{"operation":"count","model":"M","filters":[{"kind":"field","model":"M","field":"a","extra":1}]}"#,
             r#"{"operation":"select","model":"M","limit":-1}"#,
+            r#"[]"#,
         ] {
             let err = Request::from_json_str(text).unwrap_err();
             assert_eq!(err.code, ErrorCode::QueryError, "{text}");
+        }
+    }
+
+    #[test]
+    fn param_and_distance_round_trip() {
+        for text in [
+            r#"{"operation":"count","model":"M","filters":[{"kind":"compare","op":"eq","left":{"kind":"field","model":"M","field":"a"},"right":{"kind":"param","name":"p"}}]}"#,
+            r#"{"operation":"count","model":"M","filters":[{"kind":"compare","op":"lt","left":{"kind":"distance","field":"e","metric":"cosine","query":[1.0,0.5]},"right":{"kind":"literal","value":0.2}}]}"#,
+        ] {
+            assert_eq!(round_trip(text), text);
+        }
+    }
+
+    #[test]
+    fn tags_are_found_anywhere_in_the_map() {
+        let reordered = r#"{"model":"Doc","filters":[{"left":{"field":"title","kind":"field","model":"Doc"},"op":"contains","right":{"value":"R","kind":"literal"},"kind":"compare"}],"projection":["title"],"sort":[{"field":"id","direction":"desc"}],"limit":2,"offset":1,"consistency":"strong","timeout_ms":50,"operation":"select"}"#;
+        assert_eq!(
+            Request::from_json_str(reordered).unwrap(),
+            Request::from_json_str(EXAMPLE).unwrap()
+        );
+        assert_eq!(round_trip(reordered), EXAMPLE);
+        let literal =
+            r#"{"operation":"count","model":"M","filters":[{"value":null,"kind":"literal"}]}"#;
+        assert_eq!(
+            round_trip(literal),
+            r#"{"operation":"count","model":"M","filters":[{"kind":"literal","value":null}]}"#
+        );
+    }
+
+    #[test]
+    fn malformed_tags_and_foreign_keys_are_query_errors() {
+        for (text, expected) in [
+            (r#"{"model":"M"}"#, "missing field `operation`"),
+            (r#"{}"#, "missing field `operation`"),
+            (
+                r#"{"model":"M","operation":"count","operation":"count"}"#,
+                "duplicate field `operation`",
+            ),
+            (
+                r#"{"operation":"count","model":"M","filters":[{"kind":"field","model":"M","field":"a","op":"eq"}]}"#,
+                "unknown field `op`, expected one of `model`, `field`, `path`",
+            ),
+            (
+                r#"{"operation":"count","model":"M","filters":[{"model":"M","field":"a","kind":"field","op":"eq"}]}"#,
+                "unknown field `op`, expected one of `model`, `field`, `path`",
+            ),
+            (
+                r#"{"operation":"count","model":"M","filters":[{"kind":"frob"}]}"#,
+                "unknown variant `frob`, expected one of `field`, `literal`, `param`, `compare`, `bool`, `not`, `distance`",
+            ),
+            (
+                r#"{"operation":"count","model":"M","filters":[{"op":"eq"}]}"#,
+                "missing field `kind`",
+            ),
+            (
+                r#"{"operation":"count","model":"M","filters":[{"kind":"param"}]}"#,
+                "missing field `name`",
+            ),
+            (
+                r#"{"operation":"count","model":"M","filters":[{"kind":"not","operand":1}]}"#,
+                "invalid value, expected internally tagged enum Expr",
+            ),
+        ] {
+            let err = Request::from_json_str(text).unwrap_err();
+            assert_eq!(err.code, ErrorCode::QueryError, "{text}");
+            assert!(err.message.contains(expected), "{text}: {}", err.message);
         }
     }
 

@@ -6,6 +6,7 @@ pub mod capabilities;
 pub mod error;
 pub mod ir;
 pub mod schema;
+mod tagged;
 pub mod value;
 
 pub use capabilities::Capabilities;

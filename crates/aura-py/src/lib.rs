@@ -5,6 +5,7 @@
 mod auradb;
 mod convert;
 mod errors;
+mod ir_de;
 mod memory;
 mod native;
 mod plan;

@@ -16,7 +16,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::IntoPyResult;
 use crate::plan::ModelPlan;
-use crate::rows::{to_row, Hydrator, RowScores};
+use crate::rows::{to_row, GcPause, Hydrator, RowScores};
 
 #[pyclass(frozen, module = "aura._core")]
 pub struct MemoryEngine {
@@ -46,7 +46,7 @@ pub struct MemoryConnection {
 
 /// Deserialize the IR straight from the Python dict (no JSON detour).
 pub fn parse_request(ir: &Bound<'_, PyAny>) -> PyResult<Request> {
-    pythonize::depythonize::<Request>(ir)
+    crate::ir_de::from_py::<Request>(ir)
         .map_err(|e| aura_core::ir::invalid_ir(e.to_string()))
         .py_err()
 }
@@ -88,7 +88,8 @@ impl MemoryConnection {
         let hydrator = Hydrator::new(py, &plans)?;
         let plan = hydrator.plan(&q.model)?.get();
         let mask = projection_mask(plan, q);
-        let list = PyList::empty(py);
+        let _gc = GcPause::for_rows(py, out.rows.len());
+        let mut items = Vec::with_capacity(out.rows.len());
         for result in out.rows {
             let (obj, dict) = hydrator.instance(plan, &result.row, mask.as_deref())?;
             if let Some(s) = &result.scores {
@@ -104,9 +105,9 @@ impl MemoryConnection {
                 attach_include(&hydrator, plan, &dict, included)?;
             }
             hydrator.finish(plan, &obj)?;
-            list.append(obj)?;
+            items.push(obj);
         }
-        Ok(list)
+        PyList::new(py, items)
     }
 
     fn plan(&self, py: Python<'_>, model: &str) -> PyResult<Py<ModelPlan>> {
@@ -240,11 +241,12 @@ impl MemoryConnection {
                 let (model, rows) = py.detach(|| engine.traverse(txn, &q)).py_err()?;
                 let plans = self.plans.read();
                 let hydrator = Hydrator::new(py, &plans)?;
-                let list = PyList::empty(py);
-                for row in &rows {
-                    list.append(hydrator.simple(&model, row)?)?;
-                }
-                Ok(list.into_any())
+                let _gc = GcPause::for_rows(py, rows.len());
+                let items = rows
+                    .iter()
+                    .map(|row| hydrator.simple(&model, row))
+                    .collect::<PyResult<Vec<_>>>()?;
+                Ok(PyList::new(py, items)?.into_any())
             }
             other => Err(crate::errors::to_py(Error::query(format!(
                 "operation '{}' cannot run through execute()",

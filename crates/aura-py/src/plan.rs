@@ -9,7 +9,7 @@ use aura_core::schema::{
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyType};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
 /// One stored field as hydration and row conversion see it.
 pub struct FieldPlan {
@@ -28,6 +28,9 @@ pub struct RelationPlan {
 #[pyclass(frozen, module = "aura._core")]
 pub struct ModelPlan {
     pub cls: Py<PyType>,
+    /// `(cls,)`, the arguments of `object.__new__` for every hydrated row
+    /// (tuples are immutable, so one is shared instead of built per row).
+    pub new_args: Py<PyTuple>,
     pub schema: Arc<ModelSchema>,
     pub fields: Vec<FieldPlan>,
     pub relations: Vec<RelationPlan>,
@@ -161,6 +164,7 @@ impl ModelPlan {
         };
         Ok(ModelPlan {
             cls: cls.clone().unbind(),
+            new_args: PyTuple::new(py, [cls])?.unbind(),
             schema: Arc::new(schema),
             fields: plans,
             relations,

@@ -11,7 +11,7 @@ use aura_core::value::Value;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
 use crate::plan::ModelPlan;
@@ -52,9 +52,8 @@ fn validation_error(py: Python<'_>, message: String) -> PyErr {
 /// Check that a converted value fits the field's kind (the model validates
 /// on construction, but attributes can be reassigned afterwards).
 fn fit_kind(
-    py: Python<'_>,
     model: &str,
-    attr: &str,
+    attr: &Bound<'_, PyString>,
     kind: FieldKind,
     value: Value,
 ) -> PyResult<Value> {
@@ -95,17 +94,18 @@ fn fit_kind(
         _ => false,
     };
     if ok {
-        Ok(value)
-    } else {
-        Err(validation_error(
-            py,
-            format!(
-                "{model}.{attr} expects {}, got {}",
-                kind.as_str(),
-                value_kind(&value)
-            ),
-        ))
+        return Ok(value);
     }
+    let py = attr.py();
+    let attr = attr.to_cow()?;
+    Err(validation_error(
+        py,
+        format!(
+            "{model}.{attr} expects {}, got {}",
+            kind.as_str(),
+            value_kind(&value)
+        ),
+    ))
 }
 
 fn value_kind(value: &Value) -> &'static str {
@@ -170,18 +170,57 @@ pub fn to_row(plan: &ModelPlan, obj: &Bound<'_, PyAny>) -> PyResult<Row> {
                         Some(dump) => dump.bind(py).call1((v,))?,
                         None => v,
                     };
-                    let value = if is_vector(&v) {
+                    // Only vector fields need the Vector probe up front (it
+                    // is a failing attribute lookup on every other type);
+                    // py_to_value still recognises a Vector anywhere else.
+                    let value = if field.kind == FieldKind::Vector && is_vector(&v) {
                         Value::Vector(Arc::from(vector_components(&v)?))
                     } else {
                         py_to_value(&v)?
                     };
-                    fit_kind(py, &plan.schema.name, attr.to_str()?, field.kind, value)?
+                    fit_kind(&plan.schema.name, attr, field.kind, value)?
                 }
             }
         };
         row.push(value);
     }
     Ok(Arc::from(row))
+}
+
+/// Below this many rows a batch allocates too few objects for the cyclic
+/// collector's young generation (700 by default) to matter.
+const GC_PAUSE_MIN_ROWS: usize = 1000;
+
+/// Pauses CPython's cyclic garbage collector while one large batch of
+/// instances is built, and restores its previous state when dropped (also
+/// on error). Every instance and its `__dict__` are GC-tracked, so without
+/// the pause the collector runs every few hundred rows and, as the batch
+/// survives, repeatedly traverses everything allocated so far; none of it
+/// can be garbage yet. Collection simply resumes afterwards.
+pub struct GcPause<'py> {
+    _py: Python<'py>,
+    resume: bool,
+}
+
+impl<'py> GcPause<'py> {
+    pub fn for_rows(py: Python<'py>, rows: usize) -> Self {
+        let resume = rows >= GC_PAUSE_MIN_ROWS
+            // SAFETY: `PyGC_Disable` only clears the current interpreter's
+            // "collector enabled" flag and returns the previous value; it
+            // needs an attached thread state, which `py` proves.
+            && unsafe { pyo3::ffi::PyGC_Disable() } != 0;
+        GcPause { _py: py, resume }
+    }
+}
+
+impl Drop for GcPause<'_> {
+    fn drop(&mut self) {
+        if self.resume {
+            // SAFETY: as in `for_rows`; the guard holds `Python<'py>`, so it
+            // is dropped while the thread is still attached.
+            unsafe { pyo3::ffi::PyGC_Enable() };
+        }
+    }
 }
 
 /// Scores attached to a ranked result row.
@@ -262,8 +301,7 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         mask: Option<&[bool]>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
         let py = self.py;
-        let cls = plan.cls.bind(py);
-        let obj = self.object_new.call1(PyTuple::new(py, [cls])?)?;
+        let obj = self.object_new.call1(plan.new_args.bind(py))?;
         // Fill the instance's own __dict__ in place: models define a Python
         // __setattr__, so assigning `__dict__` would cost a Python call.
         let dict = obj

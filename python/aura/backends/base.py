@@ -41,12 +41,18 @@ def require(caps: BackendCapabilities, flag: str, what: str) -> None:
         )
 
 
+# Every IR key that needs a capability (requests without one skip the checks).
+_CHECKED_KEYS = frozenset(clause for clause, _, _ in _RANKED_CLAUSES) | {"timeout_ms"}
+
+
 def check_capabilities(caps: BackendCapabilities, ir: dict[str, Any]) -> None:
     """API.md §8 enforcement, before any I/O: a clause a backend cannot run
     raises here and is never silently dropped."""
     derived = _DERIVED.get(ir["operation"])
     if derived is not None:
         require(caps, *derived)
+    elif ir.keys().isdisjoint(_CHECKED_KEYS):  # looks up the 4 keys, not every IR key
+        return
     for clause, flag, what in _RANKED_CLAUSES:
         if clause in ir:
             require(caps, flag, what)

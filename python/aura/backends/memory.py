@@ -44,15 +44,13 @@ def plan_of(model: type[AuraModel]) -> Any:
 
 class MemoryBackend(Backend):
     name = "memory"
+    # Fixed for this backend: a plain attribute, read once per request.
+    capabilities: BackendCapabilities = _CAPABILITIES
 
     def __init__(self, transport: MemoryTransport | None = None) -> None:
         self.transport = transport if transport is not None else MemoryTransport()
         self.server = self.transport.server
         self.connection = _core.MemoryConnection(self.server.engine)
-
-    @property
-    def capabilities(self) -> BackendCapabilities:
-        return _CAPABILITIES
 
     async def open(self) -> None:
         await self.transport.open()

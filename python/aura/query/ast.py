@@ -14,6 +14,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from aura._convert import to_storage
@@ -70,14 +71,20 @@ def evolve(node: _N, **changes: Any) -> _N:
     Internal and unchecked: ``changes`` must name existing fields.
     """
     new = _new(node.__class__)
-    state = node.__dict__.copy()
+    # dict(), not .copy(): a copy keeps the shared-key ("split") layout of
+    # instance dicts, on which CPython 3.11 cannot specialise attribute
+    # reads, so every `node.field` would take the slow generic path.
+    state = dict(node.__dict__)
     state.update(changes)
     _set(new, "__dict__", state)
     return new
 
 
+_to_ir = methodcaller("to_ir")
+
+
 def _predicates_ir(predicates: tuple[Predicate, ...]) -> list[dict[str, Any]]:
-    return [p.to_ir() for p in predicates]
+    return list(map(_to_ir, predicates))
 
 
 def _optional(ir: dict[str, Any], **values: Any) -> dict[str, Any]:
@@ -251,19 +258,25 @@ class SelectQuery(QueryNode):
         return self._ir(cap if limit is None or limit > cap else limit)
 
     def _ir(self, limit: int | None) -> dict[str, Any]:
+        # Plain ifs rather than _optional(): this runs once per query.
         ir: dict[str, Any] = {"operation": "select", "model": self.model}
         if self.filters:
-            ir["filters"] = _predicates_ir(self.filters)
+            ir["filters"] = list(map(_to_ir, self.filters))
         if self.projection:
             ir["projection"] = list(self.projection)
         if self.includes:
             ir["include"] = [inc.to_ir() for inc in self.includes]
         if self.order_by:
             ir["sort"] = [term.to_ir() for term in self.order_by]
-        _optional(ir, limit=limit, offset=self.offset)
+        if limit is not None:
+            ir["limit"] = limit
+        if self.offset is not None:
+            ir["offset"] = self.offset
         self._search_ir(ir)
         ir["consistency"] = self.consistency
-        return _optional(ir, timeout_ms=self.timeout_ms)
+        if self.timeout_ms is not None:
+            ir["timeout_ms"] = self.timeout_ms
+        return ir
 
     def _search_ir(self, ir: dict[str, Any]) -> None:
         if self.vector is not None:
@@ -308,7 +321,8 @@ def new_select(model: str) -> SelectQuery:
     """The empty select of ``model`` (shared: nodes are immutable)."""
     node = _EMPTY_SELECTS.get(model)
     if node is None:
-        node = _EMPTY_SELECTS[model] = SelectQuery(model)
+        # Through evolve(), so every select node has the same dict layout.
+        node = _EMPTY_SELECTS[model] = evolve(SelectQuery(model))
     return node
 
 

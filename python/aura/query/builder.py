@@ -336,10 +336,13 @@ class QueryBuilder(Generic[M]):
         self._query = query if query is not None else new_select(model_name(model))
 
     def _with(self, **changes: Any) -> QueryBuilder[M]:
+        return self._with_query(evolve(self._query, **changes))
+
+    def _with_query(self, query: SelectQuery) -> QueryBuilder[M]:
         new = object.__new__(type(self))
         new._model = self._model
         new._executor = self._executor
-        new._query = evolve(self._query, **changes)
+        new._query = query
         return new
 
     @property
@@ -362,8 +365,12 @@ class QueryBuilder(Generic[M]):
 
     def where(self, predicate: Predicate, *more: Predicate) -> QueryBuilder[M]:
         """Add filters; top-level filters are AND-ed."""
-        added = _predicates("where", (predicate, *more))
-        return self._with(filters=self._query.filters + added)
+        query = self._query
+        if more or not isinstance(predicate, Predicate):
+            filters = query.filters + _predicates("where", (predicate, *more))
+        else:  # the common single predicate, already checked
+            filters = (*query.filters, predicate)
+        return self._with_query(evolve(query, filters=filters))
 
     def filter(self, predicate: Predicate, *more: Predicate) -> QueryBuilder[M]:
         """Alias of :meth:`where`."""

@@ -135,14 +135,22 @@ class Param(Expression):
 
 
 _PLAIN = frozenset({int, str, float, bool, type(None)})
+# The slot's own setter: like object.__setattr__ (it bypasses _Frozen's
+# __setattr__) without looking the attribute up on every write.
+_set_literal_value = Literal.__dict__["value"].__set__
+
+
+def _plain_literal(value: Any) -> Literal:
+    """A Literal of a value already in storage form (no conversion)."""
+    literal = _new(Literal)
+    _set_literal_value(literal, value)
+    return literal
 
 
 def _operand(value: Any) -> Expression:
     """The right-hand side of a comparison: a field, param or literal."""
     if value.__class__ in _PLAIN:  # already in storage form
-        literal = _new(Literal)
-        _set(literal, "value", value)
-        return literal
+        return _plain_literal(value)
     if isinstance(value, (Literal, FieldReference, Param)):
         return value
     if isinstance(value, Expression):
@@ -336,11 +344,22 @@ class _FieldComparison(Comparison):
         return left._same_field(right) == (self.op == "eq")
 
 
+_set_op = Comparison.__dict__["op"].__set__
+_set_left = Comparison.__dict__["left"].__set__
+_set_right = Comparison.__dict__["right"].__set__
+
+
 def _compare(op: str, left: FieldReference, right: Any) -> Comparison:
-    node = _new(_FieldComparison if isinstance(right, FieldReference) else Comparison)
-    _set(node, "op", op)
-    _set(node, "left", left)
-    _set(node, "right", _operand(right))
+    if right.__class__ in _PLAIN:  # the common case: _operand's fast path, inlined
+        node = _new(Comparison)
+        operand: Expression = _new(Literal)
+        _set_literal_value(operand, right)
+    else:
+        node = _new(_FieldComparison if isinstance(right, FieldReference) else Comparison)
+        operand = _operand(right)
+    _set_op(node, op)
+    _set_left(node, left)
+    _set_right(node, operand)
     return node
 
 
