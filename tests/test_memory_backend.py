@@ -538,3 +538,20 @@ async def test_ir_dicts_parse_in_any_key_order_and_reject_non_json(library: aura
         with pytest.raises(AuraQueryError) as info:
             conn.execute(bad, None)
         assert str(info.value).startswith(f"[query_error] {message}"), info.value
+
+
+async def test_reference_server_tables_seed_and_inspect() -> None:
+    server = ReferenceServer()
+    server._tables["MemAuthor"][3] = {"name": "Seeded", "email": "seed@x"}
+    assert server._tables["MemAuthor"][3] == {"id": 3, "name": "Seeded", "email": "seed@x"}
+    async with aura.connect("memory://", transport=MemoryTransport(server), models=[MemAuthor]) as db:
+        assert (await db.MemAuthor.find(id=3)).name == "Seeded"
+        await db.insert(MemAuthor(id=4, name="Other", email="o@x"))
+    table = server._tables["MemAuthor"]
+    assert list(table) == [3, 4] and len(table) == 2
+    del table[3]
+    assert list(table) == [4] and "MemAuthor" in server._tables
+    with pytest.raises(KeyError):
+        _ = table[3]
+    with pytest.raises(KeyError):
+        _ = server._tables["NoSuchModel"]
