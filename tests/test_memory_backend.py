@@ -449,13 +449,6 @@ async def test_plain_rows_have_no_scores(docs: aura.Client) -> None:
     assert search_scores(row) == aura.SearchScores(None, None, None, None)
 
 
-async def test_ranked_text_is_an_honest_capability_error(docs: aura.Client) -> None:
-    with pytest.raises(AuraCapabilityError) as info:
-        await docs.search(MemDoc).search_text("body", "vector index").all()
-    assert info.value.context == {"backend": "memory", "capability": "full_text_search"}
-    assert docs.capabilities().full_text_search is False
-
-
 # -- the product's first example ------------------------------------------------------
 
 
