@@ -192,7 +192,7 @@ class Facet:
 
 @dataclass(frozen=True)
 class Metric:
-    """An aggregate metric: IR ``{op: "count"}`` or ``{op: "min"|"max", field}``."""
+    """An aggregate metric: IR ``{op: "count"}`` or ``{op: "min"|"max"|"sum"|"avg", field}``."""
 
     op: str
     field: str | None = None

@@ -568,6 +568,13 @@ class QueryBuilder(Generic[M]):
     def max(self, field: str | FieldReference) -> QueryBuilder[M]:
         return self._metric("max", field)
 
+    # sum/avg are additions beyond API.md §4.3 (numbers only, like min/max).
+    def sum(self, field: str | FieldReference) -> QueryBuilder[M]:
+        return self._metric("sum", field)
+
+    def avg(self, field: str | FieldReference) -> QueryBuilder[M]:
+        return self._metric("avg", field)
+
     def _metric(self, op: str, field: Any) -> QueryBuilder[M]:
         if field is None or (isinstance(field, str) and not field.strip()):
             raise AuraQueryError(f"{op}() requires a field name")
