@@ -13,7 +13,6 @@ import pytest
 
 import aura
 from aura import (
-    AuraCapabilityError,
     AuraClientClosedError,
     AuraConstraintError,
     AuraNotFoundError,

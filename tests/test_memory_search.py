@@ -81,7 +81,9 @@ def make_articles(n: int, seed: int = 7) -> list[SrchArticle]:
     rows = []
     for i in range(1, n + 1):
         # Zipf-like word choice, and every 10th text repeated to force ties.
-        words = rng.choices(VOCAB, weights=[1 / (r + 1) for r in range(len(VOCAB))], k=rng.randint(1, 12))
+        words = rng.choices(
+            VOCAB, weights=[1 / (r + 1) for r in range(len(VOCAB))], k=rng.randint(1, 12)
+        )
         text = " ".join(words) if i % 10 else "alpha beta"
         vec = [rng.uniform(-1, 1) for _ in range(8)] if i % 7 else None
         if i % 11 == 0 and rows:
@@ -238,7 +240,10 @@ async def test_check_34_ranked_pages(d: aura.Client) -> None:
         .search_vector("embedding", [1, 0, 0], top_k=4)
         .search_pages(page_size=2)
     ]
-    assert [[(r.id, r.__rank__) for r in p.rows] for p in pages] == [[(1, 1), (3, 2)], [(4, 3), (2, 4)]]
+    assert [[(r.id, r.__rank__) for r in p.rows] for p in pages] == [
+        [(1, 1), (3, 2)],
+        [(4, 3), (2, 4)],
+    ]
     assert pages[0].has_more and pages[-1].cursor is None
 
 
@@ -252,7 +257,9 @@ async def test_check_35_facets(db: aura.Client) -> None:
 
 
 async def test_check_36_search_scoped_aggregate(d: aura.Client) -> None:
-    result = await d.search(SrchDoc).search_text("body", "vector index").aggregate_count().aggregate()
+    result = (
+        await d.search(SrchDoc).search_text("body", "vector index").aggregate_count().aggregate()
+    )
     assert result.search_scoped is True
     assert result.matched == 2 and result.scanned == 3
     assert result.metric("count") == 2
@@ -306,14 +313,21 @@ async def test_bm25_statistics_use_the_filtered_rows(
 ) -> None:
     for field in ("body", "plain"):
         rows = await (
-            db.search(SrchArticle).where(SrchArticle.cat == "a").search_text(field, "gamma eta").all()
+            db.search(SrchArticle)
+            .where(SrchArticle.cat == "a")
+            .search_text(field, "gamma eta")
+            .all()
         )
         want = ref_bm25({r.id: r.body for r in corpus if r.cat == "a"}, "gamma eta")
         same_ranking(rows, want)
 
 
 async def test_term_frequency_rank(db: aura.Client, corpus: list[SrchArticle]) -> None:
-    rows = await db.search(SrchArticle).search_text("body", "gamma gamma zeta", rank="term_frequency").all()
+    rows = (
+        await db.search(SrchArticle)
+        .search_text("body", "gamma gamma zeta", rank="term_frequency")
+        .all()
+    )
     counts = {r.id: Counter(tokens(r.body)) for r in corpus}
     want = [(i, float(2 * c["gamma"] + c["zeta"])) for i, c in counts.items()]
     want = sorted([p for p in want if p[1] > 0], key=lambda p: (-p[1], p[0]))
@@ -322,9 +336,7 @@ async def test_term_frequency_rank(db: aura.Client, corpus: list[SrchArticle]) -
 
 async def test_text_limit_ties_and_rows_sharing_a_first_value(db: aura.Client) -> None:
     # §16 row 19: rows keyed by primary key, not by their first column.
-    await db.bulk_insert(
-        SrchItem, [SrchItem(id=i, cat="same") for i in (3, 1, 2)]
-    )
+    await db.bulk_insert(SrchItem, [SrchItem(id=i, cat="same") for i in (3, 1, 2)])
     await db.bulk_insert(
         SrchArticle, [SrchArticle(id=i, body="tie tie", plain="x") for i in (5, 4, 6)]
     )
@@ -340,7 +352,9 @@ async def test_order_by_breaks_score_ties(db: aura.Client) -> None:
         [SrchArticle(id=i, body="w", plain="x", n=n) for i, n in ((1, 5), (2, 9), (3, 7))]
         + [SrchArticle(id=4, body="w w", plain="x", n=0)],
     )
-    rows = await db.search(SrchArticle).search_text("body", "w").order_by(SrchArticle.n.desc()).all()
+    rows = (
+        await db.search(SrchArticle).search_text("body", "w").order_by(SrchArticle.n.desc()).all()
+    )
     assert [r.id for r in rows] == [4, 2, 3, 1]
 
 
@@ -384,7 +398,10 @@ async def test_exact_vectors_match_numpy(
     for row, (_, score) in zip(rows, want, strict=True):
         assert row.__score__ == pytest.approx(score, rel=1e-5, abs=1e-6)
     filtered = await (
-        db.search(SrchArticle).where(SrchArticle.cat == "b").search_vector("vec", q, metric=metric, top_k=300).all()
+        db.search(SrchArticle)
+        .where(SrchArticle.cat == "b")
+        .search_vector("vec", q, metric=metric, top_k=300)
+        .all()
     )
     want_b = ref_vectors([r for r in corpus if r.cat == "b"], q, metric)
     assert [r.id for r in filtered] == [i for i, _ in want_b]
@@ -416,7 +433,9 @@ async def test_approximate_search_uses_hnsw_and_follows_writes(
 ) -> None:
     q = [0.1, 0.2, -0.3, 0.4, 0.5, -0.6, 0.7, 0.8]
     exact = await db.search(SrchArticle).search_vector("vec", q, top_k=10).all()
-    approx_q = db.search(SrchArticle).search_vector("vec", q, top_k=10, approximate={"ef_search": 100})
+    approx_q = db.search(SrchArticle).search_vector(
+        "vec", q, top_k=10, approximate={"ef_search": 100}
+    )
     approx = await approx_q.all()
     assert [r.id for r in approx] == [r.id for r in exact]  # tiny graph: exact answer
     assert [r.__score__ for r in approx] == [r.__score__ for r in exact]
@@ -482,7 +501,11 @@ async def test_legacy_text_and_fusion(d: aura.Client) -> None:
     # haystack "refunds vector index for refunds": (1 + 2) / 2; row 2: "index" twice.
     assert [(r.id, r.__score__) for r in rows] == [(1, 1.5), (2, 1.0), (3, 0.0)]
     blended = await (
-        d.search(SrchDoc).similar_to("embedding", [1, 0, 0]).text("body", query="index").fusion(alpha=0.25).all()
+        d.search(SrchDoc)
+        .similar_to("embedding", [1, 0, 0])
+        .text("body", query="index")
+        .fusion(alpha=0.25)
+        .all()
     )
     # 0.25·cosine + 0.75·text: row 2 = 0.75·2, row 1 = 0.25 + 0.75, row 3 = 0.25·0.707107.
     assert [r.id for r in blended] == [2, 1, 3]
@@ -528,10 +551,27 @@ async def test_foreign_and_malformed_cursors(d: aura.Client) -> None:
 
 
 async def test_metrics_and_bucket_order(db: aura.Client) -> None:
-    values = [("b", 3), ("a", 1.5), (2, True), ("b", "x"), (1, None), (2, 7), ([1], 4), ({"k": 1}, -2)]
-    await db.bulk_insert(SrchItem, [SrchItem(id=i, cat=c, price=p) for i, (c, p) in enumerate(values, 1)])
+    values = [
+        ("b", 3),
+        ("a", 1.5),
+        (2, True),
+        ("b", "x"),
+        (1, None),
+        (2, 7),
+        ([1], 4),
+        ({"k": 1}, -2),
+    ]
+    await db.bulk_insert(
+        SrchItem, [SrchItem(id=i, cat=c, price=p) for i, (c, p) in enumerate(values, 1)]
+    )
     result = await (
-        db.query(SrchItem).facet("cat").facet("price", limit=2).aggregate_count().min("price").max("price").aggregate()
+        db.query(SrchItem)
+        .facet("cat")
+        .facet("price", limit=2)
+        .aggregate_count()
+        .min("price")
+        .max("price")
+        .aggregate()
     )
     assert result.facet("cat").buckets == [(2, 2), ("b", 2), (1, 1), ("a", 1)]
     # True counts as the number 1 (as in Python), so it sorts between -2 and 1.5.
@@ -547,7 +587,9 @@ async def test_metrics_and_bucket_order(db: aura.Client) -> None:
 
 
 async def test_sum_and_avg_additions(db: aura.Client) -> None:
-    await db.bulk_insert(SrchItem, [SrchItem(id=i, price=p) for i, p in enumerate([1, 2, 4, True, "x", None], 1)])
+    await db.bulk_insert(
+        SrchItem, [SrchItem(id=i, price=p) for i, p in enumerate([1, 2, 4, True, "x", None], 1)]
+    )
     result = await db.query(SrchItem).sum("price").avg("price").aggregate()
     assert result.metric("sum", "price") == 7
     assert result.metric("avg", "price") == pytest.approx(7 / 3)
@@ -559,7 +601,8 @@ async def test_sum_and_avg_additions(db: aura.Client) -> None:
 async def test_timeout_interrupts_a_long_search_and_leaves_data_intact(db: aura.Client) -> None:
     rng = random.Random(3)
     rows = [
-        SrchArticle(id=i, body="x", plain=" ".join(rng.choices(VOCAB, k=40))) for i in range(1, 20_001)
+        SrchArticle(id=i, body="x", plain=" ".join(rng.choices(VOCAB, k=40)))
+        for i in range(1, 20_001)
     ]
     await db.bulk_insert(SrchArticle, rows, batch_size=5000)
     slow = db.search(SrchArticle).search_text("plain", "alpha kappa").timeout(1)
@@ -567,7 +610,13 @@ async def test_timeout_interrupts_a_long_search_and_leaves_data_intact(db: aura.
         await slow.all()
     assert info.value.code == "timeout" and info.value.retryable
     with pytest.raises(AuraTimeoutError):
-        await db.query(SrchArticle).search_text("plain", "beta").aggregate_count().timeout(1).aggregate()
+        await (
+            db.query(SrchArticle)
+            .search_text("plain", "beta")
+            .aggregate_count()
+            .timeout(1)
+            .aggregate()
+        )
     async with db.transaction() as tx:
         await tx.insert(SrchArticle(id=0, body="y", plain="alpha"))
         with pytest.raises(AuraTimeoutError):
@@ -603,11 +652,11 @@ def test_memory_capabilities_are_real(db: aura.Client) -> None:
         ({"hybrid": {}}, "hybrid_search", "hybrid search"),
     ],
 )
-def test_backends_without_search_raise_before_io(clause: dict[str, Any], flag: str, what: str) -> None:
+def test_backends_without_search_raise_before_io(
+    clause: dict[str, Any], flag: str, what: str
+) -> None:
     ir = {"operation": "select", "model": "SrchDoc", **clause}
     with pytest.raises(AuraCapabilityError) as info:
         check_capabilities(for_backend("sqlite"), ir)
     assert info.value.message == f"Backend 'sqlite' does not support {what}"
     assert info.value.context == {"backend": "sqlite", "capability": flag}
-
-
