@@ -173,7 +173,13 @@ pub(crate) fn aggregate(tables: &Tables, q: &Select) -> Result<Json> {
     let facets = q
         .facets
         .iter()
-        .map(|f| Ok((f, FieldAccess::resolve(schema, &f.field, None)?, facet_limit(f)?)))
+        .map(|f| {
+            Ok((
+                f,
+                FieldAccess::resolve(schema, &f.field, None)?,
+                facet_limit(f)?,
+            ))
+        })
         .collect::<Result<Vec<_>>>()?;
     let deadline = Deadline::new(q.timeout_ms);
     let filtered = Matcher::new(table, &q.filters)?.collect(&deadline)?;

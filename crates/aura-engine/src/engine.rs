@@ -389,10 +389,15 @@ impl Engine {
         self.read(txn, |tables| raw::raw(tables, statement, params))
     }
 
-    /// The access path `select` would use and, for ranked queries, how it
-    /// ranks (for `explain`).
-    pub fn plan(&self, q: &Select) -> Result<(AccessPath, Option<serde_json::Value>)> {
-        self.read(None, |tables| select::plan(tables, q))
+    /// The access path `select` would use (for `explain`).
+    pub fn plan(&self, q: &Select) -> Result<AccessPath> {
+        self.read(None, |tables| select::plan(tables, q).map(|p| p.0))
+    }
+
+    /// How a ranked query would rank: exact scan, HNSW or inverted index,
+    /// with candidate counts (`None` for unranked queries).
+    pub fn plan_search(&self, q: &Select) -> Result<Option<serde_json::Value>> {
+        self.read(None, |tables| select::plan(tables, q).map(|p| p.1))
     }
 
     /// One page of a ranked query and the next page's cursor.

@@ -7,9 +7,9 @@ use crate::deadline::Deadline;
 use crate::field_access::FieldAccess;
 use crate::filter::{self, Predicate};
 use crate::include;
+use crate::output::Scores;
 use crate::output::{QueryOutput, ResultRow};
 use crate::planner::{self, AccessPath};
-use crate::output::Scores;
 use crate::rank::collect::{Collector, Hit, RankOrder};
 use crate::rank::{self, cursor};
 use crate::sort::{self, SortKey};
@@ -193,7 +193,11 @@ pub(crate) fn search_page(tables: &Tables, q: &Select) -> Result<(QueryOutput, O
         .transpose()?;
     let access_path = matcher.access_path();
     let deadline = Deadline::new(q.timeout_ms);
-    let offset = if after.is_some() { 0 } else { to_usize(q.offset.unwrap_or(0)) };
+    let offset = if after.is_some() {
+        0
+    } else {
+        to_usize(q.offset.unwrap_or(0))
+    };
     let order = RankOrder {
         keys: &[],
         pk: table.pk.unwrap_or(0),

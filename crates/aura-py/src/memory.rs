@@ -328,7 +328,8 @@ impl MemoryConnection {
             _ => None,
         };
         if let (Some(q), Some(obj)) = (select, json.as_object_mut()) {
-            let (path, search) = self.engine.plan(q).py_err()?;
+            let path = self.engine.plan(q).py_err()?;
+            let search = self.engine.plan_search(q).py_err()?;
             let mut plan = path.describe();
             if let (Some(search), Some(map)) = (search, plan.as_object_mut()) {
                 map.insert("search".to_owned(), search);

@@ -124,7 +124,11 @@ impl<'t, 'q> Collector<'t, 'q> {
         self.hits
             .select_nth_unstable_by(k - 1, |a, b| order.cmp(a, b));
         self.hits.truncate(k);
-        let worst = self.hits.iter().map(|h| h.score).fold(f64::INFINITY, f64::min);
+        let worst = self
+            .hits
+            .iter()
+            .map(|h| h.score)
+            .fold(f64::INFINITY, f64::min);
         if !worst.is_nan() {
             self.floor = Some(worst);
         }

@@ -10,7 +10,14 @@ use serde_json::{json, Map, Value as Json};
 
 use super::collect::After;
 
-const FINGERPRINT_KEYS: [&str; 6] = ["model", "filters", "vector", "text", "text_search", "hybrid"];
+const FINGERPRINT_KEYS: [&str; 6] = [
+    "model",
+    "filters",
+    "vector",
+    "text",
+    "text_search",
+    "hybrid",
+];
 
 fn sorted(json: &Json) -> Json {
     match json {
@@ -60,7 +67,10 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
     }
     (0..text.len())
         .step_by(2)
-        .map(|i| text.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect()
 }
 
@@ -100,12 +110,21 @@ mod tests {
         assert_eq!(fp.len(), 16);
         let token = encode(0.5, &Value::Int(7), &fp);
         let after = decode(&Json::String(token.clone()), &fp).unwrap();
-        assert_eq!(after, After { score: 0.5, key: Value::Int(7) });
+        assert_eq!(
+            after,
+            After {
+                score: 0.5,
+                key: Value::Int(7)
+            }
+        );
         let other = fingerprint(&Select::new("Other"));
         let err = decode(&Json::String(token), &other).unwrap_err();
         assert_eq!(err.message, "cursor token does not belong to this query");
         for bad in [json!("zz"), json!("abc"), json!(3), json!(hex(b"{}"))] {
-            assert_eq!(decode(&bad, &fp).unwrap_err().message, "invalid cursor token");
+            assert_eq!(
+                decode(&bad, &fp).unwrap_err().message,
+                "invalid cursor token"
+            );
         }
     }
 

@@ -99,19 +99,23 @@ impl HybridQuery {
         for row in rows {
             deadline.step()?;
             if let Some(s) = self.vector.score(row, &mut buf) {
-                vector_hits.push(Hit::new(s, *row));
+                vector_hits.push(Hit::new(s, row));
             }
         }
         let text_side = self.side(text_hits, pk);
         let vector_side = self.side(vector_hits, pk);
         let mut merged: HashMap<Key, Hit<'t>> = HashMap::new();
         for (hit, fused) in text_side {
-            let entry = merged.entry(Key(hit.row[pk].clone())).or_insert(Hit::new(0.0, hit.row));
+            let entry = merged
+                .entry(Key(hit.row[pk].clone()))
+                .or_insert(Hit::new(0.0, hit.row));
             entry.text = Some(hit.score);
             entry.score += self.contribution(self.w_text, fused);
         }
         for (hit, fused) in vector_side {
-            let entry = merged.entry(Key(hit.row[pk].clone())).or_insert(Hit::new(0.0, hit.row));
+            let entry = merged
+                .entry(Key(hit.row[pk].clone()))
+                .or_insert(Hit::new(0.0, hit.row));
             entry.vector = Some(hit.score);
             entry.score += self.contribution(self.w_vector, fused);
         }
@@ -133,11 +137,18 @@ impl HybridQuery {
         match self.fusion {
             Fusion::WeightedSum => {
                 let lo = hits.iter().map(|h| h.score).fold(f64::INFINITY, f64::min);
-                let hi = hits.iter().map(|h| h.score).fold(f64::NEG_INFINITY, f64::max);
+                let hi = hits
+                    .iter()
+                    .map(|h| h.score)
+                    .fold(f64::NEG_INFINITY, f64::max);
                 let span = hi - lo;
                 hits.into_iter()
                     .map(|h| {
-                        let norm = if span < 1e-12 { 1.0 } else { (h.score - lo) / span };
+                        let norm = if span < 1e-12 {
+                            1.0
+                        } else {
+                            (h.score - lo) / span
+                        };
                         (h, norm)
                     })
                     .collect()

@@ -27,7 +27,10 @@ use vector::{VectorPath, VectorQuery};
 /// A validated ranked clause and the path it will take.
 pub(crate) enum Ranker {
     Vector(VectorQuery, VectorPath),
-    Text { query: TextQuery, indexed: bool },
+    Text {
+        query: TextQuery,
+        indexed: bool,
+    },
     Hybrid(HybridQuery),
     Legacy {
         text: Option<LegacyText>,

@@ -71,7 +71,13 @@ impl VectorQuery {
     /// The score of an f32 record and its norm.
     #[inline]
     fn score_record(&self, v: &[f32], v_norm: f32) -> f64 {
-        f64::from(kernels::score(self.metric, &self.query, self.norm, v, v_norm))
+        f64::from(kernels::score(
+            self.metric,
+            &self.query,
+            self.norm,
+            v,
+            v_norm,
+        ))
     }
 
     /// The row's score; `None` when it has no vector of the query's length.
@@ -96,7 +102,9 @@ pub(crate) enum VectorPath {
     ColumnScan,
     /// The rows the filters matched, scored one by one.
     FilteredScan,
-    Hnsw { ef: usize },
+    Hnsw {
+        ef: usize,
+    },
 }
 
 /// The validated `vector_ann` options.
@@ -122,7 +130,9 @@ pub(crate) fn ann_options(q: &Select) -> Result<Option<AnnOptions>> {
             .filter(|n| *n > 0)
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| {
-                Error::query(format!("approximate option '{name}' must be a positive int"))
+                Error::query(format!(
+                    "approximate option '{name}' must be a positive int"
+                ))
             })?;
         match name.as_str() {
             "m" => opts.m = n.min(256),
@@ -257,6 +267,9 @@ fn ann_search<'t>(
         norms: &col.norms,
     };
     let k = out.keep().unwrap_or(slots.live());
+    // Deleted rows stay in the graph as waypoints: widen the search so the
+    // candidate list still holds about `ef` live rows.
+    let ef = ef.saturating_mul(graph.nodes()) / slots.live().max(1);
     for (_, slot) in graph.search(vecs, slots, &vq.query, vq.norm, k, ef) {
         if let Some(row) = slots.row(slot) {
             let score = vq.score_record(col.data.get(slot), col.norms.get(slot)[0]);
@@ -327,7 +340,10 @@ mod tests {
             "exact match scores -0.0"
         );
         let dot = query("dot", vec![1.0, 0.0, 0.0]).unwrap();
-        assert_eq!(dot.score_of(&row(&[0.7, 0.7, 0.0])), Some(f64::from(0.7f32)));
+        assert_eq!(
+            dot.score_of(&row(&[0.7, 0.7, 0.0])),
+            Some(f64::from(0.7f32))
+        );
         assert_eq!(
             dot.score_of(&row(&[1.0, 0.0])),
             None,

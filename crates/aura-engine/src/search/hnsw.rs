@@ -10,8 +10,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use super::chunked::Chunked;
-pub use super::kernels::Metric;
 use super::kernels::score;
+pub use super::kernels::Metric;
 use super::Slots;
 
 /// Level of a slot that is not a node.
@@ -28,7 +28,9 @@ pub struct HnswParams {
 impl HnswParams {
     pub const DEFAULT_M: usize = 16;
     pub const DEFAULT_EF_CONSTRUCTION: usize = 200;
-    pub const DEFAULT_EF_SEARCH: usize = 64;
+    /// Breadth of the level-0 search when the query does not set one: high
+    /// enough for recall@10 >= 0.95 on hard (uniform random) data.
+    pub const DEFAULT_EF_SEARCH: usize = 128;
 }
 
 #[derive(Debug, Clone)]
@@ -242,10 +244,7 @@ impl Hnsw {
             }
             let cv = vecs.data.get(c.1 as usize);
             let cn = vecs.norms.get(c.1 as usize)[0];
-            if kept
-                .iter()
-                .all(|&r| vecs.score_to(metric, cv, cn, r) < c.0)
-            {
+            if kept.iter().all(|&r| vecs.score_to(metric, cv, cn, r) < c.0) {
                 kept.push(c.1);
             }
         }
@@ -305,7 +304,10 @@ impl Hnsw {
             return;
         }
         let metric = self.params.metric;
-        let (fv, fnorm) = (vecs.data.get(from as usize), vecs.norms.get(from as usize)[0]);
+        let (fv, fnorm) = (
+            vecs.data.get(from as usize),
+            vecs.norms.get(from as usize)[0],
+        );
         let mut cands: Vec<Cand> = current
             .iter()
             .chain(std::iter::once(&to))

@@ -144,7 +144,10 @@ mod tests {
     use super::*;
 
     fn naive_dot(a: &[f32], b: &[f32]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum()
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
     }
 
     #[test]
@@ -152,7 +155,10 @@ mod tests {
         for n in [0usize, 1, 3, 15, 16, 17, 64, 130] {
             let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
-            assert!((f64::from(dot(&a, &b)) - naive_dot(&a, &b)).abs() < 1e-4, "{n}");
+            assert!(
+                (f64::from(dot(&a, &b)) - naive_dot(&a, &b)).abs() < 1e-4,
+                "{n}"
+            );
             let d: f64 = a
                 .iter()
                 .zip(&b)
