@@ -450,6 +450,10 @@ async def test_approximate_search_uses_hnsw_and_follows_writes(
     assert best not in [r.id for r in after]
     exact_plan = db.backend.explain(db.search(SrchArticle).search_vector("vec", q).explain())
     assert exact_plan["plan"]["search"]["mode"] == "exact_scan"
+    # Pages of an approximate query walk the exact order past each cursor.
+    pages = [p async for p in approx_q.search_pages(page_size=4)]
+    exact_after = await db.search(SrchArticle).search_vector("vec", q, top_k=10).all()
+    assert [r.id for p in pages for r in p.rows] == [r.id for r in exact_after]
 
 
 # -- hybrid and legacy clauses against their formulas ----------------------------------
@@ -660,3 +664,22 @@ def test_backends_without_search_raise_before_io(
         check_capabilities(for_backend("sqlite"), ir)
     assert info.value.message == f"Backend 'sqlite' does not support {what}"
     assert info.value.context == {"backend": "sqlite", "capability": flag}
+
+
+async def test_group_by_addition(db: aura.Client) -> None:
+    prices = [("a", 1), ("b", 5), ("a", 3), ("c", 2), ("b", 7), (None, 9), ("a", True)]
+    await db.bulk_insert(
+        SrchItem, [SrchItem(id=i, cat=c, price=p) for i, (c, p) in enumerate(prices, 1)]
+    )
+    result = await db.query(SrchItem).group_by("cat", limit=2).sum("price").max("price").aggregate()
+    assert [(g.value, g.count) for g in result.groups] == [("a", 3), ("b", 2)]
+    assert [(m.op, m.value) for m in result.groups[0].metrics] == [("sum", 4), ("max", 3)]
+    assert [(m.op, m.value) for m in result.groups[1].metrics] == [("sum", 12), ("max", 7)]
+    assert result.metric("sum", "price") == 27  # the whole matched set, bool ignored
+    only_groups = await db.query(SrchItem).where(SrchItem.id < 3).group_by("cat").aggregate()
+    assert [(g.value, g.count, g.metrics) for g in only_groups.groups] == [
+        ("a", 1, []),
+        ("b", 1, []),
+    ]
+    with pytest.raises(AuraQueryError):
+        db.query(SrchItem).group_by("cat", limit=0)

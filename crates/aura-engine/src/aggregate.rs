@@ -1,8 +1,9 @@
 //! Aggregations and facets (API.md §4.3): metrics and terms facets over the
 //! matched set — the filtered rows, or the BM25 candidates when the query
-//! has a `text_search` clause (`search_scoped`). `sum` and `avg` are
-//! additions beyond the spec; they follow the rules of `min`/`max` (numbers
-//! only, bools ignored, `None` when no value).
+//! has a `text_search` clause (`search_scoped`). Additions beyond the spec:
+//! `sum` and `avg` follow the rules of `min`/`max` (numbers only, bools
+//! ignored, `None` when no value), and `group_by` computes the metrics per
+//! term of one field, groups ordered and limited like facet buckets.
 
 use std::collections::HashMap;
 
@@ -124,9 +125,15 @@ fn metric_value(op: &Op, rows: &[&Row]) -> Json {
     }
 }
 
-/// Terms buckets: count desc, then value (numbers before strings).
-fn facet(rows: &[&Row], field: &FieldAccess, limit: usize, deadline: &Deadline) -> Result<Json> {
-    let mut counts: HashMap<Key, u64> = HashMap::new();
+/// Rows per term: count desc, then value (numbers before strings); nulls,
+/// lists, maps and vectors are skipped.
+fn terms<'r>(
+    rows: &[&'r Row],
+    field: &FieldAccess,
+    limit: usize,
+    deadline: &Deadline,
+) -> Result<Vec<(Key, Vec<&'r Row>)>> {
+    let mut groups: HashMap<Key, Vec<&'r Row>> = HashMap::new();
     for row in rows {
         deadline.step()?;
         let v = field.get(row);
@@ -136,15 +143,57 @@ fn facet(rows: &[&Row], field: &FieldAccess, limit: usize, deadline: &Deadline) 
         ) {
             continue;
         }
-        *counts.entry(Key(v.clone())).or_default() += 1;
+        groups.entry(Key(v.clone())).or_default().push(row);
     }
-    let mut buckets: Vec<(Key, u64)> = counts.into_iter().collect();
-    buckets.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut buckets: Vec<(Key, Vec<&Row>)> = groups.into_iter().collect();
+    buckets.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
     buckets.truncate(limit);
+    Ok(buckets)
+}
+
+fn facet(rows: &[&Row], field: &FieldAccess, limit: usize, deadline: &Deadline) -> Result<Json> {
+    let buckets = terms(rows, field, limit, deadline)?;
     Ok(Json::Array(
         buckets
             .into_iter()
-            .map(|(k, n)| json!({"value": k.0.to_json(), "count": n}))
+            .map(|(k, rows)| json!({"value": k.0.to_json(), "count": rows.len()}))
+            .collect(),
+    ))
+}
+
+fn metric_results(q: &Select, ops: &[Op], rows: &[&Row]) -> Vec<Json> {
+    q.metrics
+        .iter()
+        .zip(ops)
+        .map(|(m, op)| {
+            let mut entry = json!({"op": m.op, "value": metric_value(op, rows)});
+            if let Some(f) = &m.field {
+                entry["field"] = json!(f);
+            }
+            entry
+        })
+        .collect()
+}
+
+fn groups(
+    q: &Select,
+    ops: &[Op],
+    rows: &[&Row],
+    field: &FieldAccess,
+    limit: usize,
+    deadline: &Deadline,
+) -> Result<Json> {
+    let buckets = terms(rows, field, limit, deadline)?;
+    Ok(Json::Array(
+        buckets
+            .into_iter()
+            .map(|(k, members)| {
+                json!({
+                    "value": k.0.to_json(),
+                    "count": members.len(),
+                    "metrics": metric_results(q, ops, &members),
+                })
+            })
             .collect(),
     ))
 }
@@ -160,7 +209,7 @@ fn facet_limit(f: &Facet) -> Result<usize> {
 pub(crate) fn aggregate(tables: &Tables, q: &Select) -> Result<Json> {
     let table = lookup(tables, &q.model)?;
     let schema = &table.schema;
-    if q.facets.is_empty() && q.metrics.is_empty() {
+    if q.facets.is_empty() && q.metrics.is_empty() && q.group_by.is_none() {
         return Err(Error::query(
             "aggregate() requires at least one facet or metric (facet(), aggregate_count(), min(), max())",
         ));
@@ -181,6 +230,16 @@ pub(crate) fn aggregate(tables: &Tables, q: &Select) -> Result<Json> {
             ))
         })
         .collect::<Result<Vec<_>>>()?;
+    let group_by = q
+        .group_by
+        .as_ref()
+        .map(|g| {
+            Ok((
+                FieldAccess::resolve(schema, &g.field, None)?,
+                facet_limit(g)?,
+            ))
+        })
+        .transpose()?;
     let deadline = Deadline::new(q.timeout_ms);
     let filtered = Matcher::new(table, &q.filters)?.collect(&deadline)?;
     let scanned = filtered.len();
@@ -196,25 +255,21 @@ pub(crate) fn aggregate(tables: &Tables, q: &Select) -> Result<Json> {
     out.insert("scanned".into(), json!(scanned));
     out.insert("filter_present".into(), json!(!q.filters.is_empty()));
     out.insert("search_scoped".into(), json!(search_scoped));
-    let metrics: Vec<Json> = q
-        .metrics
-        .iter()
-        .zip(&ops)
-        .map(|(m, op)| {
-            let mut entry = json!({"op": m.op, "value": metric_value(op, &matched)});
-            if let Some(f) = &m.field {
-                entry["field"] = json!(f);
-            }
-            entry
-        })
-        .collect();
-    out.insert("metrics".into(), Json::Array(metrics));
+    out.insert(
+        "metrics".into(),
+        Json::Array(metric_results(q, &ops, &matched)),
+    );
     let mut facet_out = Vec::with_capacity(facets.len());
     for (f, access, limit) in &facets {
         let buckets = facet(&matched, access, *limit, &deadline)?;
         facet_out.push(json!({"field": f.field, "buckets": buckets, "used_index": false}));
     }
     out.insert("facets".into(), Json::Array(facet_out));
+    if let (Some((access, limit)), Some(g)) = (&group_by, &q.group_by) {
+        let grouped = groups(q, &ops, &matched, access, *limit, &deadline)?;
+        out.insert("group_by".into(), json!(g.field));
+        out.insert("groups".into(), grouped);
+    }
     deadline.check()?;
     Ok(Json::Object(out))
 }

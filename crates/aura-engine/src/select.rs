@@ -184,7 +184,9 @@ pub(crate) fn search_page(tables: &Tables, q: &Select) -> Result<(QueryOutput, O
         ));
     }
     let matcher = Matcher::new(table, &q.filters)?;
-    let ranker = rank::prepare(table, q, &matcher)?.ok_or_else(|| Error::query(RANKED_REQUIRED))?;
+    let ranker = rank::prepare(table, q, &matcher)?
+        .ok_or_else(|| Error::query(RANKED_REQUIRED))?
+        .exact();
     let fingerprint = cursor::fingerprint(q);
     let after = q
         .cursor

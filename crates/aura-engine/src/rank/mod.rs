@@ -107,6 +107,17 @@ pub(crate) fn prepare(table: &Table, q: &Select, matcher: &Matcher<'_>) -> Resul
 }
 
 impl Ranker {
+    /// The same ranking without approximation: pages walk the exact order
+    /// (a graph's top-k says nothing about the rows after a cursor).
+    pub fn exact(self) -> Ranker {
+        match self {
+            Ranker::Vector(vq, VectorPath::Hnsw { .. }) => {
+                Ranker::Vector(vq, VectorPath::ColumnScan)
+            }
+            other => other,
+        }
+    }
+
     /// The window bound the clause itself imposes (hybrid `top_k`).
     pub fn limit(&self, q: &Select) -> Option<u64> {
         match (self, &q.hybrid) {
