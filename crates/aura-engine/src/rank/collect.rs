@@ -90,13 +90,22 @@ impl<'t, 'q> Collector<'t, 'q> {
             keep,
             after,
             skipped: 0,
-            hits: Vec::new(),
+            // Bounded windows never grow past twice the kept rows; a huge
+            // limit must not reserve memory up front.
+            hits: Vec::with_capacity(keep.map_or(0, |k| 2 * k.clamp(64, 2048))),
             floor: None,
         }
     }
 
     pub fn keep(&self) -> Option<usize> {
         self.keep
+    }
+
+    /// False when a hit with this score cannot enter the kept rows (lets
+    /// callers skip fetching its row).
+    #[inline]
+    pub fn may_take(&self, score: f64) -> bool {
+        !self.floor.is_some_and(|f| score < f)
     }
 
     #[inline]

@@ -138,7 +138,7 @@ impl Ranker {
         match self {
             Ranker::Vector(vq, path) => vector::collect(table, vq, matcher, *path, out, deadline),
             Ranker::Text { query, indexed } => match query.index(table).filter(|_| *indexed) {
-                Some(index) => text::from_index(table, index, query, deadline, |h| out.push(h)),
+                Some(index) => text::from_index(table, index, query, deadline, out),
                 None => {
                     let rows = matcher.collect(deadline)?;
                     text::scan(query, rows, deadline)?

@@ -15,7 +15,7 @@ use crate::search::tokenize;
 use crate::search::TextIndex;
 use crate::table::Table;
 
-use super::collect::Hit;
+use super::collect::{Collector, Hit};
 
 pub(crate) const DEFAULT_K1: f64 = 1.2;
 pub(crate) const DEFAULT_B: f64 = 0.75;
@@ -107,10 +107,29 @@ impl TextQuery {
     }
 }
 
-/// BM25 weight of one term in one row.
-#[inline]
-fn bm25_term(idf: f64, tf: f64, dl: f64, avgdl: f64, k1: f64, b: f64) -> f64 {
-    idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl))
+/// BM25 weight of one term in a row of `dl` tokens, as
+/// `idf·(k1+1)·tf / (tf + k1·(1−b) + (k1·b/avgdl)·dl)`: one division per
+/// posting. Both paths use it, so they agree to the bit.
+#[derive(Debug, Clone, Copy)]
+struct TermWeight {
+    numerator: f64,
+    base: f64,
+    per_token: f64,
+}
+
+impl TermWeight {
+    fn new(idf: f64, avgdl: f64, k1: f64, b: f64) -> Self {
+        TermWeight {
+            numerator: idf * (k1 + 1.0),
+            base: k1 * (1.0 - b),
+            per_token: k1 * b / avgdl,
+        }
+    }
+
+    #[inline(always)]
+    fn of(&self, tf: f64, dl: f64) -> f64 {
+        self.numerator * tf / (tf + self.base + self.per_token * dl)
+    }
 }
 
 fn idf(n: f64, df: f64) -> f64 {
@@ -165,16 +184,22 @@ pub(crate) fn scan<'t>(
         }
     }
     let (n, avg) = (n as f64, avgdl(total as f64, n as f64));
-    let idfs: Vec<f64> = df.iter().map(|d| idf(n, *d as f64)).collect();
+    let weights: Vec<TermWeight> = match tq.ranking {
+        Ranking::Bm25 { k1, b } => df
+            .iter()
+            .map(|d| TermWeight::new(idf(n, *d as f64), avg, k1, b))
+            .collect(),
+        Ranking::TermFrequency => Vec::new(),
+    };
     Ok(docs
         .into_iter()
         .map(|doc| {
             let score = match tq.ranking {
-                Ranking::Bm25 { k1, b } => {
+                Ranking::Bm25 { .. } => {
                     let mut s = 0.0;
-                    for (tf, idf) in doc.tfs.iter().zip(&idfs) {
+                    for (tf, w) in doc.tfs.iter().zip(&weights) {
                         if *tf > 0 {
-                            s += bm25_term(*idf, f64::from(*tf), f64::from(doc.len), avg, k1, b);
+                            s += w.of(f64::from(*tf), f64::from(doc.len));
                         }
                     }
                     s
@@ -209,7 +234,7 @@ pub(crate) fn from_index<'t>(
     index: &TextIndex,
     tq: &TextQuery,
     deadline: &Deadline,
-    mut sink: impl FnMut(Hit<'t>),
+    out: &mut Collector<'t, '_>,
 ) -> Result<()> {
     let Ranking::Bm25 { k1, b } = tq.ranking else {
         return Err(Error::query("term_frequency ranking has no index path"));
@@ -226,9 +251,9 @@ pub(crate) fn from_index<'t>(
         for &slot in &s.touched {
             let slot = slot as usize;
             let (score, seen) = (s.acc[slot], usize::from(s.seen[slot]));
-            if result.is_ok() && tq.admits(seen) {
+            if result.is_ok() && tq.admits(seen) && out.may_take(score) {
                 if let Some(row) = slots.row(slot) {
-                    sink(Hit::new(score, row));
+                    out.push(Hit::new(score, row));
                 }
             }
             s.acc[slot] = 0.0;
@@ -252,16 +277,19 @@ fn accumulate(
         let Some(list) = index.postings.get(term) else {
             continue;
         };
-        let idf = idf(n, list.len() as f64);
-        for &(slot, tf) in list.iter() {
-            deadline.step()?;
-            let at = slot as usize;
-            let dl = f64::from(index.len_of(at).unwrap_or(0));
-            if s.seen[at] == 0 {
-                s.touched.push(slot);
+        let weight = TermWeight::new(idf(n, list.len() as f64), avg, k1, b);
+        // The clock is read once per block, not per posting.
+        for block in list.chunks(4096) {
+            deadline.check()?;
+            for &(slot, tf) in block {
+                let at = slot as usize;
+                let dl = f64::from(index.len_of(at).unwrap_or(0));
+                if s.seen[at] == 0 {
+                    s.touched.push(slot);
+                }
+                s.seen[at] = s.seen[at].saturating_add(1);
+                s.acc[at] += weight.of(f64::from(tf), dl);
             }
-            s.seen[at] = s.seen[at].saturating_add(1);
-            s.acc[at] += bm25_term(idf, f64::from(tf), dl, avg, k1, b);
         }
     }
     Ok(())

@@ -81,8 +81,8 @@ impl TextIndex {
             }
         }
         self.lens.get_mut(slot)[0] = NO_DOC;
-        self.docs -= 1;
-        self.total_len -= u64::from(len);
+        self.docs = self.docs.saturating_sub(1);
+        self.total_len = self.total_len.saturating_sub(u64::from(len));
     }
 
     /// The slot's token count, if its row is in the corpus.
