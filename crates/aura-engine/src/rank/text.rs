@@ -107,28 +107,27 @@ impl TextQuery {
     }
 }
 
-/// BM25 weight of one term in a row of `dl` tokens, as
-/// `idf·(k1+1)·tf / (tf + k1·(1−b) + (k1·b/avgdl)·dl)`: one division per
-/// posting. Both paths use it, so they agree to the bit.
+/// BM25 weight of one term in a row of `dl` tokens, evaluated exactly as
+/// §5.2 writes it (same operations, same order): rows whose scores are
+/// equal by the formula tie here too, so ties break by key as specified.
+/// Both paths use it, so they agree to the bit.
 #[derive(Debug, Clone, Copy)]
 struct TermWeight {
-    numerator: f64,
-    base: f64,
-    per_token: f64,
+    idf: f64,
+    avgdl: f64,
+    k1: f64,
+    b: f64,
 }
 
 impl TermWeight {
     fn new(idf: f64, avgdl: f64, k1: f64, b: f64) -> Self {
-        TermWeight {
-            numerator: idf * (k1 + 1.0),
-            base: k1 * (1.0 - b),
-            per_token: k1 * b / avgdl,
-        }
+        TermWeight { idf, avgdl, k1, b }
     }
 
     #[inline(always)]
     fn of(&self, tf: f64, dl: f64) -> f64 {
-        self.numerator * tf / (tf + self.base + self.per_token * dl)
+        let TermWeight { idf, avgdl, k1, b } = *self;
+        idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl))
     }
 }
 
