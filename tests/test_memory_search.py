@@ -683,3 +683,22 @@ async def test_group_by_addition(db: aura.Client) -> None:
     ]
     with pytest.raises(AuraQueryError):
         db.query(SrchItem).group_by("cat", limit=0)
+
+
+async def test_approximate_search_inside_a_transaction(db: aura.Client) -> None:
+    base = [[1.0 if j == i % 8 else 0.1 for j in range(8)] for i in range(40)]
+    await db.bulk_insert(
+        SrchArticle, [SrchArticle(id=i, body="x", plain="x", vec=v) for i, v in enumerate(base)]
+    )
+    probe = [0.3, -0.4, 0.2, 0.9, -0.1, 0.5, 0.7, -0.6]
+    query = db.search(SrchArticle).search_vector("vec", probe, top_k=3, approximate=True)
+    async with db.transaction() as tx:
+        await tx.insert(SrchArticle(id=100, body="x", plain="x", vec=probe))
+        inside = (
+            await tx.search(SrchArticle)
+            .search_vector("vec", probe, top_k=3, approximate=True)
+            .all()
+        )
+        assert inside[0].id == 100
+        assert (await query.all())[0].id != 100  # not visible outside yet
+    assert (await query.all())[0].id == 100  # the committed graph follows the commit
