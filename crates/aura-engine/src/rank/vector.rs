@@ -235,17 +235,20 @@ fn scan_column<'t>(
     deadline: &Deadline,
 ) -> Result<()> {
     let slots = &table.search.slots;
-    let dim = col.dim;
+    let mut scores = Vec::with_capacity(crate::search::chunked::CHUNK);
     for ((first, records), (_, norms)) in col.data.runs().zip(col.norms.runs()) {
-        for (i, (record, norm)) in records.chunks_exact(dim).zip(norms).enumerate() {
-            if *norm == crate::search::ABSENT {
+        deadline.check()?;
+        kernels::score_run(vq.metric, &vq.query, vq.norm, records, norms, &mut scores);
+        for (i, (score, norm)) in scores.iter().zip(norms).enumerate() {
+            let score = f64::from(*score);
+            // Rows below the kept window's floor are skipped before their
+            // row is even looked up.
+            if *norm == crate::search::ABSENT || !out.may_take(score) {
                 continue;
             }
-            let Some(row) = slots.row(first + i) else {
-                continue;
-            };
-            deadline.step()?;
-            out.push(Hit::new(vq.score_record(record, *norm), row));
+            if let Some(row) = slots.row(first + i) {
+                out.push(Hit::new(score, row));
+            }
         }
     }
     Ok(())

@@ -138,6 +138,71 @@ pub fn score(metric: Metric, q: &[f32], q_norm: f32, v: &[f32], v_norm: f32) -> 
     }
 }
 
+#[inline(always)]
+fn score_lanes(metric: Metric, q: &[f32], q_norm: f32, v: &[f32], v_norm: f32) -> f32 {
+    match metric {
+        Metric::Dot => dot_lanes(q, v),
+        Metric::Cosine => {
+            let denom = q_norm * v_norm;
+            if denom == 0.0 {
+                0.0
+            } else {
+                dot_lanes(q, v) / denom
+            }
+        }
+        Metric::Euclidean => -sq_dist_lanes(q, v).sqrt(),
+    }
+}
+
+#[inline(always)]
+fn score_run_lanes(
+    metric: Metric,
+    q: &[f32],
+    q_norm: f32,
+    records: &[f32],
+    norms: &[f32],
+    out: &mut Vec<f32>,
+) {
+    out.clear();
+    let dim = q.len().max(1);
+    for (record, norm) in records.chunks_exact(dim).zip(norms) {
+        out.push(score_lanes(metric, q, q_norm, record, *norm));
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+/// # Safety
+/// The caller must have checked that the CPU supports AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn score_run_wide(
+    metric: Metric,
+    q: &[f32],
+    q_norm: f32,
+    records: &[f32],
+    norms: &[f32],
+    out: &mut Vec<f32>,
+) {
+    score_run_lanes(metric, q, q_norm, records, norms, out)
+}
+
+/// Scores of consecutive `q.len()`-wide records (one norm each) into
+/// `out`, dispatching once per run: exactly `score` of each record.
+pub fn score_run(
+    metric: Metric,
+    q: &[f32],
+    q_norm: f32,
+    records: &[f32],
+    norms: &[f32],
+    out: &mut Vec<f32>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if wide::available() {
+        // SAFETY: AVX2 support was just checked at run time.
+        return unsafe { score_run_wide(metric, q, q_norm, records, norms, out) };
+    }
+    score_run_lanes(metric, q, q_norm, records, norms, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +231,23 @@ mod tests {
             assert!((f64::from(sq_dist(&a, &b)) - d).abs() < 1e-4, "{n}");
         }
         assert_eq!(norm(&[3.0, 4.0]), 5.0);
+    }
+
+    #[test]
+    fn batch_scores_equal_single_scores() {
+        let q: Vec<f32> = (0..20).map(|i| (i as f32 * 0.3).sin()).collect();
+        let records: Vec<f32> = (0..60).map(|i| (i as f32 * 0.17).cos()).collect();
+        let norms: Vec<f32> = records.chunks(20).map(norm).collect();
+        for metric in [Metric::Cosine, Metric::Dot, Metric::Euclidean] {
+            let mut out = Vec::new();
+            score_run(metric, &q, norm(&q), &records, &norms, &mut out);
+            let single: Vec<f32> = records
+                .chunks(20)
+                .zip(&norms)
+                .map(|(r, n)| score(metric, &q, norm(&q), r, *n))
+                .collect();
+            assert_eq!(out, single);
+        }
     }
 
     #[test]
