@@ -217,3 +217,45 @@ fn a_deadline_stops_ranking_and_leaves_the_engine_intact() {
     e.commit(txn).unwrap();
     assert_eq!(e.row_count("Vec"), Some(30_000));
 }
+
+#[test]
+fn inverted_index_and_token_scan_agree_to_the_bit() {
+    let mut rng = Rng(5);
+    let words = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu"];
+    let docs: Vec<String> = (0..500)
+        .map(|_| {
+            let n = 1 + (rng.next().abs() * 9.0) as usize;
+            (0..n)
+                .map(|_| words[(rng.next().abs() * 6.99) as usize])
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
+    let e = text_table(&refs);
+    for (query, k1, b) in [
+        ("bee fox", None, None),
+        ("cat", Some(0.0), None),
+        ("gnu eel ant", Some(2.0), Some(0.0)),
+    ] {
+        let mut indexed = text_query(query);
+        if let Some(ts) = indexed.text_search.as_mut() {
+            ts.k1 = k1;
+            ts.b = b;
+        }
+        // A filter every row passes forces the token-scan path.
+        let mut scanned = indexed.clone();
+        scanned.filters = vec![cmp(Op::Ge, "Txt", "id", json!(0))];
+        let a = e.select(None, &indexed).unwrap();
+        let b = e.select(None, &scanned).unwrap();
+        assert!(!a.rows.is_empty());
+        assert_eq!(ids(&a), ids(&b), "{query}");
+        let bits = |o: &aura_engine::QueryOutput| -> Vec<u64> {
+            o.rows
+                .iter()
+                .map(|r| r.scores.unwrap().score.to_bits())
+                .collect()
+        };
+        assert_eq!(bits(&a), bits(&b), "{query}");
+    }
+}
