@@ -15,7 +15,6 @@ import pytest
 import aura
 from _backends import BACKENDS, connect_backend, skip_on_auradb
 from aura import (
-    AuraCapabilityError,
     AuraClientClosedError,
     AuraConstraintError,
     AuraNotFoundError,
@@ -459,13 +458,6 @@ async def test_nearest_with_offset_keeps_global_rank(docs: aura.Client) -> None:
 async def test_plain_rows_have_no_scores(docs: aura.Client) -> None:
     row = await docs.MemDoc.find(id=1)
     assert search_scores(row) == aura.SearchScores(None, None, None, None)
-
-
-async def test_ranked_text_is_an_honest_capability_error(docs: aura.Client) -> None:
-    with pytest.raises(AuraCapabilityError) as info:
-        await docs.search(MemDoc).search_text("body", "vector index").all()
-    assert info.value.context == {"backend": docs.backend.name, "capability": "full_text_search"}
-    assert docs.capabilities().full_text_search is False
 
 
 # -- the product's first example ------------------------------------------------------

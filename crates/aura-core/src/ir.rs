@@ -193,6 +193,9 @@ pub struct Select {
     pub facets: Vec<Facet>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricRequest>,
+    /// Addition beyond API.md §10 (aggregate only): the metrics per term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<Facet>,
 }
 
 impl Select {
@@ -218,6 +221,7 @@ impl Select {
             cursor: None,
             facets: Vec::new(),
             metrics: Vec::new(),
+            group_by: None,
         }
     }
 
@@ -691,6 +695,7 @@ mod tests {
             r#"{"operation":"select","model":"D","vector":{"field":"e","metric":"cosine","query":[1.0,0.0]},"vector_ann":{},"consistency":"strong"}"#,
             r#"{"operation":"search_page","model":"D","text_search":{"field":"body","query":"q","operator":"or","rank":"bm25","k1":0.0},"consistency":"strong","page_size":2,"cursor":"ab"}"#,
             r#"{"operation":"aggregate","model":"D","consistency":"strong","facets":[{"field":"cat"}],"metrics":[{"op":"count"},{"op":"min","field":"n"}]}"#,
+            r#"{"operation":"aggregate","model":"D","consistency":"strong","metrics":[{"op":"sum","field":"n"}],"group_by":{"field":"cat","limit":3}}"#,
             r#"{"operation":"select","model":"D","include":[{"link":"author","limit":2,"sort":[{"field":"id","direction":"asc"}]}],"hybrid":{"text_field":"body","text_query":"v","vector_field":"e","vector":[1.0],"top_k":3,"metric":"cosine","weights":{"text":0.5,"vector":0.5},"fusion":"weighted_sum","operator":"or"},"fusion":{"alpha":0.5},"consistency":"eventual"}"#,
         ] {
             assert_eq!(round_trip(text), text);

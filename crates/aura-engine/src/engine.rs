@@ -18,7 +18,7 @@ use crate::output::QueryOutput;
 use crate::planner::AccessPath;
 use crate::table::{lookup, Table, Tables};
 use crate::write_log::WriteLog;
-use crate::{raw, select, traverse};
+use crate::{aggregate, rank, raw, select, traverse};
 
 pub type TxnId = u64;
 
@@ -340,6 +340,7 @@ impl Engine {
     }
 
     pub fn select(&self, txn: Option<TxnId>, q: &Select) -> Result<QueryOutput> {
+        self.ensure_ann(txn, q)?;
         self.read(txn, |tables| select::select(tables, q))
     }
 
@@ -390,6 +391,56 @@ impl Engine {
 
     /// The access path `select` would use (for `explain`).
     pub fn plan(&self, q: &Select) -> Result<AccessPath> {
-        self.read(None, |tables| select::plan(tables, q))
+        self.read(None, |tables| select::plan(tables, q).map(|p| p.0))
+    }
+
+    /// How a ranked query would rank: exact scan, HNSW or inverted index,
+    /// with candidate counts (`None` for unranked queries).
+    pub fn plan_search(&self, q: &Select) -> Result<Option<serde_json::Value>> {
+        self.read(None, |tables| select::plan(tables, q).map(|p| p.1))
+    }
+
+    /// One page of a ranked query and the next page's cursor.
+    pub fn search_page(
+        &self,
+        txn: Option<TxnId>,
+        q: &Select,
+    ) -> Result<(QueryOutput, Option<String>)> {
+        self.read(txn, |tables| select::search_page(tables, q))
+    }
+
+    /// Facets and metrics as the `AggregateResult` dict of API.md §4.3.
+    pub fn aggregate(&self, txn: Option<TxnId>, q: &Select) -> Result<serde_json::Value> {
+        self.read(txn, |tables| aggregate::aggregate(tables, q))
+    }
+
+    /// Builds the HNSW graph an approximate query asks for, once: in the
+    /// committed state (or the transaction's snapshot), under its lock.
+    /// From then on every write keeps the graph up to date.
+    fn ensure_ann(&self, txn: Option<TxnId>, q: &Select) -> Result<()> {
+        if q.vector_ann.is_none() {
+            return Ok(());
+        }
+        let build = |tables: &mut Tables| -> Result<()> {
+            let Some((pos, params)) = rank::vector::ann_build(lookup(tables, &q.model)?, q)? else {
+                return Ok(());
+            };
+            let table = lookup(tables, &q.model)?;
+            let built = table
+                .search
+                .vector(pos)
+                .is_none_or(|c| c.ann(params.metric).is_some());
+            if !built {
+                let table = crate::table::lookup_mut(tables, &q.model)?;
+                if let Some((column, slots)) = table.search.vector_mut(pos) {
+                    column.build_ann(params, slots);
+                }
+            }
+            Ok(())
+        };
+        match txn {
+            None => build(&mut self.shared.lock().tables),
+            Some(id) => build(&mut self.txn_state(id)?.lock().tables),
+        }
     }
 }

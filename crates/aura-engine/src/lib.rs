@@ -6,6 +6,7 @@
 //! success. The executor compiles each query once (field positions, bound
 //! literals, access path) and then touches rows by reference.
 
+mod aggregate;
 mod deadline;
 mod engine;
 mod field_access;
@@ -18,6 +19,7 @@ mod planner;
 mod rank;
 mod raw;
 mod references;
+mod search;
 mod select;
 mod sort;
 mod table;

@@ -9,6 +9,7 @@ use aura_core::{Error, FieldDef, FieldKind, Key, ModelSchema, Result, Row, Value
 use imbl::{OrdMap, OrdSet};
 
 use crate::deadline::Deadline;
+use crate::search::SearchState;
 
 /// Row store: every table of one snapshot, by model name.
 pub(crate) type Tables = imbl::HashMap<String, Table>;
@@ -91,6 +92,8 @@ pub(crate) struct Table {
     pub rows: OrdMap<Key, Row>,
     pub uniques: Vec<UniqueIndex>,
     pub indexes: Vec<SecondaryIndex>,
+    /// Vector columns, HNSW graphs and BM25 indexes (see `search`).
+    pub search: SearchState,
 }
 
 impl Table {
@@ -112,6 +115,7 @@ impl Table {
             })
             .collect();
         Table {
+            search: SearchState::new(&schema),
             schema,
             pk,
             rows: OrdMap::new(),
@@ -179,6 +183,7 @@ impl Table {
             ix.set
                 .insert((Key(row[ix.pos].clone()), PkBound::Pk(pk.clone())));
         }
+        self.search.insert(&row, &pk);
         self.rows.insert(pk, row);
         Ok(())
     }
@@ -196,6 +201,7 @@ impl Table {
             ix.set
                 .remove(&(Key(row[ix.pos].clone()), PkBound::Pk(pk.clone())));
         }
+        self.search.remove(pk, &row);
         Some(row)
     }
 

@@ -193,7 +193,7 @@ fn clause_errors() {
     let text = Select {
         text_search: Some(TextSearch {
             field: "body".into(),
-            query: "vector".into(),
+            query: "vector index".into(),
             operator: "or".into(),
             rank: "bm25".into(),
             k1: None,
@@ -201,13 +201,15 @@ fn clause_errors() {
         }),
         ..Select::new("Doc")
     };
-    let err = e.select(None, &text).unwrap_err();
-    assert_eq!(err.code, ErrorCode::BackendCapabilityError);
-    assert_eq!(err.context_value("backend"), Some(&json!("memory")));
+    // Ranked text now runs (check 24 of §15).
+    let out = e.select(None, &text).unwrap();
+    assert_eq!(ids(&out), vec![2, 1]);
+    let scores: Vec<f64> = out.rows.iter().map(|r| r.scores.unwrap().score).collect();
+    assert!((scores[0] - 0.995433).abs() < 5e-7 && (scores[1] - 0.906302).abs() < 5e-7);
 }
 
 #[test]
-fn approximate_hint_is_answered_exactly() {
+fn approximate_search_on_a_tiny_graph_is_exact() {
     let mut q = nearest("cosine", vec![1.0, 0.0, 0.0]);
     q.vector_ann = Some(serde_json::Map::new());
     assert_eq!(select_ids(&dataset_d(), None, &q), vec![1, 3, 2]);

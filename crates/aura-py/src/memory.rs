@@ -248,6 +248,15 @@ impl MemoryConnection {
                     .collect::<PyResult<Vec<_>>>()?;
                 Ok(PyList::new(py, items)?.into_any())
             }
+            Request::SearchPage(q) => {
+                let (out, cursor) = py.detach(|| engine.search_page(txn, &q)).py_err()?;
+                let rows = self.hydrate_select(py, &q, out)?;
+                Ok((rows, cursor).into_pyobject(py)?.into_any())
+            }
+            Request::Aggregate(q) => {
+                let result = py.detach(|| engine.aggregate(txn, &q)).py_err()?;
+                json_to_py(py, &result)
+            }
             other => Err(crate::errors::to_py(Error::query(format!(
                 "operation '{}' cannot run through execute()",
                 operation_name(&other)
@@ -316,9 +325,18 @@ impl MemoryConnection {
         let mut json = serde_json::to_value(&request)
             .map_err(|e| Error::query(format!("invalid query IR: {e}")))
             .py_err()?;
-        if let (Request::Select(q), Some(obj)) = (&request, json.as_object_mut()) {
+        let select = match &request {
+            Request::Select(q) | Request::SearchPage(q) | Request::Aggregate(q) => Some(q),
+            _ => None,
+        };
+        if let (Some(q), Some(obj)) = (select, json.as_object_mut()) {
             let path = self.engine.plan(q).py_err()?;
-            obj.insert("plan".to_owned(), path.describe());
+            let search = self.engine.plan_search(q).py_err()?;
+            let mut plan = path.describe();
+            if let (Some(search), Some(map)) = (search, plan.as_object_mut()) {
+                map.insert("search".to_owned(), search);
+            }
+            obj.insert("plan".to_owned(), plan);
         }
         json_to_py(py, &json)
     }

@@ -93,8 +93,7 @@ _PROTOCOL = (
     f"{_SQL} graph_traversal vector_search hybrid_search full_text_search "
     "server_side_cursors native_protocol document_queries "
     # The memory engine (also behind the bundled protocol) serves aggregate(),
-    # search_pages() and per-query deadlines; it answers `approximate` exactly,
-    # so approximate_vector_search stays False.
+    # search_pages() and per-query deadlines.
     "aggregations_and_facets ranked_pagination query_timeouts"
 )
 
@@ -111,7 +110,8 @@ MATRIX: Mapping[str, BackendCapabilities] = MappingProxyType(
             "document_queries",
         ),
         "aura": _caps("auradb", _PROTOCOL),
-        "memory": _caps("memory", _PROTOCOL),
+        # The in-process engine also answers `approximate` through HNSW graphs.
+        "memory": _caps("memory", f"{_PROTOCOL} approximate_vector_search"),
         "sqlite": _caps("sqlite", _SQL),
         # Ranked text search stays False on PostgreSQL/MySQL until it really ranks (§16 row 6).
         "postgres": _caps("postgres", f"{_SQL} server_side_cursors"),

@@ -7,7 +7,6 @@ these coroutines never suspend: no thread hop for microsecond work.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import aura._core as _core
@@ -21,16 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = ["MemoryBackend"]
 
-# Ranked text and hybrid search are not built into the engine yet: report
-# them honestly so the client raises AuraCapabilityError before any work.
-_CAPABILITIES = replace(
-    for_backend("memory"),
-    full_text_search=False,
-    hybrid_search=False,
-    aggregations_and_facets=False,
-    ranked_pagination=False,
-    query_timeouts=True,
-)
+# The engine runs every documented search clause (BM25, exact and HNSW
+# vectors, hybrid fusion), aggregations, ranked pages and deadlines.
+_CAPABILITIES = for_backend("memory")
 
 
 def plan_of(model: type[AuraModel]) -> Any:

@@ -199,7 +199,7 @@ class Facet:
 
 @dataclass(frozen=True)
 class Metric:
-    """An aggregate metric: IR ``{op: "count"}`` or ``{op: "min"|"max", field}``."""
+    """An aggregate metric: IR ``{op: "count"}`` or ``{op: "min"|"max"|"sum"|"avg", field}``."""
 
     op: str
     field: str | None = None
@@ -243,6 +243,7 @@ class SelectQuery(QueryNode):
     timeout_ms: int | None = None
     facets: tuple[Facet, ...] = ()
     metrics: tuple[Metric, ...] = ()
+    group_by: Facet | None = None  # addition beyond §10: metrics per term
 
     @property
     def is_ranked(self) -> bool:
@@ -298,6 +299,8 @@ class SelectQuery(QueryNode):
         ir["operation"] = "aggregate"
         ir["facets"] = [facet.to_ir() for facet in self.facets]
         ir["metrics"] = [metric.to_ir() for metric in self.metrics]
+        if self.group_by is not None:
+            ir["group_by"] = self.group_by.to_ir()
         return ir
 
     def search_page_ir(self, page_size: int, cursor: str | None = None) -> dict[str, Any]:

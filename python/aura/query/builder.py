@@ -138,6 +138,19 @@ def _bucket(raw: Any) -> FacetBucket:
     return FacetBucket(value, int(count))
 
 
+@dataclass(frozen=True)
+class GroupResult:
+    """One term of ``group_by`` (an addition beyond §4.3) with its metrics."""
+
+    value: Any
+    count: int
+    metrics: list[MetricResult] = dc_field(default_factory=list)
+
+
+def _metrics(raw: Any) -> list[MetricResult]:
+    return [MetricResult(m["op"], m.get("value"), m.get("field")) for m in raw or ()]
+
+
 @dataclass
 class AggregateResult:
     """The result of :meth:`QueryBuilder.aggregate` (§4.3)."""
@@ -149,11 +162,14 @@ class AggregateResult:
     search_scoped: bool = False
     metrics: list[MetricResult] = dc_field(default_factory=list)
     facets: list[FacetResult] = dc_field(default_factory=list)
+    groups: list[GroupResult] = dc_field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AggregateResult:
-        metrics = [
-            MetricResult(m["op"], m.get("value"), m.get("field")) for m in data.get("metrics", ())
+        metrics = _metrics(data.get("metrics"))
+        groups = [
+            GroupResult(g.get("value"), int(g.get("count", 0)), _metrics(g.get("metrics")))
+            for g in data.get("groups", ())
         ]
         facets = [
             FacetResult(
@@ -171,6 +187,7 @@ class AggregateResult:
             search_scoped=bool(data.get("search_scoped", False)),
             metrics=metrics,
             facets=facets,
+            groups=groups,
         )
 
     def metric(self, op: str, field: str | FieldReference | None = None) -> Any:
@@ -575,6 +592,22 @@ class QueryBuilder(Generic[M]):
     def max(self, field: str | FieldReference) -> QueryBuilder[M]:
         return self._metric("max", field)
 
+    def group_by(self, field: str | FieldReference, *, limit: int | None = None) -> QueryBuilder[M]:
+        """Addition beyond §4.3: the metrics per term of ``field`` (default 10
+        groups, ordered like facet buckets); see ``AggregateResult.groups``."""
+        if field is None or (isinstance(field, str) and not field.strip()):
+            raise AuraQueryError("group_by() requires a field name")
+        if limit is not None:
+            _positive(limit, "group_by limit must be a positive int")
+        return self._with(group_by=Facet(resolve_field(self._model, field).field_path, limit))
+
+    # sum/avg are additions beyond API.md §4.3 (numbers only, like min/max).
+    def sum(self, field: str | FieldReference) -> QueryBuilder[M]:
+        return self._metric("sum", field)
+
+    def avg(self, field: str | FieldReference) -> QueryBuilder[M]:
+        return self._metric("avg", field)
+
     def _metric(self, op: str, field: Any) -> QueryBuilder[M]:
         if field is None or (isinstance(field, str) and not field.strip()):
             raise AuraQueryError(f"{op}() requires a field name")
@@ -648,7 +681,8 @@ class QueryBuilder(Generic[M]):
 
     def aggregate(self) -> Coroutine[Any, Any, AggregateResult]:
         """Facets and metrics over the matched set (raises at once when none are set)."""
-        if not self._query.facets and not self._query.metrics:
+        query = self._query
+        if not query.facets and not query.metrics and query.group_by is None:
             raise AuraQueryError(
                 "aggregate() requires at least one facet or metric "
                 "(facet(), aggregate_count(), min(), max())"

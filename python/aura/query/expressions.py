@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from aura._convert import to_storage
+from aura._native import validate_vector
 from aura.errors import AuraQueryError, AuraValidationError
 
 if TYPE_CHECKING:
@@ -489,6 +490,13 @@ def float_vector(values: Any, label: str) -> tuple[float, ...]:
         values = to_list()
     if isinstance(values, (str, bytes, bytearray, Mapping)) or not isinstance(values, Iterable):
         raise AuraValidationError(f"{label} must be a sequence of numbers")
+    if isinstance(values, (list, tuple)) and values:
+        # Native fast path (query vectors sit on every vector search); any
+        # rejection is re-checked below so the error stays the documented one.
+        try:
+            return tuple(validate_vector(values, len(values)))
+        except AuraValidationError:
+            pass
     return tuple(_component(v) for v in values)
 
 

@@ -2,51 +2,36 @@
 //! cast to f32, f32 accumulation) and reported as f64, the normative
 //! precision of the memory engine.
 
-use std::cmp::Ordering;
-
-use aura_core::ir::VectorClause;
-use aura_core::{Error, FieldKind, ModelSchema, Result, Row, Value};
+use aura_core::ir::{Select, VectorClause};
+use aura_core::{Error, FieldKind, ModelSchema, Result, Value};
+use serde_json::{json, Value as Json};
 
 use crate::deadline::Deadline;
-use crate::output::{ResultRow, Scores};
-use crate::select::Window;
-use crate::sort::{compare_rows, sort_prefix, SortKey};
+use crate::search::hnsw::{HnswParams, Vectors};
+use crate::search::kernels::{self, Metric};
+use crate::search::VectorColumn;
+use crate::select::Matcher;
 use crate::table::Table;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Metric {
-    Cosine,
-    Dot,
-    Euclidean,
-}
+use super::collect::{Collector, Hit};
 
-impl Metric {
-    pub fn parse(name: &str) -> Result<Metric> {
-        match name {
-            "cosine" => Ok(Metric::Cosine),
-            "dot" => Ok(Metric::Dot),
-            "euclidean" => Ok(Metric::Euclidean),
-            _ => Err(Error::query(format!("Unsupported vector metric '{name}'"))
-                .with_context("metric", name)),
-        }
+pub(crate) fn parse_metric(name: &str) -> Result<Metric> {
+    match name {
+        "cosine" => Ok(Metric::Cosine),
+        "dot" => Ok(Metric::Dot),
+        "euclidean" => Ok(Metric::Euclidean),
+        _ => Err(Error::query(format!("Unsupported vector metric '{name}'"))
+            .with_context("metric", name)),
     }
 }
 
 /// A validated vector clause, ready to score rows.
 #[derive(Debug, Clone)]
 pub(crate) struct VectorQuery {
-    pos: usize,
-    metric: Metric,
+    pub pos: usize,
+    pub metric: Metric,
     query: Vec<f32>,
     norm: f32,
-}
-
-fn dot(q: &[f32], v: &[f64]) -> f32 {
-    q.iter().zip(v).map(|(a, b)| a * (*b as f32)).sum()
-}
-
-fn norm(v: impl Iterator<Item = f32>) -> f32 {
-    v.map(|x| x * x).sum::<f32>().sqrt()
 }
 
 impl VectorQuery {
@@ -62,7 +47,7 @@ impl VectorQuery {
                 schema.name, field.attr
             )));
         }
-        let metric = Metric::parse(&clause.metric)?;
+        let metric = parse_metric(&clause.metric)?;
         if let Some(dim) = field.vector_dim.filter(|d| *d != clause.query.len()) {
             return Err(Error::validation(format!(
                 "Query vector for {}.{} expects dimension {dim}, got {}",
@@ -74,7 +59,7 @@ impl VectorQuery {
             .with_context("actual", clause.query.len()));
         }
         let query: Vec<f32> = clause.query.iter().map(|x| *x as f32).collect();
-        let norm = norm(query.iter().copied());
+        let norm = kernels::norm(&query);
         Ok(VectorQuery {
             pos,
             metric,
@@ -83,75 +68,217 @@ impl VectorQuery {
         })
     }
 
+    /// The score of an f32 record and its norm.
+    #[inline]
+    fn score_record(&self, v: &[f32], v_norm: f32) -> f64 {
+        f64::from(kernels::score(
+            self.metric,
+            &self.query,
+            self.norm,
+            v,
+            v_norm,
+        ))
+    }
+
     /// The row's score; `None` when it has no vector of the query's length.
-    pub fn score(&self, row: &[Value]) -> Option<f64> {
+    /// `buf` is scratch space reused across rows.
+    pub fn score(&self, row: &[Value], buf: &mut Vec<f32>) -> Option<f64> {
         let Some(Value::Vector(v)) = row.get(self.pos) else {
             return None;
         };
         if v.len() != self.query.len() {
             return None;
         }
-        let q = &self.query;
-        let score = match self.metric {
-            Metric::Dot => dot(q, v),
-            Metric::Cosine => {
-                let denom = self.norm * norm(v.iter().map(|x| *x as f32));
-                if denom == 0.0 {
-                    0.0
-                } else {
-                    dot(q, v) / denom
-                }
+        buf.clear();
+        buf.extend(v.iter().map(|x| *x as f32));
+        Some(self.score_record(buf, kernels::norm(buf)))
+    }
+}
+
+/// How a vector query reaches its rows (reported by `explain`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VectorPath {
+    /// Every row of the contiguous column.
+    ColumnScan,
+    /// The rows the filters matched, scored one by one.
+    FilteredScan,
+    Hnsw {
+        ef: usize,
+    },
+}
+
+/// The validated `vector_ann` options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AnnOptions {
+    pub m: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+}
+
+pub(crate) fn ann_options(q: &Select) -> Result<Option<AnnOptions>> {
+    let Some(map) = &q.vector_ann else {
+        return Ok(None);
+    };
+    let mut opts = AnnOptions {
+        m: HnswParams::DEFAULT_M,
+        ef_construction: HnswParams::DEFAULT_EF_CONSTRUCTION,
+        ef_search: HnswParams::DEFAULT_EF_SEARCH,
+    };
+    for (name, value) in map {
+        let n = value
+            .as_u64()
+            .filter(|n| *n > 0)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                Error::query(format!(
+                    "approximate option '{name}' must be a positive int"
+                ))
+            })?;
+        match name.as_str() {
+            "m" => opts.m = n.min(256),
+            "ef_construction" => opts.ef_construction = n,
+            "ef_search" => opts.ef_search = n,
+            _ => {
+                return Err(Error::query(
+                    "approximate accepts only m, ef_construction and ef_search",
+                )
+                .with_context("option", name.as_str()))
             }
-            Metric::Euclidean => -norm(q.iter().zip(v.iter()).map(|(a, b)| a - *b as f32)),
-        };
-        Some(f64::from(score))
-    }
-}
-
-/// Higher scores first; NaN (overflowing vectors) last.
-fn by_score_desc(a: f64, b: f64) -> Ordering {
-    match (a.is_nan(), b.is_nan()) {
-        (false, false) => b.partial_cmp(&a).unwrap_or(Ordering::Equal),
-        (a_nan, b_nan) => a_nan.cmp(&b_nan),
-    }
-}
-
-/// Scores the filtered rows and returns the requested window in ranked
-/// order: score desc, then the explicit sort, then primary key asc.
-pub(crate) fn search(
-    table: &Table,
-    vq: &VectorQuery,
-    rows: Vec<&Row>,
-    order: &[SortKey],
-    window: Window,
-    deadline: &Deadline,
-) -> Result<Vec<ResultRow>> {
-    let mut scored = Vec::with_capacity(rows.len());
-    for row in rows {
-        deadline.step()?;
-        if let Some(score) = vq.score(row) {
-            scored.push((score, row));
         }
     }
-    let pk = table.pk.unwrap_or(0);
-    sort_prefix(&mut scored, window.keep(), deadline, |a, b| {
-        by_score_desc(a.0, b.0)
-            .then_with(|| compare_rows(order, a.1, b.1))
-            .then_with(|| a.1[pk].cmp_total(&b.1[pk]))
-    })?;
-    let ranked = scored.into_iter().enumerate().skip(window.offset);
-    Ok(ranked
-        .map(|(i, (score, row))| ResultRow {
-            row: row.clone(),
-            scores: Some(Scores {
-                score,
-                text_score: None,
-                vector_score: None,
-                rank: i as u64 + 1,
-            }),
-            includes: Vec::new(),
-        })
-        .collect())
+    Ok(Some(opts))
+}
+
+/// The graph parameters an approximate query needs built, if it can use
+/// one: an unfiltered query over a stored column.
+pub(crate) fn ann_build(table: &Table, q: &Select) -> Result<Option<(usize, HnswParams)>> {
+    let (Some(clause), Some(opts)) = (&q.vector, ann_options(q)?) else {
+        return Ok(None);
+    };
+    if !q.filters.is_empty() {
+        return Ok(None);
+    }
+    let vq = VectorQuery::prepare(&table.schema, clause)?;
+    let params = HnswParams {
+        metric: vq.metric,
+        m: opts.m,
+        ef_construction: opts.ef_construction,
+    };
+    Ok(table.search.vector(vq.pos).map(|_| (vq.pos, params)))
+}
+
+pub(crate) fn choose_path(
+    table: &Table,
+    vq: &VectorQuery,
+    matcher: &Matcher<'_>,
+    ann: Option<AnnOptions>,
+) -> VectorPath {
+    let column = table.search.vector(vq.pos);
+    if !matcher.is_everything() || column.is_none() {
+        return VectorPath::FilteredScan;
+    }
+    match (ann, column.and_then(|c| c.ann(vq.metric))) {
+        (Some(opts), Some(_)) => VectorPath::Hnsw { ef: opts.ef_search },
+        _ => VectorPath::ColumnScan,
+    }
+}
+
+pub(crate) fn describe(table: &Table, vq: &VectorQuery, path: VectorPath) -> Json {
+    let column = table.search.vector(vq.pos);
+    let live = table.rows.len();
+    match (path, column) {
+        (VectorPath::Hnsw { ef }, Some(col)) => {
+            let nodes = col.ann(vq.metric).map_or(0, |g| g.nodes());
+            json!({"mode": "hnsw", "metric": vq.metric.name(), "graph_nodes": nodes, "ef_search": ef, "rows": live})
+        }
+        (VectorPath::ColumnScan, Some(col)) => json!({
+            "mode": "exact_scan", "metric": vq.metric.name(), "candidates": live,
+            "bytes_scanned": live * col.dim * 4,
+        }),
+        _ => json!({"mode": "exact_scan_filtered", "metric": vq.metric.name()}),
+    }
+}
+
+/// Scores rows into `out` along `path`.
+pub(crate) fn collect<'t>(
+    table: &'t Table,
+    vq: &VectorQuery,
+    matcher: Matcher<'t>,
+    path: VectorPath,
+    out: &mut Collector<'t, '_>,
+    deadline: &Deadline,
+) -> Result<()> {
+    let column = table.search.vector(vq.pos);
+    match (path, column) {
+        (VectorPath::ColumnScan, Some(col)) => scan_column(table, col, vq, out, deadline),
+        (VectorPath::Hnsw { ef }, Some(col)) => {
+            ann_search(table, col, vq, ef, out);
+            deadline.check()
+        }
+        _ => {
+            let mut buf = Vec::new();
+            matcher.each(deadline, |row| {
+                if let Some(score) = vq.score(row, &mut buf) {
+                    out.push(Hit::new(score, row));
+                }
+                true
+            })
+        }
+    }
+}
+
+fn scan_column<'t>(
+    table: &'t Table,
+    col: &VectorColumn,
+    vq: &VectorQuery,
+    out: &mut Collector<'t, '_>,
+    deadline: &Deadline,
+) -> Result<()> {
+    let slots = &table.search.slots;
+    let mut scores = Vec::with_capacity(crate::search::chunked::CHUNK);
+    for ((first, records), (_, norms)) in col.data.runs().zip(col.norms.runs()) {
+        deadline.check()?;
+        kernels::score_run(vq.metric, &vq.query, vq.norm, records, norms, &mut scores);
+        for (i, (score, norm)) in scores.iter().zip(norms).enumerate() {
+            let score = f64::from(*score);
+            // Rows below the kept window's floor are skipped before their
+            // row is even looked up.
+            if *norm == crate::search::ABSENT || !out.may_take(score) {
+                continue;
+            }
+            if let Some(row) = slots.row(first + i) {
+                out.push(Hit::new(score, row));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ann_search<'t>(
+    table: &'t Table,
+    col: &VectorColumn,
+    vq: &VectorQuery,
+    ef: usize,
+    out: &mut Collector<'t, '_>,
+) {
+    let Some(graph) = col.ann(vq.metric) else {
+        return;
+    };
+    let slots = &table.search.slots;
+    let vecs = Vectors {
+        data: &col.data,
+        norms: &col.norms,
+    };
+    let k = out.keep().unwrap_or(slots.live());
+    // Deleted rows stay in the graph as waypoints: widen the search so the
+    // candidate list still holds about `ef` live rows.
+    let ef = ef.saturating_mul(graph.nodes()) / slots.live().max(1);
+    for (_, slot) in graph.search(vecs, slots, &vq.query, vq.norm, k, ef) {
+        if let Some(row) = slots.row(slot) {
+            let score = vq.score_record(col.data.get(slot), col.norms.get(slot)[0]);
+            out.push(Hit::new(score, row));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -187,32 +314,45 @@ mod tests {
         vec![Value::Int(1), Value::Vector(Arc::from(v))]
     }
 
+    trait ScoreOf {
+        fn score_of(&self, row: &[Value]) -> Option<f64>;
+    }
+
+    impl ScoreOf for VectorQuery {
+        fn score_of(&self, row: &[Value]) -> Option<f64> {
+            self.score(row, &mut Vec::new())
+        }
+    }
+
     #[test]
     #[allow(clippy::approx_constant)] // the spec's rounded score
     fn metrics_match_the_spec() {
         let cos = query("cosine", vec![1.0, 0.0, 0.0]).unwrap();
-        assert_eq!(cos.score(&row(&[1.0, 0.0, 0.0])), Some(1.0));
-        let s = cos.score(&row(&[0.7, 0.7, 0.0])).unwrap();
+        assert_eq!(cos.score_of(&row(&[1.0, 0.0, 0.0])), Some(1.0));
+        let s = cos.score_of(&row(&[0.7, 0.7, 0.0])).unwrap();
         assert!((s - 0.707107).abs() < 5e-7, "{s}");
         assert_eq!(
-            cos.score(&row(&[0.0, 0.0, 0.0])),
+            cos.score_of(&row(&[0.0, 0.0, 0.0])),
             Some(0.0),
             "zero norm scores 0"
         );
         let euc = query("euclidean", vec![1.0, 0.0, 0.0]).unwrap();
-        let exact = euc.score(&row(&[1.0, 0.0, 0.0])).unwrap();
+        let exact = euc.score_of(&row(&[1.0, 0.0, 0.0])).unwrap();
         assert!(
             exact == 0.0 && exact.is_sign_negative(),
             "exact match scores -0.0"
         );
         let dot = query("dot", vec![1.0, 0.0, 0.0]).unwrap();
-        assert_eq!(dot.score(&row(&[0.7, 0.7, 0.0])), Some(f64::from(0.7f32)));
         assert_eq!(
-            dot.score(&row(&[1.0, 0.0])),
+            dot.score_of(&row(&[0.7, 0.7, 0.0])),
+            Some(f64::from(0.7f32))
+        );
+        assert_eq!(
+            dot.score_of(&row(&[1.0, 0.0])),
             None,
             "other lengths are not scored"
         );
-        assert_eq!(dot.score(&[Value::Int(1), Value::Null]), None);
+        assert_eq!(dot.score_of(&[Value::Int(1), Value::Null]), None);
     }
 
     #[test]

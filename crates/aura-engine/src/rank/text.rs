@@ -1,0 +1,319 @@
+//! Ranked full-text search (API.md §5.2): BM25 or term frequency over one
+//! string field. Statistics use the filtered rows. Unfiltered queries on a
+//! `full_text` field read the table's inverted index; any other query
+//! tokenizes the matched rows. Both sum term contributions in the order of
+//! the query's distinct terms, so they produce identical scores.
+
+use std::cell::RefCell;
+
+use aura_core::{Error, ModelSchema, Result, Row, Value};
+use serde_json::{json, Value as Json};
+
+use crate::deadline::Deadline;
+use crate::field_access::FieldAccess;
+use crate::search::tokenize;
+use crate::search::TextIndex;
+use crate::table::Table;
+
+use super::collect::{Collector, Hit};
+
+pub(crate) const DEFAULT_K1: f64 = 1.2;
+pub(crate) const DEFAULT_B: f64 = 0.75;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Ranking {
+    Bm25 { k1: f64, b: f64 },
+    TermFrequency,
+}
+
+/// The options of a `text_search` (or the text side of `hybrid`).
+pub(crate) struct TextSpec<'a> {
+    pub field: &'a str,
+    pub query: &'a str,
+    pub operator: &'a str,
+    pub rank: &'a str,
+    pub k1: Option<f64>,
+    pub b: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TextQuery {
+    field: FieldAccess,
+    /// Distinct query tokens, in order of first appearance.
+    terms: Vec<String>,
+    /// How often each distinct term occurs in the query (term frequency).
+    multiplicity: Vec<u64>,
+    require_all: bool,
+    ranking: Ranking,
+}
+
+fn bm25_params(k1: Option<f64>, b: Option<f64>) -> Result<(f64, f64)> {
+    // Explicit zeros are honoured: only a missing value takes the default.
+    let k1 = k1.unwrap_or(DEFAULT_K1);
+    let b = b.unwrap_or(DEFAULT_B);
+    if !(k1.is_finite() && k1 >= 0.0) {
+        return Err(Error::query("k1 must be a non-negative number"));
+    }
+    if !(0.0..=1.0).contains(&b) {
+        return Err(Error::query("b must be between 0 and 1"));
+    }
+    Ok((k1, b))
+}
+
+impl TextQuery {
+    pub fn prepare(schema: &ModelSchema, spec: &TextSpec<'_>) -> Result<TextQuery> {
+        let field = FieldAccess::resolve(schema, spec.field, None)?;
+        if spec.query.trim().is_empty() {
+            return Err(Error::query("search query must not be blank"));
+        }
+        let require_all = match spec.operator {
+            "or" => false,
+            "and" => true,
+            _ => return Err(Error::query("operator must be 'or' or 'and'")),
+        };
+        let ranking = match spec.rank {
+            "bm25" => {
+                let (k1, b) = bm25_params(spec.k1, spec.b)?;
+                Ranking::Bm25 { k1, b }
+            }
+            "term_frequency" => Ranking::TermFrequency,
+            _ => return Err(Error::query("rank must be 'bm25' or 'term_frequency'")),
+        };
+        let tokens = tokenize::tokens(spec.query);
+        let terms = tokenize::distinct(&tokens);
+        let multiplicity = terms
+            .iter()
+            .map(|t| tokens.iter().filter(|x| *x == t).count() as u64)
+            .collect();
+        Ok(TextQuery {
+            field,
+            terms,
+            multiplicity,
+            require_all,
+            ranking,
+        })
+    }
+
+    /// The table's inverted index for this query's field, if it has one.
+    pub fn index<'t>(&self, table: &'t Table) -> Option<&'t TextIndex> {
+        match self.field.path {
+            None => table.search.text(self.field.pos),
+            Some(_) => None,
+        }
+    }
+
+    fn admits(&self, matched_terms: usize) -> bool {
+        matched_terms > 0 && (!self.require_all || matched_terms == self.terms.len())
+    }
+}
+
+/// BM25 weight of one term in a row of `dl` tokens, evaluated exactly as
+/// §5.2 writes it (same operations, same order): rows whose scores are
+/// equal by the formula tie here too, so ties break by key as specified.
+/// Both paths use it, so they agree to the bit.
+#[derive(Debug, Clone, Copy)]
+struct TermWeight {
+    idf: f64,
+    avgdl: f64,
+    k1: f64,
+    b: f64,
+}
+
+impl TermWeight {
+    fn new(idf: f64, avgdl: f64, k1: f64, b: f64) -> Self {
+        TermWeight { idf, avgdl, k1, b }
+    }
+
+    #[inline(always)]
+    fn of(&self, tf: f64, dl: f64) -> f64 {
+        let TermWeight { idf, avgdl, k1, b } = *self;
+        idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl))
+    }
+}
+
+fn idf(n: f64, df: f64) -> f64 {
+    ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+}
+
+fn avgdl(total: f64, n: f64) -> f64 {
+    if n == 0.0 {
+        1.0
+    } else {
+        (total / n).max(1.0)
+    }
+}
+
+/// A candidate row found by tokenizing it.
+struct Doc<'t> {
+    row: &'t Row,
+    len: u32,
+    tfs: Vec<u32>,
+}
+
+/// Scores `rows` by tokenizing each (the filtered path).
+pub(crate) fn scan<'t>(
+    tq: &TextQuery,
+    rows: impl IntoIterator<Item = &'t Row>,
+    deadline: &Deadline,
+) -> Result<Vec<Hit<'t>>> {
+    let mut n = 0u64;
+    let mut total = 0u64;
+    let mut df = vec![0u64; tq.terms.len()];
+    let mut docs: Vec<Doc<'t>> = Vec::new();
+    for row in rows {
+        deadline.step()?;
+        let Value::Str(text) = tq.field.get(row) else {
+            continue;
+        };
+        let tokens = tokenize::tokens(text);
+        n += 1;
+        total += tokens.len() as u64;
+        let tfs: Vec<u32> = tq
+            .terms
+            .iter()
+            .map(|t| tokens.iter().filter(|x| *x == t).count() as u32)
+            .collect();
+        let present = tfs.iter().filter(|tf| **tf > 0).count();
+        for (d, tf) in df.iter_mut().zip(&tfs) {
+            *d += u64::from(*tf > 0);
+        }
+        if tq.admits(present) {
+            let len = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
+            docs.push(Doc { row, len, tfs });
+        }
+    }
+    let (n, avg) = (n as f64, avgdl(total as f64, n as f64));
+    let weights: Vec<TermWeight> = match tq.ranking {
+        Ranking::Bm25 { k1, b } => df
+            .iter()
+            .map(|d| TermWeight::new(idf(n, *d as f64), avg, k1, b))
+            .collect(),
+        Ranking::TermFrequency => Vec::new(),
+    };
+    Ok(docs
+        .into_iter()
+        .map(|doc| {
+            let score = match tq.ranking {
+                Ranking::Bm25 { .. } => {
+                    let mut s = 0.0;
+                    for (tf, w) in doc.tfs.iter().zip(&weights) {
+                        if *tf > 0 {
+                            s += w.of(f64::from(*tf), f64::from(doc.len));
+                        }
+                    }
+                    s
+                }
+                Ranking::TermFrequency => doc
+                    .tfs
+                    .iter()
+                    .zip(&tq.multiplicity)
+                    .map(|(tf, m)| u64::from(*tf) * m)
+                    .sum::<u64>() as f64,
+            };
+            Hit::new(score, doc.row)
+        })
+        .collect())
+}
+
+/// Per-thread accumulators for the index path, reset after each query.
+#[derive(Default)]
+struct Scratch {
+    acc: Vec<f64>,
+    seen: Vec<u16>,
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Scores through the inverted index (unfiltered BM25 only).
+pub(crate) fn from_index<'t>(
+    table: &'t Table,
+    index: &TextIndex,
+    tq: &TextQuery,
+    deadline: &Deadline,
+    out: &mut Collector<'t, '_>,
+) -> Result<()> {
+    let Ranking::Bm25 { k1, b } = tq.ranking else {
+        return Err(Error::query("term_frequency ranking has no index path"));
+    };
+    let slots = &table.search.slots;
+    let n = index.docs as f64;
+    let avg = avgdl(index.total_len as f64, n);
+    SCRATCH.with_borrow_mut(|s| {
+        if s.acc.len() < slots.len() {
+            s.acc.resize(slots.len(), 0.0);
+            s.seen.resize(slots.len(), 0);
+        }
+        let result = accumulate(index, tq, s, n, avg, (k1, b), deadline);
+        for &slot in &s.touched {
+            let slot = slot as usize;
+            let (score, seen) = (s.acc[slot], usize::from(s.seen[slot]));
+            if result.is_ok() && tq.admits(seen) && out.may_take(score) {
+                if let Some(row) = slots.row(slot) {
+                    out.push(Hit::new(score, row));
+                }
+            }
+            s.acc[slot] = 0.0;
+            s.seen[slot] = 0;
+        }
+        s.touched.clear();
+        result
+    })
+}
+
+fn accumulate(
+    index: &TextIndex,
+    tq: &TextQuery,
+    s: &mut Scratch,
+    n: f64,
+    avg: f64,
+    (k1, b): (f64, f64),
+    deadline: &Deadline,
+) -> Result<()> {
+    for term in &tq.terms {
+        let Some(list) = index.postings.get(term) else {
+            continue;
+        };
+        let weight = TermWeight::new(idf(n, list.len() as f64), avg, k1, b);
+        // The clock is read once per block, not per posting.
+        for block in list.chunks(4096) {
+            deadline.check()?;
+            for &(slot, tf) in block {
+                let at = slot as usize;
+                let dl = f64::from(index.len_of(at).unwrap_or(0));
+                if s.seen[at] == 0 {
+                    s.touched.push(slot);
+                }
+                s.seen[at] = s.seen[at].saturating_add(1);
+                s.acc[at] += weight.of(f64::from(tf), dl);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn describe(table: &Table, tq: &TextQuery, indexed: bool) -> Json {
+    let ranking = match tq.ranking {
+        Ranking::Bm25 { .. } => "bm25",
+        Ranking::TermFrequency => "term_frequency",
+    };
+    match tq.index(table).filter(|_| indexed) {
+        Some(index) => {
+            let postings: usize = tq
+                .terms
+                .iter()
+                .filter_map(|t| index.postings.get(t))
+                .map(|p| p.len())
+                .sum();
+            json!({"mode": "inverted_index", "ranking": ranking, "terms": tq.terms.len(), "postings": postings, "corpus": index.docs})
+        }
+        None => json!({"mode": "token_scan", "ranking": ranking, "terms": tq.terms.len()}),
+    }
+}
+
+/// True when the query can read the inverted index.
+pub(crate) fn uses_index(table: &Table, tq: &TextQuery, unfiltered: bool) -> bool {
+    unfiltered && matches!(tq.ranking, Ranking::Bm25 { .. }) && tq.index(table).is_some()
+}
