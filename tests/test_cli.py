@@ -29,6 +29,7 @@ COMMANDS = [
     ["explain", "file"],
     ["bench"],
     ["bench", "local"],
+    ["serve"],
     ["generate"],
     ["generate", "stubs"],
 ]
@@ -561,3 +562,53 @@ def test_generate_stubs_inheritance_and_empty_module(tmp_path: Path) -> None:
 def test_generate_stubs_missing_file_exits_1(tmp_path: Path) -> None:
     result = run("generate", "stubs", "--models", "nowhere/app.py", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (1, "error: No such file: nowhere/app.py\n")
+
+
+def test_serve_runs_an_awp_server_until_interrupted(tmp_path: Any) -> None:
+    import asyncio
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CLI_SERVE_TOKEN": "t0ken-secret"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "aura.cli",
+            "serve",
+            "--port",
+            "0",
+            "--token-env",
+            "CLI_SERVE_TOKEN",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("aura serve: listening on auradb://127.0.0.1:")
+        dsn = line.split(" on ", 1)[1].strip()
+
+        async def ping() -> bool:
+            from aura.config import TokenAuth
+
+            async with aura.connect(dsn, auth=TokenAuth("t0ken-secret")) as client:
+                return await client.ping()
+
+        assert asyncio.run(ping()) is True
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "t0ken-secret" not in out + err
+
+
+def test_serve_needs_cert_and_key_together() -> None:
+    result = run("serve", "--port", "0", "--tls-cert", "c.pem")
+    assert result.returncode == 1
+    assert result.stderr == "error: --tls-cert and --tls-key go together\n"

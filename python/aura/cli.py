@@ -299,9 +299,46 @@ def _add_tool_commands(subparsers: Any) -> None:
     stubs.set_defaults(handler=_cmd_generate_stubs)
 
 
+def _add_serve_command(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="Serve an in-memory engine over AWP 1.",
+        description=(
+            "Serve a new in-memory engine over AWP 1 (auradb://, or auradbs:// with "
+            "--tls-cert and --tls-key) until interrupted. The token is read from an "
+            "environment variable, never from the command line, so it stays out of "
+            "process listings."
+        ),
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=7171, help="0 picks a free port")
+    serve.add_argument(
+        "--token-env",
+        metavar="NAME",
+        default="AURA_SERVE_TOKEN",
+        help="environment variable holding the auth token (unset: no auth)",
+    )
+    serve.add_argument("--tls-cert", metavar="PEM")
+    serve.add_argument("--tls-key", metavar="PEM")
+    serve.set_defaults(handler=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from aura.server import serve
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise CliError("--tls-cert and --tls-key go together")
+    token = os.environ.get(args.token_env) or None
+    serve(args.host, args.port, token=token, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="aura", description="aura-connector command line tools (no network access)."
+        prog="aura",
+        description="aura-connector command line tools (only `serve` opens a network socket).",
     )
     parser.add_argument("--version", action="version", version=f"aura {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -315,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(handler=_cmd_doctor)
     _add_schema_commands(subparsers)
     _add_tool_commands(subparsers)
+    _add_serve_command(subparsers)
     return parser
 
 
