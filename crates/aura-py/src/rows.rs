@@ -103,23 +103,9 @@ fn fit_kind(
         format!(
             "{model}.{attr} expects {}, got {}",
             kind.as_str(),
-            value_kind(&value)
+            value.type_name()
         ),
     ))
-}
-
-fn value_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Int(_) => "int",
-        Value::Float(_) => "float",
-        Value::Str(_) => "str",
-        Value::Bytes(_) => "bytes",
-        Value::List(_) => "list",
-        Value::Map(_) => "dict",
-        Value::Vector(_) => "vector",
-    }
 }
 
 /// The primary-key value a link attribute refers to.
