@@ -136,7 +136,10 @@ def test_additive_flags_per_backend() -> None:
         caps = for_backend(family)
         assert caps.aggregations_and_facets and caps.ranked_pagination and caps.query_timeouts
         assert not caps.approximate_vector_search  # the memory engine answers exactly
-    for family in ("auradb", "sqlite", "postgres", "mysql", "mongodb", "redis"):
+    mongodb = for_backend("mongodb")
+    assert mongodb.aggregations_and_facets and mongodb.query_timeouts  # pipelines, maxTimeMS
+    assert not mongodb.ranked_pagination and not mongodb.approximate_vector_search
+    for family in ("auradb", "sqlite", "postgres", "mysql", "redis"):
         assert not any(for_backend(family).supports(f) for f in ADDITIVE_FLAGS), family
 
 

@@ -318,3 +318,38 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         Ok(obj)
     }
 }
+
+/// A select's result rows as a list of model instances: projection mask,
+/// scores and includes attached, post-load hook run. Every backend hydrates
+/// through this one function.
+pub fn hydrate_results<'py>(
+    py: Python<'py>,
+    plans: &HashMap<String, Py<ModelPlan>>,
+    q: &aura_core::ir::Select,
+    rows: Vec<aura_engine::ResultRow>,
+) -> PyResult<Bound<'py, PyList>> {
+    let hydrator = Hydrator::new(py, plans)?;
+    let plan = hydrator.plan(&q.model)?.get();
+    let mask = crate::memory::projection_mask(plan, q);
+    let list = PyList::empty(py);
+    for result in rows {
+        let (obj, dict) = hydrator.instance(plan, &result.row, mask.as_deref())?;
+        if let Some(s) = &result.scores {
+            hydrator.set_scores(
+                &dict,
+                &RowScores {
+                    score: s.score,
+                    text_score: s.text_score,
+                    vector_score: s.vector_score,
+                    rank: s.rank,
+                },
+            )?;
+        }
+        for included in &result.includes {
+            crate::memory::attach_include(&hydrator, plan, &dict, included)?;
+        }
+        hydrator.finish(plan, &obj)?;
+        list.append(obj)?;
+    }
+    Ok(list)
+}
