@@ -151,6 +151,9 @@ pub fn driver_error(op: &str, schema: Option<&ModelSchema>, e: &mongodb::error::
             ErrorCode::ConfigError,
             format!("MongoDB {op} failed: invalid TLS configuration"),
         )),
+        ErrorKind::InvalidResponse { .. } => tag(Error::server(format!(
+            "MongoDB {op} failed: invalid server response"
+        ))),
         _ => tag(Error::server(format!("MongoDB {op} failed"))),
     }
 }
