@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from typing import Any
 
 import pytest
