@@ -321,3 +321,26 @@ async def test_unreachable_server_is_a_connection_error() -> None:
         await aura.connect(f"redis://127.0.0.1:{port}/0", connect_timeout_s=2.0)
     assert info.value.context["driver"] == "redis"
     assert info.value.retryable is True
+
+
+async def test_redis_asyncio_scheme_is_the_same_backend() -> None:
+    dsn = unique_redis_dsn().replace("redis://", "redis+asyncio://", 1)
+    async with aura.connect(dsn, models=[RdsUser]) as client:
+        try:
+            assert client.backend.name == "redis"
+            await client.insert(RdsUser(id=1, name="a"))
+            assert (await client.RdsUser.find(id=1)).name == "a"
+        finally:
+            await client.backend.drop_schema([RdsUser])
+
+
+async def test_driver_left_out_of_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aura.backends import redis as redis_backend
+
+    monkeypatch.setattr(redis_backend, "AVAILABLE", False)
+    with pytest.raises(aura.AuraDriverNotInstalledError) as info:
+        await aura.connect("redis://127.0.0.1:1/0")
+    assert str(info.value) == (
+        "[driver_not_installed] The 'redis.asyncio' driver is required for the redis backend "
+        "but is not installed. Install with: pip install aura-connector[redis]"
+    )
