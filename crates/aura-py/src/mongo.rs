@@ -17,7 +17,7 @@ use crate::convert::json_to_py;
 use crate::errors::to_py;
 use crate::memory::{on_conflict_mode, parse_request};
 use crate::plan::ModelPlan;
-use crate::rows::{hydrate_results, to_row};
+use crate::rows::{hydrate_results, to_row, Deferred};
 
 const BACKEND: &str = aura_mongo::BACKEND;
 
@@ -37,11 +37,11 @@ fn no_transactions(txn: Option<u64>) -> PyResult<()> {
     }
 }
 
-fn hydrate(inner: &Inner, q: &Select, rows: Vec<aura_engine::ResultRow>) -> PyResult<Py<PyAny>> {
-    Python::attach(|py| {
-        let list = hydrate_results(py, &inner.plans.read(), q, rows)?;
-        Ok(list.into_any().unbind())
-    })
+/// The rows as model instances, built when the awaitable resolves.
+fn hydrate(inner: Arc<Inner>, q: Select, rows: Vec<aura_engine::ResultRow>) -> PyResult<Deferred> {
+    Ok(Deferred::new(move |py| {
+        Ok(hydrate_results(py, &inner.plans.read(), &q, rows)?.into_any())
+    }))
 }
 
 /// One client's MongoDB connection pool.
@@ -155,7 +155,7 @@ impl MongoConnection {
         match request {
             Request::Select(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
                 let rows = inner.store.select(&q).await.map_err(to_py)?;
-                hydrate(&inner, &q, rows)
+                hydrate(inner, q, rows)
             }),
             Request::Count(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
                 inner.store.count(&q).await.map_err(to_py)
@@ -322,7 +322,7 @@ impl MongoCursor {
                     includes: Vec::new(),
                 })
                 .collect();
-            hydrate(&inner, &query, rows)
+            hydrate(inner, query, rows)
         })
     }
 

@@ -18,7 +18,7 @@ use pyo3::types::PyList;
 use crate::errors::to_py;
 use crate::memory::{on_conflict_mode, parse_request};
 use crate::plan::ModelPlan;
-use crate::rows::{hydrate_results, to_row, Hydrator};
+use crate::rows::{hydrate_results, to_row, Deferred, Hydrator};
 
 const BACKEND: &str = aura_redis::BACKEND;
 
@@ -180,10 +180,9 @@ impl RedisConnection {
                         includes: Vec::new(),
                     })
                     .collect();
-                Python::attach(|py| {
-                    let list = hydrate_results(py, &inner.plans.read(), &q, rows)?;
-                    Ok(list.into_any().unbind())
-                })
+                Ok(Deferred::new(move |py| {
+                    Ok(hydrate_results(py, &inner.plans.read(), &q, rows)?.into_any())
+                }))
             }),
             Request::Count(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
                 inner.store.count(&schema, &q).await.map_err(to_py)

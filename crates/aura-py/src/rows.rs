@@ -353,3 +353,29 @@ pub fn hydrate_results<'py>(
     }
     Ok(list)
 }
+
+type DeferredFn = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
+
+/// A result built when it is handed to Python: an awaitable's value is
+/// converted while pyo3-async-runtimes holds the GIL to resolve the future,
+/// so hydrating through `Deferred` costs no second GIL acquisition on the
+/// runtime thread (which, under load, waits for the event loop to yield it).
+pub struct Deferred(DeferredFn);
+
+impl Deferred {
+    pub fn new(
+        build: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send + 'static,
+    ) -> Self {
+        Deferred(Box::new(build))
+    }
+}
+
+impl<'py> IntoPyObject<'py> for Deferred {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        (self.0)(py)
+    }
+}
