@@ -1,33 +1,165 @@
-"""Run the memory conformance tests over ``auradb://`` too: the same
-engine, served by the project's AWP 1 server on a free local port."""
+"""Backends the conformance tests run over: the memory engine, ``auradb://``
+(the project's AWP 1 server on a free local port), MongoDB and Redis.
+
+MongoDB: ``AURA_TEST_MONGODB_DSN`` points at an external server; otherwise
+the MongoDB-wire-compatible ``nx-27017`` server (the ``dev`` extra) is
+started once on a free loopback port. Each connection gets its own
+database and drops its collections afterwards.
+
+Redis: ``AURA_TEST_REDIS_DSN`` (``.ci/run`` sets it); unset, the Redis
+runs are skipped with the reason. Each connection gets a unique key prefix
+and deletes its rows afterwards.
+"""
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 import aura
 from aura.server import AuraServer
 
-BACKENDS = ["memory", "auradb"]
+BACKENDS = ["memory", "auradb", "mongodb", "redis"]
+
+_nx: dict[str, Any] = {}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _stop_nx() -> None:
+    proc = _nx.get("proc")
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    workdir = _nx.get("dir")
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def mongodb_base_dsn() -> str:
+    """The MongoDB server the tests use (started on first use)."""
+    external = os.environ.get("AURA_TEST_MONGODB_DSN")
+    if external:
+        return external
+    if "dsn" in _nx:
+        return str(_nx["dsn"])
+    if "error" in _nx:
+        pytest.skip(str(_nx["error"]))
+    exe = Path(sys.executable).with_name("nx-27017")
+    if not exe.exists():
+        _nx["error"] = "mongodb: nx-27017 is not installed (pip install -e .[dev])"
+        pytest.skip(_nx["error"])
+    port = _free_port()
+    workdir = tempfile.mkdtemp(prefix="aura-nx-")
+    _nx["dir"] = workdir
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "--data-dir",
+            "memory",
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--log-file",
+            os.path.join(workdir, "nx.log"),
+            "--pid-file",
+            os.path.join(workdir, "nx.pid"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _nx["proc"] = proc
+    atexit.register(_stop_nx)
+    # Wait until it accepts connections (start-up, not a timed assertion).
+    for _ in range(200):
+        if proc.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                _nx["dsn"] = f"mongodb://127.0.0.1:{port}"
+                return str(_nx["dsn"])
+        except OSError:
+            time.sleep(0.05)
+    _nx["error"] = "mongodb: the local nx-27017 server did not start"
+    pytest.skip(_nx["error"])
+
+
+def redis_base_dsn() -> str:
+    dsn = os.environ.get("AURA_TEST_REDIS_DSN")
+    if not dsn:
+        pytest.skip("redis: AURA_TEST_REDIS_DSN is not set (e.g. redis://127.0.0.1:6379/0)")
+    return dsn
+
+
+def _with_path(dsn: str, path: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, parts.fragment))
+
+
+def unique_mongodb_dsn() -> str:
+    return _with_path(mongodb_base_dsn(), f"/aura_t_{uuid.uuid4().hex[:12]}")
+
+
+def unique_redis_dsn() -> str:
+    dsn = redis_base_dsn()
+    sep = "&" if "?" in dsn else "?"
+    return f"{dsn}{sep}key_prefix=aura-test-{uuid.uuid4().hex[:12]}:"
 
 
 @asynccontextmanager
 async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterator[aura.Client]:
-    """A client on a fresh, empty engine of the given kind."""
+    """A client on a fresh, empty store of the given kind."""
+    models = list(models)
     if kind == "memory":
-        async with aura.connect("memory://", models=list(models)) as client:
+        async with aura.connect("memory://", models=models) as client:
             yield client
         return
-    with AuraServer(port=0, log_to_stderr=False) as server:
-        async with aura.connect(server.dsn, models=list(models)) as client:
+    if kind == "auradb":
+        with AuraServer(port=0, log_to_stderr=False) as server:
+            async with aura.connect(server.dsn, models=models) as client:
+                yield client
+        return
+    dsn = unique_mongodb_dsn() if kind == "mongodb" else unique_redis_dsn()
+    async with aura.connect(dsn, models=models) as client:
+        try:
             yield client
+        finally:
+            models = list(client._models.values())
+            if client.is_closed:  # the test closed it: clean up on a new one
+                async with aura.connect(dsn) as cleaner:
+                    await cleaner.backend.drop_schema(models)
+            else:
+                await client.backend.drop_schema(models)
 
 
 def skip_on_auradb(client: aura.Client, reason: str) -> None:
     """Skip, visibly and with the reason, what AWP 1 cannot express."""
     if client.backend.name == "auradb":
         pytest.skip(f"auradb://: {reason}")
+
+
+def lacks(client: aura.Client, flag: str) -> bool:
+    """True when the backend's capability record does not have ``flag``."""
+    return not client.capabilities().supports(flag)

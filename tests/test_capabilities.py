@@ -139,7 +139,10 @@ def test_additive_flags_per_backend() -> None:
     # (a remote server of unknown build) does not promise them.
     assert for_backend("memory").approximate_vector_search
     assert not for_backend("aura").approximate_vector_search
-    for family in ("auradb", "sqlite", "postgres", "mysql", "mongodb", "redis"):
+    mongodb = for_backend("mongodb")
+    assert mongodb.aggregations_and_facets and mongodb.query_timeouts  # pipelines, maxTimeMS
+    assert not mongodb.ranked_pagination and not mongodb.approximate_vector_search
+    for family in ("auradb", "sqlite", "postgres", "mysql", "redis"):
         assert not any(for_backend(family).supports(f) for f in ADDITIVE_FLAGS), family
 
 

@@ -175,8 +175,9 @@ def test_doctor() -> None:
         "  sqlite: install: aura-connector[sqlite]\n"
         "  postgres: install: aura-connector[postgres]\n"
         "  mysql: install: aura-connector[mysql]\n"
-        "  mongodb: install: aura-connector[mongodb]\n"
-        "  redis: install: aura-connector[redis]\n"
+        # Built into the Rust core (cargo features on by default).
+        "  mongodb: available\n"
+        "  redis: available\n"
     )
 
 
@@ -188,6 +189,17 @@ def test_doctor_reports_a_built_in_backend_as_available(monkeypatch: pytest.Monk
     monkeypatch.setattr(registry, "BACKEND_MODULES", {**modules, "redis": "aura.errors"})
     assert cli._backend_status("redis") == "install: aura-connector[redis]"
     assert cli._backend_status("mysql") == "install: aura-connector[mysql]"
+
+
+def test_doctor_reports_a_driver_left_out_of_the_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aura.backends import mongodb, redis
+
+    assert cli._backend_status("mongodb") == "available"
+    assert cli._backend_status("redis") == "available"
+    monkeypatch.setattr(mongodb, "AVAILABLE", False)
+    monkeypatch.setattr(redis, "AVAILABLE", False)
+    assert cli._backend_status("mongodb") == "install: aura-connector[mongodb]"
+    assert cli._backend_status("redis") == "install: aura-connector[redis]"
 
 
 # --------------------------------------------------------------------------- schema / migrate

@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 import aura
-from _backends import BACKENDS, connect_backend
+from _backends import BACKENDS, connect_backend, lacks
 from aura import (
+    AuraCapabilityError,
     AuraConstraintError,
     AuraRetryableTransactionError,
     AuraTransactionError,
@@ -31,7 +32,20 @@ class TxItem(Model):
 
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest) -> AsyncIterator[aura.Client]:
+    """Backends without transactions (MongoDB, Redis) are asserted to refuse
+    them here, then the test is skipped with that reason."""
     async with connect_backend(request.param, [TxCounter, TxItem]) as client:
+        if lacks(client, "transactions"):
+            with pytest.raises(AuraCapabilityError) as info:
+                client.transaction()
+            assert info.value.context == {
+                "backend": client.backend.name,
+                "capability": "transactions",
+            }
+            assert info.value.message == (
+                f"Backend '{client.backend.name}' does not support transactions"
+            )
+            pytest.skip(f"{client.backend.name}: no transactions (capability error asserted)")
         yield client
 
 
@@ -152,7 +166,12 @@ async def test_concurrent_read_modify_write_loses_no_update(db: aura.Client) -> 
                 tx = await db.transaction().begin()
                 row = await tx.query(TxCounter).where(TxCounter.id == key).one()
                 await asyncio.sleep(0)  # let other tasks interleave
-                await tx.update(TxCounter).where(TxCounter.id == key).set(value=row.value + 1).execute()
+                await (
+                    tx.update(TxCounter)
+                    .where(TxCounter.id == key)
+                    .set(value=row.value + 1)
+                    .execute()
+                )
                 try:
                     await tx.commit()
                 except AuraRetryableTransactionError:

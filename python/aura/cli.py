@@ -145,7 +145,12 @@ def _backend_status(family: str) -> str:
         module = importlib.import_module(module_name) if found else None
     except ImportError:
         module = None
-    if module is not None and callable(getattr(module, "from_config", None)):
+    # A module whose native driver is not in this build says so (AVAILABLE).
+    if (
+        module is not None
+        and callable(getattr(module, "from_config", None))
+        and getattr(module, "AVAILABLE", True)
+    ):
         return "available"
     return f"install: aura-connector[{family}]"
 

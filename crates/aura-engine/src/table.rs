@@ -233,7 +233,7 @@ impl Table {
     }
 }
 
-fn check_value(schema: &ModelSchema, field: &FieldDef, value: &Value) -> Result<()> {
+pub fn check_value(schema: &ModelSchema, field: &FieldDef, value: &Value) -> Result<()> {
     match value {
         Value::Null if !field.nullable => Err(Error::constraint(format!(
             "{}.{} cannot be null",
@@ -255,7 +255,7 @@ fn check_value(schema: &ModelSchema, field: &FieldDef, value: &Value) -> Result<
     }
 }
 
-pub(crate) fn missing_pk(schema: &ModelSchema) -> Error {
+pub fn missing_pk(schema: &ModelSchema) -> Error {
     Error::constraint(format!(
         "{} insert is missing primary key '{}'",
         schema.name,
@@ -264,7 +264,7 @@ pub(crate) fn missing_pk(schema: &ModelSchema) -> Error {
     .with_context("model", schema.name.as_str())
 }
 
-pub(crate) fn duplicate_pk(schema: &ModelSchema) -> Error {
+pub fn duplicate_pk(schema: &ModelSchema) -> Error {
     Error::constraint(format!(
         "{} already has a row with this primary key",
         schema.name
@@ -272,7 +272,7 @@ pub(crate) fn duplicate_pk(schema: &ModelSchema) -> Error {
     .with_context("model", schema.name.as_str())
 }
 
-pub(crate) fn not_unique(schema: &ModelSchema, field: &FieldDef) -> Error {
+pub fn not_unique(schema: &ModelSchema, field: &FieldDef) -> Error {
     Error::constraint(format!("{}.{} must be unique", schema.name, field.attr))
         .with_context("model", schema.name.as_str())
         .with_context("field", field.attr.as_str())

@@ -27,9 +27,9 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::convert::json_to_py;
 use crate::errors::to_py;
-use crate::memory::{attach_include, parse_request, projection_mask};
+use crate::memory::parse_request;
 use crate::plan::ModelPlan;
-use crate::rows::{to_row, Hydrator, RowScores};
+use crate::rows::to_row;
 
 struct Inner {
     opts: ClientOptions,
@@ -198,30 +198,7 @@ fn hydrate(
     q: &Select,
     rows: Vec<aura_engine::ResultRow>,
 ) -> PyResult<Py<PyAny>> {
-    let plans = inner.plans.read();
-    let hydrator = Hydrator::new(py, &plans)?;
-    let plan = hydrator.plan(&q.model)?.get();
-    let mask = projection_mask(plan, q);
-    let list = PyList::empty(py);
-    for result in rows {
-        let (obj, dict) = hydrator.instance(plan, &result.row, mask.as_deref())?;
-        if let Some(s) = &result.scores {
-            hydrator.set_scores(
-                &dict,
-                &RowScores {
-                    score: s.score,
-                    text_score: s.text_score,
-                    vector_score: s.vector_score,
-                    rank: s.rank,
-                },
-            )?;
-        }
-        for included in &result.includes {
-            attach_include(&hydrator, plan, &dict, included)?;
-        }
-        hydrator.finish(plan, &obj)?;
-        list.append(obj)?;
-    }
+    let list = crate::rows::hydrate_results(py, &inner.plans.read(), q, rows)?;
     Ok(list.into_any().unbind())
 }
 

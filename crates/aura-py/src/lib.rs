@@ -7,8 +7,12 @@ mod convert;
 mod errors;
 mod ir_de;
 mod memory;
+#[cfg(feature = "mongodb")]
+mod mongo;
 mod native;
 mod plan;
+#[cfg(feature = "redis")]
+mod redis_kv;
 mod rows;
 mod server;
 
@@ -24,6 +28,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<auradb::AuraDbConnection>()?;
     m.add_class::<auradb::AuraDbCursor>()?;
     m.add_class::<server::AwpServer>()?;
+    #[cfg(feature = "mongodb")]
+    {
+        m.add_class::<mongo::MongoConnection>()?;
+        m.add_class::<mongo::MongoCursor>()?;
+    }
+    #[cfg(feature = "redis")]
+    m.add_class::<redis_kv::RedisConnection>()?;
     m.add_function(wrap_pyfunction!(native::native_crc32, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_validate_vector, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_pack_f32_vector, m)?)?;

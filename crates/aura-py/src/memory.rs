@@ -16,7 +16,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::IntoPyResult;
 use crate::plan::ModelPlan;
-use crate::rows::{to_row, GcPause, Hydrator, RowScores};
+use crate::rows::{to_row, GcPause, Hydrator};
 
 #[pyclass(frozen, module = "aura._core")]
 pub struct MemoryEngine {
@@ -51,7 +51,8 @@ pub fn parse_request(ir: &Bound<'_, PyAny>) -> PyResult<Request> {
         .py_err()
 }
 
-fn on_conflict(mode: Option<&str>) -> PyResult<OnConflict> {
+/// The `on_conflict` keyword as the engine's mode (shared by every backend).
+pub(crate) fn on_conflict_mode(mode: Option<&str>) -> PyResult<OnConflict> {
     match mode {
         None => Ok(OnConflict::Error),
         Some("ignore") => Ok(OnConflict::Ignore),
@@ -84,30 +85,7 @@ impl MemoryConnection {
         q: &Select,
         out: QueryOutput,
     ) -> PyResult<Bound<'py, PyList>> {
-        let plans = self.plans.read();
-        let hydrator = Hydrator::new(py, &plans)?;
-        let plan = hydrator.plan(&q.model)?.get();
-        let mask = projection_mask(plan, q);
-        let _gc = GcPause::for_rows(py, out.rows.len());
-        let mut items = Vec::with_capacity(out.rows.len());
-        for result in out.rows {
-            let (obj, dict) = hydrator.instance(plan, &result.row, mask.as_deref())?;
-            if let Some(s) = &result.scores {
-                let scores = RowScores {
-                    score: s.score,
-                    text_score: s.text_score,
-                    vector_score: s.vector_score,
-                    rank: s.rank,
-                };
-                hydrator.set_scores(&dict, &scores)?;
-            }
-            for included in &result.includes {
-                attach_include(&hydrator, plan, &dict, included)?;
-            }
-            hydrator.finish(plan, &obj)?;
-            items.push(obj);
-        }
-        PyList::new(py, items)
+        crate::rows::hydrate_results(py, &self.plans.read(), q, out.rows)
     }
 
     fn plan(&self, py: Python<'_>, model: &str) -> PyResult<Py<ModelPlan>> {
@@ -197,7 +175,7 @@ impl MemoryConnection {
         txn: Option<TxnId>,
     ) -> PyResult<u64> {
         let plan = self.plan(py, model)?;
-        let mode = self::on_conflict(on_conflict)?;
+        let mode = on_conflict_mode(on_conflict)?;
         let rows = instances
             .iter()
             .map(|obj| to_row(plan.get(), &obj))

@@ -342,3 +342,65 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         Ok(obj)
     }
 }
+
+/// A select's result rows as a list of model instances: projection mask,
+/// scores and includes attached, post-load hook run. Every backend hydrates
+/// through this one function.
+pub fn hydrate_results<'py>(
+    py: Python<'py>,
+    plans: &HashMap<String, Py<ModelPlan>>,
+    q: &aura_core::ir::Select,
+    rows: Vec<aura_engine::ResultRow>,
+) -> PyResult<Bound<'py, PyList>> {
+    let hydrator = Hydrator::new(py, plans)?;
+    let plan = hydrator.plan(&q.model)?.get();
+    let mask = crate::memory::projection_mask(plan, q);
+    let _gc = GcPause::for_rows(py, rows.len());
+    let mut items = Vec::with_capacity(rows.len());
+    for result in rows {
+        let (obj, dict) = hydrator.instance(plan, &result.row, mask.as_deref())?;
+        if let Some(s) = &result.scores {
+            hydrator.set_scores(
+                &dict,
+                &RowScores {
+                    score: s.score,
+                    text_score: s.text_score,
+                    vector_score: s.vector_score,
+                    rank: s.rank,
+                },
+            )?;
+        }
+        for included in &result.includes {
+            crate::memory::attach_include(&hydrator, plan, &dict, included)?;
+        }
+        hydrator.finish(plan, &obj)?;
+        items.push(obj);
+    }
+    PyList::new(py, items)
+}
+
+type DeferredFn = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
+
+/// A result built when it is handed to Python: an awaitable's value is
+/// converted while pyo3-async-runtimes holds the GIL to resolve the future,
+/// so hydrating through `Deferred` costs no second GIL acquisition on the
+/// runtime thread (which, under load, waits for the event loop to yield it).
+pub struct Deferred(DeferredFn);
+
+impl Deferred {
+    pub fn new(
+        build: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send + 'static,
+    ) -> Self {
+        Deferred(Box::new(build))
+    }
+}
+
+impl<'py> IntoPyObject<'py> for Deferred {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        (self.0)(py)
+    }
+}

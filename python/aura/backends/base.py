@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from aura.models import AuraModel
     from aura.schema import MigrationPlan
 
-__all__ = ["Backend", "BackendCursor", "BackendResult", "check_capabilities", "require"]
+__all__ = [
+    "Backend",
+    "BackendCursor",
+    "BackendResult",
+    "NoTransactions",
+    "check_capabilities",
+    "driver_not_installed",
+    "require",
+]
 
 _RANKED_CLAUSES = (
     ("hybrid", "hybrid_search", "hybrid search"),
@@ -150,3 +158,36 @@ class Backend(ABC):
 
     @abstractmethod
     async def rollback(self, txn: Any) -> None: ...
+
+
+def driver_not_installed(module: str, backend: str, extra: str) -> Exception:
+    """The API.md §9 error for a backend whose driver is not in this build."""
+    from aura.errors import AuraDriverNotInstalledError
+
+    return AuraDriverNotInstalledError(
+        f"The '{module}' driver is required for the {backend} backend but is not installed. "
+        f"Install with: pip install aura-connector[{extra}]",
+        context={"driver": module, "extra": extra, "backend": backend},
+    )
+
+
+class NoTransactions:
+    """Mixin for backends without transactions (API.md §6): ``begin`` raises
+    the capability error (the client raises it earlier, at ``transaction()``)."""
+
+    name: str
+
+    def _no_transactions(self) -> AuraBackendCapabilityError:
+        return AuraBackendCapabilityError(
+            f"Backend '{self.name}' does not support transactions",
+            context={"backend": self.name, "capability": "transactions"},
+        )
+
+    async def begin(self, isolation: str) -> Any:
+        raise self._no_transactions()
+
+    async def commit(self, txn: Any) -> None:
+        raise self._no_transactions()
+
+    async def rollback(self, txn: Any) -> None:
+        raise self._no_transactions()

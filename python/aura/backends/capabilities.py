@@ -116,9 +116,11 @@ MATRIX: Mapping[str, BackendCapabilities] = MappingProxyType(
         # Ranked text search stays False on PostgreSQL/MySQL until it really ranks (§16 row 6).
         "postgres": _caps("postgres", f"{_SQL} server_side_cursors"),
         "mysql": _caps("mysql", f"{_SQL} server_side_cursors"),
+        # Facets and min/max run as aggregation pipelines; .timeout(ms) is maxTimeMS.
         "mongodb": _caps(
             "mongodb",
-            "schema_create json_fields relationships explain server_side_cursors document_queries",
+            "schema_create json_fields relationships explain server_side_cursors document_queries "
+            "aggregations_and_facets query_timeouts",
         ),
         "redis": _caps("redis", "schema_create json_fields key_value"),
     }
