@@ -7,7 +7,7 @@ import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping
 from time import perf_counter
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aura.backends.base import Backend, BackendCursor, check_capabilities, require
 from aura.backends.capabilities import BackendCapabilities
@@ -170,18 +170,32 @@ class Client:
             if self._models.get(related.__name__) is not related:
                 self._models[related.__name__] = related
                 self._pending.append(related)
+                self._expose(related)
+
+    def _expose(self, model: type[AuraModel]) -> None:
+        """Make ``client.<ModelName>`` a builder for the model.
+
+        An instance attribute rather than ``__getattr__``: defining
+        ``__getattr__`` slows every attribute read on the client, which sits
+        on the per-query path. Builders are immutable, so sharing one is the
+        same as handing out a fresh one. Client members keep precedence.
+        """
+        name = model.__name__
+        if hasattr(type(self), name):
+            return
+        current = self.__dict__.get(name)
+        if current is None or isinstance(current, QueryBuilder):
+            self.__dict__[name] = QueryBuilder(model, self)
+
+    if TYPE_CHECKING:
+        # For type checkers only: ``client.<ModelName>`` is a QueryBuilder.
+        def __getattr__(self, name: str) -> QueryBuilder[Any]: ...
 
     def model(self, name: str) -> type[AuraModel]:
         try:
             return self._models[name]
         except KeyError:
             raise AuraSchemaError(f"Unknown model '{name}'", context={"model": name}) from None
-
-    def __getattr__(self, name: str) -> QueryBuilder[Any]:
-        models = self.__dict__.get("_models")
-        if models is not None and name in models:
-            return QueryBuilder(models[name], self)
-        raise AttributeError(f"{type(self).__name__!s} has no attribute or model '{name}'")
 
     async def _ensure(self, model: type[AuraModel] | None) -> None:
         if self._closed:
@@ -204,9 +218,7 @@ class Client:
     async def _execute(
         self, ir: dict[str, Any], model: type[AuraModel] | None, txn: Any = None
     ) -> Any:
-        # _is_ready() inlined: this is the per-query path. One read of each
-        # attribute: Client defines __getattr__, which makes every attribute
-        # access on it slower than on a plain object.
+        # _is_ready() inlined: this is the per-query path.
         if (
             self._closed
             or self._pending
