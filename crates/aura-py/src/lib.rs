@@ -8,6 +8,7 @@ mod memory;
 mod native;
 mod plan;
 mod rows;
+mod sqlite;
 
 use pyo3::prelude::*;
 
@@ -18,6 +19,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<memory::MemoryEngine>()?;
     m.add_class::<memory::MemoryConnection>()?;
     m.add_class::<memory::MemoryCursor>()?;
+    m.add_class::<sqlite::SqliteConnection>()?;
+    m.add_class::<sqlite::SqliteTxn>()?;
+    m.add_class::<sqlite::SqliteCursor>()?;
     m.add_function(wrap_pyfunction!(native::native_crc32, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_validate_vector, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_pack_f32_vector, m)?)?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
-use aura_engine::{Engine, Included, OnConflict, QueryOutput, TxnId};
+use aura_engine::{Engine, OnConflict, QueryOutput, TxnId};
 use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -16,7 +16,7 @@ use pyo3::types::{PyDict, PyList};
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::IntoPyResult;
 use crate::plan::ModelPlan;
-use crate::rows::{to_row, Hydrator, RowScores};
+use crate::rows::{hydrate_results, to_row, Hydrator};
 
 #[pyclass(frozen, module = "aura._core")]
 pub struct MemoryEngine {
@@ -88,25 +88,7 @@ impl MemoryConnection {
         let hydrator = Hydrator::new(py, &plans)?;
         let plan = hydrator.plan(&q.model)?.get();
         let mask = projection_mask(plan, q);
-        let list = PyList::empty(py);
-        for result in out.rows {
-            let (obj, dict) = hydrator.instance(plan, &result.row, mask.as_deref())?;
-            if let Some(s) = &result.scores {
-                let scores = RowScores {
-                    score: s.score,
-                    text_score: s.text_score,
-                    vector_score: s.vector_score,
-                    rank: s.rank,
-                };
-                hydrator.set_scores(&dict, &scores)?;
-            }
-            for included in &result.includes {
-                attach_include(&hydrator, plan, &dict, included)?;
-            }
-            hydrator.finish(plan, &obj)?;
-            list.append(obj)?;
-        }
-        Ok(list)
+        hydrate_results(&hydrator, plan, mask.as_deref(), out.rows)
     }
 
     fn plan(&self, py: Python<'_>, model: &str) -> PyResult<Py<ModelPlan>> {
@@ -116,51 +98,6 @@ impl MemoryConnection {
             .map(|p| p.clone_ref(py))
             .ok_or_else(|| crate::errors::to_py(Error::schema(format!("Unknown model '{model}'"))))
     }
-}
-
-fn attach_include<'py>(
-    hydrator: &Hydrator<'_, 'py>,
-    plan: &ModelPlan,
-    dict: &Bound<'py, PyDict>,
-    included: &Included,
-) -> PyResult<()> {
-    let py = dict.py();
-    let (attr, value) = match included {
-        Included::One { attr, row } => {
-            let target = target_of(plan, attr)?;
-            let value = match row {
-                Some(row) => hydrator.simple(&target, row)?,
-                None => py.None().into_bound(py),
-            };
-            (attr, value)
-        }
-        Included::Many { attr, rows } => {
-            let target = target_of(plan, attr)?;
-            let list = PyList::empty(py);
-            for row in rows {
-                list.append(hydrator.simple(&target, row)?)?;
-            }
-            (attr, list.into_any())
-        }
-    };
-    dict.set_item(attr, value)
-}
-
-fn target_of(plan: &ModelPlan, attr: &str) -> PyResult<String> {
-    if let Some(rel) = plan.relation(attr) {
-        return Ok(rel.target.clone());
-    }
-    plan.schema
-        .fields
-        .iter()
-        .find(|f| f.attr == attr || f.storage == attr)
-        .and_then(|f| f.target.clone())
-        .ok_or_else(|| {
-            crate::errors::to_py(Error::query(format!(
-                "{} has no relationship '{attr}' to include",
-                plan.schema.name
-            )))
-        })
 }
 
 #[pymethods]

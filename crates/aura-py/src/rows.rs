@@ -14,6 +14,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
+use aura_engine::{Included, ResultRow};
+
 use crate::plan::ModelPlan;
 
 static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -317,4 +319,78 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         self.finish(plan, &obj)?;
         Ok(obj)
     }
+}
+
+/// Hydrates a select's result rows: scores and included relationships
+/// attached, the post-load hook run. Every backend's selects end here.
+pub fn hydrate_results<'py>(
+    hydrator: &Hydrator<'_, 'py>,
+    plan: &ModelPlan,
+    mask: Option<&[bool]>,
+    rows: impl IntoIterator<Item = ResultRow>,
+) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(hydrator.py);
+    for result in rows {
+        let (obj, dict) = hydrator.instance(plan, &result.row, mask)?;
+        if let Some(s) = &result.scores {
+            let scores = RowScores {
+                score: s.score,
+                text_score: s.text_score,
+                vector_score: s.vector_score,
+                rank: s.rank,
+            };
+            hydrator.set_scores(&dict, &scores)?;
+        }
+        for included in &result.includes {
+            attach_include(hydrator, plan, &dict, included)?;
+        }
+        hydrator.finish(plan, &obj)?;
+        list.append(obj)?;
+    }
+    Ok(list)
+}
+
+fn attach_include<'py>(
+    hydrator: &Hydrator<'_, 'py>,
+    plan: &ModelPlan,
+    dict: &Bound<'py, PyDict>,
+    included: &Included,
+) -> PyResult<()> {
+    let py = dict.py();
+    let (attr, value) = match included {
+        Included::One { attr, row } => {
+            let target = target_of(plan, attr)?;
+            let value = match row {
+                Some(row) => hydrator.simple(&target, row)?,
+                None => py.None().into_bound(py),
+            };
+            (attr, value)
+        }
+        Included::Many { attr, rows } => {
+            let target = target_of(plan, attr)?;
+            let list = PyList::empty(py);
+            for row in rows {
+                list.append(hydrator.simple(&target, row)?)?;
+            }
+            (attr, list.into_any())
+        }
+    };
+    dict.set_item(attr, value)
+}
+
+fn target_of(plan: &ModelPlan, attr: &str) -> PyResult<String> {
+    if let Some(rel) = plan.relation(attr) {
+        return Ok(rel.target.clone());
+    }
+    plan.schema
+        .fields
+        .iter()
+        .find(|f| f.attr == attr || f.storage == attr)
+        .and_then(|f| f.target.clone())
+        .ok_or_else(|| {
+            crate::errors::to_py(aura_core::error::Error::query(format!(
+                "{} has no relationship '{attr}' to include",
+                plan.schema.name
+            )))
+        })
 }
