@@ -1,5 +1,8 @@
-"""The memory backend end to end through the public API (API.md §3, §4, §6-8,
-§15 conformance checks that apply to memory://, §16 defects)."""
+"""The memory and SQLite backends end to end through the public API (API.md
+§3, §4, §6-8, §15 conformance checks, §16 defects). Tests taking ``db`` (or
+``library``) run on both backends with the same expectations; the memory
+engine's semantics are the reference (§16 row 30). Memory-only checks use
+``mem_db`` / ``docs``."""
 
 from __future__ import annotations
 
@@ -68,9 +71,24 @@ DATASET_D = [
 ]
 
 
+DSNS = {"memory": "memory://", "sqlite": "sqlite://"}
+MODELS = [MemAuthor, MemBook, MemDoc, MemTyped]
+
+
+@pytest.fixture(params=sorted(DSNS))
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-async def db() -> AsyncIterator[aura.Client]:
-    async with aura.connect("memory://", models=[MemAuthor, MemBook, MemDoc, MemTyped]) as client:
+async def db(backend: str) -> AsyncIterator[aura.Client]:
+    async with aura.connect(DSNS[backend], models=MODELS) as client:
+        yield client
+
+
+@pytest.fixture
+async def mem_db() -> AsyncIterator[aura.Client]:
+    async with aura.connect("memory://", models=MODELS) as client:
         yield client
 
 
@@ -92,10 +110,10 @@ async def library(db: aura.Client) -> aura.Client:
 
 
 @pytest.fixture
-async def docs(db: aura.Client) -> aura.Client:
+async def docs(mem_db: aura.Client) -> aura.Client:
     for id_, title, body, emb in DATASET_D:
-        await db.insert(MemDoc(id=id_, title=title, body=body, embedding=emb))
-    return db
+        await mem_db.insert(MemDoc(id=id_, title=title, body=body, embedding=emb))
+    return mem_db
 
 
 # -- connecting ------------------------------------------------------------------------
@@ -110,9 +128,9 @@ async def test_connect_is_awaitable_and_a_context_manager() -> None:
     assert client.is_closed
 
 
-async def test_every_connect_gets_an_empty_engine(db: aura.Client) -> None:
+async def test_every_connect_gets_an_empty_engine(db: aura.Client, backend: str) -> None:
     await db.insert(MemAuthor(id=1, name="a", email="a@x"))
-    async with aura.connect("memory://", models=[MemAuthor]) as other:
+    async with aura.connect(DSNS[backend], models=[MemAuthor]) as other:
         assert await other.query(MemAuthor).count() == 0
 
 
@@ -150,11 +168,11 @@ async def test_client_model_attribute(db: aura.Client) -> None:
         db.model("Nope")
 
 
-async def test_health_and_ping(db: aura.Client) -> None:
+async def test_health_and_ping(db: aura.Client, backend: str) -> None:
     assert await db.ping() is True
     health = await db.health()
     assert health["status"] == "ok"
-    assert health["backend"] == "memory"
+    assert health["backend"] == backend
     assert health["protocol_version"] == 1
     assert health["models"] == ["MemAuthor", "MemBook", "MemDoc", "MemTyped"]
     assert health["capabilities"]["transactions"] is True
@@ -240,7 +258,12 @@ async def test_to_many_include_with_limit_and_order(library: aura.Client) -> Non
     assert info.value.message == "MemAuthor has no relationship 'nope' to include"
 
 
-async def test_traverse(library: aura.Client) -> None:
+async def test_traverse(library: aura.Client, backend: str) -> None:
+    if backend == "sqlite":  # §8: graph_traversal is not a SQL capability
+        with pytest.raises(AuraCapabilityError) as info:
+            await library.traverse(MemBook).start(MemBook.pages > 280).out("author").all()
+        assert info.value.context == {"backend": "sqlite", "capability": "graph_traversal"}
+        return
     authors = await library.traverse(MemBook).start(MemBook.pages > 280).out("author").all()
     assert [a.id for a in authors] == [1]
     books = await library.traverse(MemAuthor).start(MemAuthor.id == 2).out("books").all()
@@ -251,7 +274,7 @@ async def test_typed_round_trip(db: aura.Client) -> None:
     key = uuid.UUID("12345678-1234-5678-1234-567812345678")
     row = MemTyped(
         id=key,
-        at=dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.timezone.utc),
+        at=dt.datetime(2024, 5, 1, 12, 30, tzinfo=dt.UTC),
         day=dt.date(2024, 5, 2),
         price=Decimal("10.25"),
         blob=b"\x00\xffdata",
@@ -261,13 +284,24 @@ async def test_typed_round_trip(db: aura.Client) -> None:
     assert back == row
     assert isinstance(back.id, uuid.UUID) and isinstance(back.price, Decimal)
     assert back.blob == b"\x00\xffdata" and back.note is None
-    later = await db.query(MemTyped).where(MemTyped.at > dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)).all()
+    later = await db.query(MemTyped).where(MemTyped.at > dt.datetime(2024, 1, 1, tzinfo=dt.UTC)).all()
     assert later == [row]
 
 
-async def test_stream_batches_and_cancellation(library: aura.Client) -> None:
+async def test_stream_batches_and_cancellation(library: aura.Client, backend: str) -> None:
     ids = [b.id async for b in library.query(MemBook).order_by(MemBook.id).stream(batch_size=3)]
     assert ids == [1, 2, 3, 4]
+    before = library.metrics.stream_cancellations
+    async for _ in library.query(MemBook).stream(batch_size=1):
+        break
+    assert library.metrics.stream_cancellations == before + 1
+    with pytest.raises(AuraQueryError):
+        library.query(MemBook).stream(batch_size=0)
+
+
+async def test_stream_releases_the_server_cursor(mem_db: aura.Client) -> None:
+    library = mem_db
+    await library.bulk_insert(MemBook, [MemBook(id=i, title=str(i), pages=i) for i in range(3)])
     server = library.backend.server  # type: ignore[attr-defined]
     before = library.metrics.stream_cancellations
     async for _ in library.query(MemBook).stream(batch_size=1):
@@ -279,7 +313,8 @@ async def test_stream_batches_and_cancellation(library: aura.Client) -> None:
         library.query(MemBook).stream(batch_size=0)
 
 
-async def test_explain_shows_the_access_path(library: aura.Client) -> None:
+async def test_explain_shows_the_access_path(mem_db: aura.Client) -> None:
+    library = mem_db
     explain = library.backend.explain
     by_pk = explain(library.query(MemBook).where(MemBook.id == 2).explain())
     assert by_pk["plan"]["access"] == "primary_key"
@@ -320,9 +355,10 @@ async def test_explain_ir_matches_spec_example(db: aura.Client) -> None:  # chec
         "consistency": "strong",
         "timeout_ms": 50,
     }
-    # the engine reads the same IR back unchanged
+    # the engine reads the same IR back unchanged (plus its plan, and SQL on SQL backends)
     engine_view = db.backend.explain(ir)
     engine_view.pop("plan")
+    engine_view.pop("sql", None)
     assert list(engine_view.items()) == list(ir.items())
 
 
@@ -401,8 +437,11 @@ async def test_upsert(db: aura.Client) -> None:
 async def test_raw(library: aura.Client) -> None:
     rows = await library.raw("SELECT * FROM MemAuthor WHERE id = $id", {"id": 2})
     assert rows == [{"id": 2, "name": "Pratchett", "email": "tp@example.com"}]
+
+
+async def test_raw_memory_accepts_only_simple_selects(mem_db: aura.Client) -> None:
     with pytest.raises(AuraQueryError):
-        await library.raw("DELETE FROM MemAuthor")
+        await mem_db.raw("DELETE FROM MemAuthor")
 
 
 async def test_not_null_enforced_on_reassigned_instance(db: aura.Client) -> None:
@@ -449,11 +488,11 @@ async def test_plain_rows_have_no_scores(docs: aura.Client) -> None:
     assert search_scores(row) == aura.SearchScores(None, None, None, None)
 
 
-async def test_ranked_text_is_an_honest_capability_error(docs: aura.Client) -> None:
-    with pytest.raises(AuraCapabilityError) as info:
-        await docs.search(MemDoc).search_text("body", "vector index").all()
-    assert info.value.context == {"backend": "memory", "capability": "full_text_search"}
-    assert docs.capabilities().full_text_search is False
+async def test_ranked_text_is_an_honest_capability_error(db: aura.Client, backend: str) -> None:
+    with pytest.raises(AuraCapabilityError) as info:  # check 41 on sqlite
+        await db.search(MemDoc).search_text("body", "vector index").all()
+    assert info.value.context == {"backend": backend, "capability": "full_text_search"}
+    assert db.capabilities().full_text_search is False
 
 
 # -- the product's first example ------------------------------------------------------

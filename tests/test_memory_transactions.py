@@ -1,5 +1,10 @@
-"""Snapshot transactions on the memory engine (API.md §6, §15 checks 37-40,
-§16 rows 1-4) and concurrent read-modify-write without lost updates."""
+"""Transactions (API.md §6, §15 checks 37-40, §16 rows 1-5) on the memory
+engine and on SQLite, and concurrent read-modify-write without lost updates.
+
+Tests taking ``db`` run on both backends. SQLite runs one writer at a time
+(BEGIN IMMEDIATE; docs/sqlite.md), so the checks that need two open writers
+at once (first-committer-wins, writes from outside during a transaction) are
+memory-only, and tests/test_sqlite_backend.py checks SQLite's own behaviour."""
 
 from __future__ import annotations
 
@@ -28,8 +33,14 @@ class TxItem(Model):
     name: str
 
 
+@pytest.fixture(params=["memory://", "sqlite://"])
+async def db(request: pytest.FixtureRequest) -> AsyncIterator[aura.Client]:
+    async with aura.connect(request.param, models=[TxCounter, TxItem]) as client:
+        yield client
+
+
 @pytest.fixture
-async def db() -> AsyncIterator[aura.Client]:
+async def mem_db() -> AsyncIterator[aura.Client]:
     async with aura.connect("memory://", models=[TxCounter, TxItem]) as client:
         yield client
 
@@ -59,13 +70,15 @@ async def test_own_deletes_invisible_inside(db: aura.Client) -> None:
     assert await db.query(TxItem).count() == 0
 
 
-async def test_snapshot_ignores_later_commits(db: aura.Client) -> None:
+async def test_snapshot_ignores_later_commits(mem_db: aura.Client) -> None:
+    db = mem_db
     async with db.transaction() as tx:
         await db.insert(TxItem(id=9, name="outside"))
         assert await tx.query(TxItem).count() == 0
 
 
-async def test_first_committer_wins(db: aura.Client) -> None:  # check 38
+async def test_first_committer_wins(mem_db: aura.Client) -> None:
+    db = mem_db  # check 38
     await db.insert(TxCounter(id=1, value=0))
     first = await db.transaction().begin()
     second = await db.transaction().begin()
@@ -80,7 +93,8 @@ async def test_first_committer_wins(db: aura.Client) -> None:  # check 38
     assert (await db.TxCounter.find(id=1)).value == 1
 
 
-async def test_disjoint_writes_both_commit(db: aura.Client) -> None:
+async def test_disjoint_writes_both_commit(mem_db: aura.Client) -> None:
+    db = mem_db
     await db.bulk_insert(TxCounter, [TxCounter(id=1, value=0), TxCounter(id=2, value=0)])
     a = await db.transaction().begin()
     b = await db.transaction().begin()
@@ -92,7 +106,8 @@ async def test_disjoint_writes_both_commit(db: aura.Client) -> None:
     assert values == [10, 20]
 
 
-async def test_plain_write_during_transaction_survives(db: aura.Client) -> None:  # check 39
+async def test_plain_write_during_transaction_survives(mem_db: aura.Client) -> None:
+    db = mem_db  # check 39
     async with db.transaction() as tx:
         await tx.insert(TxItem(id=1, name="in"))
         await db.insert(TxItem(id=2, name="out"))
@@ -126,7 +141,8 @@ async def test_transaction_ids_are_client_local(db: aura.Client) -> None:
     assert [db.transaction().id for _ in range(3)] == [1, 2, 3]
 
 
-async def test_unique_violation_at_commit_applies_nothing(db: aura.Client) -> None:
+async def test_unique_violation_at_commit_applies_nothing(mem_db: aura.Client) -> None:
+    db = mem_db
     tx = await db.transaction().begin()
     await tx.insert(TxItem(id=1, name="tx"))
     await tx.insert(TxItem(id=2, name="tx2"))
@@ -137,7 +153,8 @@ async def test_unique_violation_at_commit_applies_nothing(db: aura.Client) -> No
     assert [(r.id, r.name) for r in rows] == [(1, "outside")]
 
 
-async def test_concurrent_read_modify_write_loses_no_update(db: aura.Client) -> None:
+async def test_concurrent_read_modify_write_loses_no_update(mem_db: aura.Client) -> None:
+    db = mem_db
     counters = 4
     await db.bulk_insert(TxCounter, [TxCounter(id=i, value=0) for i in range(counters)])
     committed = [0] * counters

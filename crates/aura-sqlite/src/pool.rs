@@ -73,8 +73,10 @@ pub(crate) struct Shared {
     pub writer: WriterLock,
 }
 
-impl Drop for Shared {
-    fn drop(&mut self) {
+impl Shared {
+    /// Removes a private database's files (open connections keep working
+    /// on POSIX; elsewhere the final drop retries).
+    fn remove_private_files(&self) {
         if self.options.location == Location::Private {
             for suffix in ["", "-wal", "-shm", "-journal"] {
                 let mut path = self.path.clone().into_os_string();
@@ -83,6 +85,12 @@ impl Drop for Shared {
                 let _ = std::fs::remove_file(path);
             }
         }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.remove_private_files();
     }
 }
 
@@ -266,6 +274,7 @@ impl Database {
         for queued in pending {
             (queued.job)(Err(closed()));
         }
+        self.shared.remove_private_files();
     }
 }
 
