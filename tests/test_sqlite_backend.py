@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -375,3 +376,32 @@ async def test_rolled_back_and_dropped_transactions_leave_nothing(db: aura.Clien
     async with db.transaction() as again:  # the connection went back to the pool
         await again.insert(SqlNote(id=2, text="kept"))
     assert [n.id for n in await db.query(SqlNote).all()] == [2]
+
+
+def test_a_backend_left_out_of_the_build_names_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aura.backends import registry
+
+    real_import = registry.importlib.import_module
+
+    def without_postgres(name: str) -> Any:
+        if name == "aura.backends.postgres":
+            raise ModuleNotFoundError(name=name)
+        return real_import(name)
+
+    monkeypatch.setattr(registry.importlib, "import_module", without_postgres)
+    with pytest.raises(aura.AuraDriverNotInstalledError) as info:
+        registry.resolve_backend("postgresql://h/db")
+    assert str(info.value) == (
+        "[driver_not_installed] The 'tokio-postgres' driver is required for the postgres "
+        "backend but is not included in this build of aura-connector. Install with: "
+        "pip install aura-connector[postgres]"
+    )
+    assert info.value.context == {
+        "driver": "tokio-postgres",
+        "extra": "postgres",
+        "backend": "postgres",
+    }
+    # SQLite is always part of the build: no driver error, no Python driver needed
+    assert registry.resolve_backend("sqlite://").name == "sqlite"

@@ -42,6 +42,13 @@ enum Outcome {
         mask: Option<Vec<bool>>,
         rows: Vec<Fetched>,
     },
+    /// Rows already hydrated chunk by chunk into `list`, plus the rest.
+    Streamed {
+        list: Py<PyList>,
+        model: String,
+        mask: Option<Vec<bool>>,
+        rest: Vec<Fetched>,
+    },
     Count(u64),
     Flag(bool),
     Stored {
@@ -114,6 +121,44 @@ impl Deliver {
     }
 }
 
+/// One chunk of a streamed select, hydrated on the event loop and appended
+/// to the result list (callbacks run in order, before the final `Deliver`).
+#[pyclass(frozen, module = "aura._core")]
+struct Partial {
+    future: Py<PyAny>,
+    list: Py<PyList>,
+    model: String,
+    mask: Option<Vec<bool>>,
+    rows: Mutex<Option<Vec<Fetched>>>,
+    plans: Plans,
+}
+
+#[pymethods]
+impl Partial {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(rows) = self.rows.lock().take() else {
+            return Ok(());
+        };
+        if self
+            .future
+            .bind(py)
+            .call_method0(pyo3::intern!(py, "done"))?
+            .is_truthy()?
+        {
+            return Ok(());
+        }
+        let instances = hydrate(py, &self.plans, &self.model, self.mask.as_deref(), rows)?;
+        self.list
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "extend"), (instances,))?;
+        Ok(())
+    }
+}
+
+/// Rows per streamed chunk: big enough to amortise a loop callback, small
+/// enough that decoding the next chunk overlaps hydrating this one.
+const CHUNK_ROWS: usize = 4096;
+
 fn result_rows(rows: Vec<Fetched>) -> impl Iterator<Item = ResultRow> {
     rows.into_iter().map(|f| ResultRow {
         row: f.row,
@@ -164,6 +209,19 @@ fn convert<'py>(py: Python<'py>, outcome: Outcome, plans: &Plans) -> PyResult<Bo
             },
         )?
         .into_any(),
+        Outcome::Streamed {
+            list,
+            model,
+            mask,
+            rest,
+        } => {
+            let list = list.into_bound(py);
+            if !rest.is_empty() {
+                let tail = hydrate(py, plans, &model, mask.as_deref(), rest)?;
+                list.call_method1(pyo3::intern!(py, "extend"), (tail,))?;
+            }
+            list.into_any()
+        }
         Outcome::Count(n) => n.into_pyobject(py)?.into_any(),
         Outcome::Flag(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any(),
         Outcome::Stored { model, row } => match row {
@@ -271,6 +329,52 @@ impl SqliteConnection {
     }
 }
 
+/// A select streamed in chunks: the driver thread decodes chunk k+1 while
+/// the event loop hydrates chunk k.
+fn streamed_select_work(
+    py: Python<'_>,
+    q: Select,
+    schema: Option<Arc<ModelSchema>>,
+    done: &Completion,
+) -> Work {
+    let list = PyList::empty(py).unbind();
+    let future = done.future.clone_ref(py);
+    let event_loop = done.event_loop.clone_ref(py);
+    let plans = done.plans.clone();
+    Box::new(move |s| {
+        let mask = match &schema {
+            Some(schema) => aura_sql::projection_mask(schema, &q.projection)?,
+            None => None,
+        };
+        let mut sink = |rows: Vec<Fetched>| {
+            Python::attach(|py| {
+                let partial = Partial {
+                    future: future.clone_ref(py),
+                    list: list.clone_ref(py),
+                    model: q.model.clone(),
+                    mask: mask.clone(),
+                    rows: Mutex::new(Some(rows)),
+                    plans: plans.clone(),
+                };
+                let sent = Py::new(py, partial).and_then(|p| {
+                    event_loop
+                        .bind(py)
+                        .call_method1(pyo3::intern!(py, "call_soon_threadsafe"), (p,))
+                });
+                // A closed loop has nobody left to tell.
+                drop(sent);
+            });
+        };
+        let rest = aura_sqlite::select_chunked(s, &q, CHUNK_ROWS, &mut sink)?;
+        Ok(Outcome::Streamed {
+            list,
+            model: q.model,
+            mask,
+            rest,
+        })
+    })
+}
+
 fn select_work(q: Select, schema: Option<Arc<ModelSchema>>, cursor: bool) -> Work {
     Box::new(move |s| {
         let mask = match &schema {
@@ -370,11 +474,13 @@ impl SqliteConnection {
     #[pyo3(signature = (ir, txn, future, event_loop))]
     fn execute(
         &self,
+        py: Python<'_>,
         ir: &Bound<'_, PyAny>,
         txn: Option<PyRef<'_, SqliteTxn>>,
         future: Py<PyAny>,
         event_loop: Py<PyAny>,
     ) -> PyResult<()> {
+        let done = self.completion(future, event_loop);
         let work: Work = match parse_request(ir)? {
             Request::Select(q) => {
                 let schema = self
@@ -382,7 +488,7 @@ impl SqliteConnection {
                     .read()
                     .get(&q.model)
                     .map(|p| p.get().schema.clone());
-                select_work(q, schema, false)
+                streamed_select_work(py, q, schema, &done)
             }
             Request::Count(q) => Box::new(move |s| aura_sqlite::count(s, &q).map(Outcome::Count)),
             Request::Exists(q) => Box::new(move |s| aura_sqlite::exists(s, &q).map(Outcome::Flag)),
@@ -395,7 +501,6 @@ impl SqliteConnection {
                 ))))
             }
         };
-        let done = self.completion(future, event_loop);
         self.dispatch(txn.as_deref(), done, work);
         Ok(())
     }

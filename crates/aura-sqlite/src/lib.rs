@@ -18,6 +18,6 @@ mod write;
 
 pub use errors::DRIVER;
 pub use pool::{Database, Job, Location, Options, Txn, TxnJob};
-pub use read::{count, exists, explain, raw, select, Fetched, Loaded, RawRows};
+pub use read::{count, exists, explain, raw, select, select_chunked, Fetched, Loaded, RawRows};
 pub use session::Session;
 pub use write::{create_schema, delete, drop_schema, insert, update, upsert};

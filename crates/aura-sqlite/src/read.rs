@@ -53,6 +53,40 @@ pub fn select(session: &mut Session, q: &Select) -> Result<Vec<Fetched>> {
     })
 }
 
+/// A select whose full chunks of `chunk` rows are handed to `sink` as they
+/// are decoded, so the caller can convert one chunk while the next is read;
+/// the rest (every row, for small results and selects with includes) is
+/// returned.
+pub fn select_chunked(
+    session: &mut Session,
+    q: &Select,
+    chunk: usize,
+    sink: &mut dyn FnMut(Vec<Fetched>),
+) -> Result<Vec<Fetched>> {
+    if !q.include.is_empty() {
+        return select(session, q);
+    }
+    let schema = session.schema(&q.model)?;
+    let stmt = aura_sql::select(SQLITE, &schema, q)?;
+    session.with_deadline(q.timeout_ms, |s| {
+        let mut prepared = s.conn.prepare_cached(&stmt.sql).map_err(|e| s.error(e))?;
+        let mut rows = prepared
+            .query(params(&stmt.params))
+            .map_err(|e| s.error(e))?;
+        let mut batch = Vec::with_capacity(chunk.min(1024));
+        while let Some(row) = rows.next().map_err(|e| s.error(e))? {
+            batch.push(Fetched {
+                row: crate::session::read_row(&schema, row)?,
+                includes: Vec::new(),
+            });
+            if batch.len() >= chunk {
+                sink(std::mem::replace(&mut batch, Vec::with_capacity(chunk)));
+            }
+        }
+        Ok(batch)
+    })
+}
+
 fn distinct(values: impl Iterator<Item = Value>) -> Vec<Value> {
     let mut seen = std::collections::HashSet::new();
     values
