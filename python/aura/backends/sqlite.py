@@ -154,14 +154,14 @@ class SqliteBackend(Backend):
         self, ir: dict[str, Any], instance: AuraModel | None, txn: Any = None
     ) -> AuraModel | None:
         conn = self._connection()
-        return await self._call(conn.upsert, ir, instance, txn)  # type: ignore[no-any-return]
+        return await self._call(conn.upsert, ir, instance, txn)
 
     async def raw(
         self, statement: str, params: Any = None, txn: Any = None
     ) -> list[dict[str, Any]]:
         conn = self._connection()
         bound = None if params is None else to_storage(params)
-        return await self._call(conn.raw, statement, bound, txn)  # type: ignore[no-any-return]
+        return await self._call(conn.raw, statement, bound, txn)
 
     async def open_cursor(self, ir: dict[str, Any], txn: Any = None) -> _SqliteCursor:
         conn = self._connection()
@@ -170,7 +170,7 @@ class SqliteBackend(Backend):
     def explain(self, ir: dict[str, Any]) -> dict[str, Any]:
         """The IR plus the SQL it compiles to (``sql``) and SQLite's
         ``EXPLAIN QUERY PLAN`` details (``plan``)."""
-        return self._connection().explain(ir)  # type: ignore[no-any-return]
+        return self._connection().explain(ir)
 
     async def begin(self, isolation: str) -> Any:
         conn = self._connection()
@@ -191,7 +191,7 @@ class _SqliteCursor:
         self._cursor = cursor
 
     async def fetch(self, batch_size: int) -> list[Any]:
-        return self._cursor.fetch(self._conn, batch_size)  # type: ignore[no-any-return]
+        return self._cursor.fetch(self._conn, batch_size)
 
     def close(self) -> None:
         self._cursor.close()
