@@ -33,7 +33,7 @@ import pytest
 import aura
 from aura.server import AuraServer
 
-BACKENDS = ["memory", "auradb", "mongodb", "redis"]
+BACKENDS = ["memory", "sqlite", "auradb", "mongodb", "redis"]
 
 _nx: dict[str, Any] = {}
 
@@ -132,8 +132,8 @@ def unique_redis_dsn() -> str:
 async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterator[aura.Client]:
     """A client on a fresh, empty store of the given kind."""
     models = list(models)
-    if kind == "memory":
-        async with aura.connect("memory://", models=models) as client:
+    if kind in ("memory", "sqlite"):  # a fresh in-memory database each time
+        async with aura.connect(f"{kind}://", models=models) as client:
             yield client
         return
     if kind == "auradb":

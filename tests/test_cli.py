@@ -172,10 +172,10 @@ def test_doctor() -> None:
         f"native_acceleration: {str(status['available']).lower()}\n"
         f"native_backend: {status['backend']}\n"
         "backends:\n"
-        "  sqlite: install: aura-connector[sqlite]\n"
+        # Built into the Rust core (mongodb/redis: cargo features on by default).
+        "  sqlite: available\n"
         "  postgres: install: aura-connector[postgres]\n"
         "  mysql: install: aura-connector[mysql]\n"
-        # Built into the Rust core (cargo features on by default).
         "  mongodb: available\n"
         "  redis: available\n"
     )

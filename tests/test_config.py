@@ -653,14 +653,20 @@ def test_resolve_backend_unknown_scheme() -> None:
 
 def test_resolve_backend_missing_backend_module_is_backend_error(monkeypatch) -> None:
     from aura.backends import registry
+    from aura.errors import AuraDriverNotInstalledError
 
     monkeypatch.setattr(
         registry, "BACKEND_MODULES", {**registry.BACKEND_MODULES, "redis": "aura._no_such_mod"}
     )
-    with pytest.raises(AuraBackendError) as info:
+    # a database backend left out of the build names how to get it (issue 6)
+    with pytest.raises(AuraDriverNotInstalledError) as info:
         resolve_backend("redis://r/0")
-    assert info.value.message == "The redis backend is not available in this build"
-    assert info.value.context == {"backend": "redis", "module": "aura._no_such_mod"}
+    assert isinstance(info.value, AuraBackendError)
+    assert info.value.message == (
+        "The 'redis' driver is required for the redis backend but is not included in this "
+        "build of aura-connector. Install with: pip install aura-connector[redis]"
+    )
+    assert info.value.context == {"driver": "redis", "extra": "redis", "backend": "redis"}
 
 
 def test_resolve_backend_uses_module_from_config(monkeypatch) -> None:

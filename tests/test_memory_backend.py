@@ -1,5 +1,8 @@
-"""The memory backend end to end through the public API (API.md §3, §4, §6-8,
-§15 conformance checks that apply to memory://, §16 defects)."""
+"""The memory and SQLite backends end to end through the public API (API.md
+§3, §4, §6-8, §15 conformance checks, §16 defects). Tests taking ``db`` (or
+``library``) run on both backends with the same expectations; the memory
+engine's semantics are the reference (§16 row 30). Memory-only checks use
+``mem_db`` / ``docs``."""
 
 from __future__ import annotations
 
@@ -76,6 +79,17 @@ DATASET_D = [
 DOCUMENT_BACKENDS = [b for b in BACKENDS if b != "redis"]
 
 
+@pytest.fixture
+def backend(db: aura.Client) -> str:
+    return db.backend.name
+
+
+@pytest.fixture
+async def mem_db() -> AsyncIterator[aura.Client]:
+    async with aura.connect("memory://", models=[MemAuthor, MemBook, MemDoc, MemTyped]) as client:
+        yield client
+
+
 @pytest.fixture(params=DOCUMENT_BACKENDS)
 async def db(request: pytest.FixtureRequest) -> AsyncIterator[aura.Client]:
     models = [MemAuthor, MemBook, MemDoc, MemTyped]
@@ -111,10 +125,10 @@ async def _vector_search_refused(db: aura.Client) -> bool:
 
 
 @pytest.fixture
-async def docs(db: aura.Client) -> aura.Client:
+async def docs(mem_db: aura.Client) -> aura.Client:
     for id_, title, body, emb in DATASET_D:
-        await db.insert(MemDoc(id=id_, title=title, body=body, embedding=emb))
-    return db
+        await mem_db.insert(MemDoc(id=id_, title=title, body=body, embedding=emb))
+    return mem_db
 
 
 # -- connecting ------------------------------------------------------------------------
@@ -129,9 +143,11 @@ async def test_connect_is_awaitable_and_a_context_manager() -> None:
     assert client.is_closed
 
 
-async def test_every_connect_gets_an_empty_engine(db: aura.Client) -> None:
+async def test_every_connect_gets_an_empty_engine(db: aura.Client, backend: str) -> None:
+    if backend not in ("memory", "sqlite"):
+        pytest.skip(f"{backend}: a DSN names one shared server, not a fresh in-process store")
     await db.insert(MemAuthor(id=1, name="a", email="a@x"))
-    async with aura.connect("memory://", models=[MemAuthor]) as other:
+    async with aura.connect(f"{backend}://", models=[MemAuthor]) as other:
         assert await other.query(MemAuthor).count() == 0
 
 
@@ -171,7 +187,7 @@ async def test_client_model_attribute(db: aura.Client) -> None:
         db.model("Nope")
 
 
-async def test_health_and_ping(db: aura.Client) -> None:
+async def test_health_and_ping(db: aura.Client, backend: str) -> None:
     assert await db.ping() is True
     health = await db.health()
     assert health["status"] == "ok"
@@ -273,7 +289,10 @@ async def test_traverse(library: aura.Client) -> None:
     if lacks(library, "graph_traversal"):
         with pytest.raises(AuraCapabilityError) as info:
             await library.traverse(MemBook).start(MemBook.pages > 280).out("author").all()
-        assert info.value.context == {"backend": "mongodb", "capability": "graph_traversal"}
+        assert info.value.context == {
+            "backend": library.backend.name,
+            "capability": "graph_traversal",
+        }
         return
     authors = await library.traverse(MemBook).start(MemBook.pages > 280).out("author").all()
     assert [a.id for a in authors] == [1]
@@ -301,7 +320,7 @@ async def test_typed_round_trip(db: aura.Client) -> None:
     assert later == [row]
 
 
-async def test_stream_batches_and_cancellation(library: aura.Client) -> None:
+async def test_stream_batches_and_cancellation(library: aura.Client, backend: str) -> None:
     ids = [b.id async for b in library.query(MemBook).order_by(MemBook.id).stream(batch_size=3)]
     assert ids == [1, 2, 3, 4]
     if library.backend.name != "memory":
@@ -320,7 +339,8 @@ async def test_stream_batches_and_cancellation(library: aura.Client) -> None:
 async def test_explain_shows_the_access_path(library: aura.Client) -> None:
     if library.backend.name != "memory":
         pytest.skip(
-            f"{library.backend.name}: backend.explain() shows the request; access paths are server-side"
+            f"{library.backend.name}: backend.explain() shows the request; "
+            "access paths are server-side"
         )
     explain = library.backend.explain
     by_pk = explain(library.query(MemBook).where(MemBook.id == 2).explain())
@@ -364,9 +384,10 @@ async def test_explain_ir_matches_spec_example(db: aura.Client) -> None:  # chec
         "consistency": "strong",
         "timeout_ms": 50,
     }
-    # the engine reads the same IR back unchanged
+    # the engine reads the same IR back unchanged (plus its plan, and SQL on SQL backends)
     engine_view = db.backend.explain(ir)
     engine_view.pop({"auradb": "awp", "mongodb": "mongodb"}.get(db.backend.name, "plan"))
+    engine_view.pop("sql", None)
     assert list(engine_view.items()) == list(ir.items())
 
 
@@ -467,8 +488,11 @@ async def test_raw(library: aura.Client) -> None:
         return
     rows = await library.raw("SELECT * FROM MemAuthor WHERE id = $id", {"id": 2})
     assert rows == [{"id": 2, "name": "Pratchett", "email": "tp@example.com"}]
+
+
+async def test_raw_memory_accepts_only_simple_selects(mem_db: aura.Client) -> None:
     with pytest.raises(AuraQueryError):
-        await library.raw("DELETE FROM MemAuthor")
+        await mem_db.raw("DELETE FROM MemAuthor")
 
 
 async def test_not_null_enforced_on_reassigned_instance(db: aura.Client) -> None:
@@ -531,6 +555,14 @@ async def test_plain_rows_have_no_scores(docs: aura.Client) -> None:
     assert search_scores(row) == aura.SearchScores(None, None, None, None)
 
 
+async def test_ranked_text_without_the_capability_raises(db: aura.Client) -> None:
+    if not lacks(db, "full_text_search"):  # check 41 where text is not ranked
+        pytest.skip(f"{db.backend.name}: ranks text (tests/test_memory_search.py)")
+    with pytest.raises(AuraCapabilityError) as info:
+        await db.search(MemDoc).search_text("body", "vector index").all()
+    assert info.value.context == {"backend": db.backend.name, "capability": "full_text_search"}
+
+
 # -- the product's first example ------------------------------------------------------
 
 
@@ -548,7 +580,6 @@ async def test_readme_example_runs_verbatim() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[(1, 1.0), (2, 0.0)]"
-
 
 
 class MemFragile(Model):
@@ -608,7 +639,9 @@ async def test_reference_server_tables_seed_and_inspect() -> None:
     server = ReferenceServer()
     server._tables["MemAuthor"][3] = {"name": "Seeded", "email": "seed@x"}
     assert server._tables["MemAuthor"][3] == {"id": 3, "name": "Seeded", "email": "seed@x"}
-    async with aura.connect("memory://", transport=MemoryTransport(server), models=[MemAuthor]) as db:
+    async with aura.connect(
+        "memory://", transport=MemoryTransport(server), models=[MemAuthor]
+    ) as db:
         assert (await db.MemAuthor.find(id=3)).name == "Seeded"
         await db.insert(MemAuthor(id=4, name="Other", email="o@x"))
     table = server._tables["MemAuthor"]

@@ -91,7 +91,11 @@ class MongoConnection:
     def drop_schema(self, models: list[str]) -> Awaitable[None]: ...
     def execute(self, ir: dict[str, Any], txn: int | None = None) -> Awaitable[Any]: ...
     def insert(
-        self, model: str, instances: list[Any], on_conflict: str | None = None, txn: int | None = None
+        self,
+        model: str,
+        instances: list[Any],
+        on_conflict: str | None = None,
+        txn: int | None = None,
     ) -> Awaitable[int]: ...
     def upsert(
         self, ir: dict[str, Any], instance: Any = None, txn: int | None = None
@@ -126,7 +130,11 @@ class RedisConnection:
     def drop_models(self, models: list[str]) -> Awaitable[int]: ...
     def execute(self, ir: dict[str, Any], txn: int | None = None) -> Awaitable[Any]: ...
     def insert(
-        self, model: str, instances: list[Any], on_conflict: str | None = None, txn: int | None = None
+        self,
+        model: str,
+        instances: list[Any],
+        on_conflict: str | None = None,
+        txn: int | None = None,
     ) -> Awaitable[int]: ...
     def upsert(
         self, ir: dict[str, Any], instance: Any = None, txn: int | None = None
@@ -222,4 +230,74 @@ class AwpServer:
     @property
     def open_cursors(self) -> int: ...
     def log_lines(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+# -- SQLite (crates/aura-sqlite): each async method completes ``future`` on
+# ``event_loop`` through ``call_soon_threadsafe``.
+
+@final
+class SqliteTxn:
+    """A transaction holding one leased SQLite connection."""
+
+@final
+class SqliteCursor:
+    """Rows of a select, hydrated one batch per fetch."""
+
+    def fetch(self, conn: SqliteConnection, batch_size: int) -> list[Any]: ...
+    def close(self) -> None: ...
+    @property
+    def is_open(self) -> bool: ...
+
+@final
+class SqliteConnection:
+    """A pool of SQLite connection threads."""
+
+    @staticmethod
+    def open(
+        path: str | None,
+        read_only: bool,
+        busy_timeout_s: float,
+        pool: tuple[int, int, float, float, float],
+        future: Any,
+        event_loop: Any,
+    ) -> None: ...
+    @property
+    def path(self) -> str: ...
+    def register(self, plan: ModelPlan) -> None: ...
+    def create_schema(self, names: list[str], future: Any, event_loop: Any) -> None: ...
+    def drop_schema(self, names: list[str], future: Any, event_loop: Any) -> None: ...
+    def execute(
+        self, ir: dict[str, Any], txn: SqliteTxn | None, future: Any, event_loop: Any
+    ) -> None: ...
+    def cursor(
+        self, ir: dict[str, Any], txn: SqliteTxn | None, future: Any, event_loop: Any
+    ) -> None: ...
+    def insert(
+        self,
+        model: str,
+        instances: list[Any],
+        on_conflict: str | None,
+        txn: SqliteTxn | None,
+        future: Any,
+        event_loop: Any,
+    ) -> None: ...
+    def upsert(
+        self,
+        ir: dict[str, Any],
+        instance: Any | None,
+        txn: SqliteTxn | None,
+        future: Any,
+        event_loop: Any,
+    ) -> None: ...
+    def raw(
+        self,
+        statement: str,
+        params: Any,
+        txn: SqliteTxn | None,
+        future: Any,
+        event_loop: Any,
+    ) -> None: ...
+    def explain(self, ir: dict[str, Any]) -> dict[str, Any]: ...
+    def begin(self, future: Any, event_loop: Any) -> None: ...
+    def end(self, txn: SqliteTxn, commit: bool, future: Any, event_loop: Any) -> None: ...
     def close(self) -> None: ...

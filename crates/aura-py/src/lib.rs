@@ -15,6 +15,7 @@ mod plan;
 mod redis_kv;
 mod rows;
 mod server;
+mod sqlite;
 
 use pyo3::prelude::*;
 
@@ -35,6 +36,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     #[cfg(feature = "redis")]
     m.add_class::<redis_kv::RedisConnection>()?;
+    m.add_class::<sqlite::SqliteConnection>()?;
+    m.add_class::<sqlite::SqliteTxn>()?;
+    m.add_class::<sqlite::SqliteCursor>()?;
     m.add_function(wrap_pyfunction!(native::native_crc32, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_validate_vector, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_pack_f32_vector, m)?)?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
-use aura_engine::{Engine, Included, OnConflict, QueryOutput, TxnId};
+use aura_engine::{Engine, OnConflict, QueryOutput, TxnId};
 use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -95,51 +95,6 @@ impl MemoryConnection {
             .map(|p| p.clone_ref(py))
             .ok_or_else(|| crate::errors::to_py(Error::schema(format!("Unknown model '{model}'"))))
     }
-}
-
-pub(crate) fn attach_include<'py>(
-    hydrator: &Hydrator<'_, 'py>,
-    plan: &ModelPlan,
-    dict: &Bound<'py, PyDict>,
-    included: &Included,
-) -> PyResult<()> {
-    let py = dict.py();
-    let (attr, value) = match included {
-        Included::One { attr, row } => {
-            let target = target_of(plan, attr)?;
-            let value = match row {
-                Some(row) => hydrator.simple(&target, row)?,
-                None => py.None().into_bound(py),
-            };
-            (attr, value)
-        }
-        Included::Many { attr, rows } => {
-            let target = target_of(plan, attr)?;
-            let list = PyList::empty(py);
-            for row in rows {
-                list.append(hydrator.simple(&target, row)?)?;
-            }
-            (attr, list.into_any())
-        }
-    };
-    dict.set_item(attr, value)
-}
-
-fn target_of(plan: &ModelPlan, attr: &str) -> PyResult<String> {
-    if let Some(rel) = plan.relation(attr) {
-        return Ok(rel.target.clone());
-    }
-    plan.schema
-        .fields
-        .iter()
-        .find(|f| f.attr == attr || f.storage == attr)
-        .and_then(|f| f.target.clone())
-        .ok_or_else(|| {
-            crate::errors::to_py(Error::query(format!(
-                "{} has no relationship '{attr}' to include",
-                plan.schema.name
-            )))
-        })
 }
 
 #[pymethods]

@@ -14,6 +14,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
+use aura_engine::{Included, ResultRow};
+
 use crate::plan::ModelPlan;
 
 static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -350,15 +352,28 @@ pub fn hydrate_results<'py>(
     py: Python<'py>,
     plans: &HashMap<String, Py<ModelPlan>>,
     q: &aura_core::ir::Select,
-    rows: Vec<aura_engine::ResultRow>,
+    rows: Vec<ResultRow>,
 ) -> PyResult<Bound<'py, PyList>> {
     let hydrator = Hydrator::new(py, plans)?;
     let plan = hydrator.plan(&q.model)?.get();
     let mask = crate::memory::projection_mask(plan, q);
-    let _gc = GcPause::for_rows(py, rows.len());
-    let mut items = Vec::with_capacity(rows.len());
+    hydrate_rows(&hydrator, plan, mask.as_deref(), rows)
+}
+
+/// The loop behind `hydrate_results`, for callers that already hold a
+/// hydrator and mask (a cursor hydrating one chunk at a time).
+pub fn hydrate_rows<'py>(
+    hydrator: &Hydrator<'_, 'py>,
+    plan: &ModelPlan,
+    mask: Option<&[bool]>,
+    rows: impl IntoIterator<Item = ResultRow>,
+) -> PyResult<Bound<'py, PyList>> {
+    let py = hydrator.py;
+    let rows = rows.into_iter();
+    let _gc = GcPause::for_rows(py, rows.size_hint().0);
+    let mut items = Vec::with_capacity(rows.size_hint().0);
     for result in rows {
-        let (obj, dict) = hydrator.instance(plan, &result.row, mask.as_deref())?;
+        let (obj, dict) = hydrator.instance(plan, &result.row, mask)?;
         if let Some(s) = &result.scores {
             hydrator.set_scores(
                 &dict,
@@ -371,7 +386,7 @@ pub fn hydrate_results<'py>(
             )?;
         }
         for included in &result.includes {
-            crate::memory::attach_include(&hydrator, plan, &dict, included)?;
+            attach_include(hydrator, plan, &dict, included)?;
         }
         hydrator.finish(plan, &obj)?;
         items.push(obj);
@@ -403,4 +418,49 @@ impl<'py> IntoPyObject<'py> for Deferred {
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         (self.0)(py)
     }
+}
+
+pub(crate) fn attach_include<'py>(
+    hydrator: &Hydrator<'_, 'py>,
+    plan: &ModelPlan,
+    dict: &Bound<'py, PyDict>,
+    included: &Included,
+) -> PyResult<()> {
+    let py = dict.py();
+    let (attr, value) = match included {
+        Included::One { attr, row } => {
+            let target = target_of(plan, attr)?;
+            let value = match row {
+                Some(row) => hydrator.simple(&target, row)?,
+                None => py.None().into_bound(py),
+            };
+            (attr, value)
+        }
+        Included::Many { attr, rows } => {
+            let target = target_of(plan, attr)?;
+            let list = PyList::empty(py);
+            for row in rows {
+                list.append(hydrator.simple(&target, row)?)?;
+            }
+            (attr, list.into_any())
+        }
+    };
+    dict.set_item(attr, value)
+}
+
+fn target_of(plan: &ModelPlan, attr: &str) -> PyResult<String> {
+    if let Some(rel) = plan.relation(attr) {
+        return Ok(rel.target.clone());
+    }
+    plan.schema
+        .fields
+        .iter()
+        .find(|f| f.attr == attr || f.storage == attr)
+        .and_then(|f| f.target.clone())
+        .ok_or_else(|| {
+            crate::errors::to_py(aura_core::error::Error::query(format!(
+                "{} has no relationship '{attr}' to include",
+                plan.schema.name
+            )))
+        })
 }

@@ -31,7 +31,7 @@ from aura.config import (
     split_dsn,
     split_scheme,
 )
-from aura.errors import AuraBackendError, AuraError
+from aura.errors import AuraBackendError, AuraDriverNotInstalledError, AuraError
 
 if TYPE_CHECKING:
     from aura.backends.base import Backend
@@ -284,6 +284,8 @@ def backend_from_config(config: ClientConfig, *, transport: Any = None) -> Backe
             raise
         module = None
     factory = getattr(module, "from_config", None)
+    if factory is None and family in DATABASE_DRIVERS:
+        raise _driver_not_installed(family)
     if factory is None:
         raise AuraBackendError(
             f"The {family} backend is not available in this build",
@@ -291,6 +293,29 @@ def backend_from_config(config: ClientConfig, *, transport: Any = None) -> Backe
         )
     backend: Backend = factory(config, transport=transport)
     return backend
+
+
+# Database family -> (driver built into the Rust core, pip extra). Drivers are
+# compiled in, so "not installed" means this build of the package left the
+# backend out; the extra names the build that has it.
+DATABASE_DRIVERS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "sqlite": ("rusqlite", "sqlite"),
+        "postgres": ("tokio-postgres", "postgres"),
+        "mysql": ("mysql_async", "mysql"),
+        "mongodb": ("mongodb", "mongodb"),
+        "redis": ("redis", "redis"),
+    }
+)
+
+
+def _driver_not_installed(family: str) -> AuraDriverNotInstalledError:
+    driver, extra = DATABASE_DRIVERS[family]
+    return AuraDriverNotInstalledError(
+        f"The '{driver}' driver is required for the {family} backend but is not included "
+        f"in this build of aura-connector. Install with: pip install aura-connector[{extra}]",
+        context={"driver": driver, "extra": extra, "backend": family},
+    )
 
 
 def _family_for_transport(family: str, transport: Any) -> str:

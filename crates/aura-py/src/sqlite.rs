@@ -1,0 +1,699 @@
+//! `SqliteConnection`: the SQLite driver (crate aura-sqlite) seen from
+//! Python. Each async method takes an asyncio future and its loop, queues
+//! a job on the driver's threads and returns at once; the job's result
+//! comes back through `loop.call_soon_threadsafe`, and rows are hydrated
+//! there, on the event-loop thread, by the one `Hydrator`.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aura_core::error::Error;
+use aura_core::ir::{Request, Select};
+use aura_core::{ModelSchema, Row};
+use aura_engine::{Included, ResultRow};
+use aura_sql::OnConflict;
+use aura_sqlite::{
+    Database, Fetched, Job, Loaded, Location, Options, RawRows, Session, Txn, TxnJob,
+};
+use parking_lot::{Mutex, RwLock};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::convert::{json_to_py, py_to_json, value_to_py};
+use crate::errors::{to_py, IntoPyResult};
+use crate::memory::parse_request;
+use crate::plan::ModelPlan;
+use crate::rows::{hydrate_rows, to_row, Hydrator};
+
+type Plans = Arc<RwLock<HashMap<String, Py<ModelPlan>>>>;
+
+/// What a finished job hands back to the event loop.
+enum Outcome {
+    Opened(Database),
+    Rows {
+        model: String,
+        mask: Option<Vec<bool>>,
+        rows: Vec<Fetched>,
+    },
+    Cursor {
+        model: String,
+        mask: Option<Vec<bool>>,
+        rows: Vec<Fetched>,
+    },
+    /// Rows already hydrated chunk by chunk into `list`, plus the rest.
+    Streamed {
+        list: Py<PyList>,
+        model: String,
+        mask: Option<Vec<bool>>,
+        rest: Vec<Fetched>,
+    },
+    Count(u64),
+    Flag(bool),
+    Stored {
+        model: String,
+        row: Option<Row>,
+    },
+    Raw(RawRows),
+    Txn(Txn),
+    Unit,
+}
+
+/// An asyncio future and its loop, completed from a driver thread.
+struct Completion {
+    future: Py<PyAny>,
+    event_loop: Py<PyAny>,
+    plans: Plans,
+}
+
+impl Completion {
+    fn send(self, outcome: aura_core::Result<Outcome>) {
+        Python::attach(|py| {
+            let deliver = Deliver {
+                future: self.future,
+                outcome: Mutex::new(Some(outcome)),
+                plans: self.plans,
+            };
+            let sent = Py::new(py, deliver).and_then(|d| {
+                self.event_loop
+                    .bind(py)
+                    .call_method1(pyo3::intern!(py, "call_soon_threadsafe"), (d,))
+            });
+            // A closed loop has nobody left to tell.
+            drop(sent);
+        });
+    }
+}
+
+/// Runs on the event loop: converts the outcome and settles the future.
+#[pyclass(frozen, module = "aura._core")]
+struct Deliver {
+    future: Py<PyAny>,
+    outcome: Mutex<Option<aura_core::Result<Outcome>>>,
+    plans: Plans,
+}
+
+#[pymethods]
+impl Deliver {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let future = self.future.bind(py);
+        let Some(outcome) = self.outcome.lock().take() else {
+            return Ok(());
+        };
+        // A cancelled await leaves a done future: drop the result.
+        if future
+            .call_method0(pyo3::intern!(py, "done"))?
+            .is_truthy()?
+        {
+            return Ok(());
+        }
+        match outcome
+            .map_err(to_py)
+            .and_then(|o| convert(py, o, &self.plans))
+        {
+            Ok(value) => future.call_method1(pyo3::intern!(py, "set_result"), (value,))?,
+            Err(err) => {
+                future.call_method1(pyo3::intern!(py, "set_exception"), (err.value(py),))?
+            }
+        };
+        Ok(())
+    }
+}
+
+/// One chunk of a streamed select, hydrated on the event loop and appended
+/// to the result list (callbacks run in order, before the final `Deliver`).
+#[pyclass(frozen, module = "aura._core")]
+struct Partial {
+    future: Py<PyAny>,
+    list: Py<PyList>,
+    model: String,
+    mask: Option<Vec<bool>>,
+    rows: Mutex<Option<Vec<Fetched>>>,
+    plans: Plans,
+}
+
+#[pymethods]
+impl Partial {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(rows) = self.rows.lock().take() else {
+            return Ok(());
+        };
+        if self
+            .future
+            .bind(py)
+            .call_method0(pyo3::intern!(py, "done"))?
+            .is_truthy()?
+        {
+            return Ok(());
+        }
+        let instances = hydrate(py, &self.plans, &self.model, self.mask.as_deref(), rows)?;
+        self.list
+            .bind(py)
+            .call_method1(pyo3::intern!(py, "extend"), (instances,))?;
+        Ok(())
+    }
+}
+
+/// Rows per streamed chunk: big enough to amortise a loop callback, small
+/// enough that decoding the next chunk overlaps hydrating this one.
+const CHUNK_ROWS: usize = 4096;
+
+fn result_rows(rows: Vec<Fetched>) -> impl Iterator<Item = ResultRow> {
+    rows.into_iter().map(|f| ResultRow {
+        row: f.row,
+        scores: None,
+        includes: f
+            .includes
+            .into_iter()
+            .map(|loaded| match loaded {
+                Loaded::One { attr, row } => Included::One { attr, row },
+                Loaded::Many { attr, rows } => Included::Many { attr, rows },
+            })
+            .collect(),
+    })
+}
+
+fn hydrate<'py>(
+    py: Python<'py>,
+    plans: &Plans,
+    model: &str,
+    mask: Option<&[bool]>,
+    rows: Vec<Fetched>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let plans = plans.read();
+    let hydrator = Hydrator::new(py, &plans)?;
+    let plan = hydrator.plan(model)?.get();
+    Ok(hydrate_rows(&hydrator, plan, mask, result_rows(rows))?.into_any())
+}
+
+fn convert<'py>(py: Python<'py>, outcome: Outcome, plans: &Plans) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match outcome {
+        Outcome::Opened(db) => Bound::new(
+            py,
+            SqliteConnection {
+                db: Mutex::new(Some(db)),
+                plans: Plans::default(),
+            },
+        )?
+        .into_any(),
+        Outcome::Rows { model, mask, rows } => hydrate(py, plans, &model, mask.as_deref(), rows)?,
+        Outcome::Cursor { model, mask, rows } => Bound::new(
+            py,
+            SqliteCursor {
+                state: Mutex::new(Some(CursorState {
+                    model,
+                    mask,
+                    rows: rows.into(),
+                })),
+            },
+        )?
+        .into_any(),
+        Outcome::Streamed {
+            list,
+            model,
+            mask,
+            rest,
+        } => {
+            let list = list.into_bound(py);
+            if !rest.is_empty() {
+                let tail = hydrate(py, plans, &model, mask.as_deref(), rest)?;
+                list.call_method1(pyo3::intern!(py, "extend"), (tail,))?;
+            }
+            list.into_any()
+        }
+        Outcome::Count(n) => n.into_pyobject(py)?.into_any(),
+        Outcome::Flag(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any(),
+        Outcome::Stored { model, row } => match row {
+            Some(row) => {
+                let plans = plans.read();
+                Hydrator::new(py, &plans)?.simple(&model, &row)?
+            }
+            None => py.None().into_bound(py),
+        },
+        Outcome::Raw((names, rows)) => {
+            let list = PyList::empty(py);
+            for row in &rows {
+                let dict = PyDict::new(py);
+                for (name, value) in names.iter().zip(row) {
+                    dict.set_item(name, value_to_py(py, value)?)?;
+                }
+                list.append(dict)?;
+            }
+            list.into_any()
+        }
+        Outcome::Txn(txn) => Bound::new(
+            py,
+            SqliteTxn {
+                txn: Mutex::new(Some(txn)),
+            },
+        )?
+        .into_any(),
+        Outcome::Unit => py.None().into_bound(py),
+    })
+}
+
+/// A live SQLite transaction (a leased connection).
+#[pyclass(frozen, module = "aura._core")]
+pub struct SqliteTxn {
+    txn: Mutex<Option<Txn>>,
+}
+
+fn txn_gone() -> Error {
+    Error::transaction("The SQLite transaction is no longer active")
+}
+
+#[pyclass(frozen, module = "aura._core")]
+pub struct SqliteConnection {
+    db: Mutex<Option<Database>>,
+    plans: Plans,
+}
+
+/// Work for one job, run on a driver thread with the connection.
+type Work = Box<dyn FnOnce(&mut Session) -> aura_core::Result<Outcome> + Send>;
+
+impl SqliteConnection {
+    fn completion(&self, future: Py<PyAny>, event_loop: Py<PyAny>) -> Completion {
+        Completion {
+            future,
+            event_loop,
+            plans: self.plans.clone(),
+        }
+    }
+
+    fn database(&self) -> aura_core::Result<Database> {
+        self.db
+            .lock()
+            .clone()
+            .ok_or_else(|| Error::new(aura_core::ErrorCode::ClientClosed, "Client is closed"))
+    }
+
+    /// Queues `work` on the transaction's connection, or on the pool.
+    fn dispatch(&self, txn: Option<&SqliteTxn>, done: Completion, work: Work) {
+        let job: Job = Box::new(move |session| done.send(session.and_then(work)));
+        match txn {
+            Some(txn) => match txn.txn.lock().as_ref() {
+                Some(live) => {
+                    if let Err(TxnJob::Work(job)) = live.send(TxnJob::Work(job)) {
+                        job(Err(txn_gone()));
+                    }
+                }
+                None => job(Err(txn_gone())),
+            },
+            None => match self.database() {
+                Ok(db) => db.submit(job),
+                Err(err) => job(Err(err)),
+            },
+        }
+    }
+
+    fn schemas(&self, names: &[String]) -> PyResult<Vec<Arc<ModelSchema>>> {
+        let plans = self.plans.read();
+        names
+            .iter()
+            .map(|n| {
+                plans
+                    .get(n)
+                    .map(|p| p.get().schema.clone())
+                    .ok_or_else(|| to_py(Error::schema(format!("Unknown model '{n}'"))))
+            })
+            .collect()
+    }
+
+    fn plan(&self, py: Python<'_>, model: &str) -> PyResult<Py<ModelPlan>> {
+        self.plans
+            .read()
+            .get(model)
+            .map(|p| p.clone_ref(py))
+            .ok_or_else(|| to_py(Error::schema(format!("Unknown model '{model}'"))))
+    }
+}
+
+/// A select streamed in chunks: the driver thread decodes chunk k+1 while
+/// the event loop hydrates chunk k.
+fn streamed_select_work(
+    py: Python<'_>,
+    q: Select,
+    schema: Option<Arc<ModelSchema>>,
+    done: &Completion,
+) -> Work {
+    let list = PyList::empty(py).unbind();
+    let future = done.future.clone_ref(py);
+    let event_loop = done.event_loop.clone_ref(py);
+    let plans = done.plans.clone();
+    Box::new(move |s| {
+        let mask = match &schema {
+            Some(schema) => aura_sql::projection_mask(schema, &q.projection)?,
+            None => None,
+        };
+        let mut sink = |rows: Vec<Fetched>| {
+            Python::attach(|py| {
+                let partial = Partial {
+                    future: future.clone_ref(py),
+                    list: list.clone_ref(py),
+                    model: q.model.clone(),
+                    mask: mask.clone(),
+                    rows: Mutex::new(Some(rows)),
+                    plans: plans.clone(),
+                };
+                let sent = Py::new(py, partial).and_then(|p| {
+                    event_loop
+                        .bind(py)
+                        .call_method1(pyo3::intern!(py, "call_soon_threadsafe"), (p,))
+                });
+                // A closed loop has nobody left to tell.
+                drop(sent);
+            });
+        };
+        let rest = aura_sqlite::select_chunked(s, &q, CHUNK_ROWS, &mut sink)?;
+        Ok(Outcome::Streamed {
+            list,
+            model: q.model,
+            mask,
+            rest,
+        })
+    })
+}
+
+fn select_work(q: Select, schema: Option<Arc<ModelSchema>>, cursor: bool) -> Work {
+    Box::new(move |s| {
+        let mask = match &schema {
+            Some(schema) => aura_sql::projection_mask(schema, &q.projection)?,
+            None => None,
+        };
+        let rows = aura_sqlite::select(s, &q)?;
+        let model = q.model;
+        Ok(if cursor {
+            Outcome::Cursor { model, mask, rows }
+        } else {
+            Outcome::Rows { model, mask, rows }
+        })
+    })
+}
+
+#[pymethods]
+impl SqliteConnection {
+    /// Opens a pool (on a thread of its own: opening a file may block);
+    /// the future resolves to the connection.
+    #[staticmethod]
+    #[pyo3(signature = (path, read_only, busy_timeout_s, pool, future, event_loop))]
+    fn open(
+        path: Option<PathBuf>,
+        read_only: bool,
+        busy_timeout_s: f64,
+        pool: (usize, usize, f64, f64, f64),
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        let (min_size, max_size, acquire, lifetime, idle) = pool;
+        let options = Options {
+            location: path.map_or(Location::Private, Location::File),
+            read_only,
+            busy_timeout: seconds(busy_timeout_s),
+            min_size,
+            max_size: max_size.max(1),
+            acquire_timeout: seconds(acquire),
+            max_lifetime: seconds(lifetime),
+            idle_timeout: seconds(idle),
+        };
+        let done = Completion {
+            future,
+            event_loop,
+            plans: Plans::default(),
+        };
+        std::thread::Builder::new()
+            .name("aura-sqlite-open".into())
+            .spawn(move || done.send(Database::open(options).map(Outcome::Opened)))
+            .map(drop)
+            .map_err(|failure| {
+                to_py(Error::new(
+                    aura_core::ErrorCode::ConnectionError,
+                    format!("cannot start a SQLite thread: {failure}"),
+                ))
+            })
+    }
+
+    /// The database file (a private temporary file for `:memory:`).
+    #[getter]
+    fn path(&self) -> PyResult<PathBuf> {
+        Ok(self.database().py_err()?.path().to_owned())
+    }
+
+    fn register(&self, plan: Py<ModelPlan>) {
+        let name = plan.get().schema.name.clone();
+        self.plans.write().insert(name, plan);
+    }
+
+    fn create_schema(
+        &self,
+        names: Vec<String>,
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let schemas = self.schemas(&names)?;
+        let done = self.completion(future, event_loop);
+        self.dispatch(
+            None,
+            done,
+            Box::new(move |s| aura_sqlite::create_schema(s, schemas).map(|()| Outcome::Unit)),
+        );
+        Ok(())
+    }
+
+    fn drop_schema(&self, names: Vec<String>, future: Py<PyAny>, event_loop: Py<PyAny>) {
+        let done = self.completion(future, event_loop);
+        self.dispatch(
+            None,
+            done,
+            Box::new(move |s| aura_sqlite::drop_schema(s, names).map(|()| Outcome::Unit)),
+        );
+    }
+
+    /// Runs a read or write IR (see the Executor protocol in ARCHITECTURE.md).
+    #[pyo3(signature = (ir, txn, future, event_loop))]
+    fn execute(
+        &self,
+        py: Python<'_>,
+        ir: &Bound<'_, PyAny>,
+        txn: Option<PyRef<'_, SqliteTxn>>,
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let done = self.completion(future, event_loop);
+        let work: Work = match parse_request(ir)? {
+            Request::Select(q) => {
+                let schema = self
+                    .plans
+                    .read()
+                    .get(&q.model)
+                    .map(|p| p.get().schema.clone());
+                streamed_select_work(py, q, schema, &done)
+            }
+            Request::Count(q) => Box::new(move |s| aura_sqlite::count(s, &q).map(Outcome::Count)),
+            Request::Exists(q) => Box::new(move |s| aura_sqlite::exists(s, &q).map(Outcome::Flag)),
+            Request::Update(q) => Box::new(move |s| aura_sqlite::update(s, &q).map(Outcome::Count)),
+            Request::Delete(q) => Box::new(move |s| aura_sqlite::delete(s, &q).map(Outcome::Count)),
+            other => {
+                return Err(to_py(Error::query(format!(
+                    "operation '{}' cannot run through execute()",
+                    other.operation()
+                ))))
+            }
+        };
+        self.dispatch(txn.as_deref(), done, work);
+        Ok(())
+    }
+
+    /// Runs a select and holds its rows for batch-wise hydration.
+    #[pyo3(signature = (ir, txn, future, event_loop))]
+    fn cursor(
+        &self,
+        ir: &Bound<'_, PyAny>,
+        txn: Option<PyRef<'_, SqliteTxn>>,
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let Request::Select(q) = parse_request(ir)? else {
+            return Err(to_py(Error::query("a cursor needs a select IR")));
+        };
+        let schema = self
+            .plans
+            .read()
+            .get(&q.model)
+            .map(|p| p.get().schema.clone());
+        let done = self.completion(future, event_loop);
+        self.dispatch(txn.as_deref(), done, select_work(q, schema, true));
+        Ok(())
+    }
+
+    #[pyo3(signature = (model, instances, on_conflict, txn, future, event_loop))]
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &self,
+        py: Python<'_>,
+        model: String,
+        instances: &Bound<'_, PyList>,
+        on_conflict: Option<&str>,
+        txn: Option<PyRef<'_, SqliteTxn>>,
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let plan = self.plan(py, &model)?;
+        let mode = OnConflict::parse(on_conflict).py_err()?;
+        let rows = instances
+            .iter()
+            .map(|obj| to_row(plan.get(), &obj))
+            .collect::<PyResult<Vec<_>>>()?;
+        let done = self.completion(future, event_loop);
+        self.dispatch(
+            txn.as_deref(),
+            done,
+            Box::new(move |s| aura_sqlite::insert(s, &model, rows, mode).map(Outcome::Count)),
+        );
+        Ok(())
+    }
+
+    /// Atomic upsert; resolves to the stored instance, or None when nothing
+    /// matched and `instance` (the row to insert) is None.
+    #[pyo3(signature = (ir, instance, txn, future, event_loop))]
+    fn upsert(
+        &self,
+        py: Python<'_>,
+        ir: &Bound<'_, PyAny>,
+        instance: Option<&Bound<'_, PyAny>>,
+        txn: Option<PyRef<'_, SqliteTxn>>,
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let Request::Upsert(q) = parse_request(ir)? else {
+            return Err(to_py(Error::query("expected an upsert IR")));
+        };
+        let plan = self.plan(py, &q.model)?;
+        let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
+        let done = self.completion(future, event_loop);
+        self.dispatch(
+            txn.as_deref(),
+            done,
+            Box::new(move |s| {
+                let row = aura_sqlite::upsert(s, &q, row)?;
+                Ok(Outcome::Stored {
+                    model: q.model,
+                    row,
+                })
+            }),
+        );
+        Ok(())
+    }
+
+    /// `raw()`: `:name` parameters from a dict (or `?` from a list),
+    /// always bound; rows as dicts keyed by column name.
+    #[pyo3(signature = (statement, params, txn, future, event_loop))]
+    fn raw(
+        &self,
+        statement: String,
+        params: Option<&Bound<'_, PyAny>>,
+        txn: Option<PyRef<'_, SqliteTxn>>,
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let params = match params {
+            Some(p) => py_to_json(p)?,
+            None => serde_json::Value::Null,
+        };
+        let done = self.completion(future, event_loop);
+        self.dispatch(
+            txn.as_deref(),
+            done,
+            Box::new(move |s| aura_sqlite::raw(s, &statement, &params).map(Outcome::Raw)),
+        );
+        Ok(())
+    }
+
+    /// The IR, the SQL it compiles to and SQLite's plan (synchronous: a
+    /// schema-only statement on a connection of its own).
+    fn explain<'py>(&self, py: Python<'py>, ir: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let request = parse_request(ir)?;
+        let mut json = serde_json::to_value(&request)
+            .map_err(|e| Error::query(format!("invalid query IR: {e}")))
+            .py_err()?;
+        if let (Request::Select(q), Some(obj)) = (&request, json.as_object_mut()) {
+            let db = self.database().py_err()?;
+            let (sql, plan) = py.detach(|| db.explain(q)).py_err()?;
+            obj.insert("sql".to_owned(), sql.into());
+            obj.insert("plan".to_owned(), plan.into());
+        }
+        json_to_py(py, &json)
+    }
+
+    /// Begins a transaction on a leased connection; resolves to `SqliteTxn`.
+    fn begin(&self, future: Py<PyAny>, event_loop: Py<PyAny>) {
+        let done = self.completion(future, event_loop);
+        match self.database() {
+            Ok(db) => db.begin(Box::new(move |txn| done.send(txn.map(Outcome::Txn)))),
+            Err(err) => done.send(Err(err)),
+        }
+    }
+
+    /// Commits (or rolls back) and returns the connection to the pool.
+    fn end(&self, txn: &SqliteTxn, commit: bool, future: Py<PyAny>, event_loop: Py<PyAny>) {
+        let done = self.completion(future, event_loop);
+        let Some(live) = txn.txn.lock().take() else {
+            return done.send(Err(txn_gone()));
+        };
+        let end = TxnJob::End {
+            commit,
+            done: Box::new(move |result| done.send(result.map(|()| Outcome::Unit))),
+        };
+        if let Err(TxnJob::End { done, .. }) = live.send(end) {
+            done(Err(txn_gone()));
+        }
+    }
+
+    fn close(&self) {
+        if let Some(db) = self.db.lock().take() {
+            db.close();
+        }
+    }
+}
+
+struct CursorState {
+    model: String,
+    mask: Option<Vec<bool>>,
+    rows: VecDeque<Fetched>,
+}
+
+/// Rows of a select, hydrated one batch per `fetch`.
+#[pyclass(frozen, module = "aura._core")]
+pub struct SqliteCursor {
+    state: Mutex<Option<CursorState>>,
+}
+
+#[pymethods]
+impl SqliteCursor {
+    fn fetch<'py>(
+        &self,
+        py: Python<'py>,
+        conn: &SqliteConnection,
+        batch_size: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut guard = self.state.lock();
+        let Some(state) = guard.as_mut() else {
+            return Ok(PyList::empty(py).into_any());
+        };
+        let take = batch_size.min(state.rows.len());
+        let batch: Vec<Fetched> = state.rows.drain(..take).collect();
+        let (model, mask) = (state.model.clone(), state.mask.clone());
+        drop(guard);
+        hydrate(py, &conn.plans, &model, mask.as_deref(), batch)
+    }
+
+    fn close(&self) {
+        self.state.lock().take();
+    }
+
+    #[getter]
+    fn is_open(&self) -> bool {
+        self.state.lock().is_some()
+    }
+}

@@ -1,0 +1,40 @@
+//! The one compiler from the Query IR to SQL (ARCHITECTURE.md "The SQL
+//! layer"). Pure: no driver, no I/O. Every statement it produces carries
+//! its values as bound parameters; identifiers are quoted and validated.
+//!
+//! - `dialect`: quoting, placeholders and the few spellings that differ
+//!   between SQLite, PostgreSQL and MySQL;
+//! - `codec`: how a field kind is stored in a column (API.md §2.3) and the
+//!   conversions both ways;
+//! - `filter`: predicates with the cross-backend semantics of API.md §16
+//!   row 30 (two-valued logic, nulls, case-sensitive LIKE);
+//! - `query`, `write`, `ddl`: statements for reads, writes and schema.
+
+mod codec;
+mod ddl;
+mod dialect;
+mod filter;
+mod query;
+mod sql;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aura_core::ModelSchema;
+
+pub use codec::{decode, decode_untyped, encode, storage, SqlRef, SqlValue, Storage};
+pub use ddl::{create_table, drop_table};
+pub use dialect::{escape_like, like_pattern, Dialect, LIKE_ESCAPE};
+pub use query::{
+    count, exists, projection_mask, related, resolve_field, select, select_keys, RelatedQuery,
+    Relation, Resolved,
+};
+pub use sql::Statement;
+pub use write::{
+    delete, delete_where_in, encode_row, exists_where_in, insert, keys_where_in, null_where_in,
+    referenced_rekeys, update, upsert, OnConflict, UpsertPlan,
+};
+
+/// The schemas a statement may refer to (includes, links, cascades).
+pub type Catalog = HashMap<String, Arc<ModelSchema>>;
