@@ -9,15 +9,15 @@ HELLO_ACK list: a feature the server does not advertise raises
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import aura._core as _core
-from aura.backends.base import Backend, require
+from aura.backends.base import AsyncConnectionBackend
 from aura.backends.capabilities import BackendCapabilities, auradb_capabilities, for_backend
 from aura.backends.memory import plan_of
 from aura.config import ClientConfig, PasswordAuth, TokenAuth, config_error
-from aura.errors import AuraAuthenticationError, AuraBackendCapabilityError
+from aura.errors import AuraAuthenticationError
 
 if TYPE_CHECKING:
     from aura.models import AuraModel
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["AuraDBNativeBackend", "from_config"]
 
 
-class AuraDBNativeBackend(Backend):
+class AuraDBNativeBackend(AsyncConnectionBackend):
     name = "auradb"
 
     def __init__(self, config: ClientConfig) -> None:
@@ -96,33 +96,6 @@ class AuraDBNativeBackend(Backend):
         """The collection schemas the server holds (SCHEMA_LIST)."""
         schemas: list[dict[str, Any]] = await self.connection.server_schema()
         return schemas
-
-    async def execute(self, ir: dict[str, Any], txn: Any = None) -> Any:
-        return await self.connection.execute(ir, txn)
-
-    async def insert(
-        self,
-        model: type[AuraModel],
-        instances: Sequence[AuraModel],
-        on_conflict: str | None = None,
-        txn: Any = None,
-    ) -> int:
-        return int(await self.connection.insert(model.__name__, list(instances), on_conflict, txn))
-
-    async def upsert(
-        self, ir: dict[str, Any], instance: AuraModel | None, txn: Any = None
-    ) -> AuraModel | None:
-        stored: AuraModel | None = await self.connection.upsert(ir, instance, txn)
-        return stored
-
-    async def raw(
-        self, statement: str, params: Any = None, txn: Any = None
-    ) -> list[dict[str, Any]]:
-        require(self.capabilities, "raw_queries", "raw queries")
-        raise AuraBackendCapabilityError(  # pragma: no cover - require() raised
-            "Backend 'auradb' does not support raw queries",
-            context={"backend": self.name, "capability": "raw_queries"},
-        )
 
     async def open_cursor(self, ir: dict[str, Any], txn: Any = None) -> _AuraDbCursor:
         return _AuraDbCursor(await self.connection.cursor(ir, txn))

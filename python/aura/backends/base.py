@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from aura.schema import MigrationPlan
 
 __all__ = [
+    "AsyncConnectionBackend",
     "Backend",
     "BackendCursor",
     "BackendResult",
@@ -191,3 +192,35 @@ class NoTransactions:
 
     async def rollback(self, txn: Any) -> None:
         raise self._no_transactions()
+
+
+class AsyncConnectionBackend(Backend):
+    """A backend whose ``connection`` (a Rust binding) answers execute,
+    insert and upsert with awaitables; the delegation lives here once."""
+
+    connection: Any
+
+    async def execute(self, ir: dict[str, Any], txn: Any = None) -> Any:
+        return await self.connection.execute(ir, txn)
+
+    async def insert(
+        self,
+        model: type[AuraModel],
+        instances: Sequence[AuraModel],
+        on_conflict: str | None = None,
+        txn: Any = None,
+    ) -> int:
+        return int(await self.connection.insert(model.__name__, list(instances), on_conflict, txn))
+
+    async def upsert(
+        self, ir: dict[str, Any], instance: AuraModel | None, txn: Any = None
+    ) -> AuraModel | None:
+        stored: AuraModel | None = await self.connection.upsert(ir, instance, txn)
+        return stored
+
+    async def raw(
+        self, statement: str, params: Any = None, txn: Any = None
+    ) -> list[dict[str, Any]]:
+        require(self.capabilities, "raw_queries", "raw queries")
+        rows: list[dict[str, Any]] = await self.connection.raw(statement, params, txn)
+        return rows

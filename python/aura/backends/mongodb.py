@@ -11,12 +11,16 @@ and text search) raises ``AuraCapabilityError``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 import aura._core as _core
-from aura.backends.base import Backend, NoTransactions, driver_not_installed, require
+from aura.backends.base import (
+    AsyncConnectionBackend,
+    NoTransactions,
+    driver_not_installed,
+)
 from aura.backends.capabilities import BackendCapabilities, for_backend
 from aura.backends.memory import plan_of
 from aura.config import ClientConfig, PasswordAuth, TokenAuth, config_error
@@ -69,7 +73,7 @@ def mongodb_uri(config: ClientConfig) -> str:
     return f"mongodb://{userinfo}{host}:{config.port}/?{query}"
 
 
-class MongoDBBackend(NoTransactions, Backend):
+class MongoDBBackend(NoTransactions, AsyncConnectionBackend):
     name = "mongodb"
 
     def __init__(self, config: ClientConfig) -> None:
@@ -106,30 +110,6 @@ class MongoDBBackend(NoTransactions, Backend):
     async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None:
         """Drop each model's collection (documents and indexes)."""
         await self.connection.drop_schema([m.__name__ for m in models])
-
-    async def execute(self, ir: dict[str, Any], txn: Any = None) -> Any:
-        return await self.connection.execute(ir, txn)
-
-    async def insert(
-        self,
-        model: type[AuraModel],
-        instances: Sequence[AuraModel],
-        on_conflict: str | None = None,
-        txn: Any = None,
-    ) -> int:
-        return int(await self.connection.insert(model.__name__, list(instances), on_conflict, txn))
-
-    async def upsert(
-        self, ir: dict[str, Any], instance: AuraModel | None, txn: Any = None
-    ) -> AuraModel | None:
-        stored: AuraModel | None = await self.connection.upsert(ir, instance, txn)
-        return stored
-
-    async def raw(
-        self, statement: str, params: Any = None, txn: Any = None
-    ) -> list[dict[str, Any]]:
-        require(self.capabilities, "raw_queries", "raw queries")
-        return []  # pragma: no cover - require() raised
 
     async def open_cursor(self, ir: dict[str, Any], txn: Any = None) -> _MongoCursor:
         cursor = ir.get("cursor")
