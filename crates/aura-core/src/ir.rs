@@ -104,6 +104,29 @@ impl Request {
         }
     }
 
+    /// The error for a request a backend does not run: the capability error
+    /// of API.md §8 for the derived operations that need one, otherwise a
+    /// query error (operations such as insert have their own entry points).
+    pub fn not_served(&self, backend: &str) -> Error {
+        match self {
+            Request::Traverse(_) => {
+                Error::capability(backend, "graph_traversal", "graph traversal")
+            }
+            Request::Aggregate(_) => Error::capability(
+                backend,
+                "aggregations_and_facets",
+                "aggregations and facets",
+            ),
+            Request::SearchPage(_) => {
+                Error::capability(backend, "ranked_pagination", "ranked pagination")
+            }
+            other => Error::query(format!(
+                "operation '{}' cannot run through execute()",
+                other.operation()
+            )),
+        }
+    }
+
     /// Target model (`None` for raw statements).
     pub fn model(&self) -> Option<&str> {
         match self {

@@ -474,15 +474,7 @@ impl AuraDbConnection {
                     Ok(n.as_u64().unwrap_or(0))
                 })
             }
-            Request::Traverse(_) => Err(err(Error::capability(
-                "auradb",
-                "graph_traversal",
-                "graph traversal",
-            ))),
-            other => Err(err(Error::query(format!(
-                "operation '{}' cannot run through execute()",
-                other.operation()
-            )))),
+            other => Err(err(other.not_served("auradb"))),
         }
     }
 

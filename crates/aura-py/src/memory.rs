@@ -190,10 +190,7 @@ impl MemoryConnection {
                 let result = py.detach(|| engine.aggregate(txn, &q)).py_err()?;
                 json_to_py(py, &result)
             }
-            other => Err(crate::errors::to_py(Error::query(format!(
-                "operation '{}' cannot run through execute()",
-                operation_name(&other)
-            )))),
+            other => Err(crate::errors::to_py(other.not_served("memory"))),
         }
     }
 
@@ -309,17 +306,6 @@ impl MemoryConnection {
             })),
         })
     }
-}
-
-fn operation_name(request: &Request) -> String {
-    serde_json::to_value(request)
-        .ok()
-        .and_then(|v| {
-            v.get("operation")
-                .and_then(|o| o.as_str())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 struct CursorState {

@@ -173,20 +173,7 @@ impl MongoConnection {
                 let json = inner.store.aggregate(&q).await.map_err(to_py)?;
                 Python::attach(|py| json_to_py(py, &json).map(Bound::unbind))
             }),
-            Request::Traverse(_) => Err(to_py(Error::capability(
-                BACKEND,
-                "graph_traversal",
-                "graph traversal",
-            ))),
-            Request::SearchPage(_) => Err(to_py(Error::capability(
-                BACKEND,
-                "ranked_pagination",
-                "ranked pagination",
-            ))),
-            other => Err(to_py(Error::query(format!(
-                "operation '{}' cannot run through execute()",
-                other.operation()
-            )))),
+            other => Err(to_py(other.not_served(BACKEND))),
         }
     }
 

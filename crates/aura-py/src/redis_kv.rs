@@ -196,25 +196,7 @@ impl RedisConnection {
             Request::Delete(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
                 inner.store.delete(&schema, &q).await.map_err(to_py)
             }),
-            Request::Traverse(_) => Err(to_py(Error::capability(
-                BACKEND,
-                "graph_traversal",
-                "graph traversal",
-            ))),
-            Request::Aggregate(_) => Err(to_py(Error::capability(
-                BACKEND,
-                "aggregations_and_facets",
-                "aggregations and facets",
-            ))),
-            Request::SearchPage(_) => Err(to_py(Error::capability(
-                BACKEND,
-                "ranked_pagination",
-                "ranked pagination",
-            ))),
-            other => Err(to_py(Error::query(format!(
-                "operation '{}' cannot run through execute()",
-                other.operation()
-            )))),
+            other => Err(to_py(other.not_served(BACKEND))),
         }
     }
 

@@ -494,12 +494,7 @@ impl SqliteConnection {
             Request::Exists(q) => Box::new(move |s| aura_sqlite::exists(s, &q).map(Outcome::Flag)),
             Request::Update(q) => Box::new(move |s| aura_sqlite::update(s, &q).map(Outcome::Count)),
             Request::Delete(q) => Box::new(move |s| aura_sqlite::delete(s, &q).map(Outcome::Count)),
-            other => {
-                return Err(to_py(Error::query(format!(
-                    "operation '{}' cannot run through execute()",
-                    other.operation()
-                ))))
-            }
+            other => return Err(to_py(other.not_served("sqlite"))),
         };
         self.dispatch(txn.as_deref(), done, work);
         Ok(())
