@@ -9,18 +9,16 @@ HELLO_ACK list: a feature the server does not advertise raises
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import aura._core as _core
 from aura.backends.base import AsyncConnectionBackend
 from aura.backends.capabilities import BackendCapabilities, auradb_capabilities, for_backend
-from aura.backends.memory import plan_of
 from aura.config import ClientConfig, PasswordAuth, TokenAuth, config_error
 from aura.errors import AuraAuthenticationError
 
 if TYPE_CHECKING:
-    from aura.models import AuraModel
+    pass
 
 __all__ = ["AuraDBNativeBackend", "from_config"]
 
@@ -72,25 +70,6 @@ class AuraDBNativeBackend(AsyncConnectionBackend):
         self._check_config()
         await self.connection.open()
         self._caps = auradb_capabilities(self.connection.server_capabilities)
-
-    async def close(self) -> None:
-        await self.connection.close()
-
-    async def ping(self) -> bool:
-        return bool(await self.connection.ping())
-
-    def _register(self, models: Iterable[type[AuraModel]]) -> list[str]:
-        names = []
-        for model in models:
-            self.connection.register(plan_of(model))
-            names.append(model.__name__)
-        return names
-
-    async def create_schema(self, models: Iterable[type[AuraModel]]) -> None:
-        await self.connection.create_schema(self._register(models))
-
-    async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None:
-        await self.connection.drop_schema([m.__name__ for m in models])
 
     async def server_schema(self) -> list[dict[str, Any]]:
         """The collection schemas the server holds (SCHEMA_LIST)."""

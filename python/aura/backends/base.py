@@ -200,6 +200,31 @@ class AsyncConnectionBackend(Backend):
 
     connection: Any
 
+    async def open(self) -> None:
+        await self.connection.open()
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+    async def ping(self) -> bool:
+        return bool(await self.connection.ping())
+
+    def _register(self, models: Iterable[type[AuraModel]]) -> list[str]:
+        """Hand each model's compiled plan to the connection; their names."""
+        from aura.backends.memory import plan_of
+
+        names = []
+        for model in models:
+            self.connection.register(plan_of(model))
+            names.append(model.__name__)
+        return names
+
+    async def create_schema(self, models: Iterable[type[AuraModel]]) -> None:
+        await self.connection.create_schema(self._register(models))
+
+    async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None:
+        await self.connection.drop_schema([m.__name__ for m in models])
+
     async def execute(self, ir: dict[str, Any], txn: Any = None) -> Any:
         return await self.connection.execute(ir, txn)
 

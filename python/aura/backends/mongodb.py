@@ -11,7 +11,6 @@ and text search) raises ``AuraCapabilityError``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
@@ -22,11 +21,10 @@ from aura.backends.base import (
     driver_not_installed,
 )
 from aura.backends.capabilities import BackendCapabilities, for_backend
-from aura.backends.memory import plan_of
 from aura.config import ClientConfig, PasswordAuth, TokenAuth, config_error
 
 if TYPE_CHECKING:
-    from aura.models import AuraModel
+    pass
 
 __all__ = ["AVAILABLE", "DEFAULT_DATABASE", "MongoDBBackend", "from_config", "mongodb_uri"]
 
@@ -86,30 +84,6 @@ class MongoDBBackend(NoTransactions, AsyncConnectionBackend):
     @property
     def capabilities(self) -> BackendCapabilities:
         return for_backend("mongodb")
-
-    async def open(self) -> None:
-        await self.connection.open()
-
-    async def close(self) -> None:
-        await self.connection.close()
-
-    async def ping(self) -> bool:
-        return bool(await self.connection.ping())
-
-    def _register(self, models: Iterable[type[AuraModel]]) -> list[str]:
-        names = []
-        for model in models:
-            self.connection.register(plan_of(model))
-            names.append(model.__name__)
-        return names
-
-    async def create_schema(self, models: Iterable[type[AuraModel]]) -> None:
-        """Register the models and create their unique/secondary indexes."""
-        await self.connection.create_schema(self._register(models))
-
-    async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None:
-        """Drop each model's collection (documents and indexes)."""
-        await self.connection.drop_schema([m.__name__ for m in models])
 
     async def open_cursor(self, ir: dict[str, Any], txn: Any = None) -> _MongoCursor:
         cursor = ir.get("cursor")

@@ -23,7 +23,6 @@ from aura.backends.base import (
     require,
 )
 from aura.backends.capabilities import BackendCapabilities, for_backend
-from aura.backends.memory import plan_of
 from aura.config import ClientConfig, PasswordAuth, TokenAuth, config_error
 
 if TYPE_CHECKING:
@@ -80,21 +79,11 @@ class RedisBackend(NoTransactions, AsyncConnectionBackend):
     def key_prefix(self) -> str:
         return str(self.connection.prefix)
 
-    async def open(self) -> None:
-        await self.connection.open()
-
-    async def close(self) -> None:
-        await self.connection.close()
-
-    async def ping(self) -> bool:
-        return bool(await self.connection.ping())
-
     async def create_schema(self, models: Iterable[type[AuraModel]]) -> None:
         """Register the models; a model without a primary key is an
         ``AuraQueryError``, unique fields or ``on_delete`` actions (which
         Redis cannot enforce) an ``AuraCapabilityError``."""
-        for model in models:
-            self.connection.register(plan_of(model))
+        self._register(models)
 
     async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None:
         """Delete every row of each model."""
