@@ -8,9 +8,11 @@
 //!   conversions both ways;
 //! - `filter`: predicates with the cross-backend semantics of API.md §16
 //!   row 30 (two-valued logic, nulls, case-sensitive LIKE);
-//! - `query`, `write`, `ddl`: statements for reads, writes and schema.
+//! - `query`, `write`, `ddl`: statements for reads, writes and schema;
+//! - `connection`: what an async driver provides to the shared executor.
 
 mod codec;
+mod connection;
 mod ddl;
 mod dialect;
 mod filter;
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use aura_core::ModelSchema;
 
 pub use codec::{decode, decode_untyped, encode, storage, SqlRef, SqlValue, Storage};
+pub use connection::{RawRows, SqlConnection};
 pub use ddl::{create_table, drop_table};
 pub use dialect::{escape_like, like_pattern, Dialect, LIKE_ESCAPE};
 pub use query::{
