@@ -3,6 +3,7 @@
 //! the one error mapping (errors.rs) and one module per backend.
 
 mod auradb;
+mod bridge;
 mod convert;
 mod errors;
 mod ir_de;

@@ -1,6 +1,6 @@
 //! `AwpServer`: the AWP 1 server of aura-wire serving a `MemoryEngine`,
 //! started and stopped from Python (`aura.server`, `aura serve`). It runs
-//! on the shared tokio runtime of pyo3-async-runtimes.
+//! on the shared tokio runtime (`bridge::runtime`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -107,10 +107,7 @@ impl AwpServer {
             format!("{host}:{port}")
         };
         let server = py
-            .detach(|| {
-                pyo3_async_runtimes::tokio::get_runtime()
-                    .block_on(Server::start(&bind, engine, config, log))
-            })
+            .detach(|| crate::bridge::runtime().block_on(Server::start(&bind, engine, config, log)))
             .map_err(|e| {
                 to_py(Error::new(
                     ErrorCode::ConnectionError,
@@ -171,7 +168,7 @@ impl AwpServer {
     fn close(&self, py: Python<'_>) {
         let server = self.server.lock().take();
         if let Some(server) = server {
-            py.detach(|| pyo3_async_runtimes::tokio::get_runtime().block_on(server.shutdown()));
+            py.detach(|| crate::bridge::runtime().block_on(server.shutdown()));
         }
     }
 
