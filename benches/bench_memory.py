@@ -7,6 +7,11 @@ hydrated into model instances; point lookups by primary key and by a unique
 indexed field. The floor does the same work on plain dicts and lists (with a
 dict per unique index), building plain objects for the fetch. Ratios are
 aura time / floor time (lower is better; 1.0 = as fast as plain Python).
+
+Metrics overhead: the same primary-key lookups on two clients over equal
+data, one recording `client.metrics` (the default) and one with
+`telemetry={"metrics": False}`, alternated for several rounds; the best
+round of each is compared.
 """
 
 from __future__ import annotations
@@ -130,10 +135,35 @@ async def aura_run(rows: list[dict[str, Any]], keys: list[int]) -> dict[str, flo
     return out
 
 
+async def metrics_overhead(rows: list[dict[str, Any]], keys: list[int], rounds: int) -> float:
+    """Best-round time with metrics on / off, minus one (0.03 = 3% slower)."""
+    instances = [BenchUser(**r) for r in rows]
+    async with aura.connect("memory://", models=[BenchUser]) as on:
+        await on.bulk_insert(BenchUser, instances)
+        async with aura.connect(
+            "memory://", models=[BenchUser], telemetry={"metrics": False}
+        ) as off:
+            await off.bulk_insert(BenchUser, instances)
+
+            async def lookups(db: aura.Client) -> None:
+                q = db.query(BenchUser)
+                for k in keys:
+                    await q.where(BenchUser.id == k).one()
+
+            best = {"on": float("inf"), "off": float("inf")}
+            for _ in range(rounds):
+                for name, db in (("off", off), ("on", on)):
+                    best[name] = min(best[name], await atimed(lookups(db)))
+            assert on.metrics.query_count["select"] == rounds * len(keys)
+            assert off.metrics.query_count == {}
+    return best["on"] / best["off"] - 1.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--lookups", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     rows = make_rows(args.rows)
     keys = [(i * 7919) % args.rows for i in range(args.lookups)]
@@ -153,6 +183,8 @@ def main() -> None:
             f"{name:<15}{n / mine[name]:>14,.0f}{n / base[name]:>14,.0f}"
             f"{mine[name] / base[name]:>17.2f}"
         )
+    overhead = asyncio.run(metrics_overhead(rows, keys, args.rounds))
+    print(f"metrics overhead on pk lookups (best of {args.rounds} rounds): {overhead:+.1%}")
 
 
 if __name__ == "__main__":

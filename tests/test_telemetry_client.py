@@ -169,3 +169,19 @@ async def _raise_cancelled() -> None:
     import asyncio
 
     raise asyncio.CancelledError
+
+
+async def test_metrics_can_be_switched_off() -> None:
+    async with aura.connect("memory://", models=[OtelItem], telemetry={"metrics": False}) as client:
+        await client.insert(OtelItem(id=1, name="a", code="c1"))
+        with pytest.raises(AuraConstraintError):
+            await client.insert(OtelItem(id=1, name="dup", code="c3"))
+        assert await client.query(OtelItem).count() == 1
+        async for _ in client.query(OtelItem).stream(batch_size=1):
+            break
+        assert client.metrics.snapshot() == aura.Metrics().snapshot()
+
+
+def test_metrics_switch_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="metrics"):
+        aura.TelemetryConfig(metrics="no")  # type: ignore[arg-type]

@@ -232,8 +232,13 @@ class Client:
     async def _observe(self, ir: dict[str, Any], work: Awaitable[T]) -> T:
         """Run one request, recording metrics (and a span when enabled)."""
         operation = ir["operation"]
-        metrics = self._metrics
         tracer = self._tracer
+        if not self._telemetry.metrics:
+            if tracer.enabled:
+                with tracer.span(operation, ir):
+                    return await work
+            return await work
+        metrics = self._metrics
         started = perf_counter()
         try:
             if tracer.enabled:
@@ -622,7 +627,8 @@ class RowStream:
             raise StopAsyncIteration
         if self._cursor is None:
             await self._client._ensure(self._model)
-            self._client.metrics.record_query(self._ir["operation"])
+            if self._client._telemetry.metrics:
+                self._client.metrics.record_query(self._ir["operation"])
             self._cursor = await self._client.backend.open_cursor(self._ir, self._txn)
             self._state = "open"
         self._batch = await self._cursor.fetch(self._batch_size)
@@ -640,7 +646,7 @@ class RowStream:
         self._batch = []
         if self._cursor is not None:
             self._cursor.close()
-        if cancelled:
+        if cancelled and self._client._telemetry.metrics:
             self._client.metrics.record_stream_cancellation()
 
     async def aclose(self) -> None:

@@ -10,12 +10,12 @@ import functools
 import hashlib
 import importlib
 import json
-import math
-from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from typing import Any
+
+from aura import _core
 
 __all__ = [
     "CAPTURE_QUERY_IR_MODES",
@@ -28,148 +28,12 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- histograms
-
-
-class LatencyHistogram:
-    """Latency samples in seconds; percentiles over the newest ``max_samples``."""
-
-    __slots__ = ("_samples", "count", "max_samples", "name", "total_seconds")
-
-    def __init__(self, name: str, max_samples: int = 8192) -> None:
-        if not isinstance(max_samples, int) or isinstance(max_samples, bool) or max_samples < 1:
-            raise ValueError("max_samples must be a positive integer")
-        self.name = name
-        self.max_samples = max_samples
-        self.count = 0
-        self.total_seconds = 0.0
-        self._samples: deque[float] = deque(maxlen=max_samples)
-
-    def record(self, seconds: float) -> None:
-        value = float(seconds)
-        if not 0.0 <= value < math.inf:  # negative, infinite or NaN: the rare case
-            if not math.isfinite(value):
-                return  # a broken clock reading must not poison every percentile
-            value = 0.0
-        self.count += 1
-        self.total_seconds += value
-        self._samples.append(value)
-
-    def percentile(self, p: float) -> float:
-        """Seconds at percentile ``p`` (0..100), linear interpolation at rank p/100*(n-1)."""
-        ordered = sorted(self._samples)
-        return _interpolate(ordered, p)
-
-    def snapshot(self) -> dict[str, Any]:
-        ordered = sorted(self._samples)
-        return {
-            "count": self.count,
-            "total_ms": _ms(self.total_seconds),
-            "p50_ms": _ms(_interpolate(ordered, 50)),
-            "p95_ms": _ms(_interpolate(ordered, 95)),
-            "p99_ms": _ms(_interpolate(ordered, 99)),
-        }
-
-    def reset(self) -> None:
-        self.count = 0
-        self.total_seconds = 0.0
-        self._samples.clear()
-
-    def __repr__(self) -> str:
-        return f"LatencyHistogram(name={self.name!r}, count={self.count})"
-
-
-def _interpolate(ordered: list[float], p: float) -> float:
-    if not ordered:
-        return 0.0
-    rank = min(max(p, 0.0), 100.0) / 100.0 * (len(ordered) - 1)
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000.0, 4)
-
-
 # --------------------------------------------------------------------------- metrics
 
-
-class Metrics:
-    """Counters and latency histograms of one client (``client.metrics``)."""
-
-    def __init__(self) -> None:
-        self.request_latency = LatencyHistogram("request_latency")
-        self.serialize_latency = LatencyHistogram("serialize_latency")
-        self.deserialize_latency = LatencyHistogram("deserialize_latency")
-        self.reset()
-
-    def reset(self) -> None:
-        self.query_count: dict[str, int] = {}
-        self.error_count: dict[str, int] = {}
-        self.errors_total = 0
-        self.retry_count = 0
-        self.bytes_sent = 0
-        self.bytes_received = 0
-        self.frames_sent = 0
-        self.frames_received = 0
-        self.stream_cancellations = 0
-        self.request_latency.reset()
-        self.serialize_latency.reset()
-        self.deserialize_latency.reset()
-
-    def record_query(self, operation: str, seconds: float | None = None) -> None:
-        """Count one request of ``operation``; record its latency when given."""
-        self.query_count[operation] = self.query_count.get(operation, 0) + 1
-        if seconds is not None:
-            self.request_latency.record(seconds)
-
-    def record_error(self, error: BaseException | str) -> None:
-        """Count an error by its stable code (an exception or the code itself)."""
-        code = error if isinstance(error, str) else getattr(error, "code", None)
-        key = code if isinstance(code, str) and code else "unknown"
-        self.error_count[key] = self.error_count.get(key, 0) + 1
-        self.errors_total += 1
-
-    def record_retry(self, attempts_beyond_first: int = 1) -> None:
-        self.retry_count += max(int(attempts_beyond_first), 0)
-
-    def record_bytes(self, sent: int = 0, received: int = 0) -> None:
-        self.bytes_sent += int(sent)
-        self.bytes_received += int(received)
-
-    def record_frames(self, sent: int = 0, received: int = 0) -> None:
-        self.frames_sent += int(sent)
-        self.frames_received += int(received)
-
-    def record_stream_cancellation(self) -> None:
-        self.stream_cancellations += 1
-
-    def record_serialize(self, seconds: float) -> None:
-        self.serialize_latency.record(seconds)
-
-    def record_deserialize(self, seconds: float) -> None:
-        self.deserialize_latency.record(seconds)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "query_count": dict(sorted(self.query_count.items())),
-            "error_count": dict(sorted(self.error_count.items())),
-            "errors_total": self.errors_total,
-            "retry_count": self.retry_count,
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-            "frames_sent": self.frames_sent,
-            "frames_received": self.frames_received,
-            "stream_cancellations": self.stream_cancellations,
-            "request_latency": self.request_latency.snapshot(),
-            "serialize": self.serialize_latency.snapshot(),
-            "deserialize": self.deserialize_latency.snapshot(),
-        }
-
-    def __repr__(self) -> str:
-        total = sum(self.query_count.values())
-        return f"Metrics(queries={total}, errors={self.errors_total})"
+# Counters and histograms are native (crates/aura-py/src/metrics.rs): a
+# request is recorded by one call into the core.
+Metrics = _core.Metrics
+LatencyHistogram = _core.LatencyHistogram
 
 
 # --------------------------------------------------------------------------- telemetry config
@@ -180,14 +44,16 @@ CAPTURE_QUERY_IR_MODES = ("off", "redacted")
 @dataclass(frozen=True)
 class TelemetryConfig:
     """Tracing switches. ``capture_bind_params`` is accepted for compatibility,
-    but bound values are never exported (§9 redaction rule)."""
+    but bound values are never exported (§9 redaction rule). ``metrics=False``
+    stops recording requests into ``client.metrics``."""
 
     opentelemetry: bool = False
     capture_query_ir: str = "off"
     capture_bind_params: bool = False
+    metrics: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("opentelemetry", "capture_bind_params"):
+        for name in ("opentelemetry", "capture_bind_params", "metrics"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"TelemetryConfig.{name} must be a bool")
         if self.capture_query_ir not in CAPTURE_QUERY_IR_MODES:

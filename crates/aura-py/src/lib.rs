@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod ir_de;
 mod memory;
+mod metrics;
 #[cfg(feature = "mongodb")]
 mod mongo;
 mod native;
@@ -24,6 +25,8 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<plan::ModelPlan>()?;
+    m.add_class::<metrics::Metrics>()?;
+    m.add_class::<metrics::LatencyHistogram>()?;
     m.add_class::<memory::MemoryEngine>()?;
     m.add_class::<memory::MemoryConnection>()?;
     m.add_class::<memory::MemoryCursor>()?;
