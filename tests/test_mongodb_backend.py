@@ -323,3 +323,20 @@ async def test_unreachable_server_is_a_connection_error() -> None:
         await aura.connect("mongodb://127.0.0.1:1/x", connect_timeout_s=0.5)
     assert info.value.context == {"driver": "mongodb", "operation": "ping"}
     assert info.value.retryable is True
+
+
+async def test_a_silent_server_is_bounded_by_the_request_timeout() -> None:
+    """A peer that accepts and never answers: the request fails with
+    `timeout` once request_timeout_s passes (connect_timeout_s is longer)."""
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        with pytest.raises(aura.AuraTimeoutError) as info:
+            await aura.connect(
+                f"mongodb://127.0.0.1:{port}/x", connect_timeout_s=30, request_timeout_s=0.3
+            )
+    assert info.value.code == "timeout"
+    assert info.value.context["timeout_ms"] == 300

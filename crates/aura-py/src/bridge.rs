@@ -17,6 +17,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
@@ -97,6 +98,30 @@ where
     let cancel = Canceller(task.abort_handle());
     future.call_method1(pyo3::intern!(py, "add_done_callback"), (cancel,))?;
     Ok(future)
+}
+
+/// `future_into_py` with a client-side bound: past `limit` the request
+/// fails with the `timeout` error and its task is dropped.
+pub fn future_into_py_within<'py, F, T>(
+    py: Python<'py>,
+    limit: Duration,
+    work: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Outcome<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    future_into_py(py, async move {
+        match tokio::time::timeout(limit, work).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(aura_core::Error::timeout(format!(
+                "request exceeded the client's request timeout of {} ms",
+                limit.as_millis()
+            ))
+            .with_context("timeout_ms", limit.as_millis() as u64)
+            .into()),
+        }
+    })
 }
 
 /// Aborts the task once its asyncio future is cancelled.

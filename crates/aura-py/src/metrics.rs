@@ -308,9 +308,15 @@ impl Metrics {
         out.set_item("frames_sent", self.frames_sent)?;
         out.set_item("frames_received", self.frames_received)?;
         out.set_item("stream_cancellations", self.stream_cancellations)?;
-        out.set_item("request_latency", self.request_latency.borrow(py).snapshot(py)?)?;
+        out.set_item(
+            "request_latency",
+            self.request_latency.borrow(py).snapshot(py)?,
+        )?;
         out.set_item("serialize", self.serialize_latency.borrow(py).snapshot(py)?)?;
-        out.set_item("deserialize", self.deserialize_latency.borrow(py).snapshot(py)?)?;
+        out.set_item(
+            "deserialize",
+            self.deserialize_latency.borrow(py).snapshot(py)?,
+        )?;
         Ok(out)
     }
 

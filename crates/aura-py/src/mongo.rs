@@ -11,7 +11,7 @@ use aura_mongo::{MongoOptions, MongoStore};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use crate::bridge::future_into_py;
+use crate::bridge::future_into_py_within;
 use crate::convert::json_to_py;
 use crate::errors::to_py;
 use crate::memory::{on_conflict_mode, parse_request};
@@ -24,6 +24,12 @@ const BACKEND: &str = aura_mongo::BACKEND;
 struct Inner {
     store: MongoStore,
     plans: SharedPlans,
+    /// Client-side bound on each request (`ClientConfig.request_timeout_s`).
+    request_timeout: Duration,
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.001 })
 }
 
 fn no_transactions(txn: Option<u64>) -> PyResult<()> {
@@ -47,15 +53,9 @@ pub struct MongoConnection {
 impl MongoConnection {
     /// Build (no I/O); `uri` is a `mongodb://` URI, `database` the database.
     #[new]
-    #[pyo3(signature = (uri, database, *, connect_timeout_s=10.0))]
-    fn new(uri: String, database: String, connect_timeout_s: f64) -> Self {
-        let connect_timeout = Duration::from_secs_f64(
-            if connect_timeout_s.is_finite() && connect_timeout_s > 0.0 {
-                connect_timeout_s
-            } else {
-                0.001
-            },
-        );
+    #[pyo3(signature = (uri, database, *, connect_timeout_s=10.0, request_timeout_s=30.0))]
+    fn new(uri: String, database: String, connect_timeout_s: f64, request_timeout_s: f64) -> Self {
+        let connect_timeout = seconds(connect_timeout_s);
         MongoConnection {
             inner: Arc::new(Inner {
                 store: MongoStore::new(MongoOptions {
@@ -64,6 +64,7 @@ impl MongoConnection {
                     connect_timeout,
                 }),
                 plans: SharedPlans::default(),
+                request_timeout: seconds(request_timeout_s),
             }),
         }
     }
@@ -84,12 +85,14 @@ impl MongoConnection {
 
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        future_into_py(py, async move { Ok(inner.store.open().await?) })
+        future_into_py_within(py, inner.request_timeout, async move {
+            Ok(inner.store.open().await?)
+        })
     }
 
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        future_into_py(py, async move {
+        future_into_py_within(py, inner.request_timeout, async move {
             inner.store.close().await;
             Ok(())
         })
@@ -97,7 +100,9 @@ impl MongoConnection {
 
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        future_into_py(py, async move { Ok(inner.store.ping().await?) })
+        future_into_py_within(py, inner.request_timeout, async move {
+            Ok(inner.store.ping().await?)
+        })
     }
 
     /// Create the declared unique and secondary indexes of each model.
@@ -107,7 +112,7 @@ impl MongoConnection {
         models: Vec<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        future_into_py(py, async move {
+        future_into_py_within(py, inner.request_timeout, async move {
             for name in models {
                 let schema = inner.store.schema(&name).map_err(to_py)?;
                 inner.store.create_indexes(&schema).await?;
@@ -122,7 +127,7 @@ impl MongoConnection {
         models: Vec<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        future_into_py(py, async move {
+        future_into_py_within(py, inner.request_timeout, async move {
             for name in models {
                 inner.store.drop_collection(&name).await?;
             }
@@ -142,23 +147,23 @@ impl MongoConnection {
         let request = parse_request(ir)?;
         let inner = self.inner.clone();
         match request {
-            Request::Select(q) => future_into_py(py, async move {
+            Request::Select(q) => future_into_py_within(py, inner.request_timeout, async move {
                 let rows = inner.store.select(&q).await?;
                 Ok(hydrated(inner.plans.clone(), q, rows))
             }),
-            Request::Count(q) => {
-                future_into_py(py, async move { Ok(inner.store.count(&q).await?) })
-            }
-            Request::Exists(q) => {
-                future_into_py(py, async move { Ok(inner.store.exists(&q).await?) })
-            }
-            Request::Update(q) => {
-                future_into_py(py, async move { Ok(inner.store.update(&q).await?) })
-            }
-            Request::Delete(q) => {
-                future_into_py(py, async move { Ok(inner.store.delete(&q).await?) })
-            }
-            Request::Aggregate(q) => future_into_py(py, async move {
+            Request::Count(q) => future_into_py_within(py, inner.request_timeout, async move {
+                Ok(inner.store.count(&q).await?)
+            }),
+            Request::Exists(q) => future_into_py_within(py, inner.request_timeout, async move {
+                Ok(inner.store.exists(&q).await?)
+            }),
+            Request::Update(q) => future_into_py_within(py, inner.request_timeout, async move {
+                Ok(inner.store.update(&q).await?)
+            }),
+            Request::Delete(q) => future_into_py_within(py, inner.request_timeout, async move {
+                Ok(inner.store.delete(&q).await?)
+            }),
+            Request::Aggregate(q) => future_into_py_within(py, inner.request_timeout, async move {
                 let json = inner.store.aggregate(&q).await?;
                 Ok(Deferred::new(move |py| json_to_py(py, &json)))
             }),
@@ -184,7 +189,7 @@ impl MongoConnection {
             .map(|obj| to_row(plan.get(), &obj))
             .collect::<PyResult<Vec<_>>>()?;
         let schema = plan.get().schema.clone();
-        future_into_py(py, async move {
+        future_into_py_within(py, inner.request_timeout, async move {
             Ok(inner.store.insert(&schema, &rows, mode).await?)
         })
     }
@@ -206,7 +211,7 @@ impl MongoConnection {
         let plan = self.plan(py, &q.model)?;
         let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
         let inner = self.inner.clone();
-        future_into_py(py, async move {
+        future_into_py_within(py, inner.request_timeout, async move {
             let stored = inner.store.upsert(&q, row).await?;
             Ok(stored_instance(inner.plans.clone(), q.model, stored))
         })
@@ -240,7 +245,7 @@ impl MongoConnection {
             return Err(to_py(Error::query("a cursor needs a select IR")));
         };
         let inner = self.inner.clone();
-        future_into_py(py, async move {
+        future_into_py_within(py, inner.request_timeout, async move {
             let cursor = inner.store.cursor(&q, batch_size).await?;
             Ok(MongoCursor {
                 cursor: Arc::new(cursor),
@@ -277,7 +282,7 @@ impl MongoCursor {
         let cursor = self.cursor.clone();
         let inner = self.inner.clone();
         let query = self.query.clone();
-        future_into_py(py, async move {
+        future_into_py_within(py, inner.request_timeout, async move {
             let rows = cursor.fetch(batch_size).await?;
             let rows = rows
                 .into_iter()

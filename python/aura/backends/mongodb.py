@@ -78,7 +78,10 @@ class MongoDBBackend(NoTransactions, AsyncConnectionBackend):
         self.config = config
         self.database = config.database or DEFAULT_DATABASE
         self.connection = _core.MongoConnection(
-            mongodb_uri(config), self.database, connect_timeout_s=config.connect_timeout_s
+            mongodb_uri(config),
+            self.database,
+            connect_timeout_s=config.connect_timeout_s,
+            request_timeout_s=config.request_timeout_s,
         )
 
     @property
