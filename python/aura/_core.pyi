@@ -20,6 +20,10 @@ class ModelPlan:
     @property
     def name(self) -> str: ...
 
+def ir_parse_paths(ir: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The fast and the general IR reader's results (the fast one None when
+    it declines); a test keeps them in agreement."""
+
 @final
 class LatencyHistogram:
     """Latency samples in seconds; percentiles over the newest ``max_samples``."""

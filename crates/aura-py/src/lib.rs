@@ -7,6 +7,7 @@ mod bridge;
 mod convert;
 mod errors;
 mod ir_de;
+mod ir_fast;
 mod memory;
 mod metrics;
 #[cfg(feature = "mongodb")]
@@ -26,6 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<plan::ModelPlan>()?;
     m.add_class::<metrics::Metrics>()?;
+    m.add_function(wrap_pyfunction!(ir_fast::ir_parse_paths, m)?)?;
     m.add_class::<metrics::LatencyHistogram>()?;
     m.add_class::<memory::MemoryEngine>()?;
     m.add_class::<memory::MemoryConnection>()?;

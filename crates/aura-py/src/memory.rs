@@ -46,6 +46,14 @@ pub struct MemoryConnection {
 
 /// Deserialize the IR straight from the Python dict (no JSON detour).
 pub fn parse_request(ir: &Bound<'_, PyAny>) -> PyResult<Request> {
+    match crate::ir_fast::parse(ir) {
+        Some(request) => Ok(request),
+        None => parse_serde(ir),
+    }
+}
+
+/// The general IR reader: every shape, and every error message.
+pub(crate) fn parse_serde(ir: &Bound<'_, PyAny>) -> PyResult<Request> {
     crate::ir_de::from_py::<Request>(ir)
         .map_err(|e| aura_core::ir::invalid_ir(e.to_string()))
         .py_err()

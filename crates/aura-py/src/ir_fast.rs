@@ -1,0 +1,179 @@
+//! The most frequent requests (a select, count or exists with plain
+//! filters and a window) read straight from the IR dict, without serde's
+//! per-key visitor machinery: on a point lookup that machinery costs more
+//! than the engine's work.
+//!
+//! Keys are interned Python strings, so each lookup hashes nothing.
+//!
+//! Anything outside those shapes, and anything malformed, returns `None`
+//! and goes through the serde reader (`ir_de`), which stays the one
+//! definition of what is valid and of every error message. A test checks
+//! that both readers agree on every shape the builders produce.
+
+use aura_core::ir::{BoolOp, CompareOp, Expr, Filtered, Request, Select};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyInt, PyList, PyString};
+
+/// The request, when `ir` is one of the shapes read here.
+pub fn parse(ir: &Bound<'_, PyAny>) -> Option<Request> {
+    let dict = ir.cast_exact::<PyDict>().ok()?;
+    let operation = dict.get_item(intern!(dict.py(), "operation")).ok()??;
+    match borrowed(&operation)? {
+        "select" => select(dict).map(Request::Select),
+        "count" => filtered(dict).map(Request::Count),
+        "exists" => filtered(dict).map(Request::Exists),
+        _ => None,
+    }
+}
+
+fn select(dict: &Bound<'_, PyDict>) -> Option<Select> {
+    let mut q = Select::new(&text(&dict.get_item(intern!(dict.py(), "model")).ok()??)?);
+    let mut seen = 2; // operation, model
+    if let Some(filters) = dict.get_item(intern!(dict.py(), "filters")).ok()? {
+        q.filters = exprs(&filters)?;
+        seen += 1;
+    }
+    if let Some(limit) = dict.get_item(intern!(dict.py(), "limit")).ok()? {
+        q.limit = Some(count(&limit)?);
+        seen += 1;
+    }
+    if let Some(offset) = dict.get_item(intern!(dict.py(), "offset")).ok()? {
+        q.offset = Some(count(&offset)?);
+        seen += 1;
+    }
+    if let Some(consistency) = dict.get_item(intern!(dict.py(), "consistency")).ok()? {
+        q.consistency = text(&consistency)?;
+        seen += 1;
+    }
+    if let Some(timeout) = dict.get_item(intern!(dict.py(), "timeout_ms")).ok()? {
+        q.timeout_ms = Some(count(&timeout)?);
+        seen += 1;
+    }
+    // Any other key (search clauses, includes, ...) is serde's to read.
+    (dict.len() == seen).then_some(q)
+}
+
+fn filtered(dict: &Bound<'_, PyDict>) -> Option<Filtered> {
+    let model = text(&dict.get_item(intern!(dict.py(), "model")).ok()??)?;
+    let mut seen = 2;
+    let filters = match dict.get_item(intern!(dict.py(), "filters")).ok()? {
+        Some(filters) => {
+            seen += 1;
+            exprs(&filters)?
+        }
+        None => Vec::new(),
+    };
+    let mut q = Filtered::new(&model, filters);
+    if let Some(timeout) = dict.get_item(intern!(dict.py(), "timeout_ms")).ok()? {
+        q.timeout_ms = Some(count(&timeout)?);
+        seen += 1;
+    }
+    (dict.len() == seen).then_some(q)
+}
+
+fn exprs(list: &Bound<'_, PyAny>) -> Option<Vec<Expr>> {
+    let list = list.cast_exact::<PyList>().ok()?;
+    list.iter().map(|item| expr(&item)).collect()
+}
+
+/// One expression dict; its keys must be exactly the variant's.
+fn expr<'py>(obj: &Bound<'py, PyAny>) -> Option<Expr> {
+    let dict = obj.cast_exact::<PyDict>().ok()?;
+    let item = |key: &Bound<'py, PyString>| dict.get_item(key).ok().flatten();
+    let py = dict.py();
+    let kind = item(intern!(py, "kind"))?;
+    let (expr, keys) = match borrowed(&kind)? {
+        "field" => (
+            Expr::Field {
+                model: text(&item(intern!(py, "model"))?)?,
+                field: text(&item(intern!(py, "field"))?)?,
+                path: None,
+            },
+            3,
+        ),
+        "literal" => (
+            Expr::Literal {
+                value: crate::ir_de::from_py(&item(intern!(py, "value"))?).ok()?,
+            },
+            2,
+        ),
+        "compare" => (
+            Expr::Compare {
+                op: compare_op(borrowed(&item(intern!(py, "op"))?)?)?,
+                left: Box::new(expr(&item(intern!(py, "left"))?)?),
+                right: Box::new(expr(&item(intern!(py, "right"))?)?),
+            },
+            4,
+        ),
+        "bool" => (
+            Expr::Bool {
+                op: match borrowed(&item(intern!(py, "op"))?)? {
+                    "and" => BoolOp::And,
+                    "or" => BoolOp::Or,
+                    _ => return None,
+                },
+                operands: exprs(&item(intern!(py, "operands"))?)?,
+            },
+            3,
+        ),
+        "not" => (
+            Expr::Not {
+                operand: Box::new(expr(&item(intern!(py, "operand"))?)?),
+            },
+            2,
+        ),
+        _ => return None,
+    };
+    (dict.len() == keys).then_some(expr)
+}
+
+fn compare_op(op: &str) -> Option<CompareOp> {
+    Some(match op {
+        "eq" => CompareOp::Eq,
+        "ne" => CompareOp::Ne,
+        "lt" => CompareOp::Lt,
+        "le" => CompareOp::Le,
+        "gt" => CompareOp::Gt,
+        "ge" => CompareOp::Ge,
+        "in" => CompareOp::In,
+        "not_in" => CompareOp::NotIn,
+        "contains" => CompareOp::Contains,
+        "startswith" => CompareOp::Startswith,
+        "endswith" => CompareOp::Endswith,
+        "like" => CompareOp::Like,
+        "is_null" => CompareOp::IsNull,
+        "is_not_null" => CompareOp::IsNotNull,
+        "exists" => CompareOp::Exists,
+        _ => return None,
+    })
+}
+
+fn text(obj: &Bound<'_, PyAny>) -> Option<String> {
+    borrowed(obj).map(str::to_owned)
+}
+
+/// A str's UTF-8 (cached by CPython), without copying it.
+fn borrowed<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a str> {
+    obj.cast_exact::<PyString>().ok()?.to_str().ok()
+}
+
+/// A non-negative int (bool is not an int here, as in `ir_de`).
+fn count(obj: &Bound<'_, PyAny>) -> Option<u64> {
+    obj.cast_exact::<PyInt>().ok()?.extract::<u64>().ok()
+}
+
+/// Both readers' results as IR JSON (the fast one `None` when it declines),
+/// for the test that keeps them in agreement.
+#[pyfunction]
+pub fn ir_parse_paths(py: Python<'_>, ir: &Bound<'_, PyAny>) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    let fast = match parse(ir) {
+        Some(request) => crate::convert::json_to_py(py, &request.to_json())?.unbind(),
+        None => py.None(),
+    };
+    let slow = crate::memory::parse_serde(ir)?;
+    Ok((
+        fast,
+        crate::convert::json_to_py(py, &slow.to_json())?.unbind(),
+    ))
+}
