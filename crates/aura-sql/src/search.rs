@@ -78,19 +78,15 @@ fn sqlite_fts(
     let name = fts_table(schema, field);
     let fts = Dialect::Sqlite.quote(&name)?;
     let trigger = |suffix: &str| Dialect::Sqlite.quote(&format!("{name}_{suffix}"));
-    // Nulls are not documents (the memory engine's corpus is the rows
-    // holding a string), and an external-content FTS5 table must only be
-    // told to delete what it indexed: both sides skip nulls.
+    // Every row is a document (a null is an empty one): an external-content
+    // FTS5 table must index exactly the rows of its content table, or its
+    // deletes and integrity checks go wrong.
     let add = |row: &str| {
-        format!(
-            "INSERT INTO {fts}(rowid, {column}) SELECT {row}.rowid, {row}.{column} \
-             WHERE {row}.{column} IS NOT NULL;"
-        )
+        format!("INSERT INTO {fts}(rowid, {column}) VALUES ({row}.rowid, {row}.{column});")
     };
     let remove = |row: &str| {
         format!(
-            "INSERT INTO {fts}({fts}, rowid, {column}) SELECT 'delete', {row}.rowid, {row}.{column} \
-             WHERE {row}.{column} IS NOT NULL;"
+            "INSERT INTO {fts}({fts}, rowid, {column}) VALUES ('delete', {row}.rowid, {row}.{column});"
         )
     };
     Ok(vec![
@@ -120,13 +116,8 @@ fn sqlite_fts(
 
 /// SQLite: fills a newly created FTS5 table from the rows already stored.
 pub fn populate_fts(schema: &ModelSchema, field: &FieldDef) -> Result<String> {
-    let d = Dialect::Sqlite;
-    let column = d.quote(&field.storage)?;
-    Ok(format!(
-        "INSERT INTO {}(rowid, {column}) SELECT rowid, {column} FROM {} WHERE {column} IS NOT NULL",
-        d.quote(&fts_table(schema, field))?,
-        d.quote(&schema.name)?
-    ))
+    let fts = Dialect::Sqlite.quote(&fts_table(schema, field))?;
+    Ok(format!("INSERT INTO {fts}({fts}) VALUES ('rebuild')"))
 }
 
 /// SQLite: drops the FTS5 table of a field (its triggers go with the table).

@@ -28,7 +28,10 @@ def _single_column(indexes: list[Mapping[str, Any]], *, unique: bool) -> set[str
 
 
 def _live_field(
-    declared: FieldSchema, column: Mapping[str, Any], unique: set[str], indexed: set[str],
+    declared: FieldSchema,
+    column: Mapping[str, Any],
+    unique: set[str],
+    indexed: set[str],
     full_text: set[str],
 ) -> FieldSchema:
     name = declared.storage_name
@@ -69,5 +72,7 @@ def live_schema(declared: ModelSchema, table: Mapping[str, Any]) -> ModelSchema:
         if field.primary_key:
             primary_key = field.name
     return replace(
-        declared, primary_key=primary_key, fields=tuple(fields),
+        declared,
+        primary_key=primary_key,
+        fields=tuple(fields),
     )
