@@ -104,13 +104,7 @@ def build_aggregate(client: aura.Client, rng: random.Random) -> Any:
     for _ in range(rng.randint(0, 3)):
         op = rng.choice(["count", "min", "max", "sum", "avg"])
         field = rng.choice(FIELDS)
-        q = {
-            "count": lambda: q.aggregate_count(),
-            "min": lambda: q.min(field),
-            "max": lambda: q.max(field),
-            "sum": lambda: q.sum(field),
-            "avg": lambda: q.avg(field),
-        }[op]()
+        q = q.aggregate_count() if op == "count" else getattr(q, op)(field)
     for _ in range(rng.randint(0, 2)):
         q = q.facet(rng.choice(FIELDS), limit=rng.choice([None, 1, 2, 3, 5, 50]))
     if rng.random() < 0.35:
