@@ -34,15 +34,11 @@ type Plans = Arc<RwLock<HashMap<String, Py<ModelPlan>>>>;
 /// What a finished job hands back to the event loop.
 enum Outcome {
     Opened(Database),
-    Rows {
-        model: String,
-        mask: Option<Vec<bool>>,
-        rows: Vec<Fetched>,
-    },
+    /// A cursor's rows, scores included for ranked selects.
     Cursor {
         model: String,
         mask: Option<Vec<bool>>,
-        rows: Vec<Fetched>,
+        rows: Vec<ResultRow>,
     },
     /// Rows already hydrated chunk by chunk into `list`, plus the rest.
     Streamed {
@@ -238,7 +234,6 @@ fn convert<'py>(py: Python<'py>, outcome: Outcome, plans: &Plans) -> PyResult<Bo
             },
         )?
         .into_any(),
-        Outcome::Rows { model, mask, rows } => hydrate(py, plans, &model, mask.as_deref(), rows)?,
         Outcome::Cursor { model, mask, rows } => Bound::new(
             py,
             SqliteCursor {
@@ -501,18 +496,22 @@ fn describe_table(
     serde_json::json!({"columns": columns, "indexes": indexes, "full_text": table.full_text})
 }
 
-fn select_work(q: Select, schema: Option<Arc<ModelSchema>>, cursor: bool) -> Work {
+/// The rows of a cursor (`stream()`): a ranked select keeps its scores.
+fn cursor_work(q: Select, schema: Option<Arc<ModelSchema>>) -> Work {
     Box::new(move |s| {
         let mask = match &schema {
             Some(schema) => aura_sql::projection_mask(schema, &q.projection)?,
             None => None,
         };
-        let rows = aura_sqlite::select(s, &q)?;
-        let model = q.model;
-        Ok(if cursor {
-            Outcome::Cursor { model, mask, rows }
+        let rows = if q.text_search.is_some() {
+            ranked_result_rows(aura_sqlite::select_ranked(s, &q)?, q.offset.unwrap_or(0))
         } else {
-            Outcome::Rows { model, mask, rows }
+            result_rows(aura_sqlite::select(s, &q)?).collect()
+        };
+        Ok(Outcome::Cursor {
+            model: q.model,
+            mask,
+            rows,
         })
     })
 }
@@ -660,7 +659,7 @@ impl SqliteConnection {
             .get(&q.model)
             .map(|p| p.get().schema.clone());
         let done = self.completion(future, event_loop);
-        self.dispatch(txn.as_deref(), done, select_work(q, schema, true));
+        self.dispatch(txn.as_deref(), done, cursor_work(q, schema));
         Ok(())
     }
 
@@ -797,7 +796,7 @@ impl SqliteConnection {
 struct CursorState {
     model: String,
     mask: Option<Vec<bool>>,
-    rows: VecDeque<Fetched>,
+    rows: VecDeque<ResultRow>,
 }
 
 /// Rows of a select, hydrated one batch per `fetch`.
@@ -819,10 +818,10 @@ impl SqliteCursor {
             return Ok(PyList::empty(py).into_any());
         };
         let take = batch_size.min(state.rows.len());
-        let batch: Vec<Fetched> = state.rows.drain(..take).collect();
+        let batch: Vec<ResultRow> = state.rows.drain(..take).collect();
         let (model, mask) = (state.model.clone(), state.mask.clone());
         drop(guard);
-        hydrate(py, &conn.plans, &model, mask.as_deref(), batch)
+        hydrate_results(py, &conn.plans, &model, mask.as_deref(), batch)
     }
 
     fn close(&self) {

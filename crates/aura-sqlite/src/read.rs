@@ -281,7 +281,10 @@ pub fn raw(session: &mut Session, statement: &str, params: &Json) -> Result<RawR
 /// `detail` column of `EXPLAIN QUERY PLAN`).
 pub fn explain(session: &Session, q: &Select) -> Result<(String, Vec<String>)> {
     let schema = session.schema(&q.model)?;
-    let stmt = aura_sql::select(SQLITE, &schema, q)?;
+    let stmt = match q.text_search {
+        Some(_) => aura_sql::select_ranked(SQLITE, &schema, q)?,
+        None => aura_sql::select(SQLITE, &schema, q)?,
+    };
     let mut prepared = session
         .conn
         .prepare(&format!("EXPLAIN QUERY PLAN {}", stmt.sql))
