@@ -148,14 +148,12 @@ async def test_capabilities_are_honest(db: aura.Client) -> None:
         True,
         True,
     )
-    assert (caps.vector_search, caps.full_text_search, caps.graph_traversal) == (
-        False,
-        False,
-        False,
-    )
+    assert (caps.full_text_search, caps.aggregations_and_facets) == (True, True)
+    assert (caps.vector_search, caps.hybrid_search, caps.graph_traversal) == (False, False, False)
+    assert caps.ranked_pagination is False
     with pytest.raises(AuraCapabilityError) as info:
-        await db.query(SqlNote).facet("text").aggregate()
-    assert info.value.context == {"backend": "sqlite", "capability": "aggregations_and_facets"}
+        await db.search(SqlNote).search_vector("rank", [1.0], top_k=1).all()
+    assert info.value.context == {"backend": "sqlite", "capability": "vector_search"}
     with pytest.raises(AuraCapabilityError) as legacy:
         await db.query(SqlNote).text("text", query="a").all()
     assert legacy.value.message == "Backend 'sqlite' does not support legacy text search"

@@ -222,6 +222,16 @@ pub struct Select {
 }
 
 impl Select {
+    /// An aggregate needs a facet, a metric or a `group_by` (API.md §4.2).
+    pub fn check_aggregate(&self) -> Result<()> {
+        if self.facets.is_empty() && self.metrics.is_empty() && self.group_by.is_none() {
+            return Err(Error::query(
+                "aggregate() requires at least one facet or metric (facet(), aggregate_count(), min(), max())",
+            ));
+        }
+        Ok(())
+    }
+
     /// A bare `select` of every row of `model`.
     pub fn new(model: &str) -> Self {
         Select {
@@ -432,6 +442,54 @@ pub struct MetricRequest {
     pub op: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+}
+
+/// Buckets a facet (or groups a `group_by`) returns when the query gives no limit.
+pub const DEFAULT_FACET_LIMIT: u64 = 10;
+
+impl Facet {
+    /// The bucket limit (API.md §4.3: default 10; 0 is refused).
+    pub fn bucket_limit(&self) -> Result<usize> {
+        match self.limit.unwrap_or(DEFAULT_FACET_LIMIT) {
+            0 => Err(Error::query("facet limit must be a positive int")),
+            n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+        }
+    }
+}
+
+/// The metric operations of an aggregate (API.md §4.3 plus `sum`/`avg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricOp {
+    Count,
+    Min,
+    Max,
+    Sum,
+    Avg,
+}
+
+impl MetricRequest {
+    /// The operation and, except for `count`, its (non-blank) field name.
+    pub fn parse(&self) -> Result<(MetricOp, Option<&str>)> {
+        let op = match self.op.as_str() {
+            "count" => return Ok((MetricOp::Count, None)),
+            "min" => MetricOp::Min,
+            "max" => MetricOp::Max,
+            "sum" => MetricOp::Sum,
+            "avg" => MetricOp::Avg,
+            _ => {
+                return Err(
+                    Error::query("metric op must be count, min, max, sum or avg")
+                        .with_context("op", self.op.as_str()),
+                )
+            }
+        };
+        let field = self
+            .field
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())
+            .ok_or_else(|| Error::query(format!("{}() requires a field name", self.op)))?;
+        Ok((op, Some(field)))
+    }
 }
 
 /// Expressions; the JSON tag is `kind` (deserialized in `Tagged`, through

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ir;
 pub mod schema;
 mod tagged;
+pub mod text;
 pub mod value;
 
 pub use capabilities::Capabilities;

@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 
-use aura_core::ir::{Facet, MetricRequest, Select};
-use aura_core::{Error, Key, Result, Row, Value};
+use aura_core::ir::{MetricOp, MetricRequest, Select};
+use aura_core::{Key, Result, Row, Value};
 use serde_json::{json, Map, Value as Json};
 
 use crate::deadline::Deadline;
@@ -16,9 +16,6 @@ use crate::field_access::FieldAccess;
 use crate::rank;
 use crate::select::Matcher;
 use crate::table::{lookup, Tables};
-
-/// Buckets a facet returns when the query gives no limit.
-const DEFAULT_FACET_LIMIT: u64 = 10;
 
 enum Op {
     Count,
@@ -29,26 +26,14 @@ enum Op {
 }
 
 fn compile_metric(schema: &aura_core::ModelSchema, m: &MetricRequest) -> Result<Op> {
-    let field = || {
-        let name = m
-            .field
-            .as_deref()
-            .filter(|f| !f.trim().is_empty())
-            .ok_or_else(|| Error::query(format!("{}() requires a field name", m.op)))?;
-        FieldAccess::resolve(schema, name, None)
-    };
-    Ok(match m.op.as_str() {
-        "count" => Op::Count,
-        "min" => Op::Min(field()?),
-        "max" => Op::Max(field()?),
-        "sum" => Op::Sum(field()?),
-        "avg" => Op::Avg(field()?),
-        _ => {
-            return Err(
-                Error::query("metric op must be count, min, max, sum or avg")
-                    .with_context("op", m.op.as_str()),
-            )
-        }
+    let (op, name) = m.parse()?;
+    let field = || FieldAccess::resolve(schema, name.unwrap_or_default(), None);
+    Ok(match op {
+        MetricOp::Count => Op::Count,
+        MetricOp::Min => Op::Min(field()?),
+        MetricOp::Max => Op::Max(field()?),
+        MetricOp::Sum => Op::Sum(field()?),
+        MetricOp::Avg => Op::Avg(field()?),
     })
 }
 
@@ -198,22 +183,11 @@ fn groups(
     ))
 }
 
-fn facet_limit(f: &Facet) -> Result<usize> {
-    match f.limit.unwrap_or(DEFAULT_FACET_LIMIT) {
-        0 => Err(Error::query("facet limit must be a positive int")),
-        n => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
-    }
-}
-
 /// The `AggregateResult` dict of §4.3.
 pub(crate) fn aggregate(tables: &Tables, q: &Select) -> Result<Json> {
     let table = lookup(tables, &q.model)?;
     let schema = &table.schema;
-    if q.facets.is_empty() && q.metrics.is_empty() && q.group_by.is_none() {
-        return Err(Error::query(
-            "aggregate() requires at least one facet or metric (facet(), aggregate_count(), min(), max())",
-        ));
-    }
+    q.check_aggregate()?;
     let ops = q
         .metrics
         .iter()
@@ -226,7 +200,7 @@ pub(crate) fn aggregate(tables: &Tables, q: &Select) -> Result<Json> {
             Ok((
                 f,
                 FieldAccess::resolve(schema, &f.field, None)?,
-                facet_limit(f)?,
+                f.bucket_limit()?,
             ))
         })
         .collect::<Result<Vec<_>>>()?;
@@ -236,7 +210,7 @@ pub(crate) fn aggregate(tables: &Tables, q: &Select) -> Result<Json> {
         .map(|g| {
             Ok((
                 FieldAccess::resolve(schema, &g.field, None)?,
-                facet_limit(g)?,
+                g.bucket_limit()?,
             ))
         })
         .transpose()?;

@@ -12,8 +12,10 @@ use std::time::Duration;
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
 use aura_core::{ModelSchema, Row};
-use aura_engine::{Included, ResultRow};
-use aura_sql::OnConflict;
+use aura_engine::{Included, ResultRow, Scores};
+use aura_sql::{Dialect, OnConflict};
+
+const SQLITE: Dialect = Dialect::Sqlite;
 use aura_sqlite::{
     Database, Fetched, Job, Loaded, Location, Options, RawRows, Session, Txn, TxnJob,
 };
@@ -32,15 +34,11 @@ type Plans = Arc<RwLock<HashMap<String, Py<ModelPlan>>>>;
 /// What a finished job hands back to the event loop.
 enum Outcome {
     Opened(Database),
-    Rows {
-        model: String,
-        mask: Option<Vec<bool>>,
-        rows: Vec<Fetched>,
-    },
+    /// A cursor's rows, scores included for ranked selects.
     Cursor {
         model: String,
         mask: Option<Vec<bool>>,
-        rows: Vec<Fetched>,
+        rows: Vec<ResultRow>,
     },
     /// Rows already hydrated chunk by chunk into `list`, plus the rest.
     Streamed {
@@ -49,6 +47,16 @@ enum Outcome {
         mask: Option<Vec<bool>>,
         rest: Vec<Fetched>,
     },
+    /// A `search_text` select: rows with their scores; `offset` makes the
+    /// 1-based ranks global (API.md §5.1).
+    Ranked {
+        model: String,
+        mask: Option<Vec<bool>>,
+        rows: Vec<(Fetched, f64)>,
+        offset: u64,
+    },
+    /// A JSON-shaped answer (aggregate results, table descriptions).
+    Json(serde_json::Value),
     Count(u64),
     Flag(bool),
     Stored {
@@ -174,6 +182,25 @@ fn result_rows(rows: Vec<Fetched>) -> impl Iterator<Item = ResultRow> {
     })
 }
 
+/// Ranked rows: `__score__` and the global 1-based `__rank__` (text
+/// search has no component scores).
+fn ranked_result_rows(rows: Vec<(Fetched, f64)>, offset: u64) -> Vec<ResultRow> {
+    let (fetched, scores): (Vec<Fetched>, Vec<f64>) = rows.into_iter().unzip();
+    result_rows(fetched)
+        .zip(scores)
+        .zip(1..)
+        .map(|((mut row, score), position)| {
+            row.scores = Some(Scores {
+                score,
+                text_score: None,
+                vector_score: None,
+                rank: offset + position,
+            });
+            row
+        })
+        .collect()
+}
+
 fn hydrate<'py>(
     py: Python<'py>,
     plans: &Plans,
@@ -181,10 +208,20 @@ fn hydrate<'py>(
     mask: Option<&[bool]>,
     rows: Vec<Fetched>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    hydrate_results(py, plans, model, mask, result_rows(rows))
+}
+
+fn hydrate_results<'py>(
+    py: Python<'py>,
+    plans: &Plans,
+    model: &str,
+    mask: Option<&[bool]>,
+    rows: impl IntoIterator<Item = ResultRow>,
+) -> PyResult<Bound<'py, PyAny>> {
     let plans = plans.read();
     let hydrator = Hydrator::new(py, &plans)?;
     let plan = hydrator.plan(model)?.get();
-    Ok(hydrate_rows(&hydrator, plan, mask, result_rows(rows))?.into_any())
+    Ok(hydrate_rows(&hydrator, plan, mask, rows)?.into_any())
 }
 
 fn convert<'py>(py: Python<'py>, outcome: Outcome, plans: &Plans) -> PyResult<Bound<'py, PyAny>> {
@@ -197,7 +234,6 @@ fn convert<'py>(py: Python<'py>, outcome: Outcome, plans: &Plans) -> PyResult<Bo
             },
         )?
         .into_any(),
-        Outcome::Rows { model, mask, rows } => hydrate(py, plans, &model, mask.as_deref(), rows)?,
         Outcome::Cursor { model, mask, rows } => Bound::new(
             py,
             SqliteCursor {
@@ -222,6 +258,16 @@ fn convert<'py>(py: Python<'py>, outcome: Outcome, plans: &Plans) -> PyResult<Bo
             }
             list.into_any()
         }
+        Outcome::Ranked {
+            model,
+            mask,
+            rows,
+            offset,
+        } => {
+            let rows = ranked_result_rows(rows, offset);
+            hydrate_results(py, plans, &model, mask.as_deref(), rows)?
+        }
+        Outcome::Json(value) => json_to_py(py, &value)?,
         Outcome::Count(n) => n.into_pyobject(py)?.into_any(),
         Outcome::Flag(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any(),
         Outcome::Stored { model, row } => match row {
@@ -320,6 +366,10 @@ impl SqliteConnection {
             .collect()
     }
 
+    fn schema_of(&self, model: &str) -> Option<Arc<ModelSchema>> {
+        self.plans.read().get(model).map(|p| p.get().schema.clone())
+    }
+
     fn plan(&self, py: Python<'_>, model: &str) -> PyResult<Py<ModelPlan>> {
         self.plans
             .read()
@@ -375,18 +425,93 @@ fn streamed_select_work(
     })
 }
 
-fn select_work(q: Select, schema: Option<Arc<ModelSchema>>, cursor: bool) -> Work {
+fn ranked_work(q: Select, schema: Option<Arc<ModelSchema>>) -> Work {
     Box::new(move |s| {
         let mask = match &schema {
             Some(schema) => aura_sql::projection_mask(schema, &q.projection)?,
             None => None,
         };
-        let rows = aura_sqlite::select(s, &q)?;
-        let model = q.model;
-        Ok(if cursor {
-            Outcome::Cursor { model, mask, rows }
+        let rows = aura_sqlite::select_ranked(s, &q)?;
+        Ok(Outcome::Ranked {
+            model: q.model,
+            mask,
+            rows,
+            offset: q.offset.unwrap_or(0),
+        })
+    })
+}
+
+/// The live shape of `schemas`' tables as the dicts `diff_schema` reads:
+/// `None` for a missing table, else columns (with whether the type is the
+/// one the model's DDL gives), indexes and full-text columns.
+fn describe_work(schemas: Vec<Arc<ModelSchema>>) -> Work {
+    Box::new(move |s| {
+        let names: Vec<String> = schemas.iter().map(|m| m.name.clone()).collect();
+        let live = aura_sqlite::describe(s, &names)?;
+        let mut catalog = s.catalog();
+        for schema in &schemas {
+            catalog.insert(schema.name.clone(), schema.clone());
+        }
+        let mut out = serde_json::Map::new();
+        for (schema, table) in schemas.iter().zip(live) {
+            let described = table.map_or(serde_json::Value::Null, |t| {
+                describe_table(schema, &catalog, &t)
+            });
+            out.insert(schema.name.clone(), described);
+        }
+        Ok(Outcome::Json(serde_json::Value::Object(out)))
+    })
+}
+
+fn describe_table(
+    schema: &ModelSchema,
+    catalog: &aura_sql::Catalog,
+    table: &aura_sql::LiveTable,
+) -> serde_json::Value {
+    let columns: Vec<serde_json::Value> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let matches = schema
+                .fields
+                .iter()
+                .find(|f| f.storage == c.name)
+                .is_some_and(|f| {
+                    aura_sql::column_type_matches(SQLITE, schema, catalog, f, &c.sql_type)
+                });
+            serde_json::json!({
+                "name": c.name,
+                "type": c.sql_type,
+                "not_null": c.not_null,
+                "primary_key": c.primary_key,
+                "type_matches": matches,
+            })
+        })
+        .collect();
+    let indexes: Vec<serde_json::Value> = table
+        .indexes
+        .iter()
+        .map(|i| serde_json::json!({"name": i.name, "unique": i.unique, "columns": i.columns}))
+        .collect();
+    serde_json::json!({"columns": columns, "indexes": indexes, "full_text": table.full_text})
+}
+
+/// The rows of a cursor (`stream()`): a ranked select keeps its scores.
+fn cursor_work(q: Select, schema: Option<Arc<ModelSchema>>) -> Work {
+    Box::new(move |s| {
+        let mask = match &schema {
+            Some(schema) => aura_sql::projection_mask(schema, &q.projection)?,
+            None => None,
+        };
+        let rows = if q.text_search.is_some() {
+            ranked_result_rows(aura_sqlite::select_ranked(s, &q)?, q.offset.unwrap_or(0))
         } else {
-            Outcome::Rows { model, mask, rows }
+            result_rows(aura_sqlite::select(s, &q)?).collect()
+        };
+        Ok(Outcome::Cursor {
+            model: q.model,
+            mask,
+            rows,
         })
     })
 }
@@ -461,6 +586,19 @@ impl SqliteConnection {
         Ok(())
     }
 
+    /// The live shape of the named models' tables (see `describe_work`).
+    fn describe(
+        &self,
+        names: Vec<String>,
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let schemas = self.schemas(&names)?;
+        let done = self.completion(future, event_loop);
+        self.dispatch(None, done, describe_work(schemas));
+        Ok(())
+    }
+
     fn drop_schema(&self, names: Vec<String>, future: Py<PyAny>, event_loop: Py<PyAny>) {
         let done = self.completion(future, event_loop);
         self.dispatch(
@@ -482,13 +620,16 @@ impl SqliteConnection {
     ) -> PyResult<()> {
         let done = self.completion(future, event_loop);
         let work: Work = match parse_request(ir)? {
+            Request::Select(q) if q.text_search.is_some() => {
+                let schema = self.schema_of(&q.model);
+                ranked_work(q, schema)
+            }
             Request::Select(q) => {
-                let schema = self
-                    .plans
-                    .read()
-                    .get(&q.model)
-                    .map(|p| p.get().schema.clone());
+                let schema = self.schema_of(&q.model);
                 streamed_select_work(py, q, schema, &done)
+            }
+            Request::Aggregate(q) => {
+                Box::new(move |s| aura_sqlite::aggregate(s, &q).map(Outcome::Json))
             }
             Request::Count(q) => Box::new(move |s| aura_sqlite::count(s, &q).map(Outcome::Count)),
             Request::Exists(q) => Box::new(move |s| aura_sqlite::exists(s, &q).map(Outcome::Flag)),
@@ -518,7 +659,7 @@ impl SqliteConnection {
             .get(&q.model)
             .map(|p| p.get().schema.clone());
         let done = self.completion(future, event_loop);
-        self.dispatch(txn.as_deref(), done, select_work(q, schema, true));
+        self.dispatch(txn.as_deref(), done, cursor_work(q, schema));
         Ok(())
     }
 
@@ -655,7 +796,7 @@ impl SqliteConnection {
 struct CursorState {
     model: String,
     mask: Option<Vec<bool>>,
-    rows: VecDeque<Fetched>,
+    rows: VecDeque<ResultRow>,
 }
 
 /// Rows of a select, hydrated one batch per `fetch`.
@@ -677,10 +818,10 @@ impl SqliteCursor {
             return Ok(PyList::empty(py).into_any());
         };
         let take = batch_size.min(state.rows.len());
-        let batch: Vec<Fetched> = state.rows.drain(..take).collect();
+        let batch: Vec<ResultRow> = state.rows.drain(..take).collect();
         let (model, mask) = (state.model.clone(), state.mask.clone());
         drop(guard);
-        hydrate(py, &conn.plans, &model, mask.as_deref(), batch)
+        hydrate_results(py, &conn.plans, &model, mask.as_deref(), batch)
     }
 
     fn close(&self) {

@@ -35,7 +35,7 @@ fn column_type(dialect: Dialect, kind: FieldKind, keyed: bool) -> &'static str {
 }
 
 /// A link column takes the type of its target's primary key.
-fn field_type(
+pub(crate) fn field_type(
     dialect: Dialect,
     schema: &ModelSchema,
     field: &FieldDef,

@@ -9,14 +9,20 @@
 //! - `filter`: predicates with the cross-backend semantics of API.md §16
 //!   row 30 (two-valued logic, nulls, case-sensitive LIKE);
 //! - `query`, `write`, `ddl`: statements for reads, writes and schema;
+//! - `aggregate`: metrics, facets and groups with the memory engine's answers;
+//! - `search`: full-text index DDL and the ranked `search_text` select;
+//! - `introspect`: reading a live table's shape back (`diff_schema`);
 //! - `connection`: what an async driver provides to the shared executor.
 
+mod aggregate;
 mod codec;
 mod connection;
 mod ddl;
 mod dialect;
 mod filter;
+mod introspect;
 mod query;
+mod search;
 mod sql;
 mod write;
 
@@ -25,13 +31,21 @@ use std::sync::Arc;
 
 use aura_core::ModelSchema;
 
+pub use aggregate::{aggregate, AggregatePlan, AggregateStatement};
 pub use codec::{decode, decode_untyped, encode, storage, SqlRef, SqlValue, Storage};
 pub use connection::{RawRows, SqlConnection};
 pub use ddl::{create_table, drop_table};
 pub use dialect::{escape_like, like_pattern, Dialect, LIKE_ESCAPE};
+pub use introspect::{
+    column_type_matches, introspect, Introspection, LiveColumn, LiveIndex, LiveTable,
+};
 pub use query::{
     count, exists, projection_mask, related, resolve_field, select, select_keys, RelatedQuery,
     Relation, Resolved,
+};
+pub use search::{
+    create_full_text, drop_fts, fts_table, full_text_fields, populate_fts, select_ranked,
+    SCORE_COLUMN,
 };
 pub use sql::Statement;
 pub use write::{

@@ -11,13 +11,13 @@ pub use crate::filter::{resolve_field, Resolved};
 use crate::sql::{Sql, Statement};
 use crate::Catalog;
 
-fn to_i64(n: u64) -> i64 {
+pub(crate) fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// The column list of a row in field order; fields outside `mask` (a
 /// projection) are read as NULL so every row has the schema's shape.
-fn columns(sql: &mut Sql, schema: &ModelSchema, mask: Option<&[bool]>) -> Result<()> {
+pub(crate) fn columns(sql: &mut Sql, schema: &ModelSchema, mask: Option<&[bool]>) -> Result<()> {
     let pk = schema.pk_index();
     for (pos, field) in schema.fields.iter().enumerate() {
         if pos > 0 {
@@ -50,7 +50,7 @@ pub fn projection_mask(schema: &ModelSchema, projection: &[String]) -> Result<Op
 
 /// `ORDER BY` terms, then the primary key: the memory engine's order
 /// (a stable sort over primary-key order).
-fn order_by(sql: &mut Sql, schema: &ModelSchema, terms: &[OrderTerm]) -> Result<()> {
+pub(crate) fn order_by(sql: &mut Sql, schema: &ModelSchema, terms: &[OrderTerm]) -> Result<()> {
     let mut first = true;
     let mut keyed = false;
     for term in terms {
@@ -82,7 +82,7 @@ fn order_by(sql: &mut Sql, schema: &ModelSchema, terms: &[OrderTerm]) -> Result<
     Ok(())
 }
 
-fn window(sql: &mut Sql, limit: Option<u64>, offset: Option<u64>) {
+pub(crate) fn window(sql: &mut Sql, limit: Option<u64>, offset: Option<u64>) {
     match (limit, offset) {
         (None, None) => {}
         (Some(limit), offset) => {
@@ -101,7 +101,7 @@ fn window(sql: &mut Sql, limit: Option<u64>, offset: Option<u64>) {
 }
 
 /// Clauses SQL does not run raise; none is ever dropped (API.md §16 row 6).
-fn check_clauses(dialect: Dialect, q: &Select) -> Result<()> {
+pub(crate) fn check_clauses(dialect: Dialect, q: &Select) -> Result<()> {
     let backend = dialect.backend();
     if q.hybrid.is_some() {
         return Err(Error::capability(backend, "hybrid_search", "hybrid search"));

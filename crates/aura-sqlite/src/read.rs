@@ -30,11 +30,6 @@ pub enum Loaded {
 pub fn select(session: &mut Session, q: &Select) -> Result<Vec<Fetched>> {
     let schema = session.schema(&q.model)?;
     let stmt = aura_sql::select(SQLITE, &schema, q)?;
-    let relations = q
-        .include
-        .iter()
-        .map(|inc| Relation::resolve(&session.shared.catalog.read(), &schema, &inc.link))
-        .collect::<Result<Vec<_>>>()?;
     session.with_deadline(q.timeout_ms, |s| {
         s.read(|s| {
             let rows = s.rows(&schema, &stmt)?;
@@ -42,12 +37,10 @@ pub fn select(session: &mut Session, q: &Select) -> Result<Vec<Fetched>> {
                 .into_iter()
                 .map(|row| Fetched {
                     row,
-                    includes: Vec::with_capacity(relations.len()),
+                    includes: Vec::with_capacity(q.include.len()),
                 })
                 .collect();
-            for (relation, include) in relations.iter().zip(&q.include) {
-                load(s, &schema, relation, include, &mut fetched)?;
-            }
+            load_includes(s, &schema, q, &mut fetched)?;
             Ok(fetched)
         })
     })
@@ -85,6 +78,24 @@ pub fn select_chunked(
         }
         Ok(batch)
     })
+}
+
+/// Loads every `.include()` of `q` into `fetched`, one query per level.
+pub(crate) fn load_includes(
+    session: &Session,
+    schema: &ModelSchema,
+    q: &Select,
+    fetched: &mut [Fetched],
+) -> Result<()> {
+    let relations = q
+        .include
+        .iter()
+        .map(|inc| Relation::resolve(&session.shared.catalog.read(), schema, &inc.link))
+        .collect::<Result<Vec<_>>>()?;
+    for (relation, include) in relations.iter().zip(&q.include) {
+        load(session, schema, relation, include, fetched)?;
+    }
+    Ok(())
 }
 
 fn distinct(values: impl Iterator<Item = Value>) -> Vec<Value> {
@@ -270,7 +281,10 @@ pub fn raw(session: &mut Session, statement: &str, params: &Json) -> Result<RawR
 /// `detail` column of `EXPLAIN QUERY PLAN`).
 pub fn explain(session: &Session, q: &Select) -> Result<(String, Vec<String>)> {
     let schema = session.schema(&q.model)?;
-    let stmt = aura_sql::select(SQLITE, &schema, q)?;
+    let stmt = match q.text_search {
+        Some(_) => aura_sql::select_ranked(SQLITE, &schema, q)?,
+        None => aura_sql::select(SQLITE, &schema, q)?,
+    };
     let mut prepared = session
         .conn
         .prepare(&format!("EXPLAIN QUERY PLAN {}", stmt.sql))

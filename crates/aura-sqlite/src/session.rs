@@ -119,6 +119,11 @@ impl Session {
         errors::map(err, &self.shared.catalog.read(), None)
     }
 
+    /// A copy of the registered schemas.
+    pub fn catalog(&self) -> aura_sql::Catalog {
+        self.shared.catalog.read().clone()
+    }
+
     pub(crate) fn schema(&self, model: &str) -> Result<Arc<ModelSchema>> {
         self.shared
             .catalog

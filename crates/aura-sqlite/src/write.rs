@@ -27,9 +27,40 @@ pub fn create_schema(session: &mut Session, schemas: Vec<Arc<ModelSchema>>) -> R
             for sql in aura_sql::create_table(SQLITE, schema, &catalog)? {
                 s.conn.execute_batch(&sql).map_err(|e| s.error(e))?;
             }
+            create_full_text(s, schema)?;
         }
         Ok(())
     })
+}
+
+/// The FTS5 tables and triggers of the `full_text=True` fields; a table
+/// created now is filled from the rows already stored.
+fn create_full_text(session: &Session, schema: &ModelSchema) -> Result<()> {
+    for field in aura_sql::full_text_fields(schema) {
+        let name = aura_sql::fts_table(schema, field);
+        let existed = session
+            .conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+                [&name],
+                |row| row.get::<_, bool>(0),
+            )
+            .map_err(|e| session.error(e))?;
+        for sql in aura_sql::create_full_text(SQLITE, schema, field)? {
+            session
+                .conn
+                .execute_batch(&sql)
+                .map_err(|e| session.error(e))?;
+        }
+        if !existed {
+            let fill = aura_sql::populate_fts(schema, field)?;
+            session
+                .conn
+                .execute_batch(&fill)
+                .map_err(|e| session.error(e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Drops the tables (data included) and forgets the schemas.
@@ -42,6 +73,10 @@ pub fn drop_schema(session: &mut Session, names: Vec<String>) -> Result<()> {
         for schema in &schemas {
             let sql = aura_sql::drop_table(SQLITE, schema)?;
             s.conn.execute_batch(&sql).map_err(|e| s.error(e))?;
+            for field in aura_sql::full_text_fields(schema) {
+                let sql = aura_sql::drop_fts(schema, field)?;
+                s.conn.execute_batch(&sql).map_err(|e| s.error(e))?;
+            }
         }
         Ok(())
     })?;

@@ -20,15 +20,24 @@ from aura.backends.base import Backend
 from aura.backends.capabilities import BackendCapabilities, for_backend
 from aura.backends.memory import plan_of
 from aura.backends.registry import SQLITE_MEMORY
+from aura.backends.sql_schema import live_schema
 from aura.config import ClientConfig, PoolConfig, TLSConfig, config_error
+from aura.schema import MigrationPlan, compile_models, generate_migration
 
 if TYPE_CHECKING:
     from aura.models import AuraModel
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT_S", "SqliteBackend", "from_config"]
 
-# `.timeout(ms)` is enforced by SQLite's progress handler (interrupt).
-_CAPABILITIES = replace(for_backend("sqlite"), query_timeouts=True)
+# Beyond the §8 column: `.timeout(ms)` is enforced by SQLite's progress
+# handler (interrupt), aggregate() runs in SQL, and search_text ranks with
+# FTS5 bm25() (docs/sql-search.md). Vector and hybrid search stay False.
+_CAPABILITIES = replace(
+    for_backend("sqlite"),
+    query_timeouts=True,
+    aggregations_and_facets=True,
+    full_text_search=True,
+)
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 _MODES = {"ro": True, "rw": False, "rwc": False}
@@ -131,6 +140,24 @@ class SqliteBackend(Backend):
             conn.register(plan_of(model))
             names.append(model.__name__)
         await self._call(conn.create_schema, names)
+
+    async def diff_schema(self, models: Iterable[type[AuraModel]]) -> MigrationPlan:
+        """Changes that would bring the live tables of ``models`` to their
+        declared schema (columns, types, nullability, primary key, unique
+        and plain indexes, full-text indexes; see ``sql_schema``). A model
+        without a table shows up as ``add_model``; other tables are left out."""
+        conn = self._connection()
+        models = list(models)
+        target = compile_models(models)
+        for model in models:
+            conn.register(plan_of(model))
+        live = await self._call(conn.describe, [schema.name for schema in target])
+        current = [
+            live_schema(schema, live[schema.name])
+            for schema in target
+            if live.get(schema.name) is not None
+        ]
+        return generate_migration(current, target)
 
     async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None:
         conn = self._connection()
