@@ -5,6 +5,9 @@ Exercised through the auradb:// backend against the project's own server."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
@@ -82,3 +85,30 @@ def test_awaiting_outside_a_running_loop_is_a_clear_error() -> None:
     conn = _core.AuraDbConnection("127.0.0.1", 1)
     with pytest.raises(RuntimeError, match="no running event loop"):
         conn.ping()
+
+
+def test_the_interpreter_exits_cleanly_right_after_sqlite_work() -> None:
+    """Driver threads never take the GIL, so none is caught waiting for it
+    by interpreter shutdown (that used to abort the process)."""
+    script = textwrap.dedent(
+        """
+        import asyncio, aura
+        from aura import Field, Model
+
+        class ExitRow(Model):
+            id: int = Field(primary_key=True)
+            name: str
+
+        async def main():
+            async with aura.connect("sqlite://", models=[ExitRow]) as db:
+                await db.bulk_insert(ExitRow, [ExitRow(id=i, name="x") for i in range(50)])
+                print(len(await db.query(ExitRow).all()))
+
+        asyncio.run(main())
+        """
+    )
+    for _ in range(6):
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        )
+        assert (done.returncode, done.stdout.strip()) == (0, "50"), done.stderr

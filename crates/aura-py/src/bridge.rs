@@ -9,7 +9,9 @@
 //! then settles every queued future in one callback, converting results
 //! (hydrating rows, building exceptions) on its own thread.
 //!
-//! Cancelling the asyncio future aborts the Rust task.
+//! Cancelling the asyncio future aborts the Rust task. Drivers with
+//! threads of their own (SQLite) settle caller-made futures through the
+//! same queue with `Pending`.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -61,6 +63,13 @@ impl Failure {
 pub type Outcome<T> = Result<T, Failure>;
 
 type Settle = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
+type Step = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<()> + Send>;
+
+/// What a loop has to do for one future: settle it, or run a step first.
+enum Entry {
+    Settle(Arc<Py<PyAny>>, Settle),
+    Step(Arc<Py<PyAny>>, Step),
+}
 
 /// The runtime every driver's futures run on.
 pub fn runtime() -> &'static Runtime {
@@ -80,24 +89,75 @@ where
     F: Future<Output = Outcome<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    let waker = loop_waker(py)?;
+    let waker = running_waker(py)?;
     let future = waker
         .get()
         .event_loop
         .bind(py)
         .call_method0(pyo3::intern!(py, "create_future"))?;
-    let queue = waker.get().queue.clone();
-    let pending = future.clone().unbind();
+    let pending = Pending {
+        future: Arc::new(future.clone().unbind()),
+        queue: waker.get().queue.clone(),
+    };
     let task = runtime().spawn(async move {
-        let settle: Settle = match work.await {
-            Ok(value) => Box::new(move |py| value.into_bound_py_any(py)),
-            Err(failure) => Box::new(move |_| Err(failure.into_py())),
-        };
-        queue.push(pending, settle);
+        let outcome = work.await;
+        pending.settle(move |py| match outcome {
+            Ok(value) => value.into_bound_py_any(py),
+            Err(failure) => Err(failure.into_py()),
+        });
     });
     let cancel = Canceller(task.abort_handle());
     future.call_method1(pyo3::intern!(py, "add_done_callback"), (cancel,))?;
     Ok(future)
+}
+
+/// An asyncio future settled later, from any thread, without the GIL:
+/// how drivers with threads of their own (SQLite) deliver results.
+pub struct Pending {
+    future: Arc<Py<PyAny>>,
+    queue: Arc<Queue>,
+}
+
+impl Pending {
+    /// `future` belongs to `event_loop` (made by the caller on that loop).
+    pub fn new(py: Python<'_>, future: Py<PyAny>, event_loop: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Pending {
+            future: Arc::new(future),
+            queue: waker_for(py, event_loop)?.get().queue.clone(),
+        })
+    }
+
+    /// Settles the future on its loop with what `settle` builds there.
+    pub fn settle(
+        self,
+        settle: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send + 'static,
+    ) {
+        self.queue
+            .push(Entry::Settle(self.future, Box::new(settle)));
+    }
+
+    /// A handle that runs steps on the loop before the future settles.
+    pub fn stepper(&self) -> Stepper {
+        Stepper {
+            future: self.future.clone(),
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+/// Runs work on the loop, in order, ahead of its `Pending`'s result (e.g.
+/// hydrating one chunk of a streamed select while the next is read).
+#[derive(Clone)]
+pub struct Stepper {
+    future: Arc<Py<PyAny>>,
+    queue: Arc<Queue>,
+}
+
+impl Stepper {
+    pub fn step(&self, step: impl for<'py> FnOnce(Python<'py>) -> PyResult<()> + Send + 'static) {
+        self.queue
+            .push(Entry::Step(self.future.clone(), Box::new(step)));
+    }
 }
 
 /// `future_into_py` with a client-side bound: past `limit` the request
@@ -149,16 +209,16 @@ struct Queue {
 
 #[derive(Default)]
 struct QueueState {
-    done: Vec<(Py<PyAny>, Settle)>,
+    done: Vec<Entry>,
     /// A wake-up byte is in flight: the loop will drain before sleeping.
     notified: bool,
 }
 
 impl Queue {
-    fn push(&self, future: Py<PyAny>, settle: Settle) {
+    fn push(&self, entry: Entry) {
         let wake = {
             let mut state = self.state.lock();
-            state.done.push((future, settle));
+            state.done.push(entry);
             !std::mem::replace(&mut state.notified, true)
         };
         if wake {
@@ -168,7 +228,7 @@ impl Queue {
         }
     }
 
-    fn take(&self) -> Vec<(Py<PyAny>, Settle)> {
+    fn take(&self) -> Vec<Entry> {
         let mut state = self.state.lock();
         state.notified = false;
         std::mem::take(&mut state.done)
@@ -190,10 +250,13 @@ impl LoopWaker {
     fn drain(&self, py: Python<'_>) {
         let mut sink = [0u8; 64];
         while matches!((&self.reader).read(&mut sink), Ok(n) if n > 0) {}
-        for (future, settle) in self.queue.take() {
+        for entry in self.queue.take() {
             // One future that cannot be settled (its loop is shutting
             // down) must not strand the others.
-            let _ = settle_one(py, future.bind(py), settle);
+            let _ = match entry {
+                Entry::Settle(future, settle) => settle_one(py, future.bind(py), settle),
+                Entry::Step(future, step) => step_one(py, future.bind(py), step),
+            };
         }
     }
 }
@@ -213,28 +276,45 @@ fn settle_one(py: Python<'_>, future: &Bound<'_, PyAny>, settle: Settle) -> PyRe
     Ok(())
 }
 
+fn step_one(py: Python<'_>, future: &Bound<'_, PyAny>, step: Step) -> PyResult<()> {
+    if future
+        .call_method0(pyo3::intern!(py, "done"))?
+        .is_truthy()?
+    {
+        return Ok(());
+    }
+    if let Err(err) = step(py) {
+        future.call_method1(pyo3::intern!(py, "set_exception"), (err.value(py),))?;
+    }
+    Ok(())
+}
+
 thread_local! {
     /// The wakers of the loops this thread has run (usually one).
     static WAKERS: RefCell<Vec<Py<LoopWaker>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The running loop's waker, made and registered on first use.
-fn loop_waker(py: Python<'_>) -> PyResult<Py<LoopWaker>> {
+/// The running loop's waker.
+fn running_waker(py: Python<'_>) -> PyResult<Py<LoopWaker>> {
     static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let get_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
         Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
     })?;
-    let event_loop = get_loop.bind(py).call0()?;
+    waker_for(py, &get_loop.bind(py).call0()?)
+}
+
+/// The loop's waker, made and registered on first use.
+fn waker_for(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<LoopWaker>> {
     let found = WAKERS.with_borrow(|wakers| {
         wakers
             .iter()
-            .find(|w| w.get().event_loop.bind(py).is(&event_loop))
+            .find(|w| w.get().event_loop.bind(py).is(event_loop))
             .map(|w| w.clone_ref(py))
     });
     if let Some(waker) = found {
         return Ok(waker);
     }
-    let waker = new_waker(py, &event_loop)?;
+    let waker = new_waker(py, event_loop)?;
     WAKERS.with_borrow_mut(|wakers| {
         // Forget loops that have closed (their readers went with them).
         wakers.retain(|w| !is_closed(w.get().event_loop.bind(py)));

@@ -1,7 +1,7 @@
 //! `SqliteConnection`: the SQLite driver (crate aura-sqlite) seen from
 //! Python. Each async method takes an asyncio future and its loop, queues
 //! a job on the driver's threads and returns at once; the job's result
-//! comes back through `loop.call_soon_threadsafe`, and rows are hydrated
+//! comes back through the event-loop bridge (`bridge::Pending`), and rows are hydrated
 //! there, on the event-loop thread, by the one `Hydrator`.
 
 use std::collections::{HashMap, VecDeque};
@@ -23,6 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::bridge::Pending;
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::{to_py, IntoPyResult};
 use crate::memory::parse_request;
@@ -68,98 +69,18 @@ enum Outcome {
     Unit,
 }
 
-/// An asyncio future and its loop, completed from a driver thread.
+/// An asyncio future completed from a driver thread (through the bridge:
+/// the thread never takes the GIL).
 struct Completion {
-    future: Py<PyAny>,
-    event_loop: Py<PyAny>,
+    pending: Pending,
     plans: Plans,
 }
 
 impl Completion {
     fn send(self, outcome: aura_core::Result<Outcome>) {
-        Python::attach(|py| {
-            let deliver = Deliver {
-                future: self.future,
-                outcome: Mutex::new(Some(outcome)),
-                plans: self.plans,
-            };
-            let sent = Py::new(py, deliver).and_then(|d| {
-                self.event_loop
-                    .bind(py)
-                    .call_method1(pyo3::intern!(py, "call_soon_threadsafe"), (d,))
-            });
-            // A closed loop has nobody left to tell.
-            drop(sent);
-        });
-    }
-}
-
-/// Runs on the event loop: converts the outcome and settles the future.
-#[pyclass(frozen, module = "aura._core")]
-struct Deliver {
-    future: Py<PyAny>,
-    outcome: Mutex<Option<aura_core::Result<Outcome>>>,
-    plans: Plans,
-}
-
-#[pymethods]
-impl Deliver {
-    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
-        let future = self.future.bind(py);
-        let Some(outcome) = self.outcome.lock().take() else {
-            return Ok(());
-        };
-        // A cancelled await leaves a done future: drop the result.
-        if future
-            .call_method0(pyo3::intern!(py, "done"))?
-            .is_truthy()?
-        {
-            return Ok(());
-        }
-        match outcome
-            .map_err(to_py)
-            .and_then(|o| convert(py, o, &self.plans))
-        {
-            Ok(value) => future.call_method1(pyo3::intern!(py, "set_result"), (value,))?,
-            Err(err) => {
-                future.call_method1(pyo3::intern!(py, "set_exception"), (err.value(py),))?
-            }
-        };
-        Ok(())
-    }
-}
-
-/// One chunk of a streamed select, hydrated on the event loop and appended
-/// to the result list (callbacks run in order, before the final `Deliver`).
-#[pyclass(frozen, module = "aura._core")]
-struct Partial {
-    future: Py<PyAny>,
-    list: Py<PyList>,
-    model: String,
-    mask: Option<Vec<bool>>,
-    rows: Mutex<Option<Vec<Fetched>>>,
-    plans: Plans,
-}
-
-#[pymethods]
-impl Partial {
-    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
-        let Some(rows) = self.rows.lock().take() else {
-            return Ok(());
-        };
-        if self
-            .future
-            .bind(py)
-            .call_method0(pyo3::intern!(py, "done"))?
-            .is_truthy()?
-        {
-            return Ok(());
-        }
-        let instances = hydrate(py, &self.plans, &self.model, self.mask.as_deref(), rows)?;
-        self.list
-            .bind(py)
-            .call_method1(pyo3::intern!(py, "extend"), (instances,))?;
-        Ok(())
+        let plans = self.plans;
+        self.pending
+            .settle(move |py| outcome.map_err(to_py).and_then(|o| convert(py, o, &plans)));
     }
 }
 
@@ -319,12 +240,13 @@ pub struct SqliteConnection {
 type Work = Box<dyn FnOnce(&mut Session) -> aura_core::Result<Outcome> + Send>;
 
 impl SqliteConnection {
-    fn completion(&self, future: Py<PyAny>, event_loop: Py<PyAny>) -> Completion {
-        Completion {
-            future,
-            event_loop,
-            plans: self.plans.clone(),
-        }
+    fn completion(&self, future: Py<PyAny>, event_loop: Py<PyAny>) -> PyResult<Completion> {
+        Python::attach(|py| {
+            Ok(Completion {
+                pending: Pending::new(py, future, event_loop.bind(py))?,
+                plans: self.plans.clone(),
+            })
+        })
     }
 
     fn database(&self) -> aura_core::Result<Database> {
@@ -388,31 +310,27 @@ fn streamed_select_work(
     done: &Completion,
 ) -> Work {
     let list = PyList::empty(py).unbind();
-    let future = done.future.clone_ref(py);
-    let event_loop = done.event_loop.clone_ref(py);
+    let appended = list.clone_ref(py);
+    let stepper = done.pending.stepper();
     let plans = done.plans.clone();
     Box::new(move |s| {
         let mask = match &schema {
             Some(schema) => aura_sql::projection_mask(schema, &q.projection)?,
             None => None,
         };
+        let appended = Arc::new(appended);
         let mut sink = |rows: Vec<Fetched>| {
-            Python::attach(|py| {
-                let partial = Partial {
-                    future: future.clone_ref(py),
-                    list: list.clone_ref(py),
-                    model: q.model.clone(),
-                    mask: mask.clone(),
-                    rows: Mutex::new(Some(rows)),
-                    plans: plans.clone(),
-                };
-                let sent = Py::new(py, partial).and_then(|p| {
-                    event_loop
-                        .bind(py)
-                        .call_method1(pyo3::intern!(py, "call_soon_threadsafe"), (p,))
-                });
-                // A closed loop has nobody left to tell.
-                drop(sent);
+            let (list, plans, model, mask) = (
+                appended.clone(),
+                plans.clone(),
+                q.model.clone(),
+                mask.clone(),
+            );
+            stepper.step(move |py| {
+                let instances = hydrate(py, &plans, &model, mask.as_deref(), rows)?;
+                list.bind(py)
+                    .call_method1(pyo3::intern!(py, "extend"), (instances,))?;
+                Ok(())
             });
         };
         let rest = aura_sqlite::select_chunked(s, &q, CHUNK_ROWS, &mut sink)?;
@@ -542,11 +460,12 @@ impl SqliteConnection {
             max_lifetime: seconds(lifetime),
             idle_timeout: seconds(idle),
         };
-        let done = Completion {
-            future,
-            event_loop,
-            plans: Plans::default(),
-        };
+        let done = Python::attach(|py| -> PyResult<Completion> {
+            Ok(Completion {
+                pending: Pending::new(py, future, event_loop.bind(py))?,
+                plans: Plans::default(),
+            })
+        })?;
         std::thread::Builder::new()
             .name("aura-sqlite-open".into())
             .spawn(move || done.send(Database::open(options).map(Outcome::Opened)))
@@ -577,7 +496,7 @@ impl SqliteConnection {
         event_loop: Py<PyAny>,
     ) -> PyResult<()> {
         let schemas = self.schemas(&names)?;
-        let done = self.completion(future, event_loop);
+        let done = self.completion(future, event_loop)?;
         self.dispatch(
             None,
             done,
@@ -594,18 +513,24 @@ impl SqliteConnection {
         event_loop: Py<PyAny>,
     ) -> PyResult<()> {
         let schemas = self.schemas(&names)?;
-        let done = self.completion(future, event_loop);
+        let done = self.completion(future, event_loop)?;
         self.dispatch(None, done, describe_work(schemas));
         Ok(())
     }
 
-    fn drop_schema(&self, names: Vec<String>, future: Py<PyAny>, event_loop: Py<PyAny>) {
-        let done = self.completion(future, event_loop);
+    fn drop_schema(
+        &self,
+        names: Vec<String>,
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let done = self.completion(future, event_loop)?;
         self.dispatch(
             None,
             done,
             Box::new(move |s| aura_sqlite::drop_schema(s, names).map(|()| Outcome::Unit)),
         );
+        Ok(())
     }
 
     /// Runs a read or write IR (see the Executor protocol in ARCHITECTURE.md).
@@ -618,7 +543,7 @@ impl SqliteConnection {
         future: Py<PyAny>,
         event_loop: Py<PyAny>,
     ) -> PyResult<()> {
-        let done = self.completion(future, event_loop);
+        let done = self.completion(future, event_loop)?;
         let work: Work = match parse_request(ir)? {
             Request::Select(q) if q.text_search.is_some() => {
                 let schema = self.schema_of(&q.model);
@@ -658,7 +583,7 @@ impl SqliteConnection {
             .read()
             .get(&q.model)
             .map(|p| p.get().schema.clone());
-        let done = self.completion(future, event_loop);
+        let done = self.completion(future, event_loop)?;
         self.dispatch(txn.as_deref(), done, cursor_work(q, schema));
         Ok(())
     }
@@ -681,7 +606,7 @@ impl SqliteConnection {
             .iter()
             .map(|obj| to_row(plan.get(), &obj))
             .collect::<PyResult<Vec<_>>>()?;
-        let done = self.completion(future, event_loop);
+        let done = self.completion(future, event_loop)?;
         self.dispatch(
             txn.as_deref(),
             done,
@@ -707,7 +632,7 @@ impl SqliteConnection {
         };
         let plan = self.plan(py, &q.model)?;
         let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
-        let done = self.completion(future, event_loop);
+        let done = self.completion(future, event_loop)?;
         self.dispatch(
             txn.as_deref(),
             done,
@@ -737,7 +662,7 @@ impl SqliteConnection {
             Some(p) => py_to_json(p)?,
             None => serde_json::Value::Null,
         };
-        let done = self.completion(future, event_loop);
+        let done = self.completion(future, event_loop)?;
         self.dispatch(
             txn.as_deref(),
             done,
@@ -763,19 +688,27 @@ impl SqliteConnection {
     }
 
     /// Begins a transaction on a leased connection; resolves to `SqliteTxn`.
-    fn begin(&self, future: Py<PyAny>, event_loop: Py<PyAny>) {
-        let done = self.completion(future, event_loop);
+    fn begin(&self, future: Py<PyAny>, event_loop: Py<PyAny>) -> PyResult<()> {
+        let done = self.completion(future, event_loop)?;
         match self.database() {
             Ok(db) => db.begin(Box::new(move |txn| done.send(txn.map(Outcome::Txn)))),
             Err(err) => done.send(Err(err)),
         }
+        Ok(())
     }
 
     /// Commits (or rolls back) and returns the connection to the pool.
-    fn end(&self, txn: &SqliteTxn, commit: bool, future: Py<PyAny>, event_loop: Py<PyAny>) {
-        let done = self.completion(future, event_loop);
+    fn end(
+        &self,
+        txn: &SqliteTxn,
+        commit: bool,
+        future: Py<PyAny>,
+        event_loop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let done = self.completion(future, event_loop)?;
         let Some(live) = txn.txn.lock().take() else {
-            return done.send(Err(txn_gone()));
+            done.send(Err(txn_gone()));
+            return Ok(());
         };
         let end = TxnJob::End {
             commit,
@@ -784,6 +717,7 @@ impl SqliteConnection {
         if let Err(TxnJob::End { done, .. }) = live.send(end) {
             done(Err(txn_gone()));
         }
+        Ok(())
     }
 
     fn close(&self) {
