@@ -9,12 +9,14 @@
 //! - `filter`: predicates with the cross-backend semantics of API.md §16
 //!   row 30 (two-valued logic, nulls, case-sensitive LIKE);
 //! - `query`, `write`, `ddl`: statements for reads, writes and schema;
-//! - `connection`: what an async driver provides to the shared executor.
+//! - `connection`: what an async driver provides to the shared executor;
+//! - `exec`: that executor, every IR operation over a `SqlConnection`.
 
 mod codec;
 mod connection;
 mod ddl;
 mod dialect;
+pub mod exec;
 mod filter;
 mod query;
 mod sql;
@@ -29,6 +31,7 @@ pub use codec::{decode, decode_untyped, encode, storage, SqlRef, SqlValue, Stora
 pub use connection::{RawRows, SqlConnection};
 pub use ddl::{create_table, drop_table};
 pub use dialect::{escape_like, like_pattern, Dialect, LIKE_ESCAPE};
+pub use exec::{Executor, Fetched, Loaded, Op, Outcome};
 pub use query::{
     count, exists, projection_mask, related, resolve_field, select, select_keys, RelatedQuery,
     Relation, Resolved,
