@@ -17,10 +17,15 @@ use crate::conn::PgConn;
 use crate::errors::{self, DRIVER};
 use crate::options::Options;
 
-/// Isolation of user transactions: PostgreSQL's REPEATABLE READ is
-/// snapshot isolation, and a write to a row another transaction changed
-/// since the snapshot fails with 40001 (first committer wins).
-const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+/// Starts a user transaction. PostgreSQL's REPEATABLE READ is snapshot
+/// isolation: a write to a row another transaction changed since the
+/// snapshot fails with 40001 (first committer wins). `SELECT 1` takes the
+/// snapshot now, at `begin`, as API.md §6 says (PostgreSQL would take it
+/// at the first statement). A write waiting on a row another open
+/// transaction holds fails after `lock_timeout` (55P03, a `conflict`)
+/// instead of waiting for that transaction to end.
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ; \
+     SET LOCAL lock_timeout = '100ms'; SELECT 1";
 
 /// A leased connection that is returned to the pool only when known to be
 /// idle; otherwise (a request cancelled midway, a transaction never
@@ -60,7 +65,14 @@ fn txn_gone() -> Error {
 
 /// A user transaction: one connection, held until commit or rollback.
 pub struct Txn {
-    leased: tokio::sync::Mutex<Option<Leased>>,
+    state: tokio::sync::Mutex<TxnState>,
+}
+
+enum TxnState {
+    Live(Leased),
+    /// Rolled back by a conflict: commit reports it again, rollback is a no-op.
+    Conflicted(Error),
+    Ended,
 }
 
 pub struct Database {
@@ -229,15 +241,31 @@ impl Database {
         }
     }
 
-    /// Runs one request, in `txn` when given.
+    /// Runs one request, in `txn` when given. A conflict ends the
+    /// transaction at once (rolled back, its connection returned): it must
+    /// be restarted from scratch (API.md §6).
     pub async fn run(&self, op: Op, txn: Option<&Txn>) -> Result<Outcome> {
         let Some(txn) = txn else {
             let mut leased = self.lease().await?;
             return self.run_on(&mut leased, op, false).await;
         };
-        let mut guard = txn.leased.lock().await;
-        let leased = guard.as_mut().ok_or_else(txn_gone)?;
-        self.run_on(leased, op, true).await
+        let mut state = txn.state.lock().await;
+        let leased = match &mut *state {
+            TxnState::Live(leased) => leased,
+            TxnState::Conflicted(err) => return Err(err.clone()),
+            TxnState::Ended => return Err(txn_gone()),
+        };
+        let result = self.run_on(leased, op, true).await;
+        if let Err(err) = &result {
+            if err.code == ErrorCode::Conflict {
+                if let TxnState::Live(leased) =
+                    std::mem::replace(&mut *state, TxnState::Conflicted(err.clone()))
+                {
+                    self.finish(leased, "ROLLBACK").await.ok();
+                }
+            }
+        }
+        result
     }
 
     /// Begins a snapshot transaction on a connection of its own.
@@ -250,15 +278,26 @@ impl Database {
             .await
             .map_err(|e| errors::map(&e, &self.catalog()))?;
         Ok(Txn {
-            leased: tokio::sync::Mutex::new(Some(leased)),
+            state: tokio::sync::Mutex::new(TxnState::Live(leased)),
         })
     }
 
     /// Commits (or rolls back) and returns the connection to the pool.
     pub async fn end(&self, txn: &Txn, commit: bool) -> Result<()> {
-        let mut leased = txn.leased.lock().await.take().ok_or_else(txn_gone)?;
+        let state = std::mem::replace(&mut *txn.state.lock().await, TxnState::Ended);
+        match (state, commit) {
+            (TxnState::Live(leased), _) => {
+                self.finish(leased, if commit { "COMMIT" } else { "ROLLBACK" })
+                    .await
+            }
+            (TxnState::Conflicted(err), true) => Err(err),
+            (TxnState::Conflicted(_), false) => Ok(()),
+            (TxnState::Ended, _) => Err(txn_gone()),
+        }
+    }
+
+    async fn finish(&self, mut leased: Leased, sql: &str) -> Result<()> {
         let client = leased.client()?;
-        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
         let done = client
             .batch_execute(sql)
             .await

@@ -89,6 +89,10 @@ fn server_error(db: &DbError, catalog: &Catalog) -> Error {
         "40P01" => Error::conflict(
             "PostgreSQL detected a deadlock and aborted the transaction; restart it",
         ),
+        "55P03" => Error::conflict(
+            "A row this transaction writes is locked by another open transaction; \
+             restart the transaction",
+        ),
         "57014" => Error::timeout("PostgreSQL cancelled the statement (statement timeout)"),
         "28P01" | "28000" => Error::new(
             ErrorCode::AuthenticationError,
@@ -104,9 +108,13 @@ fn server_error(db: &DbError, catalog: &Catalog) -> Error {
         "25P02" => Error::transaction(
             "The PostgreSQL transaction was aborted by an earlier error; roll it back",
         ),
-        "57P01" | "57P02" | "57P03" => Error::new(
+        "57P01" | "57P02" => Error::new(
             ErrorCode::ConnectionError,
-            "PostgreSQL is shutting down or not accepting connections",
+            "the connection to PostgreSQL was lost (the server ended the session)",
+        ),
+        "57P03" => Error::new(
+            ErrorCode::ConnectionError,
+            "PostgreSQL is not accepting connections yet",
         ),
         _ if state.starts_with("22") => {
             Error::query(format!("PostgreSQL rejected a value (SQLSTATE {state})"))

@@ -234,3 +234,6 @@ impl<C: SqlConnection> Executor<'_, C> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
