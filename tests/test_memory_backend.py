@@ -20,8 +20,8 @@ from _backends import BACKENDS, connect_backend, lacks, skip_on_auradb
 from aura import (
     AuraCapabilityError,
     AuraClientClosedError,
-    AuraDialectError,
     AuraConstraintError,
+    AuraDialectError,
     AuraNotFoundError,
     AuraQueryError,
     AuraSchemaError,

@@ -53,7 +53,7 @@ class PgHostile(Model):
 
 class PgGuard(Model):
     id: int = Field(primary_key=True)
-    stamp: str = Field(alias="'); DELETE FROM \"PgNote\"; --", default="g")
+    stamp: str = Field(alias='\'); DELETE FROM "PgNote"; --', default="g")
 
 
 MODELS = [PgNote, PgOwner, PgPet]
@@ -146,7 +146,7 @@ async def test_capabilities_are_honest(db: aura.Client) -> None:
 async def test_explain_has_the_sql_and_the_plan(db: aura.Client) -> None:
     out = db.backend.explain(db.query(PgNote).where(PgNote.id == 3).explain())
     assert out["sql"] == 'SELECT "id", "text", "n" FROM "PgNote" WHERE "id" = $1 ORDER BY "id" ASC'
-    assert out["plan"][0].startswith("Index Scan using \"PgNote_pkey\" on \"PgNote\"")
+    assert out["plan"][0].startswith('Index Scan using "PgNote_pkey" on "PgNote"')
     assert out["model"] == "PgNote"
 
 
@@ -209,7 +209,9 @@ async def test_not_null_fk_and_missing_table(db: aura.Client) -> None:
         await db.raw('INSERT INTO "PgNote" (id, text) VALUES ($1, $2)', [1, None])
     assert not_null.value.message == "PgNote.text cannot be null"
     assert not_null.value.context["sqlstate"] == "23502"
-    await db.raw('CREATE TABLE pg_fk_child (id int PRIMARY KEY, owner bigint REFERENCES "PgOwner"(id))')
+    await db.raw(
+        'CREATE TABLE pg_fk_child (id int PRIMARY KEY, owner bigint REFERENCES "PgOwner"(id))'
+    )
     with pytest.raises(AuraConstraintError) as fk:
         await db.raw("INSERT INTO pg_fk_child VALUES ($1, $2)", [1, 424242])
     assert fk.value.message == "PostgreSQL foreign key constraint violated"
@@ -301,7 +303,12 @@ async def test_cascade_and_include(db: aura.Client) -> None:
     await db.bulk_insert(PgPet, [PgPet(id=i, owner=owners[i % 2]) for i in range(6)])
     pets = await db.query(PgPet).include("owner").order_by(PgPet.id).all()
     assert [(p.id, p.owner.name) for p in pets] == [
-        (0, "a"), (1, "b"), (2, "a"), (3, "b"), (4, "a"), (5, "b")
+        (0, "a"),
+        (1, "b"),
+        (2, "a"),
+        (3, "b"),
+        (4, "a"),
+        (5, "b"),
     ]
     assert await db.delete(PgOwner).where(PgOwner.id == 1).execute() == 1
     assert [p.id for p in await db.query(PgPet).order_by(PgPet.id).all()] == [1, 3, 5]
@@ -310,12 +317,12 @@ async def test_cascade_and_include(db: aura.Client) -> None:
 # -- injection ------------------------------------------------------------------------------
 
 HOSTILE = [
-    "'; DROP TABLE \"PgNote\"; --",
+    '\'; DROP TABLE "PgNote"; --',
     '"; DROP TABLE "PgNote"; --',
     "` OR 1=1; --",
     "%' OR '1'='1",
-    "\\'; DELETE FROM \"PgNote\"; --",
-    "1); DROP TABLE \"PgHostile\"; --",
+    '\\\'; DELETE FROM "PgNote"; --',
+    '1); DROP TABLE "PgHostile"; --',
     "$1 $$ $tag$ ::text",
     "ünïcødé 💥 '\"`",
 ]

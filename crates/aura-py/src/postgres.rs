@@ -67,7 +67,9 @@ fn awaitable<'py>(
     shape: Shape,
 ) -> PyResult<Bound<'py, PyAny>> {
     let run = async move { db.run(op, txn.as_deref()).await };
-    resolve(py, run, move |py, outcome| convert(py, &plans, outcome, shape))
+    resolve(py, run, move |py, outcome| {
+        convert(py, &plans, outcome, shape)
+    })
 }
 
 /// The one bridge from a Rust future to an asyncio awaitable.
@@ -249,11 +251,9 @@ impl PostgresConnection {
             statement: "SELECT 1".to_owned(),
             params: serde_json::Value::Null,
         };
-        resolve(
-            py,
-            async move { db.run(op, None).await },
-            |py, _| Ok(pyo3::types::PyBool::new(py, true).to_owned().into_any()),
-        )
+        resolve(py, async move { db.run(op, None).await }, |py, _| {
+            Ok(pyo3::types::PyBool::new(py, true).to_owned().into_any())
+        })
     }
 
     /// `(open, idle, max)` connections of the pool.
@@ -398,11 +398,9 @@ impl PostgresConnection {
     /// its own; resolves to a `PostgresTxn`.
     fn begin<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let db = self.database()?;
-        resolve(
-            py,
-            async move { db.begin().await },
-            |py, txn| Ok(Bound::new(py, PostgresTxn { txn: Arc::new(txn) })?.into_any()),
-        )
+        resolve(py, async move { db.begin().await }, |py, txn| {
+            Ok(Bound::new(py, PostgresTxn { txn: Arc::new(txn) })?.into_any())
+        })
     }
 
     /// Commits (or rolls back) and returns the connection to the pool.
@@ -414,11 +412,9 @@ impl PostgresConnection {
     ) -> PyResult<Bound<'py, PyAny>> {
         let db = self.database()?;
         let txn = txn.txn.clone();
-        resolve(
-            py,
-            async move { db.end(&txn, commit).await },
-            |py, ()| Ok(py.None().into_bound(py)),
-        )
+        resolve(py, async move { db.end(&txn, commit).await }, |py, ()| {
+            Ok(py.None().into_bound(py))
+        })
     }
 }
 

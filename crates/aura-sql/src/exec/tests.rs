@@ -70,7 +70,10 @@ impl SqlConnection for Scripted {
 /// The scripted connection never waits, so one poll finishes a request.
 fn finish<T>(future: impl Future<Output = T>) -> T {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(value) => value,
         Poll::Pending => panic!("the scripted connection never waits"),
     }
@@ -101,7 +104,11 @@ fn catalog() -> Catalog {
 fn owner_is(id: i64) -> Filtered {
     Filtered::new(
         "Owner",
-        vec![Expr::compare(CompareOp::Eq, Expr::field("Owner", "id"), Expr::literal(json!(id)))],
+        vec![Expr::compare(
+            CompareOp::Eq,
+            Expr::field("Owner", "id"),
+            Expr::literal(json!(id)),
+        )],
     )
 }
 
@@ -134,7 +141,10 @@ fn a_failed_write_rolls_back_and_keeps_its_error() {
     };
     conn.columns = VecDeque::from([vec![Value::Int(1)], vec![Value::Int(7)]]);
     let err = finish(Executor::new(&mut conn, &catalog, false).delete(&owner_is(1))).unwrap_err();
-    assert_eq!((err.code, err.message.as_str()), (ErrorCode::ConstraintViolation, "scripted failure"));
+    assert_eq!(
+        (err.code, err.message.as_str()),
+        (ErrorCode::ConstraintViolation, "scripted failure")
+    );
     assert_eq!(conn.log.last().map(String::as_str), Some("ROLLBACK"));
 }
 
@@ -147,11 +157,16 @@ fn inside_a_transaction_each_request_is_a_savepoint() {
     assert_eq!(n, 0);
     assert_eq!(
         conn.log,
-        ["SAVEPOINT aura_op", "SELECT COUNT(*) FROM \"Pet\" WHERE TRUE", "RELEASE SAVEPOINT aura_op"]
+        [
+            "SAVEPOINT aura_op",
+            "SELECT COUNT(*) FROM \"Pet\" WHERE TRUE",
+            "RELEASE SAVEPOINT aura_op"
+        ]
     );
     conn.log.clear();
     conn.fail_on = Some("SELECT");
-    let failed = finish(Executor::new(&mut conn, &catalog, true).count(&Filtered::new("Pet", vec![])));
+    let failed =
+        finish(Executor::new(&mut conn, &catalog, true).count(&Filtered::new("Pet", vec![])));
     assert!(failed.is_err());
     assert_eq!(
         conn.log.last().map(String::as_str),
