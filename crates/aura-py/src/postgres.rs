@@ -102,13 +102,10 @@ fn convert<'py>(
             },
         )?
         .into_any(),
-        (Outcome::Stored(row), Shape::Stored(model)) => match row {
-            Some(row) => {
-                let plans = plans.read();
-                Hydrator::new(py, &plans)?.simple(&model, &row)?
-            }
-            None => py.None().into_bound(py),
-        },
+        (Outcome::Stored(Some(row)), Shape::Stored(model)) => {
+            let plans = plans.read();
+            Hydrator::new(py, &plans)?.simple(&model, &row)?
+        }
         (Outcome::Count(n), _) => n.into_pyobject(py)?.into_any(),
         (Outcome::Flag(b), _) => pyo3::types::PyBool::new(py, b).to_owned().into_any(),
         (Outcome::Raw((names, rows)), _) => {
