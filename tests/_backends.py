@@ -1,5 +1,6 @@
-"""Backends the conformance tests run over: the memory engine, ``auradb://``
-(the project's AWP 1 server on a free local port), MongoDB and Redis.
+"""Backends the conformance tests run over: the memory engine, SQLite,
+``auradb://`` (the project's AWP 1 server on a free local port), MongoDB,
+Redis and PostgreSQL.
 
 MongoDB: ``AURA_TEST_MONGODB_DSN`` points at an external server; otherwise
 the MongoDB-wire-compatible ``nx-27017`` server (the ``dev`` extra) is
@@ -9,6 +10,11 @@ database and drops its collections afterwards.
 Redis: ``AURA_TEST_REDIS_DSN`` (``.ci/run`` sets it); unset, the Redis
 runs are skipped with the reason. Each connection gets a unique key prefix
 and deletes its rows afterwards.
+
+PostgreSQL: ``AURA_TEST_POSTGRES_DSN`` (``.ci/run`` sets it); unset, the
+runs are skipped with the reason. Each connection works in a schema of its
+own (``CREATE SCHEMA aura_t_<uuid>``, selected through the DSN's
+``options=-c search_path=...``), dropped with everything in it afterwards.
 """
 
 from __future__ import annotations
@@ -26,14 +32,14 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
 import aura
 from aura.server import AuraServer
 
-BACKENDS = ["memory", "sqlite", "auradb", "mongodb", "redis"]
+BACKENDS = ["memory", "sqlite", "auradb", "mongodb", "redis", "postgresql"]
 
 _nx: dict[str, Any] = {}
 
@@ -128,6 +134,31 @@ def unique_redis_dsn() -> str:
     return f"{dsn}{sep}key_prefix=aura-test-{uuid.uuid4().hex[:12]}:"
 
 
+def postgres_base_dsn() -> str:
+    dsn = os.environ.get("AURA_TEST_POSTGRES_DSN")
+    if not dsn:
+        pytest.skip(
+            "postgresql: AURA_TEST_POSTGRES_DSN is not set "
+            "(e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
+    return dsn
+
+
+@asynccontextmanager
+async def postgres_schema_dsn() -> AsyncIterator[str]:
+    """A DSN whose connections work in a fresh schema, dropped on exit."""
+    base = postgres_base_dsn()
+    schema = f"aura_t_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in base else "?"
+    dsn = f"{base}{sep}options={quote(f'-c search_path={schema}')}"
+    async with aura.connect(base) as admin:
+        await admin.raw(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield dsn
+        finally:
+            await admin.raw(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 @asynccontextmanager
 async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterator[aura.Client]:
     """A client on a fresh, empty store of the given kind."""
@@ -140,6 +171,10 @@ async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterat
         with AuraServer(port=0, log_to_stderr=False) as server:
             async with aura.connect(server.dsn, models=models) as client:
                 yield client
+        return
+    if kind == "postgresql":
+        async with postgres_schema_dsn() as dsn, aura.connect(dsn, models=models) as client:
+            yield client
         return
     dsn = unique_mongodb_dsn() if kind == "mongodb" else unique_redis_dsn()
     async with aura.connect(dsn, models=models) as client:

@@ -21,6 +21,7 @@ from aura import (
     AuraCapabilityError,
     AuraClientClosedError,
     AuraConstraintError,
+    AuraDialectError,
     AuraNotFoundError,
     AuraQueryError,
     AuraSchemaError,
@@ -224,7 +225,12 @@ async def test_filters_order_limit_offset(library: aura.Client) -> None:
     assert [b.id for b in await q.where(MemBook.title.contains("ham")).all()] == [2]
     assert [b.id for b in await q.where(MemBook.title.like("_tone")).all()] == [1]
     assert [b.id for b in await q.where(MemBook.tags.contains("death")).all()] == [3]
-    assert [b.id for b in await q.where(MemBook.meta["a"]["b"] == 3).all()] == [2]
+    if library.backend.name == "postgres":
+        # Document paths compile for SQLite's json_extract only: an honest error.
+        with pytest.raises(AuraDialectError):
+            await q.where(MemBook.meta["a"]["b"] == 3).all()
+    else:
+        assert [b.id for b in await q.where(MemBook.meta["a"]["b"] == 3).all()] == [2]
     assert [b.id for b in await q.where(MemBook.id.in_([4, 2, 9])).all()] == [2, 4]
     assert await q.where(MemBook.id.in_([])).all() == []
     assert [b.id for b in await q.where(MemBook.author.is_null()).all()] == [4]
@@ -486,7 +492,10 @@ async def test_raw(library: aura.Client) -> None:
             await library.raw("SELECT * FROM MemAuthor")
         assert info.value.context == {"backend": library.backend.name, "capability": "raw_queries"}
         return
-    rows = await library.raw("SELECT * FROM MemAuthor WHERE id = $id", {"id": 2})
+    if library.backend.name == "postgres":  # $1.. placeholders, dict bound in order
+        rows = await library.raw('SELECT * FROM "MemAuthor" WHERE id = $1', {"id": 2})
+    else:
+        rows = await library.raw("SELECT * FROM MemAuthor WHERE id = $id", {"id": 2})
     assert rows == [{"id": 2, "name": "Pratchett", "email": "tp@example.com"}]
 
 

@@ -384,7 +384,7 @@ def test_a_backend_left_out_of_the_build_names_how_to_get_it(
     real_import = registry.importlib.import_module
 
     def without_postgres(name: str) -> Any:
-        if name == "aura.backends.postgres":
+        if name == "aura.backends.postgresql":
             raise ModuleNotFoundError(name=name)
         return real_import(name)
 

@@ -14,6 +14,8 @@ mod metrics;
 mod mongo;
 mod native;
 mod plan;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "redis")]
 mod redis_kv;
 mod rows;
@@ -42,6 +44,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     #[cfg(feature = "redis")]
     m.add_class::<redis_kv::RedisConnection>()?;
+    #[cfg(feature = "postgres")]
+    {
+        m.add_class::<postgres::PostgresConnection>()?;
+        m.add_class::<postgres::PostgresTxn>()?;
+        m.add_class::<postgres::PostgresCursor>()?;
+    }
     m.add_class::<sqlite::SqliteConnection>()?;
     m.add_class::<sqlite::SqliteTxn>()?;
     m.add_class::<sqlite::SqliteCursor>()?;

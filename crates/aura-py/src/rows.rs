@@ -496,3 +496,22 @@ fn target_of(plan: &ModelPlan, attr: &str) -> PyResult<String> {
             )))
         })
 }
+
+/// Rows of the shared SQL executor (`aura_sql::exec`) as engine result
+/// rows, for `hydrate_results`.
+pub fn sql_results(rows: Vec<aura_sql::Fetched>) -> Vec<ResultRow> {
+    rows.into_iter()
+        .map(|f| ResultRow {
+            row: f.row,
+            scores: None,
+            includes: f
+                .includes
+                .into_iter()
+                .map(|loaded| match loaded {
+                    aura_sql::Loaded::One { attr, row } => Included::One { attr, row },
+                    aura_sql::Loaded::Many { attr, rows } => Included::Many { attr, rows },
+                })
+                .collect(),
+        })
+        .collect()
+}

@@ -1,12 +1,12 @@
 //! What an asynchronous SQL driver (PostgreSQL, MySQL/MariaDB) provides so
-//! that one executor, written once over this trait, runs every request on
-//! it: selects with their includes, counts, writes with `on_delete`,
-//! upserts, `raw()`. Drivers own pooling, type decoding and error mapping;
-//! the executor owns the semantics.
+//! that one executor (`crate::exec`), written once over this trait, runs
+//! every request on it: selects with their includes, counts, writes with
+//! `on_delete`, upserts, `raw()`. Drivers own pooling, type decoding and
+//! error mapping; the executor owns the semantics.
 
-use aura_core::{FieldKind, ModelSchema, Result, Row, Value};
+use aura_core::{Error, FieldKind, ModelSchema, Result, Row, Value};
 
-use crate::{Dialect, SqlValue, Statement};
+use crate::{Dialect, OnConflict, SqlValue, Statement};
 
 /// Column names and untyped values, as `raw()` returns them.
 pub type RawRows = (Vec<String>, Vec<Vec<Value>>);
@@ -17,6 +17,9 @@ pub type RawRows = (Vec<String>, Vec<Vec<Value>>);
 pub trait SqlConnection: Send {
     /// The dialect its statements are compiled for.
     const DIALECT: Dialect;
+
+    /// Starts the transaction that gives several reads one snapshot.
+    const READ_SNAPSHOT: &'static str = "BEGIN";
 
     /// Rows decoded against `schema`: one value per field, in field order
     /// (the column order every compiled select uses).
@@ -37,4 +40,59 @@ pub trait SqlConnection: Send {
     /// `raw()`: the dialect's own placeholders, values bound in order,
     /// results decoded without a schema.
     async fn raw(&mut self, sql: &str, params: &[SqlValue]) -> Result<RawRows>;
+
+    /// Bounds every following statement of the current transaction to
+    /// `ms` milliseconds (`None`: lifts the bound). The executor calls it
+    /// only inside a transaction or savepoint. A driver that cannot
+    /// enforce a deadline keeps this default, which refuses.
+    async fn set_deadline(&mut self, ms: Option<u64>) -> Result<()> {
+        match ms {
+            None => Ok(()),
+            Some(_) => Err(Error::capability(
+                Self::DIALECT.backend(),
+                "query_timeouts",
+                "query timeouts",
+            )),
+        }
+    }
+
+    /// Inserts `rows` (already checked to carry their primary key) with
+    /// one statement per row; drivers override it with a bulk path.
+    /// Runs inside the executor's atomic section.
+    async fn insert_rows(
+        &mut self,
+        schema: &ModelSchema,
+        mode: OnConflict,
+        rows: &[Row],
+    ) -> Result<u64> {
+        let sql = crate::insert(Self::DIALECT, schema, mode)?;
+        let mut written = 0;
+        for row in rows {
+            let stmt = Statement {
+                sql: sql.clone(),
+                params: crate::encode_row(schema, row)?,
+            };
+            written += self.execute(&stmt).await?;
+        }
+        Ok(written)
+    }
+
+    /// The database's plan for `stmt`, one line per row of `EXPLAIN`.
+    async fn plan(&mut self, stmt: &Statement) -> Result<Vec<String>> {
+        let (_, rows) = self
+            .raw(&format!("EXPLAIN {}", stmt.sql), &stmt.params)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|v| match v {
+                        Value::Str(s) => s.to_string(),
+                        other => other.to_json().to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .collect())
+    }
 }

@@ -30,6 +30,11 @@ fn column_type(dialect: Dialect, kind: FieldKind, keyed: bool) -> &'static str {
         (Storage::Text | Storage::Json | Storage::Scalar, Dialect::Mysql) => {
             "LONGTEXT COLLATE utf8mb4_bin"
         }
+        // Byte-order collation: text sorts and compares as the memory
+        // engine does, whatever the database's default locale.
+        (Storage::Text | Storage::Json | Storage::Scalar, Dialect::Postgres) => {
+            "TEXT COLLATE \"C\""
+        }
         (Storage::Text | Storage::Json | Storage::Scalar, _) => "TEXT",
     }
 }

@@ -12,13 +12,15 @@
 //! - `aggregate`: metrics, facets and groups with the memory engine's answers;
 //! - `search`: full-text index DDL and the ranked `search_text` select;
 //! - `introspect`: reading a live table's shape back (`diff_schema`);
-//! - `connection`: what an async driver provides to the shared executor.
+//! - `connection`: what an async driver provides to the shared executor;
+//! - `exec`: that executor, every IR operation over a `SqlConnection`.
 
 mod aggregate;
 mod codec;
 mod connection;
 mod ddl;
 mod dialect;
+pub mod exec;
 mod filter;
 mod introspect;
 mod query;
@@ -36,6 +38,7 @@ pub use codec::{decode, decode_untyped, encode, storage, SqlRef, SqlValue, Stora
 pub use connection::{RawRows, SqlConnection};
 pub use ddl::{create_table, drop_table};
 pub use dialect::{escape_like, like_pattern, Dialect, LIKE_ESCAPE};
+pub use exec::{Executor, Fetched, Loaded, Op, Outcome};
 pub use introspect::{
     column_type_matches, introspect, Introspection, LiveColumn, LiveIndex, LiveTable,
 };

@@ -218,7 +218,7 @@ BACKEND_MODULES: Mapping[str, str] = MappingProxyType(
         "aura": "aura.backends.auradb",
         "memory": "aura.backends.memory",
         "sqlite": "aura.backends.sqlite",
-        "postgres": "aura.backends.postgres",
+        "postgres": "aura.backends.postgresql",
         "mysql": "aura.backends.mysql",
         "mongodb": "aura.backends.mongodb",
         "redis": "aura.backends.redis",

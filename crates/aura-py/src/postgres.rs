@@ -1,0 +1,444 @@
+//! `PostgresConnection`: the PostgreSQL driver (crate aura-postgres) seen
+//! from Python. Every request becomes an `aura_sql::Op` run by the shared
+//! executor on the driver's pool; results come back as awaitables
+//! (pyo3-async-runtimes) whose rows are hydrated through `Deferred`, on
+//! the event-loop thread. The async glue is the one `awaitable` function.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aura_core::error::Error;
+use aura_core::ir::{Request, Select};
+use aura_postgres::{Database, Options, SslMode, Txn};
+use aura_sql::{Fetched, OnConflict, Op, Outcome};
+use parking_lot::{Mutex, RwLock};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use crate::convert::{json_to_py, py_to_json, value_to_py};
+use crate::errors::{to_py, IntoPyResult};
+use crate::memory::parse_request;
+use crate::plan::ModelPlan;
+use crate::rows::{hydrate_results, sql_results, to_row, Deferred, Hydrator};
+
+type Plans = Arc<RwLock<HashMap<String, Py<ModelPlan>>>>;
+
+const BACKEND: &str = "postgres";
+
+fn closed() -> Error {
+    Error::new(aura_core::ErrorCode::ClientClosed, "Client is closed")
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.001 })
+}
+
+/// A live transaction (its own pooled connection).
+#[pyclass(frozen, module = "aura._core")]
+pub struct PostgresTxn {
+    txn: Arc<Txn>,
+}
+
+#[pyclass(frozen, module = "aura._core")]
+pub struct PostgresConnection {
+    options: Options,
+    db: Mutex<Option<Arc<Database>>>,
+    plans: Plans,
+}
+
+/// How an `Outcome` becomes a Python value (on the event-loop thread).
+enum Shape {
+    Rows(Select),
+    Cursor(Select),
+    Stored(String),
+    Plain,
+}
+
+/// Runs `op` on the pool (or in `txn`) and resolves to its Python value.
+fn awaitable<'py>(
+    py: Python<'py>,
+    db: Arc<Database>,
+    plans: Plans,
+    op: Op,
+    txn: Option<Arc<Txn>>,
+    shape: Shape,
+) -> PyResult<Bound<'py, PyAny>> {
+    let run = async move { db.run(op, txn.as_deref()).await };
+    resolve(py, run, move |py, outcome| {
+        convert(py, &plans, outcome, shape)
+    })
+}
+
+/// The one bridge from a Rust future to an asyncio awaitable.
+fn resolve<'py, T: Send + 'static>(
+    py: Python<'py>,
+    work: impl Future<Output = aura_core::Result<T>> + Send + 'static,
+    build: impl for<'a> FnOnce(Python<'a>, T) -> PyResult<Bound<'a, PyAny>> + Send + 'static,
+) -> PyResult<Bound<'py, PyAny>> {
+    crate::bridge::future_into_py(py, async move {
+        let value = work.await?;
+        Ok(Deferred::new(move |py| build(py, value)))
+    })
+}
+
+fn convert<'py>(
+    py: Python<'py>,
+    plans: &Plans,
+    outcome: Outcome,
+    shape: Shape,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match (outcome, shape) {
+        (Outcome::Rows(rows), Shape::Rows(q)) => {
+            hydrate_results(py, &plans.read(), &q, sql_results(rows))?.into_any()
+        }
+        (Outcome::Rows(rows), Shape::Cursor(q)) => Bound::new(
+            py,
+            PostgresCursor {
+                state: Mutex::new(Some((q, rows.into()))),
+                plans: plans.clone(),
+            },
+        )?
+        .into_any(),
+        (Outcome::Stored(Some(row)), Shape::Stored(model)) => {
+            let plans = plans.read();
+            Hydrator::new(py, &plans)?.simple(&model, &row)?
+        }
+        (Outcome::Count(n), _) => n.into_pyobject(py)?.into_any(),
+        (Outcome::Flag(b), _) => pyo3::types::PyBool::new(py, b).to_owned().into_any(),
+        (Outcome::Raw((names, rows)), _) => {
+            let list = PyList::empty(py);
+            for row in &rows {
+                let dict = PyDict::new(py);
+                for (name, value) in names.iter().zip(row) {
+                    dict.set_item(name, value_to_py(py, value)?)?;
+                }
+                list.append(dict)?;
+            }
+            list.into_any()
+        }
+        _ => py.None().into_bound(py),
+    })
+}
+
+impl PostgresConnection {
+    fn database(&self) -> PyResult<Arc<Database>> {
+        self.db.lock().clone().ok_or_else(|| to_py(closed()))
+    }
+
+    fn plan(&self, py: Python<'_>, model: &str) -> PyResult<Py<ModelPlan>> {
+        self.plans
+            .read()
+            .get(model)
+            .map(|p| p.clone_ref(py))
+            .ok_or_else(|| to_py(Error::schema(format!("Unknown model '{model}'"))))
+    }
+
+    fn schemas(&self, names: &[String]) -> PyResult<Vec<Arc<aura_core::ModelSchema>>> {
+        let plans = self.plans.read();
+        names
+            .iter()
+            .map(|n| {
+                plans
+                    .get(n)
+                    .map(|p| p.get().schema.clone())
+                    .ok_or_else(|| to_py(Error::schema(format!("Unknown model '{n}'"))))
+            })
+            .collect()
+    }
+
+    fn submit<'py>(
+        &self,
+        py: Python<'py>,
+        op: Op,
+        txn: Option<&PostgresTxn>,
+        shape: Shape,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let db = self.database()?;
+        let txn = txn.map(|t| t.txn.clone());
+        awaitable(py, db, self.plans.clone(), op, txn, shape)
+    }
+}
+
+#[pymethods]
+impl PostgresConnection {
+    /// Build (no I/O): `ssl` is `(sslmode, CA file)`, `pool` is
+    /// `(min_size, max_size, acquire_timeout_s, max_lifetime_s, idle_timeout_s)`.
+    #[new]
+    #[pyo3(signature = (host, port, user, *, password=None, dbname=None, application_name=None,
+        server_options=None, ssl=("prefer".to_owned(), None), pool=(1, 16, 5.0, 1800.0, 300.0),
+        connect_timeout_s=10.0, request_timeout_s=30.0))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        host: String,
+        port: u16,
+        user: String,
+        password: Option<String>,
+        dbname: Option<String>,
+        application_name: Option<String>,
+        server_options: Option<String>,
+        ssl: (String, Option<PathBuf>),
+        pool: (usize, usize, f64, f64, f64),
+        connect_timeout_s: f64,
+        request_timeout_s: f64,
+    ) -> PyResult<Self> {
+        let (min_size, max_size, acquire, lifetime, idle) = pool;
+        let options = Options {
+            host,
+            port,
+            user,
+            password,
+            dbname,
+            application_name,
+            server_options,
+            ssl_mode: SslMode::parse(&ssl.0).py_err()?,
+            ca_file: ssl.1,
+            min_size: min_size.min(max_size),
+            pool_size: max_size.max(1),
+            acquire_timeout: seconds(acquire),
+            connect_timeout: seconds(connect_timeout_s),
+            request_timeout: seconds(request_timeout_s),
+            max_lifetime: seconds(lifetime),
+            idle_timeout: seconds(idle),
+        };
+        // TLS files are read now, so a bad sslrootcert fails at connect time.
+        options.tls().py_err()?;
+        Ok(PostgresConnection {
+            options,
+            db: Mutex::new(None),
+            plans: Plans::default(),
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "PostgresConnection(address='{}:{}', user='{}')",
+            self.options.host, self.options.port, self.options.user
+        )
+    }
+
+    fn open<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let options = slf.get().options.clone();
+        resolve(
+            py,
+            async move { Database::open(options).await },
+            move |py, db| {
+                let conn = slf.get();
+                for plan in conn.plans.read().values() {
+                    db.register(plan.get().schema.clone());
+                }
+                *conn.db.lock() = Some(db);
+                Ok(py.None().into_bound(py))
+            },
+        )
+    }
+
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(db) = self.db.lock().take() {
+            db.close();
+        }
+        resolve(py, async { Ok(()) }, |py, ()| Ok(py.None().into_bound(py)))
+    }
+
+    fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let db = self.database()?;
+        let op = Op::Raw {
+            statement: "SELECT 1".to_owned(),
+            params: serde_json::Value::Null,
+        };
+        resolve(py, async move { db.run(op, None).await }, |py, _| {
+            Ok(pyo3::types::PyBool::new(py, true).to_owned().into_any())
+        })
+    }
+
+    /// `(open, idle, max)` connections of the pool.
+    fn pool_status(&self) -> PyResult<(usize, usize, usize)> {
+        Ok(self.database()?.pool_status())
+    }
+
+    /// Registers a model (with the pool too, once open).
+    fn register(&self, plan: Py<ModelPlan>) {
+        let schema = plan.get().schema.clone();
+        if let Some(db) = self.db.lock().as_ref() {
+            db.register(schema.clone());
+        }
+        self.plans.write().insert(schema.name.clone(), plan);
+    }
+
+    fn create_schema<'py>(
+        &self,
+        py: Python<'py>,
+        names: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let schemas = self.schemas(&names)?;
+        self.submit(py, Op::CreateSchema(schemas), None, Shape::Plain)
+    }
+
+    fn drop_schema<'py>(&self, py: Python<'py>, names: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        let schemas = self.schemas(&names)?;
+        self.submit(py, Op::DropSchema(schemas), None, Shape::Plain)
+    }
+
+    /// Runs a select/count/exists/update/delete IR.
+    #[pyo3(signature = (ir, txn=None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: Option<PyRef<'py, PostgresTxn>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (op, shape) = match parse_request(ir)? {
+            Request::Select(q) => (Op::Select(q.clone()), Shape::Rows(q)),
+            Request::Count(q) => (Op::Count(q), Shape::Plain),
+            Request::Exists(q) => (Op::Exists(q), Shape::Plain),
+            Request::Update(q) => (Op::Update(q), Shape::Plain),
+            Request::Delete(q) => (Op::Delete(q), Shape::Plain),
+            other => return Err(to_py(other.not_served(BACKEND))),
+        };
+        self.submit(py, op, txn.as_deref(), shape)
+    }
+
+    /// Runs a select and holds its rows for batch-wise hydration.
+    #[pyo3(signature = (ir, txn=None))]
+    fn cursor<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: Option<PyRef<'py, PostgresTxn>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Request::Select(q) = parse_request(ir)? else {
+            return Err(to_py(Error::query("a cursor needs a select IR")));
+        };
+        self.submit(py, Op::Select(q.clone()), txn.as_deref(), Shape::Cursor(q))
+    }
+
+    #[pyo3(signature = (model, instances, on_conflict=None, txn=None))]
+    fn insert<'py>(
+        &self,
+        py: Python<'py>,
+        model: String,
+        instances: &Bound<'py, PyList>,
+        on_conflict: Option<&str>,
+        txn: Option<PyRef<'py, PostgresTxn>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let plan = self.plan(py, &model)?;
+        let mode = OnConflict::parse(on_conflict).py_err()?;
+        let rows = instances
+            .iter()
+            .map(|obj| to_row(plan.get(), &obj))
+            .collect::<PyResult<Vec<_>>>()?;
+        let op = Op::Insert { model, rows, mode };
+        self.submit(py, op, txn.as_deref(), Shape::Plain)
+    }
+
+    /// Atomic upsert; resolves to the stored instance, or None when nothing
+    /// matched and `instance` (the row to insert) is None.
+    #[pyo3(signature = (ir, instance=None, txn=None))]
+    fn upsert<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        instance: Option<&Bound<'py, PyAny>>,
+        txn: Option<PyRef<'py, PostgresTxn>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let Request::Upsert(query) = parse_request(ir)? else {
+            return Err(to_py(Error::query("expected an upsert IR")));
+        };
+        let plan = self.plan(py, &query.model)?;
+        let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
+        let model = query.model.clone();
+        let op = Op::Upsert { query, row };
+        self.submit(py, op, txn.as_deref(), Shape::Stored(model))
+    }
+
+    /// `raw()`: `$1..$n` placeholders; `params` a list, or a dict bound in
+    /// its order. Rows as dicts keyed by column name.
+    #[pyo3(signature = (statement, params=None, txn=None))]
+    fn raw<'py>(
+        &self,
+        py: Python<'py>,
+        statement: String,
+        params: Option<&Bound<'py, PyAny>>,
+        txn: Option<PyRef<'py, PostgresTxn>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let params = match params {
+            Some(p) => py_to_json(p)?,
+            None => serde_json::Value::Null,
+        };
+        let op = Op::Raw { statement, params };
+        self.submit(py, op, txn.as_deref(), Shape::Plain)
+    }
+
+    /// The IR, the SQL it compiles to and PostgreSQL's `EXPLAIN` lines.
+    /// Synchronous by contract: it waits for the server without the GIL.
+    fn explain<'py>(&self, py: Python<'py>, ir: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let request = parse_request(ir)?;
+        let mut json = serde_json::to_value(&request)
+            .map_err(|e| Error::query(format!("invalid query IR: {e}")))
+            .py_err()?;
+        if let (Request::Select(q), Some(obj)) = (&request, json.as_object_mut()) {
+            let db = self.database()?;
+            let op = Op::Explain(q.clone());
+            let runtime = crate::bridge::runtime();
+            let outcome = py.detach(|| runtime.block_on(db.run(op, None))).py_err()?;
+            if let Outcome::Explained(sql, plan) = outcome {
+                obj.insert("sql".to_owned(), sql.into());
+                obj.insert("plan".to_owned(), plan.into());
+            }
+        }
+        json_to_py(py, &json)
+    }
+
+    /// Begins a snapshot transaction (REPEATABLE READ) on a connection of
+    /// its own; resolves to a `PostgresTxn`.
+    fn begin<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let db = self.database()?;
+        resolve(py, async move { db.begin().await }, |py, txn| {
+            Ok(Bound::new(py, PostgresTxn { txn: Arc::new(txn) })?.into_any())
+        })
+    }
+
+    /// Commits (or rolls back) and returns the connection to the pool.
+    fn end<'py>(
+        &self,
+        py: Python<'py>,
+        txn: PyRef<'py, PostgresTxn>,
+        commit: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let db = self.database()?;
+        let txn = txn.txn.clone();
+        resolve(py, async move { db.end(&txn, commit).await }, |py, ()| {
+            Ok(py.None().into_bound(py))
+        })
+    }
+}
+
+type CursorState = (Select, VecDeque<Fetched>);
+
+/// Rows of a select, hydrated one batch per `fetch`.
+#[pyclass(frozen, module = "aura._core")]
+pub struct PostgresCursor {
+    state: Mutex<Option<CursorState>>,
+    plans: Plans,
+}
+
+#[pymethods]
+impl PostgresCursor {
+    fn fetch<'py>(&self, py: Python<'py>, batch_size: usize) -> PyResult<Bound<'py, PyAny>> {
+        let mut guard = self.state.lock();
+        let Some((q, rows)) = guard.as_mut() else {
+            return Ok(PyList::empty(py).into_any());
+        };
+        let take = batch_size.min(rows.len());
+        let batch: Vec<Fetched> = rows.drain(..take).collect();
+        let q = q.clone();
+        drop(guard);
+        Ok(hydrate_results(py, &self.plans.read(), &q, sql_results(batch))?.into_any())
+    }
+
+    fn close(&self) {
+        self.state.lock().take();
+    }
+}

@@ -1,0 +1,197 @@
+//! Reads: select (with `.include()` loaded one query per relationship
+//! level), count, exists, `raw()` and explain.
+
+use std::collections::{HashMap, HashSet};
+
+use aura_core::ir::{Filtered, Include, Select};
+use aura_core::{Error, Key, ModelSchema, Result, Row, Value};
+use serde_json::Value as Json;
+
+use super::{json_param, Executor, Need, KEYS_PER_QUERY};
+use crate::{encode, RawRows, RelatedQuery, Relation, SqlConnection, SqlValue};
+
+/// One result row and its loaded relationships (in include order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub row: Row,
+    pub includes: Vec<Loaded>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded {
+    One { attr: String, row: Option<Row> },
+    Many { attr: String, rows: Vec<Row> },
+}
+
+fn distinct(values: impl Iterator<Item = Value>) -> Vec<Value> {
+    let mut seen = HashSet::new();
+    values
+        .filter(|v| !v.is_null() && seen.insert(Key(v.clone())))
+        .collect()
+}
+
+fn no_pk(schema: &ModelSchema) -> Error {
+    Error::schema(format!("{} has no primary key", schema.name))
+}
+
+impl<C: SqlConnection> Executor<'_, C> {
+    /// Rows and their includes; with includes, every level reads the
+    /// same snapshot.
+    pub async fn select(&mut self, q: &Select) -> Result<Vec<Fetched>> {
+        let schema = self.schema(&q.model)?;
+        let stmt = crate::select(C::DIALECT, &schema, q)?;
+        let relations = q
+            .include
+            .iter()
+            .map(|inc| Relation::resolve(self.catalog, &schema, &inc.link))
+            .collect::<Result<Vec<_>>>()?;
+        let need = if relations.is_empty() {
+            Need::Single
+        } else {
+            Need::Snapshot
+        };
+        let section = self.enter(need, q.timeout_ms).await?;
+        let result = self.select_in(&schema, &stmt, &relations, q).await;
+        self.leave(section, q.timeout_ms, result).await
+    }
+
+    async fn select_in(
+        &mut self,
+        schema: &ModelSchema,
+        stmt: &crate::Statement,
+        relations: &[Relation],
+        q: &Select,
+    ) -> Result<Vec<Fetched>> {
+        let rows = self.conn.rows(schema, stmt).await?;
+        let mut fetched: Vec<Fetched> = rows
+            .into_iter()
+            .map(|row| Fetched {
+                row,
+                includes: Vec::with_capacity(relations.len()),
+            })
+            .collect();
+        for (relation, include) in relations.iter().zip(&q.include) {
+            self.load(schema, relation, include, &mut fetched).await?;
+        }
+        Ok(fetched)
+    }
+
+    /// Rows of `target` whose `key` column is in `keys`, in chunks.
+    async fn related_rows(&mut self, query: &RelatedQuery<'_>, keys: &[Value]) -> Result<Vec<Row>> {
+        let kind = query.target.fields[query.key].kind;
+        let mut out = Vec::new();
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let params = chunk
+                .iter()
+                .map(|v| encode(kind, v))
+                .collect::<Result<Vec<SqlValue>>>()?;
+            let stmt = crate::related(C::DIALECT, query, params)?;
+            out.extend(self.conn.rows(query.target, &stmt).await?);
+        }
+        Ok(out)
+    }
+
+    /// Loads one include for every fetched row: a single query per level.
+    async fn load(
+        &mut self,
+        schema: &ModelSchema,
+        relation: &Relation,
+        include: &Include,
+        fetched: &mut [Fetched],
+    ) -> Result<()> {
+        let target = self.schema(relation.target())?;
+        match relation {
+            Relation::Link { attr, fk, .. } => {
+                let pk = target.pk_index().ok_or_else(|| no_pk(&target))?;
+                let keys = distinct(fetched.iter().map(|f| f.row[*fk].clone()));
+                let query = RelatedQuery {
+                    target: &target,
+                    key: pk,
+                    sort: &[],
+                    limit: None,
+                };
+                let found: HashMap<Key, Row> = self
+                    .related_rows(&query, &keys)
+                    .await?
+                    .into_iter()
+                    .map(|row| (Key(row[pk].clone()), row))
+                    .collect();
+                for item in fetched.iter_mut() {
+                    let fk_value = &item.row[*fk];
+                    let row = if fk_value.is_null() {
+                        None
+                    } else {
+                        found.get(&Key(fk_value.clone())).cloned()
+                    };
+                    item.includes.push(Loaded::One {
+                        attr: attr.clone(),
+                        row,
+                    });
+                }
+            }
+            Relation::Collection { attr, via, .. } => {
+                let pk = schema.pk_index().ok_or_else(|| no_pk(schema))?;
+                let keys = distinct(fetched.iter().map(|f| f.row[pk].clone()));
+                let query = RelatedQuery {
+                    target: &target,
+                    key: *via,
+                    sort: &include.sort,
+                    limit: include.limit,
+                };
+                let mut groups: HashMap<Key, Vec<Row>> = HashMap::new();
+                for row in self.related_rows(&query, &keys).await? {
+                    groups.entry(Key(row[*via].clone())).or_default().push(row);
+                }
+                for item in fetched.iter_mut() {
+                    let rows = groups.get(&Key(item.row[pk].clone())).cloned();
+                    item.includes.push(Loaded::Many {
+                        attr: attr.clone(),
+                        rows: rows.unwrap_or_default(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn count(&mut self, q: &Filtered) -> Result<u64> {
+        let schema = self.schema(&q.model)?;
+        let stmt = crate::count(C::DIALECT, &schema, q)?;
+        let section = self.enter(Need::Single, q.timeout_ms).await?;
+        let result = self.conn.scalar(&stmt).await;
+        let n = self.leave(section, q.timeout_ms, result).await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    pub async fn exists(&mut self, q: &Filtered) -> Result<bool> {
+        let schema = self.schema(&q.model)?;
+        let stmt = crate::exists(C::DIALECT, &schema, q)?;
+        let section = self.enter(Need::Single, q.timeout_ms).await?;
+        let result = self.conn.scalar(&stmt).await;
+        Ok(self.leave(section, q.timeout_ms, result).await? != 0)
+    }
+
+    /// `raw()`: one statement in the dialect's own SQL; `params` is a list
+    /// (bound in order) or a dict (bound in its order), never spliced.
+    pub async fn raw(&mut self, statement: &str, params: &Json) -> Result<RawRows> {
+        let bound: Vec<SqlValue> = match params {
+            Json::Null => Vec::new(),
+            Json::Array(items) => items.iter().map(json_param).collect(),
+            Json::Object(map) => map.values().map(json_param).collect(),
+            _ => return Err(Error::query("raw() params must be a dict or a list")),
+        };
+        let section = self.enter(Need::Single, None).await?;
+        let result = self.conn.raw(statement, &bound).await;
+        self.leave(section, None, result).await
+    }
+
+    /// The SQL a select compiles to and the database's plan for it.
+    pub async fn explain(&mut self, q: &Select) -> Result<(String, Vec<String>)> {
+        let schema = self.schema(&q.model)?;
+        let stmt = crate::select(C::DIALECT, &schema, q)?;
+        let section = self.enter(Need::Single, None).await?;
+        let result = self.conn.plan(&stmt).await;
+        let plan = self.leave(section, None, result).await?;
+        Ok((stmt.sql, plan))
+    }
+}
