@@ -3,6 +3,7 @@
 //! the one error mapping (errors.rs) and one module per backend.
 
 mod auradb;
+mod bundled;
 mod convert;
 mod errors;
 mod ir_de;
@@ -28,6 +29,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<memory::MemoryCursor>()?;
     m.add_class::<auradb::AuraDbConnection>()?;
     m.add_class::<auradb::AuraDbCursor>()?;
+    m.add_class::<bundled::BundledConnection>()?;
+    m.add_class::<bundled::BundledCursor>()?;
+    m.add_function(wrap_pyfunction!(bundled::bundled_encode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(bundled::bundled_decode_frame, m)?)?;
     m.add_class::<server::AwpServer>()?;
     #[cfg(feature = "mongodb")]
     {
