@@ -495,6 +495,28 @@ def _hello_ack(capabilities: list[str]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
+async def ok_peer(capabilities: list[str], opcodes: list[int]) -> asyncio.Server:
+    """A peer advertising ``capabilities`` that answers every later request
+    with OK and records its opcode."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readexactly(44)
+                await reader.readexactly(struct.unpack(">I", head[12:16])[0] + 4)
+                rid = int.from_bytes(head[16:32], "big")
+                if head[5] == 0x01:
+                    writer.write(frame(0x81, rid, _hello_ack(capabilities)))
+                else:
+                    opcodes.append(head[5])
+                    writer.write(frame(0x90, rid, b'{"ok":true}'))
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            writer.close()
+
+    return await asyncio.start_server(peer, "127.0.0.1", 0)
+
+
 @pytest.mark.parametrize(
     ("advertised", "flag"),
     [
@@ -505,51 +527,35 @@ def _hello_ack(capabilities: list[str]) -> bytes:
         (["vector_exact_search"], "ranked_pagination"),
         (["vector_exact_search"], "query_timeouts"),
         (["vector_exact_search"], "approximate_vector_search"),
+        (["aggregations_and_facets"], "group_by_aggregation"),
     ],
 )
 async def test_unadvertised_features_are_refused_before_sending(
     advertised: list[str], flag: str
 ) -> None:
     """Every optional field is gated on the server's HELLO_ACK (§16 row 22):
-    nothing is sent for a refused query (the peer only ever sees the PING)."""
-    fake = await fake_peer(lambda rid: frame(0x82, rid, b""), hello_ack=_hello_ack(advertised))
+    a refused query sends no QUERY frame (only the schema was created)."""
+    opcodes: list[int] = []
+    fake = await ok_peer(advertised, opcodes)
     async with fake:
-        client = await aura.connect(f"auradb://127.0.0.1:{fake.sockets[0].getsockname()[1]}")
-        client.backend._register([AwpTyped])  # type: ignore[attr-defined]
-        q = client.search(AwpTyped)
-        attempts = {
-            "full_text_search": lambda: q.search_text("meta", "x").all(),
-            "hybrid_search": lambda: q.search_hybrid("meta", "x", "emb", [1, 0]).all(),
-            "vector_search": lambda: q.search_vector("emb", [1, 0]).all(),
-            "aggregations_and_facets": lambda: q.facet("day").aggregate(),
-            "ranked_pagination": lambda: anext(
-                q.search_vector("emb", [1, 0]).search_pages(page_size=1)
-            ),
-            "query_timeouts": lambda: q.timeout(10).all(),
-            "approximate_vector_search": lambda: q.search_vector(
-                "emb", [1, 0], approximate=True
-            ).all(),
-        }
-        with pytest.raises(AuraCapabilityError) as info:
-            await attempts[flag]()
-        assert info.value.context["capability"] in (flag, "approximate_vector_search")
-        assert await client.ping()  # the first request the peer sees after HELLO
-        await client.close()
-
-
-async def test_group_by_and_avg_need_their_capability() -> None:
-    fake = await fake_peer(
-        lambda rid: frame(0x82, rid, b""), hello_ack=_hello_ack(["aggregations_and_facets"])
-    )
-    async with fake:
-        client = await aura.connect(f"auradb://127.0.0.1:{fake.sockets[0].getsockname()[1]}")
-        client.backend._register([AwpBook, AwpAuthor])  # type: ignore[attr-defined]
-        for query in (
-            client.query(AwpBook).avg("pages"),
-            client.query(AwpBook).group_by("pages").aggregate_count(),
-        ):
+        dsn = f"auradb://127.0.0.1:{fake.sockets[0].getsockname()[1]}"
+        async with aura.connect(dsn, models=[AwpTyped]) as client:
+            q = client.search(AwpTyped)
+            attempts = {
+                "full_text_search": lambda: q.search_text("meta", "x").all(),
+                "hybrid_search": lambda: q.search_hybrid("meta", "x", "emb", [1, 0]).all(),
+                "vector_search": lambda: q.search_vector("emb", [1, 0]).all(),
+                "aggregations_and_facets": lambda: q.facet("day").aggregate(),
+                "ranked_pagination": lambda: anext(
+                    q.search_vector("emb", [1, 0]).search_pages(page_size=1)
+                ),
+                "query_timeouts": lambda: q.timeout(10).all(),
+                "approximate_vector_search": lambda: q.search_vector(
+                    "emb", [1, 0], approximate=True
+                ).all(),
+                "group_by_aggregation": lambda: q.group_by("day").aggregate_count().aggregate(),
+            }
             with pytest.raises(AuraCapabilityError) as info:
-                await query.aggregate()
-            assert info.value.context["capability"] == "group_by_aggregation"
-        assert await client.ping()
-        await client.close()
+                await attempts[flag]()
+            assert info.value.context["capability"] == flag
+    assert 0x20 not in opcodes  # SCHEMA_CREATE (0x10) only, never a QUERY

@@ -1,5 +1,5 @@
 //! The AuraDB native backend (`auradb://`, `auradbs://`): the aura-wire
-//! client behind awaitables (pyo3-async-runtimes, tokio). The IR becomes
+//! client behind awaitables (bridge.rs, tokio). The IR becomes
 //! AWP payloads in `aura_wire::awp` (the one translation); result rows are
 //! hydrated by the same `Hydrator` as the memory backend.
 //!
@@ -25,18 +25,20 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use serde_json::{json, Map, Value as Json};
 
+use crate::bridge::future_into_py;
 use crate::convert::json_to_py;
 use crate::errors::to_py;
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
 use crate::rows::to_row;
+use crate::rows::{hydrated, hydrated_first, Deferred, SharedPlans};
 
 struct Inner {
     opts: ClientOptions,
     conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
     /// The connection each open transaction lives on.
     txns: Mutex<HashMap<u64, Arc<Connection>>>,
-    plans: RwLock<HashMap<String, Py<ModelPlan>>>,
+    plans: SharedPlans,
     caps: RwLock<HashSet<String>>,
     server_version: RwLock<String>,
 }
@@ -47,13 +49,12 @@ fn err(e: Error) -> PyErr {
 
 impl Inner {
     fn schema(&self, model: &str) -> Result<Arc<ModelSchema>, Error> {
-        Python::attach(|py| {
-            self.plans
-                .read()
-                .get(model)
-                .map(|p| p.bind(py).get().schema.clone())
-        })
-        .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))
+        // A frozen plan is read without the GIL.
+        self.plans
+            .read()
+            .get(model)
+            .map(|p| p.get().schema.clone())
+            .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))
     }
 
     async fn connect(&self) -> Result<Arc<Connection>, Error> {
@@ -192,16 +193,6 @@ fn decode_rows(
     Ok(out)
 }
 
-fn hydrate(
-    py: Python<'_>,
-    inner: &Inner,
-    q: &Select,
-    rows: Vec<aura_engine::ResultRow>,
-) -> PyResult<Py<PyAny>> {
-    let list = crate::rows::hydrate_results(py, &inner.plans.read(), q, rows)?;
-    Ok(list.into_any().unbind())
-}
-
 fn count_of(reply: &Reply, key: &str) -> Result<Json, Error> {
     let body = reply.json()?;
     body.get(key)
@@ -265,7 +256,7 @@ impl AuraDbConnection {
                 opts,
                 conn: tokio::sync::Mutex::new(None),
                 txns: Mutex::new(HashMap::new()),
-                plans: RwLock::new(HashMap::new()),
+                plans: SharedPlans::default(),
                 caps: RwLock::new(HashSet::new()),
                 server_version: RwLock::new(String::new()),
             }),
@@ -288,15 +279,15 @@ impl AuraDbConnection {
     /// Connect and handshake now.
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            inner.shared().await.map_err(err)?;
+        future_into_py(py, async move {
+            inner.shared().await?;
             Ok(())
         })
     }
 
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             let conn = inner.conn.lock().await.take();
             if let Some(conn) = conn {
                 conn.close().await;
@@ -329,11 +320,8 @@ impl AuraDbConnection {
 
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let reply = inner
-                .read(Opcode::Ping, 0, &Json::Null)
-                .await
-                .map_err(err)?;
+        future_into_py(py, async move {
+            let reply = inner.read(Opcode::Ping, 0, &Json::Null).await?;
             Ok(reply.opcode == Opcode::Pong)
         })
     }
@@ -357,12 +345,9 @@ impl AuraDbConnection {
                 payloads.push(awp::collection_schema(&schema, &pk_kind));
             }
         }
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             for payload in payloads {
-                inner
-                    .call(Opcode::SchemaCreate, 0, &payload)
-                    .await
-                    .map_err(err)?;
+                inner.call(Opcode::SchemaCreate, 0, &payload).await?;
             }
             Ok(())
         })
@@ -374,7 +359,7 @@ impl AuraDbConnection {
         models: Vec<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             for name in models {
                 match inner
                     .call(Opcode::SchemaDrop, 0, &json!({"name": name}))
@@ -393,13 +378,10 @@ impl AuraDbConnection {
     /// SCHEMA_LIST: the server's collection schemas.
     fn server_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let reply = inner
-                .read(Opcode::SchemaList, 0, &Json::Null)
-                .await
-                .map_err(err)?;
+        future_into_py(py, async move {
+            let reply = inner.read(Opcode::SchemaList, 0, &Json::Null).await?;
             let body = reply.json().map_err(err)?;
-            Python::attach(|py| json_to_py(py, &body).map(Bound::unbind))
+            Ok(Deferred::new(move |py| json_to_py(py, &body)))
         })
     }
 
@@ -419,11 +401,9 @@ impl AuraDbConnection {
         match request {
             Request::Select(q) => {
                 let payload = inner.find_payload(&q, &schema).map_err(err)?;
-                pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                    let rows = fetch_all(&inner, &payload, txn, &schema)
-                        .await
-                        .map_err(err)?;
-                    Python::attach(|py| hydrate(py, &inner, &q, rows))
+                future_into_py(py, async move {
+                    let rows = fetch_all(&inner, &payload, txn, &schema).await?;
+                    Ok(hydrated(inner.plans.clone(), q, rows))
                 })
             }
             Request::Count(q) | Request::Exists(q) => {
@@ -443,33 +423,24 @@ impl AuraDbConnection {
                     )));
                 }
                 let payload = awp::filtered_query(kind, &q, &schema).map_err(err)?;
-                pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                    let reply = inner
-                        .read(Opcode::Query, txn, &payload)
-                        .await
-                        .map_err(err)?;
+                future_into_py(py, async move {
+                    let reply = inner.read(Opcode::Query, txn, &payload).await?;
                     let value = count_of(&reply, kind).map_err(err)?;
-                    Python::attach(|py| json_to_py(py, &value).map(Bound::unbind))
+                    Ok(Deferred::new(move |py| json_to_py(py, &value)))
                 })
             }
             Request::Update(q) => {
                 let payload = awp::update_mutation(&q, &schema).map_err(err)?;
-                pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                    let reply = inner
-                        .call(Opcode::Mutate, txn, &payload)
-                        .await
-                        .map_err(err)?;
+                future_into_py(py, async move {
+                    let reply = inner.call(Opcode::Mutate, txn, &payload).await?;
                     let n = count_of(&reply, "updated").map_err(err)?;
                     Ok(n.as_u64().unwrap_or(0))
                 })
             }
             Request::Delete(q) => {
                 let payload = awp::delete_mutation(&q, &schema).map_err(err)?;
-                pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                    let reply = inner
-                        .call(Opcode::Mutate, txn, &payload)
-                        .await
-                        .map_err(err)?;
+                future_into_py(py, async move {
+                    let reply = inner.call(Opcode::Mutate, txn, &payload).await?;
                     let n = count_of(&reply, "deleted").map_err(err)?;
                     Ok(n.as_u64().unwrap_or(0))
                 })
@@ -477,35 +448,27 @@ impl AuraDbConnection {
             Request::SearchPage(q) => {
                 let caps = inner.caps.read().clone();
                 let payload = awp::search_page_query(&q, &schema, &caps).map_err(err)?;
-                pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                    let reply = inner
-                        .read(Opcode::Query, txn, &payload)
-                        .await
-                        .map_err(err)?;
-                    let page = reply.json().map_err(err)?;
-                    let rows = decode_rows(&wire_rows(&page).map_err(err)?, &schema, &inner)
-                        .map_err(err)?;
+                future_into_py(py, async move {
+                    let reply = inner.read(Opcode::Query, txn, &payload).await?;
+                    let page = reply.json()?;
+                    let rows = decode_rows(&wire_rows(&page)?, &schema, &inner)?;
                     let cursor = page
                         .get("next_cursor")
                         .and_then(Json::as_str)
                         .map(str::to_owned);
-                    Python::attach(|py| {
-                        let rows = hydrate(py, &inner, &q, rows)?;
-                        Ok((rows, cursor).into_pyobject(py)?.into_any().unbind())
-                    })
+                    let rows = hydrated(inner.plans.clone(), q, rows);
+                    Ok(Deferred::new(move |py| {
+                        (rows, cursor).into_pyobject(py).map(Bound::into_any)
+                    }))
                 })
             }
             Request::Aggregate(q) => {
                 let caps = inner.caps.read().clone();
                 let payload = awp::aggregate_query(&q, &schema, &caps).map_err(err)?;
-                pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                    let reply = inner
-                        .read(Opcode::Query, txn, &payload)
-                        .await
-                        .map_err(err)?;
-                    let result = awp::aggregate_result_from_wire(&reply.json().map_err(err)?)
-                        .map_err(err)?;
-                    Python::attach(|py| json_to_py(py, &result).map(Bound::unbind))
+                future_into_py(py, async move {
+                    let reply = inner.read(Opcode::Query, txn, &payload).await?;
+                    let result = awp::aggregate_result_from_wire(&reply.json()?)?;
+                    Ok(Deferred::new(move |py| json_to_py(py, &result)))
                 })
             }
             other => Err(err(other.not_served("auradb"))),
@@ -546,10 +509,8 @@ impl AuraDbConnection {
                 ))))
             }
         }
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let n = insert_records(&inner, &model, records, on_conflict.as_deref(), txn)
-                .await
-                .map_err(err)?;
+        future_into_py(py, async move {
+            let n = insert_records(&inner, &model, records, on_conflict.as_deref(), txn).await?;
             Ok(n)
         })
     }
@@ -606,11 +567,11 @@ impl AuraDbConnection {
             &schema,
         )
         .map_err(err)?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let existing = fetch_all(&inner, &find, txn, &schema).await.map_err(err)?;
+        future_into_py(py, async move {
+            let existing = fetch_all(&inner, &find, txn, &schema).await?;
             if existing.is_empty() {
                 let Some(record) = record else {
-                    return Python::attach(|py| Ok(py.None()));
+                    return Ok(hydrated_first(inner.plans.clone(), select, Vec::new()));
                 };
                 inner
                     .call(
@@ -618,23 +579,12 @@ impl AuraDbConnection {
                         txn,
                         &json!({"mutation": "insert", "collection": q.model, "fields": record}),
                     )
-                    .await
-                    .map_err(err)?;
+                    .await?;
             } else if !q.values.is_empty() {
-                inner
-                    .call(Opcode::Mutate, txn, &update)
-                    .await
-                    .map_err(err)?;
+                inner.call(Opcode::Mutate, txn, &update).await?;
             }
-            let stored = fetch_all(&inner, &find, txn, &schema).await.map_err(err)?;
-            Python::attach(|py| {
-                let list = hydrate(py, &inner, &select, stored)?;
-                let list = list.bind(py).cast::<PyList>()?.clone();
-                Ok(match list.len() {
-                    0 => py.None(),
-                    _ => list.get_item(0)?.unbind(),
-                })
-            })
+            let stored = fetch_all(&inner, &find, txn, &schema).await?;
+            Ok(hydrated_first(inner.plans.clone(), select, stored))
         })
     }
 
@@ -681,12 +631,9 @@ impl AuraDbConnection {
         let txn = txn.unwrap_or(0);
         let schema = inner.schema(&q.model).map_err(err)?;
         let payload = inner.find_payload(&q, &schema).map_err(err)?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let conn = inner.conn_for(txn).await.map_err(err)?;
-            let reply = conn
-                .request(Opcode::Query, txn, &payload)
-                .await
-                .map_err(err)?;
+        future_into_py(py, async move {
+            let conn = inner.conn_for(txn).await?;
+            let reply = conn.request(Opcode::Query, txn, &payload).await?;
             let page = reply.json().map_err(err)?;
             let rows = wire_rows(&page).map_err(err)?;
             let cursor_id = page.get("cursor_id").and_then(Json::as_u64);
@@ -707,17 +654,14 @@ impl AuraDbConnection {
 
     fn begin<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let conn = inner.shared().await.map_err(err)?;
-            let reply = conn
-                .request(Opcode::TxnBegin, 0, &Json::Null)
-                .await
-                .map_err(err)?;
+        future_into_py(py, async move {
+            let conn = inner.shared().await?;
+            let reply = conn.request(Opcode::TxnBegin, 0, &Json::Null).await?;
             let id = reply.txn_id;
             if id == 0 {
-                return Err(err(aura_wire::client::protocol_error(
-                    "TXN_BEGIN returned transaction 0",
-                )));
+                return Err(
+                    aura_wire::client::protocol_error("TXN_BEGIN returned transaction 0").into(),
+                );
             }
             inner.txns.lock().insert(id, conn);
             Ok(id)
@@ -736,7 +680,7 @@ impl AuraDbConnection {
 impl AuraDbConnection {
     fn finish<'py>(&self, py: Python<'py>, txn: u64, op: Opcode) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             let result = inner.call(op, txn, &Json::Null).await;
             inner.txns.lock().remove(&txn);
             result.map_err(err)?;
@@ -869,7 +813,7 @@ impl AuraDbCursor {
         let schema = self.schema.clone();
         let txn = self.txn;
         let batch_size = batch_size.max(1);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             let need_more = {
                 let st = state.lock();
                 st.open && st.buffer.len() < batch_size && st.cursor_id.is_some()
@@ -883,8 +827,7 @@ impl AuraDbCursor {
                         txn,
                         &json!({"cursor_id": id, "limit": want}),
                     )
-                    .await
-                    .map_err(err)?;
+                    .await?;
                 let page = reply.json().map_err(err)?;
                 let rows = wire_rows(&page).map_err(err)?;
                 let mut st = state.lock();
@@ -901,7 +844,7 @@ impl AuraDbCursor {
                 }
             };
             let rows = decode_rows(&batch, &schema, &inner).map_err(err)?;
-            Python::attach(|py| hydrate(py, &inner, &query, rows))
+            Ok(hydrated(inner.plans.clone(), query, rows))
         })
     }
 
@@ -921,7 +864,7 @@ impl AuraDbCursor {
             self.conn
                 .defer(Opcode::CursorClose, self.txn, &json!({"cursor_id": id}));
             let conn = self.conn.clone();
-            pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
+            crate::bridge::runtime().spawn(async move {
                 let _ = conn.flush_deferred().await;
             });
         }

@@ -25,17 +25,18 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{json, Value as Json};
 
+use crate::bridge::{future_into_py, runtime};
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::to_py;
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
-use crate::rows::{to_row, Hydrator};
+use crate::rows::{hydrated, stored_instance, to_row, Deferred, Hydrator, SharedPlans};
 
 struct Inner {
     opts: BundledOptions,
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
     txns: Mutex<HashMap<u64, Arc<Conn>>>,
-    plans: RwLock<HashMap<String, Py<ModelPlan>>>,
+    plans: SharedPlans,
     features: RwLock<HashSet<String>>,
     server_version: RwLock<String>,
 }
@@ -50,13 +51,12 @@ fn protocol(message: &str) -> Error {
 
 impl Inner {
     fn schema(&self, model: &str) -> Result<Arc<ModelSchema>, Error> {
-        Python::attach(|py| {
-            self.plans
-                .read()
-                .get(model)
-                .map(|p| p.bind(py).get().schema.clone())
-        })
-        .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))
+        // A frozen plan is read without the GIL.
+        self.plans
+            .read()
+            .get(model)
+            .map(|p| p.get().schema.clone())
+            .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))
     }
 
     /// The target schema of relationship `attr` of `schema` (link or collection).
@@ -138,11 +138,6 @@ impl Inner {
     }
 }
 
-fn hydrate(py: Python<'_>, inner: &Inner, q: &Select, rows: Vec<ResultRow>) -> PyResult<Py<PyAny>> {
-    let list = crate::rows::hydrate_results(py, &inner.plans.read(), q, rows)?;
-    Ok(list.into_any().unbind())
-}
-
 fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.001 })
 }
@@ -202,7 +197,7 @@ impl BundledConnection {
                 },
                 conn: tokio::sync::Mutex::new(None),
                 txns: Mutex::new(HashMap::new()),
-                plans: RwLock::new(HashMap::new()),
+                plans: SharedPlans::default(),
                 features: RwLock::new(HashSet::new()),
                 server_version: RwLock::new(String::new()),
             }),
@@ -221,15 +216,15 @@ impl BundledConnection {
 
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            inner.shared().await.map_err(err)?;
+        future_into_py(py, async move {
+            inner.shared().await?;
             Ok(())
         })
     }
 
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             if let Some(conn) = inner.conn.lock().await.take() {
                 conn.close().await;
             }
@@ -261,12 +256,12 @@ impl BundledConnection {
 
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let conn = inner.shared().await.map_err(err)?;
+        future_into_py(py, async move {
+            let conn = inner.shared().await?;
             let reply = conn
                 .request(Opcode::Ping, 0, &json!({"nonce": 1}))
                 .await
-                .map_err(err)?;
+                ?;
             Ok(reply.opcode == Opcode::Pong)
         })
     }
@@ -278,33 +273,33 @@ impl BundledConnection {
             .map(|m| inner.schema(m).map(|s| serde_json::to_value(s.as_ref()).unwrap_or(Json::Null)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             inner
                 .call(Opcode::Schema, 0, &json!({"models": schemas}))
                 .await
-                .map_err(err)?;
+                ?;
             Ok(())
         })
     }
 
     fn drop_schema<'py>(&self, py: Python<'py>, models: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             inner
                 .call(Opcode::Schema, 0, &json!({"drop": models}))
                 .await
-                .map_err(err)?;
+                ?;
             Ok(())
         })
     }
 
     fn server_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let reply = inner.call(Opcode::Schema, 0, &json!({})).await.map_err(err)?;
-            let body = json_of(&reply).map_err(err)?;
+        future_into_py(py, async move {
+            let reply = inner.call(Opcode::Schema, 0, &json!({})).await?;
+            let body = json_of(&reply)?;
             let models = body.get("models").cloned().unwrap_or_else(|| json!([]));
-            Python::attach(|py| json_to_py(py, &models).map(Bound::unbind))
+            Ok(Deferred::new(move |py| json_to_py(py, &models)))
         })
     }
 
@@ -317,58 +312,56 @@ impl BundledConnection {
         let body = json!({"ir": request.to_json()});
         match request {
             Request::Update(_) | Request::Delete(_) => {
-                pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                    let reply = inner.call(Opcode::Mutation, txn, &body).await.map_err(err)?;
-                    let out = json_of(&reply).map_err(err)?;
+                future_into_py(py, async move {
+                    let reply = inner.call(Opcode::Mutation, txn, &body).await?;
+                    let out = json_of(&reply)?;
                     Ok(out.get("affected").and_then(Json::as_u64).unwrap_or(0))
                 })
             }
             Request::Select(q) | Request::SearchPage(q) | Request::Aggregate(q) => {
                 let kind = ir.get_item("operation")?.extract::<String>()?;
                 let schema = inner.schema(&q.model).map_err(err)?;
-                pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                    let out = inner.read(txn, &body).await.map_err(err)?;
+                future_into_py(py, async move {
+                    let out = inner.read(txn, &body).await?;
                     if kind == "aggregate" {
                         let agg = out.pointer("/metadata/aggregate").cloned().unwrap_or(Json::Null);
-                        return Python::attach(|py| json_to_py(py, &agg).map(Bound::unbind));
+                        return Ok(Deferred::new(move |py| json_to_py(py, &agg)));
                     }
-                    let rows = inner.decode(&out, &schema).map_err(err)?;
+                    let rows = hydrated(inner.plans.clone(), q, inner.decode(&out, &schema)?);
+                    if kind != "search_page" {
+                        return Ok(rows);
+                    }
                     let cursor = out
                         .pointer("/metadata/cursor")
                         .and_then(Json::as_str)
                         .map(str::to_owned);
-                    Python::attach(|py| {
-                        let rows = hydrate(py, &inner, &q, rows)?;
-                        if kind == "search_page" {
-                            Ok((rows, cursor).into_pyobject(py)?.into_any().unbind())
-                        } else {
-                            Ok(rows)
-                        }
-                    })
+                    Ok(Deferred::new(move |py| {
+                        (rows, cursor).into_pyobject(py).map(Bound::into_any)
+                    }))
                 })
             }
             Request::Count(_) | Request::Exists(_) => {
                 let exists = matches!(request, Request::Exists(_));
-                pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                    let out = inner.read(txn, &body).await.map_err(err)?;
+                future_into_py(py, async move {
+                    let out = inner.read(txn, &body).await?;
                     let n = out.get("count").and_then(Json::as_u64).unwrap_or(0);
-                    Python::attach(|py| {
+                    Ok(Deferred::new(move |py| {
                         if exists {
-                            Ok(pyo3::types::PyBool::new(py, n > 0).to_owned().into_any().unbind())
+                            Ok(pyo3::types::PyBool::new(py, n > 0).to_owned().into_any())
                         } else {
-                            Ok(n.into_pyobject(py)?.into_any().unbind())
+                            Ok(n.into_pyobject(py)?.into_any())
                         }
-                    })
+                    }))
                 })
             }
-            Request::Traverse(_) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                let out = inner.read(txn, &body).await.map_err(err)?;
+            Request::Traverse(_) => future_into_py(py, async move {
+                let out = inner.read(txn, &body).await?;
                 let model = out
                     .pointer("/metadata/model")
                     .and_then(Json::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                let schema = inner.schema(&model).map_err(err)?;
+                let schema = inner.schema(&model)?;
                 let rows = out
                     .get("rows")
                     .and_then(Json::as_array)
@@ -376,16 +369,17 @@ impl BundledConnection {
                     .flatten()
                     .map(|r| row_from_json(r, &schema))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(err)?;
-                Python::attach(|py| {
-                    let plans = inner.plans.read();
+                    ?;
+                let plans = inner.plans.clone();
+                Ok(Deferred::new(move |py| {
+                    let plans = plans.read();
                     let hydrator = Hydrator::new(py, &plans)?;
                     let items = rows
                         .iter()
                         .map(|r| hydrator.simple(&model, r))
                         .collect::<PyResult<Vec<_>>>()?;
-                    Ok(PyList::new(py, items)?.into_any().unbind())
-                })
+                    Ok(PyList::new(py, items)?.into_any())
+                }))
             }),
             other => Err(err(other.not_served("auradb"))),
         }
@@ -413,9 +407,9 @@ impl BundledConnection {
             .collect::<PyResult<Vec<_>>>()?;
         let body = json!({"ir": {"operation": "insert", "model": model, "rows": rows, "on_conflict": on_conflict}});
         let txn = txn.unwrap_or(0);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let reply = inner.call(Opcode::Mutation, txn, &body).await.map_err(err)?;
-            let out = json_of(&reply).map_err(err)?;
+        future_into_py(py, async move {
+            let reply = inner.call(Opcode::Mutation, txn, &body).await?;
+            let out = json_of(&reply)?;
             Ok(out.get("affected").and_then(Json::as_u64).unwrap_or(0))
         })
     }
@@ -443,24 +437,18 @@ impl BundledConnection {
         let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
         let body = json!({"ir": request.to_json(), "row": row.as_ref().map(row_json)});
         let txn = txn.unwrap_or(0);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let reply = inner.call(Opcode::Mutation, txn, &body).await.map_err(err)?;
-            let out = json_of(&reply).map_err(err)?;
-            let schema = inner.schema(&model).map_err(err)?;
+        future_into_py(py, async move {
+            let reply = inner.call(Opcode::Mutation, txn, &body).await?;
+            let out = json_of(&reply)?;
+            let schema = inner.schema(&model)?;
             let stored = out
                 .get("returning")
                 .and_then(Json::as_array)
                 .and_then(|r| r.first())
                 .map(|r| row_from_json(r, &schema))
                 .transpose()
-                .map_err(err)?;
-            Python::attach(|py| match stored {
-                Some(row) => {
-                    let plans = inner.plans.read();
-                    Ok(Hydrator::new(py, &plans)?.simple(&model, &row)?.unbind())
-                }
-                None => Ok(py.None()),
-            })
+                ?;
+            Ok(stored_instance(inner.plans.clone(), model, stored))
         })
     }
 
@@ -476,10 +464,10 @@ impl BundledConnection {
         let inner = self.inner.clone();
         let body = json!({"ir": {"operation": "raw", "statement": statement, "params": params}});
         let txn = txn.unwrap_or(0);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let out = inner.read(txn, &body).await.map_err(err)?;
+        future_into_py(py, async move {
+            let out = inner.read(txn, &body).await?;
             let model = out.pointer("/metadata/model").and_then(Json::as_str).unwrap_or_default();
-            let schema = inner.schema(model).map_err(err)?;
+            let schema = inner.schema(model)?;
             let rows = out
                 .get("rows")
                 .and_then(Json::as_array)
@@ -487,8 +475,8 @@ impl BundledConnection {
                 .flatten()
                 .map(|r| row_from_json(r, &schema))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            Python::attach(|py| {
+                ?;
+            Ok(Deferred::new(move |py| {
                 let list = PyList::empty(py);
                 for row in &rows {
                     let dict = PyDict::new(py);
@@ -497,8 +485,8 @@ impl BundledConnection {
                     }
                     list.append(dict)?;
                 }
-                Ok(list.into_any().unbind())
-            })
+                Ok(list.into_any())
+            }))
         })
     }
 
@@ -530,11 +518,11 @@ impl BundledConnection {
             ir_json["cursor"] = json!({"batch_size": 1000});
         }
         let body = json!({"ir": ir_json});
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let conn = inner.conn_for(txn).await.map_err(err)?;
-            let reply = conn.request(Opcode::Query, txn, &body).await.map_err(err)?;
-            let out = json_of(&reply).map_err(err)?;
-            let rows = inner.decode(&out, &schema).map_err(err)?;
+        future_into_py(py, async move {
+            let conn = inner.conn_for(txn).await?;
+            let reply = conn.request(Opcode::Query, txn, &body).await?;
+            let out = json_of(&reply)?;
+            let rows = inner.decode(&out, &schema)?;
             let cursor_id = out.pointer("/metadata/cursor").and_then(Json::as_u64);
             Ok(BundledCursor {
                 state: Arc::new(Mutex::new(CursorState { buffer: rows.into(), cursor_id, open: true })),
@@ -549,14 +537,14 @@ impl BundledConnection {
 
     fn begin<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let conn = inner.shared().await.map_err(err)?;
+        future_into_py(py, async move {
+            let conn = inner.shared().await?;
             let reply = conn
                 .request(Opcode::BeginTx, 0, &json!({"action": "begin", "isolation": "snapshot"}))
                 .await
-                .map_err(err)?;
+                ?;
             let id = json_of(&reply)
-                .map_err(err)?
+                ?
                 .get("transaction_id")
                 .and_then(Json::as_u64)
                 .filter(|id| *id != 0)
@@ -578,10 +566,10 @@ impl BundledConnection {
 impl BundledConnection {
     fn finish<'py>(&self, py: Python<'py>, txn: u64, op: Opcode, action: &'static str) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             let result = inner.call(op, txn, &json!({"action": action})).await;
             inner.txns.lock().remove(&txn);
-            result.map_err(err)?;
+            result?;
             Ok(())
         })
     }
@@ -611,7 +599,7 @@ impl BundledCursor {
         let (state, conn, inner) = (self.state.clone(), self.conn.clone(), self.inner.clone());
         let (query, schema, txn) = (self.query.clone(), self.schema.clone(), self.txn);
         let batch_size = batch_size.max(1);
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             let want = {
                 let st = state.lock();
                 (st.open && st.buffer.len() < batch_size)
@@ -623,9 +611,9 @@ impl BundledCursor {
                 let reply = conn
                     .request(Opcode::CursorFetch, txn, &json!({"cursor": id, "batch_size": n}))
                     .await
-                    .map_err(err)?;
-                let out = json_of(&reply).map_err(err)?;
-                let rows = inner.decode(&out, &schema).map_err(err)?;
+                    ?;
+                let out = json_of(&reply)?;
+                let rows = inner.decode(&out, &schema)?;
                 let mut st = state.lock();
                 st.buffer.extend(rows);
                 st.cursor_id = out.pointer("/metadata/cursor").and_then(Json::as_u64);
@@ -635,7 +623,7 @@ impl BundledCursor {
                 let take = if st.open { batch_size.min(st.buffer.len()) } else { 0 };
                 st.buffer.drain(..take).collect()
             };
-            Python::attach(|py| hydrate(py, &inner, &query, batch))
+            Ok(hydrated(inner.plans.clone(), query, batch))
         })
     }
 
@@ -651,7 +639,7 @@ impl BundledCursor {
         if let Some(id) = id {
             self.conn.defer(Opcode::CursorClose, self.txn, json!({"cursor": id}));
             let conn = self.conn.clone();
-            pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
+            runtime().spawn(async move {
                 let _ = conn.flush_deferred().await;
             });
         }

@@ -3,6 +3,7 @@
 //! the one error mapping (errors.rs) and one module per backend.
 
 mod auradb;
+mod bridge;
 mod bundled;
 mod convert;
 mod errors;

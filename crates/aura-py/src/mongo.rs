@@ -1,29 +1,29 @@
 //! The MongoDB backend (`mongodb://`, `mongodb+motor://`): `aura_mongo`
-//! behind awaitables (pyo3-async-runtimes, tokio). Rows are hydrated by the
+//! behind awaitables (bridge.rs, tokio). Rows are hydrated by the
 //! shared `rows::hydrate_results`, as for every backend.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
 use aura_mongo::{MongoOptions, MongoStore};
-use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::bridge::future_into_py;
 use crate::convert::json_to_py;
 use crate::errors::to_py;
 use crate::memory::{on_conflict_mode, parse_request};
 use crate::plan::ModelPlan;
-use crate::rows::{hydrate_results, to_row, Deferred};
+use crate::rows::{hydrated, stored_instance, SharedPlans};
+use crate::rows::{to_row, Deferred};
 
 const BACKEND: &str = aura_mongo::BACKEND;
 
 struct Inner {
     store: MongoStore,
-    plans: RwLock<HashMap<String, Py<ModelPlan>>>,
+    plans: SharedPlans,
 }
 
 fn no_transactions(txn: Option<u64>) -> PyResult<()> {
@@ -35,13 +35,6 @@ fn no_transactions(txn: Option<u64>) -> PyResult<()> {
         ))),
         None => Ok(()),
     }
-}
-
-/// The rows as model instances, built when the awaitable resolves.
-fn hydrate(inner: Arc<Inner>, q: Select, rows: Vec<aura_engine::ResultRow>) -> PyResult<Deferred> {
-    Ok(Deferred::new(move |py| {
-        Ok(hydrate_results(py, &inner.plans.read(), &q, rows)?.into_any())
-    }))
 }
 
 /// One client's MongoDB connection pool.
@@ -70,7 +63,7 @@ impl MongoConnection {
                     database,
                     connect_timeout,
                 }),
-                plans: RwLock::new(HashMap::new()),
+                plans: SharedPlans::default(),
             }),
         }
     }
@@ -91,14 +84,12 @@ impl MongoConnection {
 
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            inner.store.open().await.map_err(to_py)
-        })
+        future_into_py(py, async move { Ok(inner.store.open().await?) })
     }
 
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             inner.store.close().await;
             Ok(())
         })
@@ -106,9 +97,7 @@ impl MongoConnection {
 
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            inner.store.ping().await.map_err(to_py)
-        })
+        future_into_py(py, async move { Ok(inner.store.ping().await?) })
     }
 
     /// Create the declared unique and secondary indexes of each model.
@@ -118,10 +107,10 @@ impl MongoConnection {
         models: Vec<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             for name in models {
                 let schema = inner.store.schema(&name).map_err(to_py)?;
-                inner.store.create_indexes(&schema).await.map_err(to_py)?;
+                inner.store.create_indexes(&schema).await?;
             }
             Ok(())
         })
@@ -133,9 +122,9 @@ impl MongoConnection {
         models: Vec<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             for name in models {
-                inner.store.drop_collection(&name).await.map_err(to_py)?;
+                inner.store.drop_collection(&name).await?;
             }
             Ok(())
         })
@@ -153,25 +142,25 @@ impl MongoConnection {
         let request = parse_request(ir)?;
         let inner = self.inner.clone();
         match request {
-            Request::Select(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                let rows = inner.store.select(&q).await.map_err(to_py)?;
-                hydrate(inner, q, rows)
+            Request::Select(q) => future_into_py(py, async move {
+                let rows = inner.store.select(&q).await?;
+                Ok(hydrated(inner.plans.clone(), q, rows))
             }),
-            Request::Count(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                inner.store.count(&q).await.map_err(to_py)
-            }),
-            Request::Exists(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                inner.store.exists(&q).await.map_err(to_py)
-            }),
-            Request::Update(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                inner.store.update(&q).await.map_err(to_py)
-            }),
-            Request::Delete(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                inner.store.delete(&q).await.map_err(to_py)
-            }),
-            Request::Aggregate(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                let json = inner.store.aggregate(&q).await.map_err(to_py)?;
-                Python::attach(|py| json_to_py(py, &json).map(Bound::unbind))
+            Request::Count(q) => {
+                future_into_py(py, async move { Ok(inner.store.count(&q).await?) })
+            }
+            Request::Exists(q) => {
+                future_into_py(py, async move { Ok(inner.store.exists(&q).await?) })
+            }
+            Request::Update(q) => {
+                future_into_py(py, async move { Ok(inner.store.update(&q).await?) })
+            }
+            Request::Delete(q) => {
+                future_into_py(py, async move { Ok(inner.store.delete(&q).await?) })
+            }
+            Request::Aggregate(q) => future_into_py(py, async move {
+                let json = inner.store.aggregate(&q).await?;
+                Ok(Deferred::new(move |py| json_to_py(py, &json)))
             }),
             other => Err(to_py(other.not_served(BACKEND))),
         }
@@ -195,12 +184,8 @@ impl MongoConnection {
             .map(|obj| to_row(plan.get(), &obj))
             .collect::<PyResult<Vec<_>>>()?;
         let schema = plan.get().schema.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            inner
-                .store
-                .insert(&schema, &rows, mode)
-                .await
-                .map_err(to_py)
+        future_into_py(py, async move {
+            Ok(inner.store.insert(&schema, &rows, mode).await?)
         })
     }
 
@@ -221,16 +206,9 @@ impl MongoConnection {
         let plan = self.plan(py, &q.model)?;
         let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let stored = inner.store.upsert(&q, row).await.map_err(to_py)?;
-            Python::attach(|py| -> PyResult<Py<PyAny>> {
-                let plans = inner.plans.read();
-                let hydrator = crate::rows::Hydrator::new(py, &plans)?;
-                Ok(match stored {
-                    Some(row) => hydrator.simple(&q.model, &row)?.unbind(),
-                    None => py.None(),
-                })
-            })
+        future_into_py(py, async move {
+            let stored = inner.store.upsert(&q, row).await?;
+            Ok(stored_instance(inner.plans.clone(), q.model, stored))
         })
     }
 
@@ -262,8 +240,8 @@ impl MongoConnection {
             return Err(to_py(Error::query("a cursor needs a select IR")));
         };
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let cursor = inner.store.cursor(&q, batch_size).await.map_err(to_py)?;
+        future_into_py(py, async move {
+            let cursor = inner.store.cursor(&q, batch_size).await?;
             Ok(MongoCursor {
                 cursor: Arc::new(cursor),
                 inner,
@@ -299,8 +277,8 @@ impl MongoCursor {
         let cursor = self.cursor.clone();
         let inner = self.inner.clone();
         let query = self.query.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let rows = cursor.fetch(batch_size).await.map_err(to_py)?;
+        future_into_py(py, async move {
+            let rows = cursor.fetch(batch_size).await?;
             let rows = rows
                 .into_iter()
                 .map(|row| aura_engine::ResultRow {
@@ -309,7 +287,7 @@ impl MongoCursor {
                     includes: Vec::new(),
                 })
                 .collect();
-            hydrate(inner, query, rows)
+            Ok(hydrated(inner.plans.clone(), query, rows))
         })
     }
 

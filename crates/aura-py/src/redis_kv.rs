@@ -1,8 +1,7 @@
 //! The Redis backend (`redis://`, `redis+asyncio://`): `aura_redis` behind
-//! awaitables (pyo3-async-runtimes, tokio), hydrated by the shared
+//! awaitables (bridge.rs, tokio), hydrated by the shared
 //! `rows::hydrate_results`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,20 +10,21 @@ use aura_core::ir::Request;
 use aura_core::schema::ModelSchema;
 use aura_redis::store::RedisOptions;
 use aura_redis::RedisStore;
-use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use crate::bridge::future_into_py;
 use crate::errors::to_py;
 use crate::memory::{on_conflict_mode, parse_request};
 use crate::plan::ModelPlan;
-use crate::rows::{hydrate_results, to_row, Deferred, Hydrator};
+use crate::rows::{hydrate_results, to_row, Deferred};
+use crate::rows::{stored_instance, SharedPlans};
 
 const BACKEND: &str = aura_redis::BACKEND;
 
 struct Inner {
     store: RedisStore,
-    plans: RwLock<HashMap<String, Py<ModelPlan>>>,
+    plans: SharedPlans,
 }
 
 fn seconds(s: f64) -> Duration {
@@ -92,7 +92,7 @@ impl RedisConnection {
                     connect_timeout: seconds(connect_timeout_s),
                     response_timeout: seconds(request_timeout_s),
                 }),
-                plans: RwLock::new(HashMap::new()),
+                plans: SharedPlans::default(),
             }),
         }
     }
@@ -116,15 +116,15 @@ impl RedisConnection {
 
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            inner.store.connection().await.map_err(to_py)?;
+        future_into_py(py, async move {
+            inner.store.connection().await?;
             Ok(())
         })
     }
 
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             inner.store.close().await;
             Ok(())
         })
@@ -132,9 +132,7 @@ impl RedisConnection {
 
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            inner.store.ping().await.map_err(to_py)
-        })
+        future_into_py(py, async move { Ok(inner.store.ping().await?) })
     }
 
     /// Delete every row of each model.
@@ -148,10 +146,10 @@ impl RedisConnection {
             .map(|m| self.schema(py, m))
             .collect::<PyResult<Vec<_>>>()?;
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        future_into_py(py, async move {
             let mut n = 0;
             for schema in schemas {
-                n += inner.store.drop_model(&schema).await.map_err(to_py)?;
+                n += inner.store.drop_model(&schema).await?;
             }
             Ok(n)
         })
@@ -170,8 +168,8 @@ impl RedisConnection {
         let inner = self.inner.clone();
         let schema = self.schema(py, request.model().unwrap_or_default())?;
         match request {
-            Request::Select(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                let rows = inner.store.select(&schema, &q).await.map_err(to_py)?;
+            Request::Select(q) => future_into_py(py, async move {
+                let rows = inner.store.select(&schema, &q).await?;
                 let rows = rows
                     .into_iter()
                     .map(|row| aura_engine::ResultRow {
@@ -184,18 +182,27 @@ impl RedisConnection {
                     Ok(hydrate_results(py, &inner.plans.read(), &q, rows)?.into_any())
                 }))
             }),
-            Request::Count(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                inner.store.count(&schema, &q).await.map_err(to_py)
-            }),
-            Request::Exists(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                Ok(inner.store.count(&schema, &q).await.map_err(to_py)? > 0)
-            }),
-            Request::Update(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                inner.store.update(&schema, &q).await.map_err(to_py)
-            }),
-            Request::Delete(q) => pyo3_async_runtimes::tokio::future_into_py(py, async move {
-                inner.store.delete(&schema, &q).await.map_err(to_py)
-            }),
+            Request::Count(q) => {
+                future_into_py(py, async move { Ok(inner.store.count(&schema, &q).await?) })
+            }
+            Request::Exists(q) => {
+                future_into_py(
+                    py,
+                    async move { Ok(inner.store.count(&schema, &q).await? > 0) },
+                )
+            }
+            Request::Update(q) => {
+                future_into_py(
+                    py,
+                    async move { Ok(inner.store.update(&schema, &q).await?) },
+                )
+            }
+            Request::Delete(q) => {
+                future_into_py(
+                    py,
+                    async move { Ok(inner.store.delete(&schema, &q).await?) },
+                )
+            }
             other => Err(to_py(other.not_served(BACKEND))),
         }
     }
@@ -218,12 +225,8 @@ impl RedisConnection {
             .collect::<PyResult<Vec<_>>>()?;
         let schema = plan.get().schema.clone();
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            inner
-                .store
-                .insert(&schema, &rows, mode)
-                .await
-                .map_err(to_py)
+        future_into_py(py, async move {
+            Ok(inner.store.insert(&schema, &rows, mode).await?)
         })
     }
 
@@ -243,16 +246,9 @@ impl RedisConnection {
         let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
         let schema = plan.get().schema.clone();
         let inner = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let stored = inner.store.upsert(&schema, &q, row).await.map_err(to_py)?;
-            Python::attach(|py| -> PyResult<Py<PyAny>> {
-                let plans = inner.plans.read();
-                let hydrator = Hydrator::new(py, &plans)?;
-                Ok(match stored {
-                    Some(row) => hydrator.simple(&q.model, &row)?.unbind(),
-                    None => py.None(),
-                })
-            })
+        future_into_py(py, async move {
+            let stored = inner.store.upsert(&schema, &q, row).await?;
+            Ok(stored_instance(inner.plans.clone(), q.model, stored))
         })
     }
 }

@@ -397,10 +397,42 @@ pub fn hydrate_rows<'py>(
 type DeferredFn = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
 
 /// A result built when it is handed to Python: an awaitable's value is
-/// converted while pyo3-async-runtimes holds the GIL to resolve the future,
-/// so hydrating through `Deferred` costs no second GIL acquisition on the
-/// runtime thread (which, under load, waits for the event loop to yield it).
+/// converted on the event-loop thread when the bridge settles its future
+/// (bridge.rs), never on a runtime thread.
 pub struct Deferred(DeferredFn);
+
+/// Registered model plans by name, shared with the tasks that hydrate.
+pub type SharedPlans = Arc<parking_lot::RwLock<HashMap<String, Py<ModelPlan>>>>;
+
+/// A select's result rows, hydrated (with includes and scores) when
+/// handed to Python.
+pub fn hydrated(plans: SharedPlans, q: aura_core::ir::Select, rows: Vec<ResultRow>) -> Deferred {
+    Deferred::new(move |py| Ok(hydrate_results(py, &plans.read(), &q, rows)?.into_any()))
+}
+
+/// The first row of a select, or None, hydrated when handed to Python.
+pub fn hydrated_first(
+    plans: SharedPlans,
+    q: aura_core::ir::Select,
+    rows: Vec<ResultRow>,
+) -> Deferred {
+    Deferred::new(move |py| {
+        let list = hydrate_results(py, &plans.read(), &q, rows)?;
+        match list.len() {
+            0 => Ok(py.None().into_bound(py)),
+            _ => list.get_item(0),
+        }
+    })
+}
+
+/// The instance an upsert stored (None when nothing was), hydrated when
+/// handed to Python.
+pub fn stored_instance(plans: SharedPlans, model: String, row: Option<Row>) -> Deferred {
+    Deferred::new(move |py| match row {
+        Some(row) => Hydrator::new(py, &plans.read())?.simple(&model, &row),
+        None => Ok(py.None().into_bound(py)),
+    })
+}
 
 impl Deferred {
     pub fn new(

@@ -2,7 +2,7 @@
 //! (`protocol="awp"`) or the bundled protocol (`protocol="bundled"`),
 //! started and stopped from Python (`aura.server`, `aura serve`). Both share
 //! the configuration (TLS, token, limits) and the log sink. It runs on the
-//! shared tokio runtime of pyo3-async-runtimes.
+//! shared tokio runtime (`bridge::runtime`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -149,7 +149,7 @@ impl AwpServer {
         } else {
             format!("{host}:{port}")
         };
-        let runtime = pyo3_async_runtimes::tokio::get_runtime();
+        let runtime = crate::bridge::runtime();
         let started = py.detach(|| -> std::io::Result<(Running, String)> {
             if protocol == "bundled" {
                 let s = runtime.block_on(BundledServer::start(&bind, engine, config, log))?;
@@ -227,7 +227,7 @@ impl AwpServer {
     fn close(&self, py: Python<'_>) {
         let server = self.server.lock().take();
         if let Some(server) = server {
-            py.detach(|| pyo3_async_runtimes::tokio::get_runtime().block_on(server.shutdown()));
+            py.detach(|| crate::bridge::runtime().block_on(server.shutdown()));
         }
     }
 

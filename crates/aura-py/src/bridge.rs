@@ -1,0 +1,248 @@
+//! Awaitables for Rust futures: the one place where async Rust work meets
+//! the asyncio event loop.
+//!
+//! A call creates an asyncio future on the running loop and spawns the Rust
+//! future on the shared tokio runtime. When it finishes, the runtime thread
+//! does not take the GIL (under load it would wait for the event loop to
+//! release it): it pushes the outcome onto the loop's queue and, if the
+//! queue was idle, writes one byte to a socket the loop watches. The loop
+//! then settles every queued future in one callback, converting results
+//! (hydrating rows, building exceptions) on its own thread.
+//!
+//! Cancelling the asyncio future aborts the Rust task.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::IntoPyObjectExt;
+use tokio::runtime::Runtime;
+use tokio::task::AbortHandle;
+
+use crate::errors::to_py;
+
+/// Why an awaitable failed; an `aura_core::Error` becomes its Python
+/// exception only on the event loop.
+pub enum Failure {
+    Aura(aura_core::Error),
+    Py(PyErr),
+}
+
+impl From<aura_core::Error> for Failure {
+    fn from(err: aura_core::Error) -> Self {
+        Failure::Aura(err)
+    }
+}
+
+impl From<PyErr> for Failure {
+    fn from(err: PyErr) -> Self {
+        Failure::Py(err)
+    }
+}
+
+impl Failure {
+    fn into_py(self) -> PyErr {
+        match self {
+            Failure::Aura(err) => to_py(err),
+            Failure::Py(err) => err,
+        }
+    }
+}
+
+/// What an awaitable's future returns.
+pub type Outcome<T> = Result<T, Failure>;
+
+type Settle = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
+
+/// The runtime every driver's futures run on.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name("aura-io")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|err| panic!("cannot start the aura-io runtime: {err}"))
+    })
+}
+
+/// Spawns `work` and returns an asyncio future settled with its result.
+pub fn future_into_py<'py, F, T>(py: Python<'py>, work: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Outcome<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    let waker = loop_waker(py)?;
+    let future = waker
+        .get()
+        .event_loop
+        .bind(py)
+        .call_method0(pyo3::intern!(py, "create_future"))?;
+    let queue = waker.get().queue.clone();
+    let pending = future.clone().unbind();
+    let task = runtime().spawn(async move {
+        let settle: Settle = match work.await {
+            Ok(value) => Box::new(move |py| value.into_bound_py_any(py)),
+            Err(failure) => Box::new(move |_| Err(failure.into_py())),
+        };
+        queue.push(pending, settle);
+    });
+    let cancel = Canceller(task.abort_handle());
+    future.call_method1(pyo3::intern!(py, "add_done_callback"), (cancel,))?;
+    Ok(future)
+}
+
+/// Aborts the task once its asyncio future is cancelled.
+#[pyclass(frozen, module = "aura._core")]
+struct Canceller(AbortHandle);
+
+#[pymethods]
+impl Canceller {
+    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
+        if future
+            .call_method0(pyo3::intern!(future.py(), "cancelled"))?
+            .is_truthy()?
+        {
+            self.0.abort();
+        }
+        Ok(())
+    }
+}
+
+/// Finished futures waiting for their loop, and the socket that wakes it.
+struct Queue {
+    state: Mutex<QueueState>,
+    wake: UnixStream,
+}
+
+#[derive(Default)]
+struct QueueState {
+    done: Vec<(Py<PyAny>, Settle)>,
+    /// A wake-up byte is in flight: the loop will drain before sleeping.
+    notified: bool,
+}
+
+impl Queue {
+    fn push(&self, future: Py<PyAny>, settle: Settle) {
+        let wake = {
+            let mut state = self.state.lock();
+            state.done.push((future, settle));
+            !std::mem::replace(&mut state.notified, true)
+        };
+        if wake {
+            // Non-blocking: at most one byte is ever unread, so the write
+            // cannot find the buffer full; a closed loop has nobody to wake.
+            let _ = (&self.wake).write(&[1]);
+        }
+    }
+
+    fn take(&self) -> Vec<(Py<PyAny>, Settle)> {
+        let mut state = self.state.lock();
+        state.notified = false;
+        std::mem::take(&mut state.done)
+    }
+}
+
+/// One event loop's end of the bridge: the reader it watches and the
+/// queue the runtime fills.
+#[pyclass(frozen, module = "aura._core")]
+struct LoopWaker {
+    event_loop: Py<PyAny>,
+    queue: Arc<Queue>,
+    reader: UnixStream,
+}
+
+#[pymethods]
+impl LoopWaker {
+    /// Registered with `loop.add_reader`: settles every finished future.
+    fn drain(&self, py: Python<'_>) {
+        let mut sink = [0u8; 64];
+        while matches!((&self.reader).read(&mut sink), Ok(n) if n > 0) {}
+        for (future, settle) in self.queue.take() {
+            // One future that cannot be settled (its loop is shutting
+            // down) must not strand the others.
+            let _ = settle_one(py, future.bind(py), settle);
+        }
+    }
+}
+
+fn settle_one(py: Python<'_>, future: &Bound<'_, PyAny>, settle: Settle) -> PyResult<()> {
+    // A cancelled await leaves a done future: drop the result.
+    if future
+        .call_method0(pyo3::intern!(py, "done"))?
+        .is_truthy()?
+    {
+        return Ok(());
+    }
+    match settle(py) {
+        Ok(value) => future.call_method1(pyo3::intern!(py, "set_result"), (value,))?,
+        Err(err) => future.call_method1(pyo3::intern!(py, "set_exception"), (err.value(py),))?,
+    };
+    Ok(())
+}
+
+thread_local! {
+    /// The wakers of the loops this thread has run (usually one).
+    static WAKERS: RefCell<Vec<Py<LoopWaker>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The running loop's waker, made and registered on first use.
+fn loop_waker(py: Python<'_>) -> PyResult<Py<LoopWaker>> {
+    static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let get_loop = GET_RUNNING_LOOP.get_or_try_init(py, || {
+        Ok::<_, PyErr>(py.import("asyncio")?.getattr("get_running_loop")?.unbind())
+    })?;
+    let event_loop = get_loop.bind(py).call0()?;
+    let found = WAKERS.with_borrow(|wakers| {
+        wakers
+            .iter()
+            .find(|w| w.get().event_loop.bind(py).is(&event_loop))
+            .map(|w| w.clone_ref(py))
+    });
+    if let Some(waker) = found {
+        return Ok(waker);
+    }
+    let waker = new_waker(py, &event_loop)?;
+    WAKERS.with_borrow_mut(|wakers| {
+        // Forget loops that have closed (their readers went with them).
+        wakers.retain(|w| !is_closed(w.get().event_loop.bind(py)));
+        wakers.push(waker.clone_ref(py));
+    });
+    Ok(waker)
+}
+
+fn is_closed(event_loop: &Bound<'_, PyAny>) -> bool {
+    event_loop
+        .call_method0("is_closed")
+        .and_then(|c| c.is_truthy())
+        .unwrap_or(true)
+}
+
+fn new_waker(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<LoopWaker>> {
+    let io = |err: std::io::Error| PyRuntimeError::new_err(format!("event-loop bridge: {err}"));
+    let (reader, wake) = UnixStream::pair().map_err(io)?;
+    reader.set_nonblocking(true).map_err(io)?;
+    wake.set_nonblocking(true).map_err(io)?;
+    let fd = reader.as_raw_fd();
+    let waker = Py::new(
+        py,
+        LoopWaker {
+            event_loop: event_loop.clone().unbind(),
+            queue: Arc::new(Queue {
+                state: Mutex::new(QueueState::default()),
+                wake,
+            }),
+            reader,
+        },
+    )?;
+    let drain = waker.bind(py).getattr("drain")?;
+    event_loop.call_method1("add_reader", (fd, drain))?;
+    Ok(waker)
+}
