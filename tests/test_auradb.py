@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import aura
+from _pki import make_pki
 from aura import (
     AuraAuthenticationError,
     AuraCapabilityError,
@@ -31,7 +32,6 @@ from aura import (
     Vector,
 )
 from aura.config import PasswordAuth, TLSConfig, TokenAuth
-from _pki import make_pki
 from aura.server import AuraServer
 
 

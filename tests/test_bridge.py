@@ -30,9 +30,7 @@ def test_many_concurrent_awaits_each_get_their_own_result() -> None:
         with AuraServer(port=0, log_to_stderr=False) as server:
             client = await _seeded(server.dsn, 300)
             try:
-                found = await asyncio.gather(
-                    *(client.BridgeItem.find(id=i) for i in range(300))
-                )
+                found = await asyncio.gather(*(client.BridgeItem.find(id=i) for i in range(300)))
             finally:
                 await client.close()
         return [item.label if item else None for item in found]
@@ -48,9 +46,7 @@ def test_a_cancelled_await_leaves_the_connection_usable_and_the_loop_clean() -> 
         with AuraServer(port=0, log_to_stderr=False) as server:
             client = await _seeded(server.dsn, 50)
             try:
-                pending = [
-                    asyncio.ensure_future(client.BridgeItem.find(id=i)) for i in range(20)
-                ]
+                pending = [asyncio.ensure_future(client.BridgeItem.find(id=i)) for i in range(20)]
                 for task in pending[::2]:
                     task.cancel()
                 done = await asyncio.gather(*pending, return_exceptions=True)

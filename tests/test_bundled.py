@@ -35,8 +35,7 @@ class BndItem(Model):
 
 
 GOLDEN_PING = (
-    "41555241010302000000000b0000000000000000000000000000000161d97025"
-    "7b226e6f6e6365223a317daf53e026"
+    "41555241010302000000000b0000000000000000000000000000000161d970257b226e6f6e6365223a317daf53e026"
 )
 TOKEN = "bundled-s3cret"
 
@@ -54,7 +53,9 @@ async def client(server: AuraServer) -> AsyncIterator[aura.Client]:
 
 
 def test_check_49_golden_ping_and_a_flipped_header_byte() -> None:
-    frame = _core.bundled_encode_frame(3, 1, 0, json.dumps({"nonce": 1}, separators=(",", ":")).encode())
+    frame = _core.bundled_encode_frame(
+        3, 1, 0, json.dumps({"nonce": 1}, separators=(",", ":")).encode()
+    )
     assert frame.hex() == GOLDEN_PING
     assert _core.bundled_decode_frame(frame) == (3, 1, 0, b'{"nonce":1}')
     for at in range(32):
@@ -158,3 +159,32 @@ async def test_tls_over_auras(pki: Path) -> None:
         # Plaintext to a TLS port never silently works.
         with pytest.raises((AuraConnectionError, AuraProtocolError)):
             await aura.connect(f"aura://localhost:{srv.port}", connect_timeout_s=2.0)
+
+
+async def test_serve_with_a_bundled_port_runs_both_listeners(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import threading
+
+    from aura.server import serve
+
+    ready, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(
+        target=serve,
+        args=("127.0.0.1", 0),
+        kwargs={"ready": ready, "stop": stop, "bundled_port": 0, "log_to_stderr": False},
+    )
+    thread.start()
+    try:
+        assert ready.wait(30)
+        lines = capsys.readouterr().out.splitlines()
+        dsns = [line.rsplit(" ", 1)[1] for line in lines if "listening on" in line]
+        assert [d.split("://")[0] for d in dsns] == ["auradb", "aura"]
+        async with aura.connect(dsns[1], models=[BndItem]) as bundled:
+            await bundled.insert(BndItem(id=7, name="over the bundled port"))
+            assert (await bundled.BndItem.find(id=7)).name == "over the bundled port"
+        async with aura.connect(dsns[0]) as awp:
+            assert await awp.ping()
+    finally:
+        stop.set()
+        thread.join(30)

@@ -402,9 +402,7 @@ async def test_duplicates_and_on_conflict(db: aura.Client) -> None:  # check 20
     with pytest.raises(AuraConstraintError) as info:
         await db.insert(MemAuthor(id=1, name="b", email="b@x"))
     # AuraDB keeps its wire code (API.md §9).
-    assert info.value.code == (
-        "unique_violation" if over_awp(db) else "constraint_violation"
-    )
+    assert info.value.code == ("unique_violation" if over_awp(db) else "constraint_violation")
     assert "a@x" not in str(info.value)  # no bound values in messages
     assert (
         await db.bulk_insert(

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import aura
+from _backends import connect_backend, over_awp
 from aura import (
     AuraCapabilityError,
     AuraQueryError,
@@ -30,7 +31,6 @@ from aura import (
     Vector,
     search_scores,
 )
-from _backends import connect_backend, over_awp
 from aura.backends.base import check_capabilities
 from aura.backends.capabilities import for_backend
 
@@ -703,9 +703,7 @@ async def test_group_by_addition(db: aura.Client) -> None:
         SrchItem, [SrchItem(id=i, cat=c, price=p) for i, (c, p) in enumerate(prices, 1)]
     )
     # AWP 1 has no sum: avg stands in for it there.
-    op, first, second, whole = (
-        ("avg", 2, 6, 27 / 6) if over_awp(db) else ("sum", 4, 12, 27)
-    )
+    op, first, second, whole = ("avg", 2, 6, 27 / 6) if over_awp(db) else ("sum", 4, 12, 27)
     grouped = db.query(SrchItem).group_by("cat", limit=2)
     grouped = grouped.avg("price") if op == "avg" else grouped.sum("price")
     result = await grouped.max("price").aggregate()

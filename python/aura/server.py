@@ -154,10 +154,19 @@ def serve(
     stop = stop if stop is not None else threading.Event()
     if bundled_port is not None and limits.get("engine") is None:
         limits["engine"] = _core.MemoryEngine()  # one engine behind both listeners
-    tls = {"token": token, "tls_cert": tls_cert, "tls_key": tls_key}
-    servers = [AuraServer(host, port, **tls, **limits)]
+    servers = [AuraServer(host, port, token=token, tls_cert=tls_cert, tls_key=tls_key, **limits)]
     if bundled_port is not None:
-        servers.append(AuraServer(host, bundled_port, **tls, protocol="bundled", **limits))
+        servers.append(
+            AuraServer(
+                host,
+                bundled_port,
+                token=token,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                protocol="bundled",
+                **limits,
+            )
+        )
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -258,37 +258,44 @@ impl BundledConnection {
         let inner = self.inner.clone();
         future_into_py(py, async move {
             let conn = inner.shared().await?;
-            let reply = conn
-                .request(Opcode::Ping, 0, &json!({"nonce": 1}))
-                .await
-                ?;
+            let reply = conn.request(Opcode::Ping, 0, &json!({"nonce": 1})).await?;
             Ok(reply.opcode == Opcode::Pong)
         })
     }
 
-    fn create_schema<'py>(&self, py: Python<'py>, models: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+    fn create_schema<'py>(
+        &self,
+        py: Python<'py>,
+        models: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         let schemas = models
             .iter()
-            .map(|m| inner.schema(m).map(|s| serde_json::to_value(s.as_ref()).unwrap_or(Json::Null)))
+            .map(|m| {
+                inner
+                    .schema(m)
+                    .map(|s| serde_json::to_value(s.as_ref()).unwrap_or(Json::Null))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
         future_into_py(py, async move {
             inner
                 .call(Opcode::Schema, 0, &json!({"models": schemas}))
-                .await
-                ?;
+                .await?;
             Ok(())
         })
     }
 
-    fn drop_schema<'py>(&self, py: Python<'py>, models: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+    fn drop_schema<'py>(
+        &self,
+        py: Python<'py>,
+        models: Vec<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
             inner
                 .call(Opcode::Schema, 0, &json!({"drop": models}))
-                .await
-                ?;
+                .await?;
             Ok(())
         })
     }
@@ -305,26 +312,32 @@ impl BundledConnection {
 
     /// Run any read or update/delete IR.
     #[pyo3(signature = (ir, txn=None))]
-    fn execute<'py>(&self, py: Python<'py>, ir: &Bound<'py, PyAny>, txn: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let request = parse_request(ir)?;
         let inner = self.inner.clone();
         let txn = txn.unwrap_or(0);
         let body = json!({"ir": request.to_json()});
         match request {
-            Request::Update(_) | Request::Delete(_) => {
-                future_into_py(py, async move {
-                    let reply = inner.call(Opcode::Mutation, txn, &body).await?;
-                    let out = json_of(&reply)?;
-                    Ok(out.get("affected").and_then(Json::as_u64).unwrap_or(0))
-                })
-            }
+            Request::Update(_) | Request::Delete(_) => future_into_py(py, async move {
+                let reply = inner.call(Opcode::Mutation, txn, &body).await?;
+                let out = json_of(&reply)?;
+                Ok(out.get("affected").and_then(Json::as_u64).unwrap_or(0))
+            }),
             Request::Select(q) | Request::SearchPage(q) | Request::Aggregate(q) => {
                 let kind = ir.get_item("operation")?.extract::<String>()?;
                 let schema = inner.schema(&q.model).map_err(err)?;
                 future_into_py(py, async move {
                     let out = inner.read(txn, &body).await?;
                     if kind == "aggregate" {
-                        let agg = out.pointer("/metadata/aggregate").cloned().unwrap_or(Json::Null);
+                        let agg = out
+                            .pointer("/metadata/aggregate")
+                            .cloned()
+                            .unwrap_or(Json::Null);
                         return Ok(Deferred::new(move |py| json_to_py(py, &agg)));
                     }
                     let rows = hydrated(inner.plans.clone(), q, inner.decode(&out, &schema)?);
@@ -368,8 +381,7 @@ impl BundledConnection {
                     .into_iter()
                     .flatten()
                     .map(|r| row_from_json(r, &schema))
-                    .collect::<Result<Vec<_>, _>>()
-                    ?;
+                    .collect::<Result<Vec<_>, _>>()?;
                 let plans = inner.plans.clone();
                 Ok(Deferred::new(move |py| {
                     let plans = plans.read();
@@ -446,8 +458,7 @@ impl BundledConnection {
                 .and_then(Json::as_array)
                 .and_then(|r| r.first())
                 .map(|r| row_from_json(r, &schema))
-                .transpose()
-                ?;
+                .transpose()?;
             Ok(stored_instance(inner.plans.clone(), model, stored))
         })
     }
@@ -466,7 +477,10 @@ impl BundledConnection {
         let txn = txn.unwrap_or(0);
         future_into_py(py, async move {
             let out = inner.read(txn, &body).await?;
-            let model = out.pointer("/metadata/model").and_then(Json::as_str).unwrap_or_default();
+            let model = out
+                .pointer("/metadata/model")
+                .and_then(Json::as_str)
+                .unwrap_or_default();
             let schema = inner.schema(model)?;
             let rows = out
                 .get("rows")
@@ -474,8 +488,7 @@ impl BundledConnection {
                 .into_iter()
                 .flatten()
                 .map(|r| row_from_json(r, &schema))
-                .collect::<Result<Vec<_>, _>>()
-                ?;
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(Deferred::new(move |py| {
                 let list = PyList::empty(py);
                 for row in &rows {
@@ -495,7 +508,9 @@ impl BundledConnection {
         let request = parse_request(ir)?;
         let mut json = request.to_json();
         let opcode = match request {
-            Request::Update(_) | Request::Delete(_) | Request::Upsert(_) | Request::Insert(_) => "MUTATION",
+            Request::Update(_) | Request::Delete(_) | Request::Upsert(_) | Request::Insert(_) => {
+                "MUTATION"
+            }
             _ => "QUERY",
         };
         if let Some(obj) = json.as_object_mut() {
@@ -506,7 +521,12 @@ impl BundledConnection {
 
     /// Open a server cursor over a stream IR (`cursor: {batch_size}`).
     #[pyo3(signature = (ir, txn=None))]
-    fn cursor<'py>(&self, py: Python<'py>, ir: &Bound<'py, PyAny>, txn: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    fn cursor<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let Request::Select(q) = parse_request(ir)? else {
             return Err(err(Error::query("a cursor needs a select IR")));
         };
@@ -525,7 +545,11 @@ impl BundledConnection {
             let rows = inner.decode(&out, &schema)?;
             let cursor_id = out.pointer("/metadata/cursor").and_then(Json::as_u64);
             Ok(BundledCursor {
-                state: Arc::new(Mutex::new(CursorState { buffer: rows.into(), cursor_id, open: true })),
+                state: Arc::new(Mutex::new(CursorState {
+                    buffer: rows.into(),
+                    cursor_id,
+                    open: true,
+                })),
                 conn,
                 inner,
                 query: q,
@@ -540,11 +564,13 @@ impl BundledConnection {
         future_into_py(py, async move {
             let conn = inner.shared().await?;
             let reply = conn
-                .request(Opcode::BeginTx, 0, &json!({"action": "begin", "isolation": "snapshot"}))
-                .await
-                ?;
-            let id = json_of(&reply)
-                ?
+                .request(
+                    Opcode::BeginTx,
+                    0,
+                    &json!({"action": "begin", "isolation": "snapshot"}),
+                )
+                .await?;
+            let id = json_of(&reply)?
                 .get("transaction_id")
                 .and_then(Json::as_u64)
                 .filter(|id| *id != 0)
@@ -564,7 +590,13 @@ impl BundledConnection {
 }
 
 impl BundledConnection {
-    fn finish<'py>(&self, py: Python<'py>, txn: u64, op: Opcode, action: &'static str) -> PyResult<Bound<'py, PyAny>> {
+    fn finish<'py>(
+        &self,
+        py: Python<'py>,
+        txn: u64,
+        op: Opcode,
+        action: &'static str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
             let result = inner.call(op, txn, &json!({"action": action})).await;
@@ -609,9 +641,12 @@ impl BundledCursor {
             };
             if let Some((id, n)) = want {
                 let reply = conn
-                    .request(Opcode::CursorFetch, txn, &json!({"cursor": id, "batch_size": n}))
-                    .await
-                    ?;
+                    .request(
+                        Opcode::CursorFetch,
+                        txn,
+                        &json!({"cursor": id, "batch_size": n}),
+                    )
+                    .await?;
                 let out = json_of(&reply)?;
                 let rows = inner.decode(&out, &schema)?;
                 let mut st = state.lock();
@@ -620,7 +655,11 @@ impl BundledCursor {
             }
             let batch: Vec<ResultRow> = {
                 let mut st = state.lock();
-                let take = if st.open { batch_size.min(st.buffer.len()) } else { 0 };
+                let take = if st.open {
+                    batch_size.min(st.buffer.len())
+                } else {
+                    0
+                };
                 st.buffer.drain(..take).collect()
             };
             Ok(hydrated(inner.plans.clone(), query, batch))
@@ -637,7 +676,8 @@ impl BundledCursor {
             st.cursor_id.take()
         };
         if let Some(id) = id {
-            self.conn.defer(Opcode::CursorClose, self.txn, json!({"cursor": id}));
+            self.conn
+                .defer(Opcode::CursorClose, self.txn, json!({"cursor": id}));
             let conn = self.conn.clone();
             runtime().spawn(async move {
                 let _ = conn.flush_deferred().await;
@@ -678,7 +718,10 @@ pub fn bundled_encode_frame(
 /// for a bad version); incomplete bytes too.
 #[pyfunction]
 #[pyo3(signature = (data, max_payload_bytes=67108864))]
-pub fn bundled_decode_frame(data: Vec<u8>, max_payload_bytes: usize) -> PyResult<(u8, u64, u64, Vec<u8>)> {
+pub fn bundled_decode_frame(
+    data: Vec<u8>,
+    max_payload_bytes: usize,
+) -> PyResult<(u8, u64, u64, Vec<u8>)> {
     match aura_wire::bundled::frame::decode(&data, max_payload_bytes) {
         Ok(Some((frame, used))) if used == data.len() => Ok((
             frame.opcode.as_u8(),
@@ -686,7 +729,9 @@ pub fn bundled_decode_frame(data: Vec<u8>, max_payload_bytes: usize) -> PyResult
             frame.txn_id,
             frame.payload,
         )),
-        Ok(_) => Err(err(protocol("not exactly one whole bundled-protocol frame"))),
+        Ok(_) => Err(err(protocol(
+            "not exactly one whole bundled-protocol frame",
+        ))),
         Err(e) => Err(err(e.to_error())),
     }
 }

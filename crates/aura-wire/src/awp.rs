@@ -978,7 +978,12 @@ pub fn aggregate_result_from_wire(body: &Json) -> Result<Json, Error> {
             .collect()
     }
     let mut facets = Vec::new();
-    for f in body.get("facets").and_then(Json::as_array).into_iter().flatten() {
+    for f in body
+        .get("facets")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
         let items: Vec<Json> = buckets(f.get("buckets"), "value", &value)?
             .into_iter()
             .map(|(v, c, _)| json!({"value": v, "count": c}))
@@ -990,7 +995,13 @@ pub fn aggregate_result_from_wire(body: &Json) -> Result<Json, Error> {
         }));
     }
     let mut out = Map::new();
-    for key in ["collection", "matched", "scanned", "filter_present", "search_scoped"] {
+    for key in [
+        "collection",
+        "matched",
+        "scanned",
+        "filter_present",
+        "search_scoped",
+    ] {
         out.insert(key.into(), body.get(key).cloned().ok_or_else(bad)?);
     }
     out.insert("metrics".into(), metrics(body.get("metrics"))?);
@@ -1007,7 +1018,8 @@ pub fn aggregate_result_from_wire(body: &Json) -> Result<Json, Error> {
 }
 
 fn text_search_json(t: &aura_core::ir::TextSearch) -> Json {
-    let mut ts = json!({"field": t.field, "query": t.query, "operator": t.operator, "rank": t.rank});
+    let mut ts =
+        json!({"field": t.field, "query": t.query, "operator": t.operator, "rank": t.rank});
     if let Some(k1) = t.k1 {
         ts["k1"] = json!(k1);
     }
@@ -1324,7 +1336,10 @@ fn numbers(obj: &Json, key: &str) -> Result<Vec<f64>, Error> {
     raw.as_array()
         .ok_or_else(|| protocol(&format!("'{key}' must be an array of numbers")))?
         .iter()
-        .map(|x| x.as_f64().ok_or_else(|| protocol(&format!("'{key}' must be numbers"))))
+        .map(|x| {
+            x.as_f64()
+                .ok_or_else(|| protocol(&format!("'{key}' must be numbers")))
+        })
         .collect()
 }
 
@@ -1389,13 +1404,23 @@ pub fn aggregate_from_wire(
     if let Some(t) = payload.get("text_search").filter(|v| !v.is_null()) {
         q.text_search = Some(text_search_from_wire(t)?);
     }
-    for f in payload.get("facets").and_then(Json::as_array).into_iter().flatten() {
+    for f in payload
+        .get("facets")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
         q.facets.push(aura_core::ir::Facet {
             field: string(f, "field")?.to_owned(),
             limit: opt_u64(f, "limit")?,
         });
     }
-    for m in payload.get("metrics").and_then(Json::as_array).into_iter().flatten() {
+    for m in payload
+        .get("metrics")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
         let op = choice(m, "op", "", &["count", "min", "max", "avg"])?;
         if op.is_empty() {
             return Err(protocol("missing field `op`"));
@@ -1427,7 +1452,9 @@ pub fn aggregate_from_wire(
         None => {}
     }
     if q.facets.is_empty() && q.metrics.is_empty() && q.group_by.is_none() {
-        return Err(invalid("aggregate needs at least one facet, metric or group_by"));
+        return Err(invalid(
+            "aggregate needs at least one facet, metric or group_by",
+        ));
     }
     q.timeout_ms = opt_u64(payload, "timeout_ms")?.filter(|ms| *ms > 0);
     Ok((q, group_limit))
@@ -1436,7 +1463,14 @@ pub fn aggregate_from_wire(
 /// The engine's aggregate dict → AWP AggregateResult (server side).
 pub fn aggregate_result_to_wire(engine: &Json, group_limit: Option<u64>) -> Json {
     let mut out = Map::new();
-    for key in ["collection", "matched", "scanned", "filter_present", "search_scoped", "metrics"] {
+    for key in [
+        "collection",
+        "matched",
+        "scanned",
+        "filter_present",
+        "search_scoped",
+        "metrics",
+    ] {
         out.insert(key.into(), engine.get(key).cloned().unwrap_or(Json::Null));
     }
     let facets: Vec<Json> = engine

@@ -734,14 +734,20 @@ impl Conn {
             obj.remove("limit");
             obj.remove("offset");
         }
-        let page_size = body.get("page_size").and_then(Json::as_u64).ok_or_else(|| {
-            wire(
-                "protocol",
-                "protocol error: payload deserialization failed: missing field `page_size`",
-            )
-        })?;
+        let page_size = body
+            .get("page_size")
+            .and_then(Json::as_u64)
+            .ok_or_else(|| {
+                wire(
+                    "protocol",
+                    "protocol error: payload deserialization failed: missing field `page_size`",
+                )
+            })?;
         if page_size == 0 {
-            return Err(wire("invalid_request", "invalid request: page_size must be at least 1"));
+            return Err(wire(
+                "invalid_request",
+                "invalid request: page_size must be at least 1",
+            ));
         }
         self.check_limit("page_size", page_size)?;
         let (mut q, coll) = self.bounded_select(&find)?;
@@ -755,7 +761,12 @@ impl Conn {
         q.cursor = match body.get("cursor") {
             None | Some(Json::Null) => None,
             Some(Json::String(c)) => Some(json!(c)),
-            Some(_) => return Err(wire("invalid_request", "invalid request: invalid cursor token")),
+            Some(_) => {
+                return Err(wire(
+                    "invalid_request",
+                    "invalid request: invalid cursor token",
+                ))
+            }
         };
         let (out, next) = shared.engine.search_page(t, &q)?;
         let mut result = Map::new();

@@ -73,15 +73,30 @@ fn each_malformed_input_has_its_error() {
     let mut bad_crc = good.clone();
     bad_crc[31] ^= 0xff;
     assert_eq!(decode(&bad_crc, max), Err(DecodeError::HeaderChecksum));
-    assert_eq!(decode(&patch(5, 99), max), Err(DecodeError::UnknownOpcode(99)));
+    assert_eq!(
+        decode(&patch(5, 99), max),
+        Err(DecodeError::UnknownOpcode(99))
+    );
     assert_eq!(
         decode(&patch(7, 7), max),
-        Err(DecodeError::CompressionMarker { flags: 2, compression: 7 })
+        Err(DecodeError::CompressionMarker {
+            flags: 2,
+            compression: 7
+        })
     );
     // COMPRESSED flag without the zlib marker, and the marker without the flag.
-    assert!(matches!(decode(&patch(6, 2 | FLAG_COMPRESSED), max), Err(DecodeError::CompressionMarker { .. })));
-    assert!(matches!(decode(&patch(7, 1), max), Err(DecodeError::CompressionMarker { .. })));
-    assert_eq!(decode(&good, 10), Err(DecodeError::Oversize { len: 11, max: 10 }));
+    assert!(matches!(
+        decode(&patch(6, 2 | FLAG_COMPRESSED), max),
+        Err(DecodeError::CompressionMarker { .. })
+    ));
+    assert!(matches!(
+        decode(&patch(7, 1), max),
+        Err(DecodeError::CompressionMarker { .. })
+    ));
+    assert_eq!(
+        decode(&good, 10),
+        Err(DecodeError::Oversize { len: 11, max: 10 })
+    );
     let mut bad_payload = good.clone();
     let last = bad_payload.len() - 1;
     bad_payload[last] ^= 1;
@@ -101,9 +116,15 @@ fn zlib_round_trips_and_bombs_are_refused() {
     let bytes = Frame::new(Opcode::Query, 9, 3, payload.clone()).encode(true, true);
     assert!(bytes.len() < 2_000);
     let (back, _) = decode(&bytes, 1 << 20).unwrap().unwrap();
-    assert_eq!((back.payload, back.txn_id, back.request_id), (payload, 3, 9));
+    assert_eq!(
+        (back.payload, back.txn_id, back.request_id),
+        (payload, 3, 9)
+    );
     // The compressed body is small, the inflated one exceeds the limit.
-    assert!(matches!(decode(&bytes, 50_000), Err(DecodeError::Oversize { .. })));
+    assert!(matches!(
+        decode(&bytes, 50_000),
+        Err(DecodeError::Oversize { .. })
+    ));
 }
 
 #[test]
@@ -187,11 +208,17 @@ async fn client_and_server_multiplex_and_close_cursors_in_order() {
         {"attr": "id", "storage": "id", "kind": "int", "nullable": false, "unique": false,
          "index": false, "has_default": false, "full_text": false, "vector_dim": null,
          "target": null, "on_delete": null}], "relationships": []});
-    conn.request(Opcode::Schema, 0, &json!({"models": [schema]})).await.unwrap();
-    let rows: Vec<_> = (0..50).map(|i| json!([i])).collect();
-    conn.request(Opcode::Mutation, 0, &json!({"ir": {"operation": "insert", "model": "B", "rows": rows}}))
+    conn.request(Opcode::Schema, 0, &json!({"models": [schema]}))
         .await
         .unwrap();
+    let rows: Vec<_> = (0..50).map(|i| json!([i])).collect();
+    conn.request(
+        Opcode::Mutation,
+        0,
+        &json!({"ir": {"operation": "insert", "model": "B", "rows": rows}}),
+    )
+    .await
+    .unwrap();
     // Many requests in flight at once, answered by id.
     let reads = (0..32).map(|i| {
         let conn = conn.clone();
@@ -207,15 +234,23 @@ async fn client_and_server_multiplex_and_close_cursors_in_order() {
     assert_eq!(counts, (0..32).collect::<Vec<u64>>());
     // A stream left early: CURSOR_CLOSE is queued and precedes the next request.
     let first = conn
-        .request(Opcode::Query, 0, &json!({"ir": {"operation": "select", "model": "B", "cursor": {"batch_size": 5}}}))
+        .request(
+            Opcode::Query,
+            0,
+            &json!({"ir": {"operation": "select", "model": "B", "cursor": {"batch_size": 5}}}),
+        )
         .await
         .unwrap();
     assert_eq!(first.opcode, Opcode::StreamData);
-    let id = aura_wire::bundled::client::json_of(&first).unwrap()["metadata"]["cursor"].as_u64().unwrap();
+    let id = aura_wire::bundled::client::json_of(&first).unwrap()["metadata"]["cursor"]
+        .as_u64()
+        .unwrap();
     assert_eq!(server.open_cursors(), 1);
     conn.defer(Opcode::CursorClose, 0, json!({"cursor": id}));
     assert_eq!(server.open_cursors(), 1); // nothing written yet
-    conn.request(Opcode::Ping, 0, &json!({"nonce": 2})).await.unwrap();
+    conn.request(Opcode::Ping, 0, &json!({"nonce": 2}))
+        .await
+        .unwrap();
     assert_eq!(server.open_cursors(), 0);
     conn.close().await;
     server.shutdown().await;
@@ -240,7 +275,9 @@ async fn a_wrong_token_is_an_authentication_error_without_the_token() {
         token: Some(aura_wire::auth::TokenVerifier::new("right-token").unwrap()),
         ..ServerConfig::default()
     };
-    let server = BundledServer::start("127.0.0.1:0", engine, config, log).await.unwrap();
+    let server = BundledServer::start("127.0.0.1:0", engine, config, log)
+        .await
+        .unwrap();
     let port = server.local_addr().port();
     let err = match BundledConnection::connect(&options(port, Some("wrong-token"))).await {
         Err(e) => e,
@@ -248,8 +285,16 @@ async fn a_wrong_token_is_an_authentication_error_without_the_token() {
     };
     assert_eq!(err.code, aura_core::ErrorCode::AuthenticationError);
     assert!(!format!("{err:?}").contains("wrong-token"));
-    let ok = BundledConnection::connect(&options(port, Some("right-token"))).await.unwrap();
-    let pong = ok.request(Opcode::Ping, 0, &json!({"nonce": 7})).await.unwrap();
-    assert_eq!(aura_wire::bundled::client::json_of(&pong).unwrap()["nonce"], 7);
+    let ok = BundledConnection::connect(&options(port, Some("right-token")))
+        .await
+        .unwrap();
+    let pong = ok
+        .request(Opcode::Ping, 0, &json!({"nonce": 7}))
+        .await
+        .unwrap();
+    assert_eq!(
+        aura_wire::bundled::client::json_of(&pong).unwrap()["nonce"],
+        7
+    );
     server.shutdown().await;
 }

@@ -66,7 +66,12 @@ pub fn error_from_body(payload: &[u8], request_id: u64) -> Error {
         .unwrap_or("server error");
     let mut err = Error::new(code, message);
     err.retryable = body.get("retryable").and_then(Json::as_bool);
-    for (k, v) in body.get("context").and_then(Json::as_object).into_iter().flatten() {
+    for (k, v) in body
+        .get("context")
+        .and_then(Json::as_object)
+        .into_iter()
+        .flatten()
+    {
         err = err.with_context(k.clone(), v.clone());
     }
     if request_id != 0 {
@@ -182,7 +187,8 @@ impl BundledConnection {
             Some(token) => json!({"authorization": format!("Bearer {token}")}),
             None => json!({}),
         };
-        let hello = json!({"client_version": opts.base.client_version, "features": [], "auth": auth});
+        let hello =
+            json!({"client_version": opts.base.client_version, "features": [], "auth": auth});
         let ack = match conn.request(Opcode::Handshake, 0, &hello).await {
             Ok(ack) => ack,
             Err(e) => {
@@ -191,13 +197,20 @@ impl BundledConnection {
             }
         };
         if ack.opcode != Opcode::HandshakeAck {
-            return Err(protocol_error("HANDSHAKE was not answered with HANDSHAKE_ACK"));
+            return Err(protocol_error(
+                "HANDSHAKE was not answered with HANDSHAKE_ACK",
+            ));
         }
         let body = json_of(&ack)?;
         conn.features = body
             .get("features")
             .and_then(Json::as_array)
-            .map(|a| a.iter().filter_map(Json::as_str).map(str::to_owned).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Json::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         conn.server_version = body
             .get("server_version")
@@ -245,8 +258,13 @@ impl BundledConnection {
     }
 
     fn encode(&self, opcode: Opcode, id: u64, txn: u64, body: &Json) -> Vec<u8> {
-        let payload = if body.is_null() { Vec::new() } else { frame::sorted_json(body) };
-        Frame::new(opcode, id, txn, payload).encode(self.opts.compression, self.opts.payload_checksum)
+        let payload = if body.is_null() {
+            Vec::new()
+        } else {
+            frame::sorted_json(body)
+        };
+        Frame::new(opcode, id, txn, payload)
+            .encode(self.opts.compression, self.opts.payload_checksum)
     }
 
     fn take_deferred(&self) -> Vec<u8> {
@@ -261,7 +279,11 @@ impl BundledConnection {
         bytes
     }
 
-    async fn write_locked(&self, w: &mut WriteHalf<Pin<Box<dyn Stream>>>, bytes: &[u8]) -> Result<(), Error> {
+    async fn write_locked(
+        &self,
+        w: &mut WriteHalf<Pin<Box<dyn Stream>>>,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
         let timeout = self.opts.base.request_timeout;
         let written = tokio::time::timeout(timeout, async {
             w.write_all(bytes).await?;
@@ -275,7 +297,8 @@ impl BundledConnection {
                     Ok(Err(e)) => e.to_string(),
                     _ => "write timed out".to_owned(),
                 };
-                let err = connection_error(format!("sending to {} failed: {why}", self.state.address));
+                let err =
+                    connection_error(format!("sending to {} failed: {why}", self.state.address));
                 self.state.fail_all(err.clone());
                 self.reader.abort();
                 Err(err)
@@ -337,5 +360,6 @@ pub fn json_of(frame: &Frame) -> Result<Json, Error> {
     if frame.payload.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&frame.payload).map_err(|_| protocol_error("reply body is not valid JSON"))
+    serde_json::from_slice(&frame.payload)
+        .map_err(|_| protocol_error("reply body is not valid JSON"))
 }

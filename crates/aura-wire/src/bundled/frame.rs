@@ -91,8 +91,14 @@ pub enum DecodeError {
     HeaderChecksum,
     UnknownOpcode(u8),
     /// Unknown compression byte, or a COMPRESSED flag that disagrees with it.
-    CompressionMarker { flags: u8, compression: u8 },
-    Oversize { len: u64, max: u64 },
+    CompressionMarker {
+        flags: u8,
+        compression: u8,
+    },
+    Oversize {
+        len: u64,
+        max: u64,
+    },
     PayloadChecksum,
     BadZlib,
 }

@@ -123,7 +123,11 @@ impl Drop for BundledServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -142,7 +146,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stopped: wa
     while tasks.join_next().await.is_some() {}
 }
 
-async fn serve_stream(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+async fn serve_stream(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) {
     shared.active.fetch_add(1, Ordering::SeqCst);
     let started = Instant::now();
     let mut conn = Conn::new(shared.clone());
@@ -221,7 +230,11 @@ impl Conn {
         self.shared.open_cursors.fetch_sub(n, Ordering::SeqCst);
     }
 
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: S, mut stop: watch::Receiver<bool>) -> String {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        stream: S,
+        mut stop: watch::Receiver<bool>,
+    ) -> String {
         let (mut reader, mut writer) = tokio::io::split(stream);
         let max = self.shared.config.max_payload_bytes;
         loop {
@@ -257,7 +270,12 @@ impl Conn {
                 Ok(reply) => reply,
                 Err(err) => (Opcode::Error, 0, error_body(&err)),
             };
-            let mut reply = Frame::new(opcode, frame.request_id, frame.txn_id, frame::sorted_json(&body));
+            let mut reply = Frame::new(
+                opcode,
+                frame.request_id,
+                frame.txn_id,
+                frame::sorted_json(&body),
+            );
             reply.flags = flags;
             if writer.write_all(&reply.encode(false, true)).await.is_err() {
                 return "io_error".to_owned();
@@ -266,35 +284,54 @@ impl Conn {
     }
 
     fn parse(frame: &Frame) -> Result<Json, Error> {
-        serde_json::from_slice(&frame.payload)
-            .map_err(|_| Error::new(ErrorCode::ProtocolError, "request body is not a JSON object"))
+        serde_json::from_slice(&frame.payload).map_err(|_| {
+            Error::new(
+                ErrorCode::ProtocolError,
+                "request body is not a JSON object",
+            )
+        })
     }
 
     fn txn(&self, id: u64) -> Result<Option<TxnId>, Error> {
         match id {
             0 => Ok(None),
             id if self.txns.contains_key(&id) => Ok(Some(id)),
-            id => Err(Error::transaction(format!("transaction {id} is not active on this connection"))),
+            id => Err(Error::transaction(format!(
+                "transaction {id} is not active on this connection"
+            ))),
         }
     }
 
     fn handle(&mut self, frame: &Frame) -> Result<Reply, Error> {
-        let body = if frame.payload.is_empty() { json!({}) } else { Self::parse(frame)? };
+        let body = if frame.payload.is_empty() {
+            json!({})
+        } else {
+            Self::parse(frame)?
+        };
         match frame.opcode {
             Opcode::Handshake => return Ok(self.handshake(&body)),
             Opcode::Ping => {
                 let ver = &self.shared.config.server_version;
-                return Ok((Opcode::Pong, 0, json!({"nonce": body.get("nonce").cloned().unwrap_or(Json::Null), "server_version": ver})));
+                return Ok((
+                    Opcode::Pong,
+                    0,
+                    json!({"nonce": body.get("nonce").cloned().unwrap_or(Json::Null), "server_version": ver}),
+                ));
             }
             _ if !self.authenticated => {
-                return Err(Error::new(ErrorCode::AuthenticationError, "authentication required before this operation"));
+                return Err(Error::new(
+                    ErrorCode::AuthenticationError,
+                    "authentication required before this operation",
+                ));
             }
             _ => {}
         }
         let timeout = self.shared.config.cursor_timeout;
         let before = self.cursors.len();
         self.cursors.retain(|_, c| c.last_used.elapsed() < timeout);
-        self.shared.open_cursors.fetch_sub(before - self.cursors.len(), Ordering::SeqCst);
+        self.shared
+            .open_cursors
+            .fetch_sub(before - self.cursors.len(), Ordering::SeqCst);
         let txn = self.txn(frame.txn_id);
         match frame.opcode {
             Opcode::Schema => self.schema(&body),
@@ -303,10 +340,15 @@ impl Conn {
             Opcode::BeginTx => {
                 let id = self.shared.engine.begin();
                 self.txns.insert(id, Instant::now());
-                Ok((Opcode::TxAck, 0, json!({"transaction_id": id, "status": "active"})))
+                Ok((
+                    Opcode::TxAck,
+                    0,
+                    json!({"transaction_id": id, "status": "active"}),
+                ))
             }
             Opcode::CommitTx | Opcode::RollbackTx => {
-                let id = txn?.ok_or_else(|| Error::transaction("no transaction id in the header"))?;
+                let id =
+                    txn?.ok_or_else(|| Error::transaction("no transaction id in the header"))?;
                 self.txns.remove(&id);
                 let status = if frame.opcode == Opcode::CommitTx {
                     self.shared.engine.commit(id)?;
@@ -315,11 +357,19 @@ impl Conn {
                     self.shared.engine.rollback(id)?;
                     "rolled_back"
                 };
-                Ok((Opcode::TxAck, 0, json!({"transaction_id": id, "status": status})))
+                Ok((
+                    Opcode::TxAck,
+                    0,
+                    json!({"transaction_id": id, "status": status}),
+                ))
             }
             Opcode::CursorFetch => {
                 let id = body.get("cursor").and_then(Json::as_u64).unwrap_or(0);
-                let batch = body.get("batch_size").and_then(Json::as_u64).unwrap_or(1000).max(1);
+                let batch = body
+                    .get("batch_size")
+                    .and_then(Json::as_u64)
+                    .unwrap_or(1000)
+                    .max(1);
                 self.fetch(id, batch)
             }
             Opcode::CursorClose => {
@@ -327,9 +377,16 @@ impl Conn {
                 if self.cursors.remove(&id).is_some() {
                     self.shared.open_cursors.fetch_sub(1, Ordering::SeqCst);
                 }
-                Ok((Opcode::CursorAck, 0, json!({"cursor": id, "status": "closed"})))
+                Ok((
+                    Opcode::CursorAck,
+                    0,
+                    json!({"cursor": id, "status": "closed"}),
+                ))
             }
-            other => Err(Error::new(ErrorCode::ProtocolError, format!("opcode {} is not a request", other.as_u8()))),
+            other => Err(Error::new(
+                ErrorCode::ProtocolError,
+                format!("opcode {} is not a request", other.as_u8()),
+            )),
         }
     }
 
@@ -344,24 +401,41 @@ impl Conn {
             }
         }
         if !self.authenticated {
-            let err = Error::new(ErrorCode::AuthenticationError, "the server rejected the credentials");
+            let err = Error::new(
+                ErrorCode::AuthenticationError,
+                "the server rejected the credentials",
+            );
             return (Opcode::Error, 0, error_body(&err));
         }
-        (Opcode::HandshakeAck, 0, json!({
-            "server_version": self.shared.config.server_version,
-            "features": FEATURES,
-            "compression": "none",
-        }))
+        (
+            Opcode::HandshakeAck,
+            0,
+            json!({
+                "server_version": self.shared.config.server_version,
+                "features": FEATURES,
+                "compression": "none",
+            }),
+        )
     }
 
     fn schema(&mut self, body: &Json) -> Result<Reply, Error> {
         let engine = &self.shared.engine;
-        for model in body.get("models").and_then(Json::as_array).into_iter().flatten() {
+        for model in body
+            .get("models")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
             let schema: ModelSchema = serde_json::from_value(model.clone())
                 .map_err(|e| Error::schema(format!("invalid model schema: {e}")))?;
             engine.create_table(Arc::new(schema))?;
         }
-        for name in body.get("drop").and_then(Json::as_array).into_iter().flatten() {
+        for name in body
+            .get("drop")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(name) = name.as_str() {
                 engine.drop_table(name)?;
             }
@@ -376,7 +450,10 @@ impl Conn {
     }
 
     fn query(&mut self, body: &Json, t: Option<TxnId>) -> Result<Reply, Error> {
-        let ir = body.get("ir").cloned().ok_or_else(|| Error::new(ErrorCode::ProtocolError, "query body needs 'ir'"))?;
+        let ir = body
+            .get("ir")
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorCode::ProtocolError, "query body needs 'ir'"))?;
         let engine = self.shared.engine.clone();
         let request = Request::from_json(ir)?;
         let deadline = |q: &mut Select| {
@@ -408,42 +485,79 @@ impl Conn {
             Request::Aggregate(mut q) => {
                 deadline(&mut q);
                 let agg = engine.aggregate(t, &q)?;
-                Ok((Opcode::QueryResult, 0, json!({"rows": [], "metadata": {"aggregate": agg}})))
+                Ok((
+                    Opcode::QueryResult,
+                    0,
+                    json!({"rows": [], "metadata": {"aggregate": agg}}),
+                ))
             }
             Request::Count(q) => {
                 let n = engine.count(t, &q)?;
-                Ok((Opcode::QueryResult, 0, json!({"rows": [], "metadata": {}, "count": n})))
+                Ok((
+                    Opcode::QueryResult,
+                    0,
+                    json!({"rows": [], "metadata": {}, "count": n}),
+                ))
             }
             Request::Exists(q) => {
                 let found = engine.exists(t, &q)?;
-                Ok((Opcode::QueryResult, 0, json!({"rows": [], "metadata": {"exists": found}, "count": u64::from(found)})))
+                Ok((
+                    Opcode::QueryResult,
+                    0,
+                    json!({"rows": [], "metadata": {"exists": found}, "count": u64::from(found)}),
+                ))
             }
             Request::Traverse(q) => {
                 let (model, rows) = engine.traverse(t, &q)?;
                 let rows: Vec<Json> = rows.iter().map(|r| row_json(r)).collect();
-                Ok((Opcode::QueryResult, 0, json!({"rows": rows, "metadata": {"model": model}})))
+                Ok((
+                    Opcode::QueryResult,
+                    0,
+                    json!({"rows": rows, "metadata": {"model": model}}),
+                ))
             }
             Request::Raw(q) => {
                 let (model, rows) = engine.raw(t, &q.statement, &q.params)?;
                 let rows: Vec<Json> = rows.iter().map(|r| row_json(r)).collect();
-                Ok((Opcode::QueryResult, 0, json!({"rows": rows, "metadata": {"model": model}})))
+                Ok((
+                    Opcode::QueryResult,
+                    0,
+                    json!({"rows": rows, "metadata": {"model": model}}),
+                ))
             }
             other => Err(other.not_served("auradb")),
         }
     }
 
-    fn open_cursor(&mut self, model: &str, rows: Vec<ResultRow>, batch: u64) -> Result<Reply, Error> {
+    fn open_cursor(
+        &mut self,
+        model: &str,
+        rows: Vec<ResultRow>,
+        batch: u64,
+    ) -> Result<Reply, Error> {
         let id = self.shared.next_cursor.fetch_add(1, Ordering::SeqCst);
-        self.cursors.insert(id, Cursor { model: model.to_owned(), rows: rows.into(), last_used: Instant::now() });
+        self.cursors.insert(
+            id,
+            Cursor {
+                model: model.to_owned(),
+                rows: rows.into(),
+                last_used: Instant::now(),
+            },
+        );
         self.shared.open_cursors.fetch_add(1, Ordering::SeqCst);
         self.fetch(id, batch)
     }
 
     fn fetch(&mut self, id: u64, batch: u64) -> Result<Reply, Error> {
         let engine = self.shared.engine.clone();
-        let cursor = self.cursors.get_mut(&id).ok_or_else(|| Error::not_found(format!("cursor {id} is not open")))?;
+        let cursor = self
+            .cursors
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("cursor {id} is not open")))?;
         cursor.last_used = Instant::now();
-        let take = usize::try_from(batch).unwrap_or(usize::MAX).min(cursor.rows.len());
+        let take = usize::try_from(batch)
+            .unwrap_or(usize::MAX)
+            .min(cursor.rows.len());
         let page: Vec<ResultRow> = cursor.rows.drain(..take).collect();
         let mut body = result(&engine, &cursor.model, &page);
         if cursor.rows.is_empty() {
@@ -458,9 +572,16 @@ impl Conn {
     }
 
     fn mutation(&mut self, body: &Json, t: Option<TxnId>) -> Result<Reply, Error> {
-        let ir = body.get("ir").cloned().ok_or_else(|| Error::new(ErrorCode::ProtocolError, "mutation body needs 'ir'"))?;
+        let ir = body
+            .get("ir")
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorCode::ProtocolError, "mutation body needs 'ir'"))?;
         let engine = &self.shared.engine;
-        let op = ir.get("operation").and_then(Json::as_str).unwrap_or_default().to_owned();
+        let op = ir
+            .get("operation")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned();
         if op == "insert" {
             return self.insert(&ir, t);
         }
@@ -468,8 +589,14 @@ impl Conn {
             Request::Update(q) => Ok(affected(engine.update(t, &q)?, Vec::new())),
             Request::Delete(q) => Ok(affected(engine.delete(t, &q)?, Vec::new())),
             Request::Upsert(q) => {
-                let schema = engine.schema(&q.model).ok_or_else(|| Error::schema(format!("Unknown model '{}'", q.model)))?;
-                let row = body.get("row").filter(|r| !r.is_null()).map(|r| row_from_json(r, &schema)).transpose()?;
+                let schema = engine
+                    .schema(&q.model)
+                    .ok_or_else(|| Error::schema(format!("Unknown model '{}'", q.model)))?;
+                let row = body
+                    .get("row")
+                    .filter(|r| !r.is_null())
+                    .map(|r| row_from_json(r, &schema))
+                    .transpose()?;
                 let stored = engine.upsert(t, &q, row)?;
                 let returning: Vec<Json> = stored.iter().map(|r| row_json(r)).collect();
                 Ok(affected(returning.len() as u64, returning))
@@ -482,8 +609,13 @@ impl Conn {
     /// are positional like query results.
     fn insert(&mut self, ir: &Json, t: Option<TxnId>) -> Result<Reply, Error> {
         let engine = &self.shared.engine;
-        let model = ir.get("model").and_then(Json::as_str).ok_or_else(|| Error::query("insert needs a model"))?;
-        let schema = engine.schema(model).ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))?;
+        let model = ir
+            .get("model")
+            .and_then(Json::as_str)
+            .ok_or_else(|| Error::query("insert needs a model"))?;
+        let schema = engine
+            .schema(model)
+            .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))?;
         let rows = ir
             .get("rows")
             .and_then(Json::as_array)
@@ -495,7 +627,11 @@ impl Conn {
             None => OnConflict::Error,
             Some("ignore") => OnConflict::Ignore,
             Some("replace") => OnConflict::Replace,
-            Some(other) => return Err(Error::query(format!("on_conflict must be None, 'ignore' or 'replace', got '{other}'"))),
+            Some(other) => {
+                return Err(Error::query(format!(
+                    "on_conflict must be None, 'ignore' or 'replace', got '{other}'"
+                )))
+            }
         };
         let n = engine.insert(t, model, rows, mode)?;
         Ok(affected(n, Vec::new()))
@@ -503,7 +639,11 @@ impl Conn {
 }
 
 fn affected(n: u64, returning: Vec<Json>) -> Reply {
-    (Opcode::MutationResult, 0, json!({"affected": n, "returning": returning}))
+    (
+        Opcode::MutationResult,
+        0,
+        json!({"affected": n, "returning": returning}),
+    )
 }
 
 fn result(_engine: &Engine, _model: &str, rows: &[ResultRow]) -> Json {
