@@ -960,11 +960,13 @@ pub fn aggregate_result_from_wire(body: &Json) -> Result<Json, Error> {
         }
         Ok(Json::Array(out))
     };
+    /// (value, count, metrics) of each bucket or group.
+    type Bucket<'a> = (Json, Json, Option<&'a Json>);
     fn buckets<'a>(
         list: Option<&'a Json>,
         key: &str,
         value: &dyn Fn(Option<&Json>) -> Result<Json, Error>,
-    ) -> Result<Vec<(Json, Json, Option<&'a Json>)>, Error> {
+    ) -> Result<Vec<Bucket<'a>>, Error> {
         list.and_then(Json::as_array)
             .into_iter()
             .flatten()

@@ -509,7 +509,7 @@ impl Conn {
             }
             Request::Traverse(q) => {
                 let (model, rows) = engine.traverse(t, &q)?;
-                let rows: Vec<Json> = rows.iter().map(|r| row_json(r)).collect();
+                let rows: Vec<Json> = rows.iter().map(row_json).collect();
                 Ok((
                     Opcode::QueryResult,
                     0,
@@ -518,7 +518,7 @@ impl Conn {
             }
             Request::Raw(q) => {
                 let (model, rows) = engine.raw(t, &q.statement, &q.params)?;
-                let rows: Vec<Json> = rows.iter().map(|r| row_json(r)).collect();
+                let rows: Vec<Json> = rows.iter().map(row_json).collect();
                 Ok((
                     Opcode::QueryResult,
                     0,
@@ -598,7 +598,7 @@ impl Conn {
                     .map(|r| row_from_json(r, &schema))
                     .transpose()?;
                 let stored = engine.upsert(t, &q, row)?;
-                let returning: Vec<Json> = stored.iter().map(|r| row_json(r)).collect();
+                let returning: Vec<Json> = stored.iter().map(row_json).collect();
                 Ok(affected(returning.len() as u64, returning))
             }
             other => Err(other.not_served("auradb")),
