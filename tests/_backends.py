@@ -1,6 +1,8 @@
 """Backends the conformance tests run over: the memory engine, SQLite,
-``auradb://`` (the project's AWP 1 server on a free local port), MongoDB,
-Redis and PostgreSQL.
+``auradb://`` (the project's AWP 1 server on a free local port, or the
+server ``AURA_TEST_AURADB_DSN`` names), ``aura://`` (the project's
+bundled-protocol server on a free local port), MongoDB, Redis and
+PostgreSQL.
 
 MongoDB: ``AURA_TEST_MONGODB_DSN`` points at an external server; otherwise
 the MongoDB-wire-compatible ``nx-27017`` server (the ``dev`` extra) is
@@ -39,7 +41,7 @@ import pytest
 import aura
 from aura.server import AuraServer
 
-BACKENDS = ["memory", "sqlite", "auradb", "mongodb", "redis", "postgresql"]
+BACKENDS = ["memory", "sqlite", "auradb", "aura", "mongodb", "redis", "postgresql"]
 
 _nx: dict[str, Any] = {}
 
@@ -167,8 +169,10 @@ async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterat
         async with aura.connect(f"{kind}://", models=models) as client:
             yield client
         return
-    if kind == "auradb":
-        with AuraServer(port=0, log_to_stderr=False) as server:
+    external = os.environ.get("AURA_TEST_AURADB_DSN") if kind == "auradb" else None
+    if kind in ("auradb", "aura") and not external:
+        protocol = "awp" if kind == "auradb" else "bundled"
+        with AuraServer(port=0, log_to_stderr=False, protocol=protocol) as server:
             async with aura.connect(server.dsn, models=models) as client:
                 yield client
         return
@@ -176,7 +180,10 @@ async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterat
         async with postgres_schema_dsn() as dsn, aura.connect(dsn, models=models) as client:
             yield client
         return
-    dsn = unique_mongodb_dsn() if kind == "mongodb" else unique_redis_dsn()
+    if external:  # a real AuraDB server (docs/auradb-compatibility.md)
+        dsn = external
+    else:
+        dsn = unique_mongodb_dsn() if kind == "mongodb" else unique_redis_dsn()
     async with aura.connect(dsn, models=models) as client:
         try:
             yield client
@@ -189,9 +196,17 @@ async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterat
                 await client.backend.drop_schema(models)
 
 
+def over_awp(client: aura.Client) -> bool:
+    """True for the AWP 1 backend (``auradb://``). The bundled protocol's
+    backend is also named ``auradb`` (API.md §7) but carries the IR as is."""
+    from aura.backends.auradb_native import AuraDBNativeBackend
+
+    return isinstance(client.backend, AuraDBNativeBackend)
+
+
 def skip_on_auradb(client: aura.Client, reason: str) -> None:
     """Skip, visibly and with the reason, what AWP 1 cannot express."""
-    if client.backend.name == "auradb":
+    if over_awp(client):
         pytest.skip(f"auradb://: {reason}")
 
 

@@ -9,7 +9,6 @@ import asyncio
 import datetime as dt
 import json
 import struct
-import subprocess
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 import aura
+from _pki import make_pki
 from aura import (
     AuraAuthenticationError,
     AuraCapabilityError,
@@ -87,8 +87,9 @@ async def test_crud_round_trip_and_capabilities(client: aura.Client) -> None:
     caps = client.capabilities()
     assert caps.name == "auradb"
     assert caps.vector_search and caps.query_timeouts and caps.transactions
-    # The server does not advertise these: reported False after the handshake.
-    assert not caps.full_text_search and not caps.hybrid_search and not caps.aggregations_and_facets
+    # The project's server advertises the search capabilities of AWP1.md §5.1.
+    assert caps.full_text_search and caps.hybrid_search and caps.aggregations_and_facets
+    assert caps.ranked_pagination and caps.approximate_vector_search
     await seed(client, 5)
     rows = await client.query(AwpBook).where(AwpBook.pages >= 3).order_by(AwpBook.id.desc()).all()
     assert [r.id for r in rows] == [5, 4, 3]
@@ -161,10 +162,7 @@ async def test_wire_errors_map_with_code_retryable_and_request_id(client: aura.C
     assert missing.value.code == "not_found"
 
 
-async def test_unadvertised_features_are_capability_errors(client: aura.Client) -> None:
-    with pytest.raises(AuraCapabilityError) as info:
-        await client.query(AwpBook).search_text("title", "t").all()
-    assert info.value.context == {"backend": "auradb", "capability": "full_text_search"}
+async def test_what_awp_cannot_express_is_a_capability_error(client: aura.Client) -> None:
     with pytest.raises(AuraCapabilityError):
         await client.query(AwpBook).where(AwpBook.title.startswith("t")).all()
     with pytest.raises(AuraCapabilityError):
@@ -208,13 +206,10 @@ async def test_leaving_a_stream_early_closes_the_server_cursor(
         break
     assert server.open_cursors == 1
     await stream.aclose()
-    # CURSOR_CLOSE is sent by a task spawned from the synchronous close (it
-    # must also work from __del__), so it is not ordered before the next
-    # request: wait, bounded, for the server to release the cursor.
-    for _ in range(100):
-        if server.open_cursors == 0:
-            break
-        await asyncio.sleep(0.05)
+    # CURSOR_CLOSE is queued on the cursor's connection ahead of the next
+    # request; the server answers in order, so once that request's answer
+    # is in, the cursor is gone (no waiting).
+    assert await client.query(AwpBook).count() == 300
     assert server.open_cursors == 0
 
 
@@ -302,80 +297,9 @@ async def test_token_auth_and_secrets_never_leak() -> None:
 # --------------------------------------------------------------------- TLS
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _make_ca(cwd: Path, name: str) -> None:
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.pem",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name}",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-        cwd=cwd,
-    )
-
-
-def _make_leaf(cwd: Path, ca: str, name: str, san: str) -> None:
-    _openssl(
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        f"{name}.key",
-        "-out",
-        f"{name}.csr",
-        "-subj",
-        f"/CN={name}",
-        cwd=cwd,
-    )
-    (cwd / f"{name}.ext").write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n")
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        f"{name}.csr",
-        "-CA",
-        f"{ca}.pem",
-        "-CAkey",
-        f"{ca}.key",
-        "-CAcreateserial",
-        "-out",
-        f"{name}.pem",
-        "-days",
-        "2",
-        "-extfile",
-        f"{name}.ext",
-        cwd=cwd,
-    )
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("pki")
-    _make_ca(d, "ca")
-    _make_ca(d, "other-ca")
-    _make_leaf(d, "ca", "server", "DNS:localhost,IP:127.0.0.1")
-    _make_leaf(d, "ca", "misnamed", "DNS:elsewhere.invalid")
-    return d
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 async def test_tls_verifies_chain_and_hostname(pki: Path) -> None:
@@ -496,11 +420,13 @@ NOT_LEADER = json.dumps(
 FATAL = b'{"code":"corruption","message":"corruption detected: header checksum mismatch"}'
 
 
-async def fake_peer(reply: Any, *, close_after: bool = False) -> asyncio.Server:
+async def fake_peer(
+    reply: Any, *, close_after: bool = False, hello_ack: bytes = HELLO_ACK
+) -> asyncio.Server:
     """A peer that answers HELLO, then sends ``reply(request_id)`` to the next request."""
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        for answer in (lambda rid: frame(0x81, rid, HELLO_ACK), reply):
+        for answer in (lambda rid: frame(0x81, rid, hello_ack), reply):
             head = await reader.readexactly(44)
             await reader.readexactly(struct.unpack(">I", head[12:16])[0] + 4)
             writer.write(answer(int.from_bytes(head[16:32], "big")))
@@ -561,3 +487,75 @@ async def test_fake_peer_bad_frames_are_protocol_errors(kind: str) -> None:
             await client.ping()
         assert client.backend.connection is not None
         await client.close()
+
+
+def _hello_ack(capabilities: list[str]) -> bytes:
+    body = json.loads(HELLO_ACK)
+    body["capabilities"]["capabilities"] = capabilities
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+async def ok_peer(capabilities: list[str], opcodes: list[int]) -> asyncio.Server:
+    """A peer advertising ``capabilities`` that answers every later request
+    with OK and records its opcode."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readexactly(44)
+                await reader.readexactly(struct.unpack(">I", head[12:16])[0] + 4)
+                rid = int.from_bytes(head[16:32], "big")
+                if head[5] == 0x01:
+                    writer.write(frame(0x81, rid, _hello_ack(capabilities)))
+                else:
+                    opcodes.append(head[5])
+                    writer.write(frame(0x90, rid, b'{"ok":true}'))
+                await writer.drain()
+        except asyncio.IncompleteReadError:
+            writer.close()
+
+    return await asyncio.start_server(peer, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    ("advertised", "flag"),
+    [
+        (["transactions"], "full_text_search"),
+        (["transactions"], "hybrid_search"),
+        (["transactions"], "vector_search"),
+        (["transactions"], "aggregations_and_facets"),
+        (["vector_exact_search"], "ranked_pagination"),
+        (["vector_exact_search"], "query_timeouts"),
+        (["vector_exact_search"], "approximate_vector_search"),
+        (["aggregations_and_facets"], "group_by_aggregation"),
+    ],
+)
+async def test_unadvertised_features_are_refused_before_sending(
+    advertised: list[str], flag: str
+) -> None:
+    """Every optional field is gated on the server's HELLO_ACK (§16 row 22):
+    a refused query sends no QUERY frame (only the schema was created)."""
+    opcodes: list[int] = []
+    fake = await ok_peer(advertised, opcodes)
+    async with fake:
+        dsn = f"auradb://127.0.0.1:{fake.sockets[0].getsockname()[1]}"
+        async with aura.connect(dsn, models=[AwpTyped]) as client:
+            q = client.search(AwpTyped)
+            attempts = {
+                "full_text_search": lambda: q.search_text("meta", "x").all(),
+                "hybrid_search": lambda: q.search_hybrid("meta", "x", "emb", [1, 0]).all(),
+                "vector_search": lambda: q.search_vector("emb", [1, 0]).all(),
+                "aggregations_and_facets": lambda: q.facet("day").aggregate(),
+                "ranked_pagination": lambda: anext(
+                    q.search_vector("emb", [1, 0]).search_pages(page_size=1)
+                ),
+                "query_timeouts": lambda: q.timeout(10).all(),
+                "approximate_vector_search": lambda: q.search_vector(
+                    "emb", [1, 0], approximate=True
+                ).all(),
+                "group_by_aggregation": lambda: q.group_by("day").aggregate_count().aggregate(),
+            }
+            with pytest.raises(AuraCapabilityError) as info:
+                await attempts[flag]()
+            assert info.value.context["capability"] == flag
+    assert 0x20 not in opcodes  # SCHEMA_CREATE (0x10) only, never a QUERY

@@ -307,10 +307,11 @@ def _add_tool_commands(subparsers: Any) -> None:
 def _add_serve_command(subparsers: Any) -> None:
     serve = subparsers.add_parser(
         "serve",
-        help="Serve an in-memory engine over AWP 1.",
+        help="Serve an in-memory engine over AWP 1 (and the bundled protocol).",
         description=(
             "Serve a new in-memory engine over AWP 1 (auradb://, or auradbs:// with "
-            "--tls-cert and --tls-key) until interrupted. The token is read from an "
+            "--tls-cert and --tls-key) until interrupted; --bundled-port also serves "
+            "it over the bundled protocol (aura://, auras://). The token is read from an "
             "environment variable, never from the command line, so it stays out of "
             "process listings."
         ),
@@ -325,6 +326,12 @@ def _add_serve_command(subparsers: Any) -> None:
     )
     serve.add_argument("--tls-cert", metavar="PEM")
     serve.add_argument("--tls-key", metavar="PEM")
+    serve.add_argument(
+        "--bundled-port",
+        type=int,
+        metavar="PORT",
+        help="also serve the bundled protocol (aura://) on PORT, same engine (0: free port)",
+    )
     serve.set_defaults(handler=_cmd_serve)
 
 
@@ -336,7 +343,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise CliError("--tls-cert and --tls-key go together")
     token = os.environ.get(args.token_env) or None
-    serve(args.host, args.port, token=token, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    serve(
+        args.host,
+        args.port,
+        token=token,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        bundled_port=args.bundled_port,
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Serve the in-memory engine over AWP 1 (what ``aura serve`` runs).
+"""Serve the in-memory engine over AWP 1 and/or the bundled protocol (what
+``aura serve`` runs).
 
 ``AuraServer`` starts a server in the background and returns at once; the
 ``serve()`` function runs one in the foreground until interrupted (the CLI
@@ -10,6 +11,9 @@ of it; it never appears in a log line or a ``repr``::
     dsn = f"auradb://{server.address}"              # clients connect here
     ...
     server.close()                                   # graceful shutdown
+
+``protocol="bundled"`` serves the bundled protocol of API.md §14 instead
+(``aura://`` / ``auras://`` clients), with the same TLS, token and limits.
 """
 
 from __future__ import annotations
@@ -24,12 +28,18 @@ import aura._core as _core
 __all__ = ["AuraServer", "serve"]
 
 
+_SCHEMES = {("awp", False): "auradb", ("awp", True): "auradbs"}
+_SCHEMES.update({("bundled", False): "aura", ("bundled", True): "auras"})
+
+
 class AuraServer:
-    """A running AWP 1 server over a memory engine (``engine=None``: a new one).
+    """A running server over a memory engine (``engine=None``: a new one),
+    speaking AWP 1 (``protocol="awp"``) or the bundled protocol
+    (``protocol="bundled"``).
 
     TLS is on when both ``tls_cert`` and ``tls_key`` (PEM files) are given;
-    then the listener speaks TLS from the first byte (``auradbs://``).
-    Limits default to AWP1.md §1.1.
+    then the listener speaks TLS from the first byte (``auradbs://`` /
+    ``auras://``). Limits default to AWP1.md §1.1.
     """
 
     def __init__(
@@ -48,6 +58,7 @@ class AuraServer:
         max_query_time_ms: int = 30_000,
         max_query_limit: int = 1_000_000,
         log_to_stderr: bool = True,
+        protocol: str = "awp",
     ) -> None:
         self._server = _core.AwpServer(
             engine,
@@ -63,8 +74,10 @@ class AuraServer:
             max_query_time_ms=max_query_time_ms,
             max_query_limit=max_query_limit,
             log_to_stderr=log_to_stderr,
+            protocol=protocol,
         )
         self.tls = tls_cert is not None
+        self.protocol = protocol
 
     @property
     def address(self) -> str:
@@ -79,8 +92,8 @@ class AuraServer:
 
     @property
     def dsn(self) -> str:
-        """A DSN that reaches this server (``auradb://`` or ``auradbs://``)."""
-        return f"{'auradbs' if self.tls else 'auradb'}://{self.address}"
+        """A DSN that reaches this server (``auradb[s]://`` or ``aura[s]://``)."""
+        return f"{_SCHEMES[(self.protocol, self.tls)]}://{self.address}"
 
     @property
     def is_running(self) -> bool:
@@ -132,23 +145,41 @@ def serve(
     tls_key: str | None = None,
     ready: threading.Event | None = None,
     stop: threading.Event | None = None,
+    bundled_port: int | None = None,
     **limits: Any,
 ) -> None:
     """Serve in the foreground until SIGINT/SIGTERM (or ``stop`` is set),
-    then shut down gracefully. ``ready`` is set once the port is bound."""
+    then shut down gracefully. ``ready`` is set once the ports are bound.
+    ``bundled_port`` also serves the bundled protocol, over the same engine."""
     stop = stop if stop is not None else threading.Event()
-    server = AuraServer(host, port, token=token, tls_cert=tls_cert, tls_key=tls_key, **limits)
+    if bundled_port is not None and limits.get("engine") is None:
+        limits["engine"] = _core.MemoryEngine()  # one engine behind both listeners
+    servers = [AuraServer(host, port, token=token, tls_cert=tls_cert, tls_key=tls_key, **limits)]
+    if bundled_port is not None:
+        servers.append(
+            AuraServer(
+                host,
+                bundled_port,
+                token=token,
+                tls_cert=tls_cert,
+                tls_key=tls_key,
+                protocol="bundled",
+                **limits,
+            )
+        )
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda *_: stop.set())
     try:
-        print(f"aura serve: listening on {server.dsn}", flush=True)
+        for each in servers:
+            print(f"aura serve: listening on {each.dsn}", flush=True)
         if ready is not None:
             ready.set()
         while not stop.wait(0.2):
             pass
     finally:
-        server.close()
+        for each in servers:
+            each.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

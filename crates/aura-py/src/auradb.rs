@@ -445,6 +445,32 @@ impl AuraDbConnection {
                     Ok(n.as_u64().unwrap_or(0))
                 })
             }
+            Request::SearchPage(q) => {
+                let caps = inner.caps.read().clone();
+                let payload = awp::search_page_query(&q, &schema, &caps).map_err(err)?;
+                future_into_py(py, async move {
+                    let reply = inner.read(Opcode::Query, txn, &payload).await?;
+                    let page = reply.json()?;
+                    let rows = decode_rows(&wire_rows(&page)?, &schema, &inner)?;
+                    let cursor = page
+                        .get("next_cursor")
+                        .and_then(Json::as_str)
+                        .map(str::to_owned);
+                    let rows = hydrated(inner.plans.clone(), q, rows);
+                    Ok(Deferred::new(move |py| {
+                        (rows, cursor).into_pyobject(py).map(Bound::into_any)
+                    }))
+                })
+            }
+            Request::Aggregate(q) => {
+                let caps = inner.caps.read().clone();
+                let payload = awp::aggregate_query(&q, &schema, &caps).map_err(err)?;
+                future_into_py(py, async move {
+                    let reply = inner.read(Opcode::Query, txn, &payload).await?;
+                    let result = awp::aggregate_result_from_wire(&reply.json()?)?;
+                    Ok(Deferred::new(move |py| json_to_py(py, &result)))
+                })
+            }
             other => Err(err(other.not_served("auradb"))),
         }
     }
@@ -572,6 +598,14 @@ impl AuraDbConnection {
             Request::Select(q) => self.inner.find_payload(q, &schema).map_err(err)?,
             Request::Count(q) => awp::filtered_query("count", q, &schema).map_err(err)?,
             Request::Exists(q) => awp::filtered_query("exists", q, &schema).map_err(err)?,
+            Request::SearchPage(q) => {
+                let caps = self.inner.caps.read().clone();
+                awp::search_page_query(q, &schema, &caps).map_err(err)?
+            }
+            Request::Aggregate(q) => {
+                let caps = self.inner.caps.read().clone();
+                awp::aggregate_query(q, &schema, &caps).map_err(err)?
+            }
             Request::Update(q) => awp::update_mutation(q, &schema).map_err(err)?,
             Request::Delete(q) => awp::delete_mutation(q, &schema).map_err(err)?,
             _ => Json::Null,
@@ -814,8 +848,11 @@ impl AuraDbCursor {
         })
     }
 
-    /// Release now; sends CURSOR_CLOSE (in the background) if the server
-    /// still holds rows. Idempotent.
+    /// Release now. When the server still holds rows, CURSOR_CLOSE is
+    /// queued on the cursor's connection: it is written before any later
+    /// request on that connection (so the server, answering in order, has
+    /// freed the cursor before it answers that request), and a background
+    /// flush sends it if nothing else does. Idempotent; safe from `__del__`.
     fn close(&self) {
         let id = {
             let mut st = self.state.lock();
@@ -824,12 +861,11 @@ impl AuraDbCursor {
             st.cursor_id.take()
         };
         if let Some(id) = id {
+            self.conn
+                .defer(Opcode::CursorClose, self.txn, &json!({"cursor_id": id}));
             let conn = self.conn.clone();
-            let txn = self.txn;
             crate::bridge::runtime().spawn(async move {
-                let _ = conn
-                    .request(Opcode::CursorClose, txn, &json!({"cursor_id": id}))
-                    .await;
+                let _ = conn.flush_deferred().await;
             });
         }
     }

@@ -4,6 +4,7 @@
 
 mod auradb;
 mod bridge;
+mod bundled;
 mod convert;
 mod errors;
 mod ir_de;
@@ -36,6 +37,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<memory::MemoryCursor>()?;
     m.add_class::<auradb::AuraDbConnection>()?;
     m.add_class::<auradb::AuraDbCursor>()?;
+    m.add_class::<bundled::BundledConnection>()?;
+    m.add_class::<bundled::BundledCursor>()?;
+    m.add_function(wrap_pyfunction!(bundled::bundled_encode_frame, m)?)?;
+    m.add_function(wrap_pyfunction!(bundled::bundled_decode_frame, m)?)?;
     m.add_class::<server::AwpServer>()?;
     #[cfg(feature = "mongodb")]
     {

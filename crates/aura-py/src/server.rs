@@ -1,6 +1,8 @@
-//! `AwpServer`: the AWP 1 server of aura-wire serving a `MemoryEngine`,
-//! started and stopped from Python (`aura.server`, `aura serve`). It runs
-//! on the shared tokio runtime (`bridge::runtime`).
+//! `AwpServer`: a server of aura-wire serving a `MemoryEngine` over AWP 1
+//! (`protocol="awp"`) or the bundled protocol (`protocol="bundled"`),
+//! started and stopped from Python (`aura.server`, `aura serve`). Both share
+//! the configuration (TLS, token, limits) and the log sink. It runs on the
+//! shared tokio runtime (`bridge::runtime`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use aura_core::error::{Error, ErrorCode};
 use aura_engine::Engine;
 use aura_wire::auth::TokenVerifier;
+use aura_wire::bundled::server::BundledServer;
 use aura_wire::server::{Server, ServerConfig};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
@@ -22,9 +25,39 @@ fn config_error(message: String) -> PyErr {
     to_py(Error::new(ErrorCode::ConfigError, message))
 }
 
+/// The listener of one protocol.
+enum Running {
+    Awp(Server),
+    Bundled(BundledServer),
+}
+
+impl Running {
+    fn active_connections(&self) -> usize {
+        match self {
+            Running::Awp(s) => s.active_connections(),
+            Running::Bundled(s) => s.active_connections(),
+        }
+    }
+
+    fn open_cursors(&self) -> usize {
+        match self {
+            Running::Awp(s) => s.open_cursors(),
+            Running::Bundled(s) => s.open_cursors(),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Running::Awp(s) => s.shutdown().await,
+            Running::Bundled(s) => s.shutdown().await,
+        }
+    }
+}
+
 #[pyclass(frozen, module = "aura._core")]
 pub struct AwpServer {
-    server: Mutex<Option<Server>>,
+    server: Mutex<Option<Running>>,
+    protocol: &'static str,
     address: String,
     tls: bool,
     auth: bool,
@@ -38,7 +71,7 @@ impl AwpServer {
     #[pyo3(signature = (engine=None, host="127.0.0.1".to_owned(), port=7171, *, token=None,
         tls_cert=None, tls_key=None, max_payload_bytes=16777216, page_size=100,
         cursor_timeout_s=300.0, transaction_timeout_s=300.0, max_query_time_ms=30000,
-        max_query_limit=1000000, log_to_stderr=true))]
+        max_query_limit=1000000, log_to_stderr=true, protocol="awp"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -55,7 +88,17 @@ impl AwpServer {
         max_query_time_ms: u64,
         max_query_limit: u64,
         log_to_stderr: bool,
+        protocol: &str,
     ) -> PyResult<Self> {
+        let protocol: &'static str = match protocol {
+            "awp" => "awp",
+            "bundled" => "bundled",
+            other => {
+                return Err(config_error(format!(
+                    "protocol must be 'awp' or 'bundled', got '{other}'"
+                )))
+            }
+        };
         let tls = match (tls_cert, tls_key) {
             (Some(cert), Some(key)) => {
                 Some(aura_wire::tls::server_config(&cert, &key).map_err(config_error)?)
@@ -106,17 +149,27 @@ impl AwpServer {
         } else {
             format!("{host}:{port}")
         };
-        let server = py
-            .detach(|| crate::bridge::runtime().block_on(Server::start(&bind, engine, config, log)))
-            .map_err(|e| {
-                to_py(Error::new(
-                    ErrorCode::ConnectionError,
-                    format!("cannot listen on {bind}: {e}"),
-                ))
-            })?;
-        let address = server.local_addr().to_string();
+        let runtime = crate::bridge::runtime();
+        let started = py.detach(|| -> std::io::Result<(Running, String)> {
+            if protocol == "bundled" {
+                let s = runtime.block_on(BundledServer::start(&bind, engine, config, log))?;
+                let addr = s.local_addr().to_string();
+                Ok((Running::Bundled(s), addr))
+            } else {
+                let s = runtime.block_on(Server::start(&bind, engine, config, log))?;
+                let addr = s.local_addr().to_string();
+                Ok((Running::Awp(s), addr))
+            }
+        });
+        let (server, address) = started.map_err(|e| {
+            to_py(Error::new(
+                ErrorCode::ConnectionError,
+                format!("cannot listen on {bind}: {e}"),
+            ))
+        })?;
         Ok(AwpServer {
             server: Mutex::new(Some(server)),
+            protocol,
             address,
             tls: tls.is_some(),
             auth: token.is_some(),
@@ -149,13 +202,19 @@ impl AwpServer {
         self.server
             .lock()
             .as_ref()
-            .map_or(0, Server::active_connections)
+            .map_or(0, Running::active_connections)
     }
 
     /// Server cursors currently held (all connections).
     #[getter]
     fn open_cursors(&self) -> usize {
-        self.server.lock().as_ref().map_or(0, Server::open_cursors)
+        self.server.lock().as_ref().map_or(0, Running::open_cursors)
+    }
+
+    /// `"awp"` or `"bundled"`.
+    #[getter]
+    fn protocol(&self) -> &'static str {
+        self.protocol
     }
 
     /// The connection log lines kept in memory (newest last).
@@ -174,7 +233,8 @@ impl AwpServer {
 
     fn __repr__(&self) -> String {
         format!(
-            "AwpServer(address='{}', tls={}, auth={}, running={})",
+            "AwpServer(protocol='{}', address='{}', tls={}, auth={}, running={})",
+            self.protocol,
             self.address,
             self.tls,
             if self.auth { "token" } else { "none" },

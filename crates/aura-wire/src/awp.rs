@@ -755,9 +755,22 @@ pub fn find_query(
     if q.text.is_some() || q.fusion.is_some() {
         return Err(capability("legacy text/fusion clauses", "full_text_search"));
     }
+    if q.is_ranked() && !q.sort.is_empty() {
+        // AuraDB ignores order_by next to a ranked clause (AWP1.md §3.7);
+        // dropping it silently would break API.md §16 row 18.
+        return Err(capability(
+            "order_by on ranked results (AWP 1 orders them by score only)",
+            "ranked_order_by",
+        ));
+    }
     if let Some(v) = &q.vector {
         require(caps, "vector_exact_search", "vector search")?;
-        let k = q.limit.unwrap_or(10).saturating_add(q.offset.unwrap_or(0));
+        check_dimension(schema, &v.field, v.query.len())?;
+        // `k` is required on the wire; without a limit every scored row is
+        // wanted, as on the memory engine.
+        let k = q
+            .limit
+            .map_or(UNBOUNDED_K, |l| l.saturating_add(q.offset.unwrap_or(0)));
         out.insert(
             "vector".into(),
             json!({"field": v.field, "query": v.query, "k": k, "metric": wire_metric(&v.metric)}),
@@ -778,18 +791,11 @@ pub fn find_query(
     }
     if let Some(t) = &q.text_search {
         require(caps, "full_text_bm25_ranking", "ranked full-text search")?;
-        let mut ts =
-            json!({"field": t.field, "query": t.query, "operator": t.operator, "rank": t.rank});
-        if let Some(k1) = t.k1 {
-            ts["k1"] = json!(k1);
-        }
-        if let Some(b) = t.b {
-            ts["b"] = json!(b);
-        }
-        out.insert("text_search".into(), ts);
+        out.insert("text_search".into(), text_search_json(t));
     }
     if let Some(h) = &q.hybrid {
         require(caps, "hybrid_search", "hybrid search")?;
+        check_dimension(schema, &h.vector_field, h.vector.len())?;
         let mut hy = json!({
             "text_field": h.text_field, "text_query": h.text_query, "vector_field": h.vector_field,
             "vector": h.vector, "top_k": h.top_k, "metric": wire_metric(&h.metric),
@@ -809,6 +815,220 @@ pub fn find_query(
         out.insert("timeout_ms".into(), json!(ms));
     }
     Ok(out)
+}
+
+/// A query vector must match its field's `Vector[N]` (API.md §16 row 16):
+/// refused before sending, with the memory engine's error.
+fn check_dimension(schema: &ModelSchema, field: &str, got: usize) -> Result<(), Error> {
+    match schema.field(field).and_then(|f| f.vector_dim) {
+        Some(dim) if dim != got => Err(Error::validation(format!(
+            "Query vector for {}.{field} expects dimension {dim}, got {got}",
+            schema.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `k` sent for a vector clause without a limit: the server's default
+/// `max_query_limit` (AWP1.md §1.1).
+pub const UNBOUNDED_K: u64 = 1_000_000;
+
+/// A `search_page` IR → QUERY payload (AWP1.md §3.7). The wire ignores the
+/// find's limit/offset (only `k`/`top_k` bound the ranking), so an offset
+/// is refused rather than dropped; the builder bounds pages by `limit`.
+pub fn search_page_query(
+    q: &Select,
+    schema: &ModelSchema,
+    caps: &dyn Advertised,
+) -> Result<Json, Error> {
+    if !(caps.has("ranked_pagination") || caps.has("ranked_search_cursor")) {
+        return Err(capability("ranked pagination", "ranked_pagination"));
+    }
+    if q.offset.is_some_and(|o| o > 0) {
+        return Err(capability(
+            "offset on search pages (AWP 1 pages start at the first ranked row)",
+            "ranked_pagination",
+        ));
+    }
+    if q.vector.is_none() && q.text_search.is_none() && q.hybrid.is_none() {
+        return Err(Error::query(
+            "search_pages requires a ranked clause (search_text, search_vector, or search_hybrid)",
+        ));
+    }
+    let page_size = q
+        .page_size
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Error::query("page_size must be a positive int"))?;
+    let mut find = find_query(q, schema, caps)?;
+    find.remove("limit");
+    find.remove("offset");
+    let mut out = Map::new();
+    out.insert("query".into(), json!("search_page"));
+    out.insert("find".into(), Json::Object(find));
+    out.insert("page_size".into(), json!(page_size));
+    match &q.cursor {
+        None | Some(Json::Null) => {}
+        Some(Json::String(c)) => {
+            out.insert("cursor".into(), json!(c));
+        }
+        Some(_) => return Err(Error::query("a search page cursor is a string")),
+    }
+    Ok(Json::Object(out))
+}
+
+/// An `aggregate` IR → QUERY payload (AWP1.md §3.7 AggregateQuery). `sum`
+/// has no wire form; `avg` and `group_by` need `group_by_aggregation`.
+pub fn aggregate_query(
+    q: &Select,
+    schema: &ModelSchema,
+    caps: &dyn Advertised,
+) -> Result<Json, Error> {
+    require(caps, "aggregations_and_facets", "aggregations and facets")?;
+    if q.vector.is_some() || q.hybrid.is_some() || q.text.is_some() || q.fusion.is_some() {
+        return Err(capability(
+            "aggregations over vector or hybrid results (AWP 1 scopes them by text_search only)",
+            "aggregations_and_facets",
+        ));
+    }
+    let field_of = |name: &str| schema.field(name).cloned();
+    let mut out = Map::new();
+    out.insert("query".into(), json!("aggregate"));
+    out.insert("collection".into(), json!(q.model));
+    if let Some(filter) = filters_to_wire(&q.filters, &field_of)? {
+        out.insert("filter".into(), filter);
+    }
+    if let Some(t) = &q.text_search {
+        require(caps, "full_text_bm25_ranking", "ranked full-text search")?;
+        out.insert("text_search".into(), text_search_json(t));
+    }
+    let facets: Vec<Json> = q
+        .facets
+        .iter()
+        .map(|f| match f.limit {
+            Some(limit) => json!({"field": f.field, "limit": limit}),
+            None => json!({"field": f.field}),
+        })
+        .collect();
+    out.insert("facets".into(), Json::Array(facets));
+    let mut metrics = Vec::with_capacity(q.metrics.len());
+    for m in &q.metrics {
+        match m.op.as_str() {
+            "count" | "min" | "max" => {}
+            "avg" => require(caps, "group_by_aggregation", "the avg metric")?,
+            other => {
+                return Err(capability(
+                    &format!("the {other} metric (AWP 1 has count, min, max and avg)"),
+                    "aggregations_and_facets",
+                ))
+            }
+        }
+        metrics.push(match &m.field {
+            Some(f) => json!({"op": m.op, "field": f}),
+            None => json!({"op": m.op}),
+        });
+    }
+    out.insert("metrics".into(), Json::Array(metrics));
+    if let Some(g) = &q.group_by {
+        require(caps, "group_by_aggregation", "group_by aggregations")?;
+        out.insert("group_by".into(), json!(g.field));
+        if let Some(limit) = g.limit {
+            out.insert("group_limit".into(), json!(limit));
+        }
+    }
+    if let Some(ms) = q.timeout_ms {
+        require(caps, "query_timeouts", "query timeouts")?;
+        out.insert("timeout_ms".into(), json!(ms));
+    }
+    Ok(Json::Object(out))
+}
+
+/// An AWP AggregateResult → the result dict the memory engine returns
+/// (API.md §4.3 plus `group_by`/`groups`), values unwrapped.
+pub fn aggregate_result_from_wire(body: &Json) -> Result<Json, Error> {
+    let bad = || Error::new(ErrorCode::ProtocolError, "malformed aggregate result");
+    let value = |v: Option<&Json>| -> Result<Json, Error> {
+        unwrap_value(v.unwrap_or(&Json::Null)).map_err(|_| bad())
+    };
+    let metrics = |list: Option<&Json>| -> Result<Json, Error> {
+        let mut out = Vec::new();
+        for m in list.and_then(Json::as_array).into_iter().flatten() {
+            let mut entry = json!({"op": m.get("op").cloned().ok_or_else(bad)?, "value": value(m.get("value"))?});
+            if let Some(f) = m.get("field").filter(|f| !f.is_null()) {
+                entry["field"] = f.clone();
+            }
+            out.push(entry);
+        }
+        Ok(Json::Array(out))
+    };
+    /// (value, count, metrics) of each bucket or group.
+    type Bucket<'a> = (Json, Json, Option<&'a Json>);
+    fn buckets<'a>(
+        list: Option<&'a Json>,
+        key: &str,
+        value: &dyn Fn(Option<&Json>) -> Result<Json, Error>,
+    ) -> Result<Vec<Bucket<'a>>, Error> {
+        list.and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+            .map(|b| {
+                let count = b
+                    .get("count")
+                    .cloned()
+                    .ok_or_else(|| Error::new(ErrorCode::ProtocolError, "bucket without count"))?;
+                Ok((value(b.get(key))?, count, b.get("metrics")))
+            })
+            .collect()
+    }
+    let mut facets = Vec::new();
+    for f in body
+        .get("facets")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let items: Vec<Json> = buckets(f.get("buckets"), "value", &value)?
+            .into_iter()
+            .map(|(v, c, _)| json!({"value": v, "count": c}))
+            .collect();
+        facets.push(json!({
+            "field": f.get("field").cloned().ok_or_else(bad)?,
+            "buckets": items,
+            "used_index": f.get("used_index").and_then(Json::as_bool).unwrap_or(false),
+        }));
+    }
+    let mut out = Map::new();
+    for key in [
+        "collection",
+        "matched",
+        "scanned",
+        "filter_present",
+        "search_scoped",
+    ] {
+        out.insert(key.into(), body.get(key).cloned().ok_or_else(bad)?);
+    }
+    out.insert("metrics".into(), metrics(body.get("metrics"))?);
+    out.insert("facets".into(), Json::Array(facets));
+    if let Some(g) = body.get("groups").filter(|g| g.is_object()) {
+        let mut groups = Vec::new();
+        for (v, c, m) in buckets(g.get("groups"), "key", &value)? {
+            groups.push(json!({"value": v, "count": c, "metrics": metrics(m)?}));
+        }
+        out.insert("group_by".into(), g.get("field").cloned().ok_or_else(bad)?);
+        out.insert("groups".into(), Json::Array(groups));
+    }
+    Ok(Json::Object(out))
+}
+
+fn text_search_json(t: &aura_core::ir::TextSearch) -> Json {
+    let mut ts =
+        json!({"field": t.field, "query": t.query, "operator": t.operator, "rank": t.rank});
+    if let Some(k1) = t.k1 {
+        ts["k1"] = json!(k1);
+    }
+    if let Some(b) = t.b {
+        ts["b"] = json!(b);
+    }
+    ts
 }
 
 fn require(caps: &dyn Advertised, capability_name: &str, what: &str) -> Result<(), Error> {
@@ -1034,22 +1254,8 @@ pub fn select_from_wire(
         return Err(invalid("at most one of vector, text_search and hybrid"));
     }
     if let Some(v) = payload.get("vector").filter(|v| !v.is_null()) {
-        let metric = match string(v, "metric")? {
-            "cosine" => "cosine",
-            "euclidean" | "l2" => "euclidean",
-            "dot_product" | "dot" | "dotproduct" => "dot",
-            other => return Err(invalid(&format!("unknown metric {other}"))),
-        };
-        let query: Vec<f64> = v
-            .get("query")
-            .and_then(Json::as_array)
-            .ok_or_else(|| protocol("missing field `query`"))?
-            .iter()
-            .map(|x| {
-                x.as_f64()
-                    .ok_or_else(|| protocol("vector query must be numbers"))
-            })
-            .collect::<Result<_, _>>()?;
+        let metric = wire_metric_name(string(v, "metric")?)?;
+        let query = numbers(v, "query")?;
         let k = opt_u64(v, "k")?.ok_or_else(|| protocol("missing field `k`"))?;
         let field = string(v, "field")?.to_owned();
         if let Some(WireKind::Vector(dim)) = coll.kind_of(&field) {
@@ -1069,16 +1275,232 @@ pub fn select_from_wire(
         let cap = k.saturating_sub(q.offset.unwrap_or(0));
         q.limit = Some(q.limit.map_or(cap, |l| l.min(cap)));
     }
-    if payload.get("text_search").is_some_and(|v| !v.is_null())
-        || payload.get("hybrid").is_some_and(|v| !v.is_null())
-    {
-        return Err(wire_error(
-            "unsupported",
-            "unsupported: ranked text search (this single-node release does not implement this)",
-        ));
+    if let Some(ann) = payload.get("vector_ann").filter(|v| !v.is_null()) {
+        if q.vector.is_none() {
+            return Err(invalid("vector_ann needs a vector clause"));
+        }
+        let params = ann
+            .as_object()
+            .ok_or_else(|| protocol("vector_ann must be an object"))?;
+        q.vector_ann = Some(params.clone());
+    }
+    if let Some(t) = payload.get("text_search").filter(|v| !v.is_null()) {
+        q.text_search = Some(text_search_from_wire(t)?);
+    }
+    if let Some(h) = payload.get("hybrid").filter(|v| !v.is_null()) {
+        let hybrid = hybrid_from_wire(h)?;
+        if let Some(WireKind::Vector(dim)) = coll.kind_of(&hybrid.vector_field) {
+            if dim != hybrid.vector.len() {
+                return Err(invalid(&format!(
+                    "vector dimension mismatch: expected {dim}, got {}",
+                    hybrid.vector.len()
+                )));
+            }
+        }
+        q.hybrid = Some(hybrid);
     }
     q.timeout_ms = opt_u64(payload, "timeout_ms")?.filter(|ms| *ms > 0);
     Ok((q, coll))
+}
+
+fn opt_f64(obj: &Json, key: &str) -> Result<Option<f64>, Error> {
+    match obj.get(key) {
+        None | Some(Json::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| protocol(&format!("'{key}' must be a number"))),
+    }
+}
+
+fn choice(obj: &Json, key: &str, default: &str, allowed: &[&str]) -> Result<String, Error> {
+    match obj.get(key) {
+        None | Some(Json::Null) => Ok(default.to_owned()),
+        Some(Json::String(v)) if allowed.contains(&v.as_str()) => Ok(v.clone()),
+        Some(other) => Err(protocol(&format!("unknown variant `{other}` of {key}"))),
+    }
+}
+
+fn wire_metric_name(name: &str) -> Result<&'static str, Error> {
+    match name {
+        "cosine" => Ok("cosine"),
+        "euclidean" | "l2" => Ok("euclidean"),
+        "dot_product" | "dot" | "dotproduct" => Ok("dot"),
+        other => Err(invalid(&format!("unknown metric {other}"))),
+    }
+}
+
+fn numbers(obj: &Json, key: &str) -> Result<Vec<f64>, Error> {
+    let raw = obj
+        .get(key)
+        .ok_or_else(|| protocol(&format!("missing field `{key}`")))?;
+    let raw = raw.get("$vector").unwrap_or(raw);
+    raw.as_array()
+        .ok_or_else(|| protocol(&format!("'{key}' must be an array of numbers")))?
+        .iter()
+        .map(|x| {
+            x.as_f64()
+                .ok_or_else(|| protocol(&format!("'{key}' must be numbers")))
+        })
+        .collect()
+}
+
+/// TextSearch (AWP1.md §3.7) → IR clause (server side).
+pub fn text_search_from_wire(t: &Json) -> Result<aura_core::ir::TextSearch, Error> {
+    Ok(aura_core::ir::TextSearch {
+        field: string(t, "field")?.to_owned(),
+        query: string(t, "query")?.to_owned(),
+        operator: choice(t, "operator", "or", &["or", "and"])?,
+        rank: choice(t, "rank", "bm25", &["bm25", "term_frequency"])?,
+        k1: opt_f64(t, "k1")?,
+        b: opt_f64(t, "b")?,
+    })
+}
+
+/// HybridSearch (AWP1.md §3.7) → IR clause (server side).
+pub fn hybrid_from_wire(h: &Json) -> Result<aura_core::ir::Hybrid, Error> {
+    let weights = match h.get("weights") {
+        None | Some(Json::Null) => aura_core::ir::Weights {
+            text: 0.5,
+            vector: 0.5,
+        },
+        Some(w) => aura_core::ir::Weights {
+            text: opt_f64(w, "text")?.ok_or_else(|| protocol("missing field `text`"))?,
+            vector: opt_f64(w, "vector")?.ok_or_else(|| protocol("missing field `vector`"))?,
+        },
+    };
+    Ok(aura_core::ir::Hybrid {
+        text_field: string(h, "text_field")?.to_owned(),
+        text_query: string(h, "text_query")?.to_owned(),
+        vector_field: string(h, "vector_field")?.to_owned(),
+        vector: numbers(h, "vector")?,
+        top_k: opt_u64(h, "top_k")?.ok_or_else(|| protocol("missing field `top_k`"))?,
+        metric: wire_metric_name(h.get("metric").and_then(Json::as_str).unwrap_or("cosine"))?
+            .to_owned(),
+        weights,
+        fusion: choice(
+            h,
+            "fusion",
+            "weighted_sum",
+            &["weighted_sum", "reciprocal_rank_fusion"],
+        )?,
+        operator: choice(h, "operator", "or", &["or", "and"])?,
+        k1: opt_f64(h, "k1")?,
+        b: opt_f64(h, "b")?,
+    })
+}
+
+/// AggregateQuery → IR aggregate (server side). `group_by` asks the engine
+/// for every group (`all_groups`); the caller applies `group_limit`.
+pub fn aggregate_from_wire(
+    payload: &Json,
+    catalog: &dyn Catalog,
+    all_groups: u64,
+) -> Result<(Select, Option<u64>), Error> {
+    let name = string(payload, "collection")?;
+    let coll = catalog
+        .collection(name)
+        .ok_or_else(|| not_found_collection(name))?;
+    let mut q = Select::new(name);
+    q.filters = opt_filter(payload, &coll)?;
+    if let Some(t) = payload.get("text_search").filter(|v| !v.is_null()) {
+        q.text_search = Some(text_search_from_wire(t)?);
+    }
+    for f in payload
+        .get("facets")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        q.facets.push(aura_core::ir::Facet {
+            field: string(f, "field")?.to_owned(),
+            limit: opt_u64(f, "limit")?,
+        });
+    }
+    for m in payload
+        .get("metrics")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let op = choice(m, "op", "", &["count", "min", "max", "avg"])?;
+        if op.is_empty() {
+            return Err(protocol("missing field `op`"));
+        }
+        let field = m.get("field").and_then(Json::as_str).map(str::to_owned);
+        if op != "count" && field.is_none() {
+            return Err(invalid(&format!("metric {op} needs a field")));
+        }
+        q.metrics.push(aura_core::ir::MetricRequest {
+            op: op.clone(),
+            field: if op == "count" { None } else { field },
+        });
+    }
+    let group_limit = opt_u64(payload, "group_limit")?;
+    match payload.get("group_by").filter(|v| !v.is_null()) {
+        Some(g) => {
+            let field = g
+                .as_str()
+                .ok_or_else(|| protocol("group_by must be a field name"))?;
+            if group_limit == Some(0) {
+                return Err(invalid("group_limit must be at least 1"));
+            }
+            q.group_by = Some(aura_core::ir::Facet {
+                field: field.to_owned(),
+                limit: Some(all_groups),
+            });
+        }
+        None if group_limit.is_some() => return Err(invalid("group_limit needs group_by")),
+        None => {}
+    }
+    if q.facets.is_empty() && q.metrics.is_empty() && q.group_by.is_none() {
+        return Err(invalid(
+            "aggregate needs at least one facet, metric or group_by",
+        ));
+    }
+    q.timeout_ms = opt_u64(payload, "timeout_ms")?.filter(|ms| *ms > 0);
+    Ok((q, group_limit))
+}
+
+/// The engine's aggregate dict → AWP AggregateResult (server side).
+pub fn aggregate_result_to_wire(engine: &Json, group_limit: Option<u64>) -> Json {
+    let mut out = Map::new();
+    for key in [
+        "collection",
+        "matched",
+        "scanned",
+        "filter_present",
+        "search_scoped",
+        "metrics",
+    ] {
+        out.insert(key.into(), engine.get(key).cloned().unwrap_or(Json::Null));
+    }
+    let facets: Vec<Json> = engine
+        .get("facets")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .map(|f| json!({"field": f["field"], "used_index": false, "buckets": f["buckets"]}))
+        .collect();
+    out.insert("facets".into(), Json::Array(facets));
+    if let Some(groups) = engine.get("groups").and_then(Json::as_array) {
+        let limit = usize::try_from(group_limit.unwrap_or(1000)).unwrap_or(usize::MAX);
+        let kept: Vec<Json> = groups
+            .iter()
+            .take(limit)
+            .map(|g| json!({"key": g["value"], "count": g["count"], "metrics": g["metrics"]}))
+            .collect();
+        out.insert(
+            "groups".into(),
+            json!({
+                "field": engine.get("group_by").cloned().unwrap_or(Json::Null),
+                "groups": kept,
+                "group_count_total": groups.len(),
+                "group_limit": limit,
+            }),
+        );
+    }
+    Json::Object(out)
 }
 
 /// `count` / `exists` → IR (server side).

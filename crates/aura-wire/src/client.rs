@@ -60,7 +60,7 @@ impl ClientOptions {
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 type Waiter = oneshot::Sender<Result<Frame, Error>>;
@@ -68,6 +68,14 @@ type Waiter = oneshot::Sender<Result<Frame, Error>>;
 struct Writer {
     half: WriteHalf<Pin<Box<dyn Stream>>>,
     next_id: u128,
+}
+
+/// A request whose answer nobody awaits (CURSOR_CLOSE of an abandoned
+/// stream), written ahead of the next request on the connection.
+struct Deferred {
+    opcode: Opcode,
+    txn: u64,
+    payload: Vec<u8>,
 }
 
 struct State {
@@ -113,6 +121,10 @@ impl Reply {
 /// One open AWP connection.
 pub struct Connection {
     writer: tokio::sync::Mutex<Writer>,
+    /// Fire-and-forget requests queued by synchronous code; flushed under
+    /// the writer lock before any later request, so they precede it on the
+    /// wire (the server answers in order).
+    deferred: Mutex<Vec<Deferred>>,
     state: Arc<State>,
     reader: tokio::task::JoinHandle<()>,
     pub capabilities: HashSet<String>,
@@ -237,7 +249,7 @@ async fn reader_loop<R: AsyncRead + Unpin>(mut read: R, state: Arc<State>, max: 
     }
 }
 
-async fn open_stream(opts: &ClientOptions) -> Result<Pin<Box<dyn Stream>>, Error> {
+pub(crate) async fn open_stream(opts: &ClientOptions) -> Result<Pin<Box<dyn Stream>>, Error> {
     let address = opts.address();
     let tcp = TcpStream::connect((opts.host.as_str(), opts.port))
         .await
@@ -289,6 +301,7 @@ impl Connection {
                 half: write,
                 next_id: 1,
             }),
+            deferred: Mutex::new(Vec::new()),
             state,
             reader,
             capabilities: HashSet::new(),
@@ -411,6 +424,77 @@ impl Connection {
         })
     }
 
+    /// Queue a request whose answer is not awaited; it is written before
+    /// the next request sent on this connection (or by `flush_deferred`).
+    /// Callable from synchronous code (a cursor's `close()`, `__del__`).
+    pub fn defer(&self, opcode: Opcode, txn: u64, body: &Json) {
+        if self.is_closed() {
+            return; // the server drops cursors with the connection
+        }
+        let payload = serde_json::to_vec(body).unwrap_or_default();
+        self.deferred.lock().push(Deferred {
+            opcode,
+            txn,
+            payload,
+        });
+    }
+
+    /// Requests queued by `defer` and not yet written.
+    pub fn deferred_len(&self) -> usize {
+        self.deferred.lock().len()
+    }
+
+    /// Write the deferred requests now (if a request has not already).
+    pub async fn flush_deferred(&self) -> Result<(), Error> {
+        if self.deferred.lock().is_empty() {
+            return Ok(());
+        }
+        let mut w = self.writer.lock().await;
+        if self.is_closed() {
+            return Ok(());
+        }
+        let bytes = self.take_deferred(&mut w)?;
+        self.write_locked(&mut w, &bytes).await
+    }
+
+    /// Encode the deferred requests and register discarding waiters; the
+    /// caller holds the writer lock, so their ids precede what follows.
+    fn take_deferred(&self, w: &mut Writer) -> Result<Vec<u8>, Error> {
+        let queued: Vec<Deferred> = std::mem::take(&mut *self.deferred.lock());
+        let mut bytes = Vec::new();
+        for d in queued {
+            let id = w.next_id;
+            w.next_id += 1;
+            let frame = Frame::new(d.opcode, id, d.txn, d.payload)
+                .encode()
+                .map_err(|e| Error::query(e.to_string()))?;
+            bytes.extend_from_slice(&frame);
+            let (tx, _discarded) = oneshot::channel();
+            self.state.pending.lock().push_back((id, tx));
+            self.requests.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(bytes)
+    }
+
+    async fn write_locked(&self, w: &mut Writer, bytes: &[u8]) -> Result<(), Error> {
+        let written = match tokio::time::timeout(self.request_timeout, async {
+            w.half.write_all(bytes).await?;
+            w.half.flush().await
+        })
+        .await
+        {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err("write timed out".to_owned()),
+        };
+        if let Err(e) = written {
+            let err = connection_error(format!("sending to {} failed: {e}", self.state.address));
+            self.state.fail_all(err.clone());
+            self.reader.abort();
+            return Err(err);
+        }
+        Ok(())
+    }
+
     async fn send(
         &self,
         opcode: Opcode,
@@ -421,30 +505,17 @@ impl Connection {
         if self.is_closed() {
             return Err(self.closed_error());
         }
+        let mut bytes = self.take_deferred(&mut w)?;
         let id = w.next_id;
         w.next_id += 1;
-        let bytes = Frame::new(opcode, id, txn, payload)
+        let frame = Frame::new(opcode, id, txn, payload)
             .encode()
             .map_err(|e| Error::query(e.to_string()))?;
+        bytes.extend_from_slice(&frame);
         let (tx, rx) = oneshot::channel();
         self.state.pending.lock().push_back((id, tx));
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let written = match tokio::time::timeout(self.request_timeout, async {
-            w.half.write_all(&bytes).await?;
-            w.half.flush().await
-        })
-        .await
-        {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err("write timed out".to_owned()),
-        };
-        if let Err(e) = written {
-            drop(w);
-            let err = connection_error(format!("sending to {} failed: {e}", self.state.address));
-            self.state.fail_all(err.clone());
-            self.reader.abort();
-            return Err(err);
-        }
+        self.write_locked(&mut w, &bytes).await?;
         Ok(rx)
     }
 }

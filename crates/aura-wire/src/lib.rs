@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod awp;
+pub mod bundled;
 pub mod client;
 pub mod frame;
 pub mod io;

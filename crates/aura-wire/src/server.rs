@@ -39,7 +39,13 @@ pub const CAPABILITIES: &[&str] = &[
     "observability",
     "authentication",
     "tls",
+    "full_text_bm25_ranking",
+    "hybrid_search",
+    "aggregations_and_facets",
     "query_timeouts",
+    "ranked_pagination",
+    "approximate_vector_search_preview",
+    "group_by_aggregation",
 ];
 
 /// Server settings; defaults are AWP1.md §1.1's.
@@ -696,14 +702,82 @@ impl Conn {
         if let Some(o) = q.offset {
             self.check_limit("offset", o)?;
         }
-        let server = self.shared.config.max_query_time_ms;
-        q.timeout_ms = match (q.timeout_ms, server) {
+        q.timeout_ms = self.deadline(q.timeout_ms);
+        Ok((q, coll))
+    }
+
+    /// The query deadline: the server's, lowered by the client's (§1.1).
+    fn deadline(&self, client: Option<u64>) -> Option<u64> {
+        match (client, self.shared.config.max_query_time_ms) {
             (Some(c), 0) => Some(c),
             (Some(c), s) => Some(c.min(s)),
             (None, 0) => None,
             (None, s) => Some(s),
+        }
+    }
+
+    /// `search_page`: one ranked page and the opaque next cursor (§3.7).
+    /// The find's limit/offset are ignored; `k`/`top_k` bound the ranking.
+    fn search_page(&mut self, body: &Json, t: Option<TxnId>, txn: u64) -> Result<Reply, Error> {
+        let shared = self.shared.clone();
+        let mut find = body
+            .get("find")
+            .filter(|f| f.is_object())
+            .cloned()
+            .ok_or_else(|| {
+                wire(
+                    "protocol",
+                    "protocol error: payload deserialization failed: missing field `find`",
+                )
+            })?;
+        if let Some(obj) = find.as_object_mut() {
+            obj.remove("limit");
+            obj.remove("offset");
+        }
+        let page_size = body
+            .get("page_size")
+            .and_then(Json::as_u64)
+            .ok_or_else(|| {
+                wire(
+                    "protocol",
+                    "protocol error: payload deserialization failed: missing field `page_size`",
+                )
+            })?;
+        if page_size == 0 {
+            return Err(wire(
+                "invalid_request",
+                "invalid request: page_size must be at least 1",
+            ));
+        }
+        self.check_limit("page_size", page_size)?;
+        let (mut q, coll) = self.bounded_select(&find)?;
+        if !(q.vector.is_some() || q.text_search.is_some() || q.hybrid.is_some()) {
+            return Err(wire(
+                "invalid_request",
+                "invalid request: search_page needs exactly one ranked clause",
+            ));
+        }
+        q.page_size = Some(page_size);
+        q.cursor = match body.get("cursor") {
+            None | Some(Json::Null) => None,
+            Some(Json::String(c)) => Some(json!(c)),
+            Some(_) => {
+                return Err(wire(
+                    "invalid_request",
+                    "invalid request: invalid cursor token",
+                ))
+            }
         };
-        Ok((q, coll))
+        let (out, next) = shared.engine.search_page(t, &q)?;
+        let mut result = Map::new();
+        result.insert(
+            "rows".into(),
+            Json::Array(rows_json(&shared, &out.rows, &coll, &q.projection)),
+        );
+        if let Some(next) = next {
+            result.insert("next_cursor".into(), json!(next));
+        }
+        Ok((Opcode::QueryResult, txn, json_bytes(&Json::Object(result))))
     }
 
     fn query(&mut self, body: &Json, t: Option<TxnId>, txn: u64) -> Result<Reply, Error> {
@@ -753,10 +827,15 @@ impl Conn {
                 let found = shared.engine.exists(t, &q)?;
                 Self::ok(&json!({"exists": found}), txn)
             }
-            "aggregate" | "search_page" => Err(wire(
-                "unsupported",
-                &format!("unsupported: {kind} (this single-node release does not implement this)"),
-            )),
+            "aggregate" => {
+                let all = shared.config.max_query_limit;
+                let (mut q, group_limit) = awp::aggregate_from_wire(body, shared.as_ref(), all)?;
+                q.timeout_ms = self.deadline(q.timeout_ms);
+                let result = shared.engine.aggregate(t, &q)?;
+                let wire = awp::aggregate_result_to_wire(&result, group_limit);
+                Ok((Opcode::QueryResult, txn, json_bytes(&wire)))
+            }
+            "search_page" => self.search_page(body, t, txn),
             other => Err(wire(
                 "protocol",
                 &format!(
@@ -881,7 +960,11 @@ impl Conn {
             .get("access")
             .and_then(Json::as_str)
             .unwrap_or("full_scan");
-        let (strategy, used_index) = if q.vector.is_some() {
+        let (strategy, used_index) = if q.hybrid.is_some() {
+            ("hybrid", Json::Null)
+        } else if q.text_search.is_some() {
+            ("full_text_bm25", Json::Null)
+        } else if q.vector.is_some() {
             ("vector_exact_scan", Json::Null)
         } else if access == "full_scan" {
             ("full_scan", Json::Null)
@@ -899,6 +982,8 @@ impl Conn {
             "estimated_candidates": total,
             "filter_present": !q.filters.is_empty(),
             "vector": body.get("vector").cloned().unwrap_or(Json::Null),
+            "text_search": body.get("text_search").cloned().unwrap_or(Json::Null),
+            "hybrid": body.get("hybrid").cloned().unwrap_or(Json::Null),
             "order_by": body.get("order_by").cloned().unwrap_or_else(|| json!([])),
             "includes": body.get("includes").cloned().unwrap_or_else(|| json!([])),
             "warnings": [],
@@ -935,6 +1020,12 @@ fn rows_json(
             let mut obj = awp::row_json(&r.row, coll, projection);
             if let Some(s) = &r.scores {
                 obj.insert("score".into(), json!(s.score));
+                if let Some(t) = s.text_score {
+                    obj.insert("text_score".into(), json!(t));
+                }
+                if let Some(v) = s.vector_score {
+                    obj.insert("vector_score".into(), json!(v));
+                }
                 obj.insert("rank".into(), json!(s.rank));
             }
             if !r.includes.is_empty() {

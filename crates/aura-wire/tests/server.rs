@@ -385,3 +385,238 @@ async fn disconnect_rolls_back_open_transactions() {
     assert_eq!(n, json!({"count": 0}));
     server.shutdown().await;
 }
+
+fn text_schema() -> Json {
+    json!({"name":"Txt","fields":[
+        {"name":"id","field_type":{"kind":"int"},"primary_key":true,"nullable":false},
+        {"name":"cat","field_type":{"kind":"string"}},
+        {"name":"n","field_type":{"kind":"int"}},
+        {"name":"body","field_type":{"kind":"string"}},
+        {"name":"emb","field_type":{"kind":"vector","dim":3}}],
+        "indexes":[{"path":"body","kind":"full_text"}]})
+}
+
+async fn seed_text(peer: &mut Peer) {
+    peer.json(Opcode::SchemaCreate, 0, &text_schema()).await;
+    let records = json!([
+        {"id":1,"cat":"a","n":1,"body":"vector index for refunds","emb":{"$vector":[1,0,0]}},
+        {"id":2,"cat":"b","n":5,"body":"the vector database index index","emb":{"$vector":[0,1,0]}},
+        {"id":3,"cat":"a","n":3,"body":"cooking recipes","emb":{"$vector":[0.7,0.7,0]}}]);
+    let (op, _, _) = peer
+        .json(
+            Opcode::Mutate,
+            0,
+            &json!({"mutation":"bulk_insert","collection":"Txt","records":records}),
+        )
+        .await;
+    assert_eq!(op, Opcode::Ok);
+}
+
+fn ids_and_ranks(page: &Json) -> Vec<(i64, u64)> {
+    page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["fields"]["id"].as_i64().unwrap(),
+                r["rank"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn ranked_text_hybrid_pages_and_aggregates() {
+    let (server, _) = start(ServerConfig::default()).await;
+    let mut peer = Peer::connect(&server).await;
+    let (_, _, ack) = peer
+        .json(
+            Opcode::Hello,
+            0,
+            &json!({"client_version":"t","protocol_version":1}),
+        )
+        .await;
+    let caps: Vec<&str> = ack["capabilities"]["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    for cap in [
+        "full_text_bm25_ranking",
+        "hybrid_search",
+        "aggregations_and_facets",
+        "ranked_pagination",
+        "group_by_aggregation",
+    ] {
+        assert!(caps.contains(&cap), "{cap}");
+    }
+    seed_text(&mut peer).await;
+    // BM25 (API.md §15 check 24 on the same data).
+    let (op, _, page) = peer
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"find","collection":"Txt",
+            "text_search":{"field":"body","query":"vector index"}}),
+        )
+        .await;
+    assert_eq!(op, Opcode::QueryResult);
+    assert_eq!(ids_and_ranks(&page), vec![(2, 1), (1, 2)]);
+    assert!((page["rows"][0]["score"].as_f64().unwrap() - 0.995433).abs() < 1e-6);
+    // Hybrid: component scores on the rows (check 27).
+    let (_, _, page) = peer
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"find","collection":"Txt",
+            "hybrid":{"text_field":"body","text_query":"vector","vector_field":"emb",
+                      "vector":[1,0,0],"top_k":10}}),
+        )
+        .await;
+    assert_eq!(ids_and_ranks(&page), vec![(1, 1), (3, 2), (2, 3)]);
+    assert_eq!(page["rows"][0]["vector_score"], json!(1.0));
+    assert!(page["rows"][1].get("text_score").is_none());
+    // Pages: ranks continue, the last page has no next_cursor.
+    let find = json!({"collection":"Txt","vector":{"field":"emb","query":[1,0,0],"k":3,"metric":"cosine"}});
+    let (_, _, first) = peer
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"search_page","find":find,"page_size":2}),
+        )
+        .await;
+    assert_eq!(ids_and_ranks(&first), vec![(1, 1), (3, 2)]);
+    let cursor = first["next_cursor"].clone();
+    let (_, _, second) = peer
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"search_page","find":find,"page_size":2,"cursor":cursor}),
+        )
+        .await;
+    assert_eq!(ids_and_ranks(&second), vec![(2, 3)]);
+    assert!(second.get("next_cursor").is_none());
+    let (op, _, err) = peer
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"search_page","find":find,"page_size":2,"cursor":"zz"}),
+        )
+        .await;
+    assert_eq!(
+        (op, err["code"].as_str()),
+        (Opcode::Error, Some("invalid_request"))
+    );
+    // Aggregate: facets, metrics and groups in the AWP shape.
+    let (op, _, agg) = peer
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"aggregate","collection":"Txt",
+            "facets":[{"field":"cat"}],"metrics":[{"op":"count"},{"op":"avg","field":"n"}],
+            "group_by":"cat","group_limit":1}),
+        )
+        .await;
+    assert_eq!(op, Opcode::QueryResult);
+    assert_eq!(agg["matched"], json!(3));
+    assert_eq!(
+        agg["facets"][0]["buckets"],
+        json!([{"value":"a","count":2},{"value":"b","count":1}])
+    );
+    assert_eq!(
+        agg["metrics"],
+        json!([{"op":"count","value":3},{"op":"avg","field":"n","value":3.0}])
+    );
+    assert_eq!(agg["groups"]["group_count_total"], json!(2));
+    assert_eq!(
+        agg["groups"]["groups"],
+        json!([{"key":"a","count":2,"metrics":[
+        {"op":"count","value":2},{"op":"avg","field":"n","value":2.0}]}])
+    );
+    let (_, _, scoped) = peer
+        .json(
+            Opcode::Query,
+            0,
+            &json!({"query":"aggregate","collection":"Txt",
+            "text_search":{"field":"body","query":"vector index"},"metrics":[{"op":"count"}]}),
+        )
+        .await;
+    assert_eq!(
+        (scoped["search_scoped"].clone(), scoped["matched"].clone()),
+        (json!(true), json!(2))
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deferred_cursor_close_precedes_the_next_request() {
+    let (server, _) = start(ServerConfig {
+        page_size: 2,
+        ..ServerConfig::default()
+    })
+    .await;
+    let opts = aura_wire::client::ClientOptions {
+        host: "127.0.0.1".into(),
+        port: server.local_addr().port(),
+        tls: None,
+        token: None,
+        connect_timeout: std::time::Duration::from_secs(5),
+        request_timeout: std::time::Duration::from_secs(5),
+        max_payload: 1 << 24,
+        client_version: "t".into(),
+    };
+    let conn = aura_wire::client::Connection::connect(&opts).await.unwrap();
+    conn.request(Opcode::SchemaCreate, 0, &text_schema())
+        .await
+        .unwrap();
+    for id in 1..=5 {
+        conn.request(
+            Opcode::Mutate,
+            0,
+            &json!({"mutation":"insert","collection":"Txt","fields":{"id":id}}),
+        )
+        .await
+        .unwrap();
+    }
+    let page = conn
+        .request(
+            Opcode::Query,
+            0,
+            &json!({"query":"find","collection":"Txt"}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = page["cursor_id"].as_u64().unwrap();
+    assert_eq!(server.open_cursors(), 1);
+    conn.defer(Opcode::CursorClose, 0, &json!({"cursor_id": id}));
+    assert_eq!((conn.deferred_len(), server.open_cursors()), (1, 1));
+    // The close is written ahead of this request; the server answers in
+    // order, so the cursor is gone when the PONG arrives.
+    conn.request(Opcode::Ping, 0, &Json::Null).await.unwrap();
+    assert_eq!((conn.deferred_len(), server.open_cursors()), (0, 0));
+    // flush_deferred sends a close when no request follows.
+    let page = conn
+        .request(
+            Opcode::Query,
+            0,
+            &json!({"query":"find","collection":"Txt"}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    conn.defer(
+        Opcode::CursorClose,
+        0,
+        &json!({"cursor_id": page["cursor_id"]}),
+    );
+    conn.flush_deferred().await.unwrap();
+    conn.request(Opcode::Ping, 0, &Json::Null).await.unwrap();
+    assert_eq!(server.open_cursors(), 0);
+    conn.close().await;
+    server.shutdown().await;
+}

@@ -115,8 +115,10 @@ fn owner_is(id: i64) -> Filtered {
 #[test]
 fn a_cascading_delete_runs_in_one_transaction() {
     let catalog = catalog();
-    let mut conn = Scripted::default();
-    conn.columns = VecDeque::from([vec![Value::Int(1)], vec![Value::Int(7), Value::Int(8)]]);
+    let mut conn = Scripted {
+        columns: VecDeque::from([vec![Value::Int(1)], vec![Value::Int(7), Value::Int(8)]]),
+        ..Default::default()
+    };
     let n = finish(Executor::new(&mut conn, &catalog, false).delete(&owner_is(1))).unwrap();
     assert_eq!(n, 1);
     assert_eq!(
