@@ -1,7 +1,8 @@
 """Backends the conformance tests run over: the memory engine, SQLite,
 ``auradb://`` (the project's AWP 1 server on a free local port, or the
 server ``AURA_TEST_AURADB_DSN`` names), ``aura://`` (the project's
-bundled-protocol server on a free local port), MongoDB, Redis and
+bundled-protocol server on a free local port), both again over TLS
+(``auradbs://``, ``auras://``, a CA made for the run), MongoDB, Redis and
 PostgreSQL.
 
 MongoDB: ``AURA_TEST_MONGODB_DSN`` points at an external server; otherwise
@@ -39,9 +40,34 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 
 import aura
+from aura.config import TLSConfig
 from aura.server import AuraServer
 
-BACKENDS = ["memory", "sqlite", "auradb", "aura", "mongodb", "redis", "postgresql"]
+BACKENDS = [
+    "memory",
+    "sqlite",
+    "auradb",
+    "auradbs",
+    "aura",
+    "auras",
+    "mongodb",
+    "redis",
+    "postgresql",
+]
+
+_pki: dict[str, Path] = {}
+
+
+def session_pki() -> Path:
+    """A CA and a localhost certificate, made once per test run."""
+    if "dir" not in _pki:
+        from _pki import make_pki
+
+        workdir = Path(tempfile.mkdtemp(prefix="aura-pki-"))
+        atexit.register(shutil.rmtree, workdir, True)
+        _pki["dir"] = make_pki(workdir)
+    return _pki["dir"]
+
 
 _nx: dict[str, Any] = {}
 
@@ -168,6 +194,22 @@ async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterat
     if kind in ("memory", "sqlite"):  # a fresh in-memory database each time
         async with aura.connect(f"{kind}://", models=models) as client:
             yield client
+        return
+    if kind in ("auradbs", "auras"):  # the same servers over TLS
+        pki = session_pki()
+        protocol = "awp" if kind == "auradbs" else "bundled"
+        tls = TLSConfig(enabled=True, ca_cert_path=str(pki / "ca.pem"))
+        with AuraServer(
+            "127.0.0.1",
+            0,
+            tls_cert=str(pki / "server.pem"),
+            tls_key=str(pki / "server.key"),
+            log_to_stderr=False,
+            protocol=protocol,
+        ) as server:
+            dsn = f"{kind}://localhost:{server.port}"
+            async with aura.connect(dsn, models=models, tls=tls) as client:
+                yield client
         return
     external = os.environ.get("AURA_TEST_AURADB_DSN") if kind == "auradb" else None
     if kind in ("auradb", "aura") and not external:
