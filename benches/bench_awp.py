@@ -6,6 +6,10 @@ memory:// (same engine, in process), in one run.
 Workloads: N point lookups by primary key, sequential and 64 concurrent on
 one client (one connection: requests are multiplexed); a streamed fetch of
 all rows (server cursor, batches of 1000). Ratios are auradb / memory.
+
+Client memory: the Python heap's peak (tracemalloc) while streaming every
+row over auradb:// in batches of 1000, against the peak of fetching one
+batch of 1000 rows and of fetching all rows at once.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import json
 import platform
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -67,6 +72,33 @@ async def workloads(client: aura.Client, rows: int, lookups: int) -> dict[str, f
     }
 
 
+async def peak_kib(work: Callable[[], Awaitable[Any]]) -> int:
+    tracemalloc.start()
+    try:
+        await work()
+        return tracemalloc.get_traced_memory()[1] // 1024
+    finally:
+        tracemalloc.stop()
+
+
+async def client_memory(client: aura.Client, rows: int) -> dict[str, int]:
+    async def stream() -> None:
+        async for _ in client.query(AwpBenchRow).stream(batch_size=1000):
+            pass
+
+    async def one_batch() -> None:
+        assert len(await client.query(AwpBenchRow).limit(1000).all()) == 1000
+
+    async def everything() -> None:
+        assert len(await client.query(AwpBenchRow).all()) == rows
+
+    return {
+        "stream_peak_kib": await peak_kib(stream),
+        "one_batch_peak_kib": await peak_kib(one_batch),
+        "fetch_all_peak_kib": await peak_kib(everything),
+    }
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
@@ -77,6 +109,7 @@ async def main() -> None:
     with AuraServer(port=0, log_to_stderr=False) as server:
         async with aura.connect(server.dsn, models=[AwpBenchRow]) as remote:
             auradb = await workloads(remote, args.rows, args.lookups)
+            memory_use = await client_memory(remote, args.rows)
     report = {
         "machine": platform.platform(),
         "python": platform.python_version(),
@@ -88,6 +121,7 @@ async def main() -> None:
             }
             for name in memory
         },
+        "auradb client memory": memory_use,
     }
     print(json.dumps(report, indent=2))
 
