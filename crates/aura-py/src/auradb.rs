@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aura_core::error::{Error, ErrorCode};
 use aura_core::ir::{CompareOp, Expr, Request, Select};
@@ -27,6 +26,7 @@ use serde_json::{json, Map, Value as Json};
 
 use crate::bridge::future_into_py;
 use crate::convert::json_to_py;
+use crate::convert::timeout_from_seconds;
 use crate::errors::to_py;
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
@@ -200,14 +200,6 @@ fn count_of(reply: &Reply, key: &str) -> Result<Json, Error> {
         .ok_or_else(|| aura_wire::client::protocol_error(format!("reply without '{key}'")))
 }
 
-fn millis(seconds: f64) -> Duration {
-    Duration::from_secs_f64(if seconds.is_finite() && seconds > 0.0 {
-        seconds
-    } else {
-        0.001
-    })
-}
-
 /// One client's AuraDB connection(s).
 #[pyclass(frozen, module = "aura._core")]
 pub struct AuraDbConnection {
@@ -246,8 +238,8 @@ impl AuraDbConnection {
             port,
             tls,
             token,
-            connect_timeout: millis(connect_timeout_s),
-            request_timeout: millis(request_timeout_s),
+            connect_timeout: timeout_from_seconds(connect_timeout_s),
+            request_timeout: timeout_from_seconds(request_timeout_s),
             max_payload: max_payload_bytes,
             client_version: format!("aura-connector/{}", env!("CARGO_PKG_VERSION")),
         };
@@ -367,7 +359,7 @@ impl AuraDbConnection {
                 {
                     Err(e) if e.context_value("wire_code") == Some(&json!("not_found")) => {}
                     other => {
-                        other.map_err(err)?;
+                        other?;
                     }
                 }
             }
@@ -380,7 +372,7 @@ impl AuraDbConnection {
         let inner = self.inner.clone();
         future_into_py(py, async move {
             let reply = inner.read(Opcode::SchemaList, 0, &Json::Null).await?;
-            let body = reply.json().map_err(err)?;
+            let body = reply.json()?;
             Ok(Deferred::new(move |py| json_to_py(py, &body)))
         })
     }
@@ -425,7 +417,7 @@ impl AuraDbConnection {
                 let payload = awp::filtered_query(kind, &q, &schema).map_err(err)?;
                 future_into_py(py, async move {
                     let reply = inner.read(Opcode::Query, txn, &payload).await?;
-                    let value = count_of(&reply, kind).map_err(err)?;
+                    let value = count_of(&reply, kind)?;
                     Ok(Deferred::new(move |py| json_to_py(py, &value)))
                 })
             }
@@ -433,7 +425,7 @@ impl AuraDbConnection {
                 let payload = awp::update_mutation(&q, &schema).map_err(err)?;
                 future_into_py(py, async move {
                     let reply = inner.call(Opcode::Mutate, txn, &payload).await?;
-                    let n = count_of(&reply, "updated").map_err(err)?;
+                    let n = count_of(&reply, "updated")?;
                     Ok(n.as_u64().unwrap_or(0))
                 })
             }
@@ -441,7 +433,7 @@ impl AuraDbConnection {
                 let payload = awp::delete_mutation(&q, &schema).map_err(err)?;
                 future_into_py(py, async move {
                     let reply = inner.call(Opcode::Mutate, txn, &payload).await?;
-                    let n = count_of(&reply, "deleted").map_err(err)?;
+                    let n = count_of(&reply, "deleted")?;
                     Ok(n.as_u64().unwrap_or(0))
                 })
             }
@@ -634,8 +626,8 @@ impl AuraDbConnection {
         future_into_py(py, async move {
             let conn = inner.conn_for(txn).await?;
             let reply = conn.request(Opcode::Query, txn, &payload).await?;
-            let page = reply.json().map_err(err)?;
-            let rows = wire_rows(&page).map_err(err)?;
+            let page = reply.json()?;
+            let rows = wire_rows(&page)?;
             let cursor_id = page.get("cursor_id").and_then(Json::as_u64);
             Ok(AuraDbCursor {
                 state: Arc::new(Mutex::new(CursorState {
@@ -683,7 +675,7 @@ impl AuraDbConnection {
         future_into_py(py, async move {
             let result = inner.call(op, txn, &Json::Null).await;
             inner.txns.lock().remove(&txn);
-            result.map_err(err)?;
+            result?;
             Ok(())
         })
     }
@@ -828,8 +820,8 @@ impl AuraDbCursor {
                         &json!({"cursor_id": id, "limit": want}),
                     )
                     .await?;
-                let page = reply.json().map_err(err)?;
-                let rows = wire_rows(&page).map_err(err)?;
+                let page = reply.json()?;
+                let rows = wire_rows(&page)?;
                 let mut st = state.lock();
                 st.buffer.extend(rows);
                 st.cursor_id = page.get("cursor_id").and_then(Json::as_u64);
@@ -843,7 +835,7 @@ impl AuraDbCursor {
                     st.buffer.drain(..take).collect()
                 }
             };
-            let rows = decode_rows(&batch, &schema, &inner).map_err(err)?;
+            let rows = decode_rows(&batch, &schema, &inner)?;
             Ok(hydrated(inner.plans.clone(), query, rows))
         })
     }

@@ -9,7 +9,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use aura_core::error::{Error, ErrorCode};
 use aura_core::ir::{Request, Select};
@@ -26,6 +25,7 @@ use pyo3::types::{PyDict, PyList};
 use serde_json::{json, Value as Json};
 
 use crate::bridge::{future_into_py, runtime};
+use crate::convert::timeout_from_seconds;
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::to_py;
 use crate::memory::parse_request;
@@ -138,10 +138,6 @@ impl Inner {
     }
 }
 
-fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.001 })
-}
-
 /// One client's bundled-protocol connection(s).
 #[pyclass(frozen, module = "aura._core")]
 pub struct BundledConnection {
@@ -183,8 +179,8 @@ impl BundledConnection {
             port,
             tls,
             token,
-            connect_timeout: seconds(connect_timeout_s),
-            request_timeout: seconds(request_timeout_s),
+            connect_timeout: timeout_from_seconds(connect_timeout_s),
+            request_timeout: timeout_from_seconds(request_timeout_s),
             max_payload: max_payload_bytes,
             client_version: format!("aura-connector/{}", env!("CARGO_PKG_VERSION")),
         };

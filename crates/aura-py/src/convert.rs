@@ -248,3 +248,14 @@ pub fn value_to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, P
         Value::Vector(items) => PyList::new(py, items.iter())?.into_any(),
     })
 }
+
+/// A timeout given in seconds from Python (`connect_timeout_s`, ...): a
+/// value that is not a positive finite number becomes 1 ms, never "no
+/// timeout" and never a panic in `Duration::from_secs_f64`.
+pub(crate) fn timeout_from_seconds(seconds: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(if seconds.is_finite() && seconds > 0.0 {
+        seconds
+    } else {
+        0.001
+    })
+}

@@ -138,3 +138,16 @@ impl<T> IntoPyResult<T> for Result<T, Error> {
         self.map_err(to_py)
     }
 }
+
+/// The capability error for a transaction id given to a backend that has
+/// no transactions (MongoDB, Redis).
+pub(crate) fn no_transactions(backend: &str, txn: Option<u64>) -> PyResult<()> {
+    match txn {
+        Some(_) => Err(to_py(Error::capability(
+            backend,
+            "transactions",
+            "transactions",
+        ))),
+        None => Ok(()),
+    }
+}

@@ -38,11 +38,8 @@ impl LatencyHistogram {
             },
         };
         Ok(LatencyHistogram {
-            name,
             max_samples,
-            count: 0,
-            total_seconds: 0.0,
-            samples: VecDeque::new(),
+            ..LatencyHistogram::named(&name)
         })
     }
 

@@ -13,7 +13,8 @@ use pyo3::types::PyList;
 
 use crate::bridge::future_into_py_within;
 use crate::convert::json_to_py;
-use crate::errors::to_py;
+use crate::convert::timeout_from_seconds;
+use crate::errors::{no_transactions, to_py};
 use crate::memory::{on_conflict_mode, parse_request};
 use crate::plan::ModelPlan;
 use crate::rows::{hydrated, stored_instance, SharedPlans};
@@ -28,21 +29,6 @@ struct Inner {
     request_timeout: Duration,
 }
 
-fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.001 })
-}
-
-fn no_transactions(txn: Option<u64>) -> PyResult<()> {
-    match txn {
-        Some(_) => Err(to_py(Error::capability(
-            BACKEND,
-            "transactions",
-            "transactions",
-        ))),
-        None => Ok(()),
-    }
-}
-
 /// One client's MongoDB connection pool.
 #[pyclass(frozen, module = "aura._core")]
 pub struct MongoConnection {
@@ -55,7 +41,7 @@ impl MongoConnection {
     #[new]
     #[pyo3(signature = (uri, database, *, connect_timeout_s=10.0, request_timeout_s=30.0))]
     fn new(uri: String, database: String, connect_timeout_s: f64, request_timeout_s: f64) -> Self {
-        let connect_timeout = seconds(connect_timeout_s);
+        let connect_timeout = timeout_from_seconds(connect_timeout_s);
         MongoConnection {
             inner: Arc::new(Inner {
                 store: MongoStore::new(MongoOptions {
@@ -64,7 +50,7 @@ impl MongoConnection {
                     connect_timeout,
                 }),
                 plans: SharedPlans::default(),
-                request_timeout: seconds(request_timeout_s),
+                request_timeout: timeout_from_seconds(request_timeout_s),
             }),
         }
     }
@@ -114,7 +100,7 @@ impl MongoConnection {
         let inner = self.inner.clone();
         future_into_py_within(py, inner.request_timeout, async move {
             for name in models {
-                let schema = inner.store.schema(&name).map_err(to_py)?;
+                let schema = inner.store.schema(&name)?;
                 inner.store.create_indexes(&schema).await?;
             }
             Ok(())
@@ -143,7 +129,7 @@ impl MongoConnection {
         ir: &Bound<'py, PyAny>,
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        no_transactions(txn)?;
+        no_transactions(BACKEND, txn)?;
         let request = parse_request(ir)?;
         let inner = self.inner.clone();
         match request {
@@ -180,7 +166,7 @@ impl MongoConnection {
         on_conflict: Option<String>,
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        no_transactions(txn)?;
+        no_transactions(BACKEND, txn)?;
         let mode = on_conflict_mode(on_conflict.as_deref())?;
         let inner = self.inner.clone();
         let plan = self.plan(py, &model)?;
@@ -204,7 +190,7 @@ impl MongoConnection {
         instance: Option<&Bound<'py, PyAny>>,
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        no_transactions(txn)?;
+        no_transactions(BACKEND, txn)?;
         let Request::Upsert(q) = parse_request(ir)? else {
             return Err(to_py(Error::query("expected an upsert IR")));
         };
@@ -240,7 +226,7 @@ impl MongoConnection {
         batch_size: u32,
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        no_transactions(txn)?;
+        no_transactions(BACKEND, txn)?;
         let Request::Select(q) = parse_request(ir)? else {
             return Err(to_py(Error::query("a cursor needs a select IR")));
         };

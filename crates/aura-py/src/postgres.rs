@@ -8,7 +8,6 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
@@ -18,6 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::convert::timeout_from_seconds;
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::{to_py, IntoPyResult};
 use crate::memory::parse_request;
@@ -30,10 +30,6 @@ const BACKEND: &str = "postgres";
 
 fn closed() -> Error {
     Error::new(aura_core::ErrorCode::ClientClosed, "Client is closed")
-}
-
-fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.001 })
 }
 
 /// A live transaction (its own pooled connection).
@@ -197,11 +193,11 @@ impl PostgresConnection {
             ca_file: ssl.1,
             min_size: min_size.min(max_size),
             pool_size: max_size.max(1),
-            acquire_timeout: seconds(acquire),
-            connect_timeout: seconds(connect_timeout_s),
-            request_timeout: seconds(request_timeout_s),
-            max_lifetime: seconds(lifetime),
-            idle_timeout: seconds(idle),
+            acquire_timeout: timeout_from_seconds(acquire),
+            connect_timeout: timeout_from_seconds(connect_timeout_s),
+            request_timeout: timeout_from_seconds(request_timeout_s),
+            max_lifetime: timeout_from_seconds(lifetime),
+            idle_timeout: timeout_from_seconds(idle),
         };
         // TLS files are read now, so a bad sslrootcert fails at connect time.
         options.tls().py_err()?;

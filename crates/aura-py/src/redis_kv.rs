@@ -3,7 +3,6 @@
 //! `rows::hydrate_results`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use aura_core::error::Error;
 use aura_core::ir::Request;
@@ -14,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use crate::bridge::future_into_py;
-use crate::errors::to_py;
+use crate::convert::timeout_from_seconds;
+use crate::errors::{no_transactions, to_py};
 use crate::memory::{on_conflict_mode, parse_request};
 use crate::plan::ModelPlan;
 use crate::rows::{hydrate_results, to_row, Deferred};
@@ -25,21 +25,6 @@ const BACKEND: &str = aura_redis::BACKEND;
 struct Inner {
     store: RedisStore,
     plans: SharedPlans,
-}
-
-fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.001 })
-}
-
-fn no_transactions(txn: Option<u64>) -> PyResult<()> {
-    match txn {
-        Some(_) => Err(to_py(Error::capability(
-            BACKEND,
-            "transactions",
-            "transactions",
-        ))),
-        None => Ok(()),
-    }
 }
 
 /// One client's Redis connection (multiplexed).
@@ -89,8 +74,8 @@ impl RedisConnection {
                     username,
                     password,
                     prefix,
-                    connect_timeout: seconds(connect_timeout_s),
-                    response_timeout: seconds(request_timeout_s),
+                    connect_timeout: timeout_from_seconds(connect_timeout_s),
+                    response_timeout: timeout_from_seconds(request_timeout_s),
                 }),
                 plans: SharedPlans::default(),
             }),
@@ -163,7 +148,7 @@ impl RedisConnection {
         ir: &Bound<'py, PyAny>,
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        no_transactions(txn)?;
+        no_transactions(BACKEND, txn)?;
         let request = parse_request(ir)?;
         let inner = self.inner.clone();
         let schema = self.schema(py, request.model().unwrap_or_default())?;
@@ -216,7 +201,7 @@ impl RedisConnection {
         on_conflict: Option<String>,
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        no_transactions(txn)?;
+        no_transactions(BACKEND, txn)?;
         let mode = on_conflict_mode(on_conflict.as_deref())?;
         let plan = self.plan(py, &model)?;
         let rows = instances
@@ -238,7 +223,7 @@ impl RedisConnection {
         instance: Option<&Bound<'py, PyAny>>,
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        no_transactions(txn)?;
+        no_transactions(BACKEND, txn)?;
         let Request::Upsert(q) = parse_request(ir)? else {
             return Err(to_py(Error::query("expected an upsert IR")));
         };

@@ -77,6 +77,16 @@ struct Completion {
 }
 
 impl Completion {
+    /// `future` belongs to `event_loop` (both made by the Python caller).
+    fn new(future: Py<PyAny>, event_loop: Py<PyAny>, plans: Plans) -> PyResult<Self> {
+        Python::attach(|py| {
+            Ok(Completion {
+                pending: Pending::new(py, future, event_loop.bind(py))?,
+                plans,
+            })
+        })
+    }
+
     fn send(self, outcome: aura_core::Result<Outcome>) {
         let plans = self.plans;
         self.pending
@@ -241,12 +251,7 @@ type Work = Box<dyn FnOnce(&mut Session) -> aura_core::Result<Outcome> + Send>;
 
 impl SqliteConnection {
     fn completion(&self, future: Py<PyAny>, event_loop: Py<PyAny>) -> PyResult<Completion> {
-        Python::attach(|py| {
-            Ok(Completion {
-                pending: Pending::new(py, future, event_loop.bind(py))?,
-                plans: self.plans.clone(),
-            })
-        })
+        Completion::new(future, event_loop, self.plans.clone())
     }
 
     fn database(&self) -> aura_core::Result<Database> {
@@ -460,12 +465,7 @@ impl SqliteConnection {
             max_lifetime: seconds(lifetime),
             idle_timeout: seconds(idle),
         };
-        let done = Python::attach(|py| -> PyResult<Completion> {
-            Ok(Completion {
-                pending: Pending::new(py, future, event_loop.bind(py))?,
-                plans: Plans::default(),
-            })
-        })?;
+        let done = Completion::new(future, event_loop, Plans::default())?;
         std::thread::Builder::new()
             .name("aura-sqlite-open".into())
             .spawn(move || done.send(Database::open(options).map(Outcome::Opened)))
