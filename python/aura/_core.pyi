@@ -450,35 +450,23 @@ class SqliteConnection:
     def close(self) -> None: ...
 
 @final
-class PostgresTxn:
-    """A live PostgreSQL transaction on a pooled connection of its own."""
+class SqlPoolTxn:
+    """A live transaction on a pooled connection of its own."""
 
 @final
-class PostgresCursor:
+class SqlPoolCursor:
     """Rows of one select, hydrated a batch per ``fetch``."""
 
     def fetch(self, batch_size: int) -> list[Any]: ...
     def close(self) -> None: ...
 
 @final
-class PostgresConnection:
-    """A PostgreSQL pool (no I/O until ``open``); `postgres` feature."""
+class SqlPoolConnection:
+    """A pooled SQL driver (PostgreSQL, MySQL/MariaDB); no I/O until ``open``.
+    Built by ``postgres_connection`` or ``mysql_connection``."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        user: str,
-        *,
-        password: str | None = None,
-        dbname: str | None = None,
-        application_name: str | None = None,
-        server_options: str | None = None,
-        ssl: tuple[str, str | None] = ("prefer", None),
-        pool: tuple[int, int, float, float, float] = (1, 16, 5.0, 1800.0, 300.0),
-        connect_timeout_s: float = 10.0,
-        request_timeout_s: float = 30.0,
-    ) -> None: ...
+    @property
+    def backend(self) -> str: ...
     def open(self) -> Awaitable[None]: ...
     def close(self) -> Awaitable[None]: ...
     def ping(self) -> Awaitable[bool]: ...
@@ -486,23 +474,39 @@ class PostgresConnection:
     def register(self, plan: ModelPlan) -> None: ...
     def create_schema(self, names: list[str]) -> Awaitable[None]: ...
     def drop_schema(self, names: list[str]) -> Awaitable[None]: ...
-    def execute(self, ir: dict[str, Any], txn: PostgresTxn | None = None) -> Awaitable[Any]: ...
+    def execute(self, ir: dict[str, Any], txn: SqlPoolTxn | None = None) -> Awaitable[Any]: ...
     def cursor(
-        self, ir: dict[str, Any], txn: PostgresTxn | None = None
-    ) -> Awaitable[PostgresCursor]: ...
+        self, ir: dict[str, Any], txn: SqlPoolTxn | None = None
+    ) -> Awaitable[SqlPoolCursor]: ...
     def insert(
         self,
         model: str,
         instances: list[Any],
         on_conflict: str | None = None,
-        txn: PostgresTxn | None = None,
+        txn: SqlPoolTxn | None = None,
     ) -> Awaitable[int]: ...
     def upsert(
-        self, ir: dict[str, Any], instance: Any = None, txn: PostgresTxn | None = None
+        self, ir: dict[str, Any], instance: Any = None, txn: SqlPoolTxn | None = None
     ) -> Awaitable[Any]: ...
     def raw(
-        self, statement: str, params: Any = None, txn: PostgresTxn | None = None
+        self, statement: str, params: Any = None, txn: SqlPoolTxn | None = None
     ) -> Awaitable[list[dict[str, Any]]]: ...
     def explain(self, ir: dict[str, Any]) -> dict[str, Any]: ...
-    def begin(self) -> Awaitable[PostgresTxn]: ...
-    def end(self, txn: PostgresTxn, commit: bool) -> Awaitable[None]: ...
+    def begin(self) -> Awaitable[SqlPoolTxn]: ...
+    def end(self, txn: SqlPoolTxn, commit: bool) -> Awaitable[None]: ...
+
+def postgres_connection(
+    host: str,
+    port: int,
+    user: str,
+    *,
+    password: str | None = None,
+    dbname: str | None = None,
+    application_name: str | None = None,
+    server_options: str | None = None,
+    ssl: tuple[str, str | None] = ("prefer", None),
+    pool: tuple[int, int, float, float, float] = (1, 16, 5.0, 1800.0, 300.0),
+    connect_timeout_s: float = 10.0,
+    request_timeout_s: float = 30.0,
+) -> SqlPoolConnection:
+    """A PostgreSQL pool (`postgres` feature)."""

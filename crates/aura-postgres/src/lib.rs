@@ -4,7 +4,7 @@
 //! statements `aura-sql` compiles, through its shared executor.
 //!
 //! - `options`: connection options, `sslmode` and TLS set-up;
-//! - `db`: the pool, request timeouts, transactions on their own connection;
+//! - `db`: the pool (`aura_sql::Pool`): leasing, expiry, discarding;
 //! - `conn`: `SqlConnection` for one connection (typed statements, COPY);
 //! - `value`: parameters and cells in the binary format;
 //! - `errors`: PostgreSQL errors -> the error taxonomy (API.md §9).
@@ -15,6 +15,6 @@ mod errors;
 mod options;
 mod value;
 
-pub use db::{Database, Txn};
+pub use db::{open, Database, PgPool};
 pub use errors::DRIVER;
 pub use options::{Options, SslMode};

@@ -15,12 +15,12 @@ mod metrics;
 mod mongo;
 mod native;
 mod plan;
-#[cfg(feature = "postgres")]
-mod postgres;
 #[cfg(feature = "redis")]
 mod redis_kv;
 mod rows;
 mod server;
+#[cfg(feature = "postgres")]
+mod sql_pool;
 mod sqlite;
 
 use pyo3::prelude::*;
@@ -51,10 +51,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<redis_kv::RedisConnection>()?;
     #[cfg(feature = "postgres")]
     {
-        m.add_class::<postgres::PostgresConnection>()?;
-        m.add_class::<postgres::PostgresTxn>()?;
-        m.add_class::<postgres::PostgresCursor>()?;
+        m.add_class::<sql_pool::SqlPoolConnection>()?;
+        m.add_class::<sql_pool::SqlPoolTxn>()?;
+        m.add_class::<sql_pool::SqlPoolCursor>()?;
     }
+    #[cfg(feature = "postgres")]
+    m.add_function(wrap_pyfunction!(sql_pool::postgres_connection, m)?)?;
     m.add_class::<sqlite::SqliteConnection>()?;
     m.add_class::<sqlite::SqliteTxn>()?;
     m.add_class::<sqlite::SqliteCursor>()?;

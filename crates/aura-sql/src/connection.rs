@@ -4,6 +4,8 @@
 //! `on_delete`, upserts, `raw()`. Drivers own pooling, type decoding and
 //! error mapping; the executor owns the semantics.
 
+use std::future::Future;
+
 use aura_core::{Error, FieldKind, ModelSchema, Result, Row, Value};
 
 use crate::{Dialect, OnConflict, SqlValue, Statement};
@@ -11,9 +13,9 @@ use crate::{Dialect, OnConflict, SqlValue, Statement};
 /// Column names and untyped values, as `raw()` returns them.
 pub type RawRows = (Vec<String>, Vec<Vec<Value>>);
 
-/// One leased connection. Futures are `Send` for concrete drivers, so the
-/// executor's futures can run on a multi-threaded runtime.
-#[allow(async_fn_in_trait)]
+/// One leased connection. Every future is declared `Send`, so the
+/// executor's futures are `Send` for any driver, generic code included,
+/// and run on a multi-threaded runtime (implementations write `async fn`).
 pub trait SqlConnection: Send {
     /// The dialect its statements are compiled for.
     const DIALECT: Dialect;
@@ -23,76 +25,94 @@ pub trait SqlConnection: Send {
 
     /// Rows decoded against `schema`: one value per field, in field order
     /// (the column order every compiled select uses).
-    async fn rows(&mut self, schema: &ModelSchema, stmt: &Statement) -> Result<Vec<Row>>;
+    fn rows(
+        &mut self,
+        schema: &ModelSchema,
+        stmt: &Statement,
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send;
 
     /// The first column of every row, decoded as `kind`.
-    async fn column(&mut self, kind: FieldKind, stmt: &Statement) -> Result<Vec<Value>>;
+    fn column(
+        &mut self,
+        kind: FieldKind,
+        stmt: &Statement,
+    ) -> impl Future<Output = Result<Vec<Value>>> + Send;
 
     /// The single integer a `COUNT(*)` or `EXISTS` returns.
-    async fn scalar(&mut self, stmt: &Statement) -> Result<i64>;
+    fn scalar(&mut self, stmt: &Statement) -> impl Future<Output = Result<i64>> + Send;
 
     /// Runs a statement; returns the changed-row count.
-    async fn execute(&mut self, stmt: &Statement) -> Result<u64>;
+    fn execute(&mut self, stmt: &Statement) -> impl Future<Output = Result<u64>> + Send;
 
     /// Runs parameterless SQL: transaction control, savepoints, DDL.
-    async fn batch(&mut self, sql: &str) -> Result<()>;
+    fn batch(&mut self, sql: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// `raw()`: the dialect's own placeholders, values bound in order,
     /// results decoded without a schema.
-    async fn raw(&mut self, sql: &str, params: &[SqlValue]) -> Result<RawRows>;
+    fn raw(
+        &mut self,
+        sql: &str,
+        params: &[SqlValue],
+    ) -> impl Future<Output = Result<RawRows>> + Send;
 
     /// Bounds every following statement of the current transaction to
     /// `ms` milliseconds (`None`: lifts the bound). The executor calls it
     /// only inside a transaction or savepoint. A driver that cannot
     /// enforce a deadline keeps this default, which refuses.
-    async fn set_deadline(&mut self, ms: Option<u64>) -> Result<()> {
-        match ms {
-            None => Ok(()),
-            Some(_) => Err(Error::capability(
-                Self::DIALECT.backend(),
-                "query_timeouts",
-                "query timeouts",
-            )),
+    fn set_deadline(&mut self, ms: Option<u64>) -> impl Future<Output = Result<()>> + Send {
+        async move {
+            match ms {
+                None => Ok(()),
+                Some(_) => Err(Error::capability(
+                    Self::DIALECT.backend(),
+                    "query_timeouts",
+                    "query timeouts",
+                )),
+            }
         }
     }
 
     /// Inserts `rows` (already checked to carry their primary key) with
     /// one statement per row; drivers override it with a bulk path.
     /// Runs inside the executor's atomic section.
-    async fn insert_rows(
+    fn insert_rows(
         &mut self,
         schema: &ModelSchema,
         mode: OnConflict,
         rows: &[Row],
-    ) -> Result<u64> {
-        let sql = crate::insert(Self::DIALECT, schema, mode)?;
-        let mut written = 0;
-        for row in rows {
-            let stmt = Statement {
-                sql: sql.clone(),
-                params: crate::encode_row(schema, row)?,
-            };
-            written += self.execute(&stmt).await?;
+    ) -> impl Future<Output = Result<u64>> + Send {
+        async move {
+            let sql = crate::insert(Self::DIALECT, schema, mode)?;
+            let mut written = 0;
+            for row in rows {
+                let stmt = Statement {
+                    sql: sql.clone(),
+                    params: crate::encode_row(schema, row)?,
+                };
+                written += self.execute(&stmt).await?;
+            }
+            Ok(written)
         }
-        Ok(written)
     }
 
     /// The database's plan for `stmt`, one line per row of `EXPLAIN`.
-    async fn plan(&mut self, stmt: &Statement) -> Result<Vec<String>> {
-        let (_, rows) = self
-            .raw(&format!("EXPLAIN {}", stmt.sql), &stmt.params)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| {
-                row.iter()
-                    .map(|v| match v {
-                        Value::Str(s) => s.to_string(),
-                        other => other.to_json().to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            })
-            .collect())
+    fn plan(&mut self, stmt: &Statement) -> impl Future<Output = Result<Vec<String>>> + Send {
+        async move {
+            let (_, rows) = self
+                .raw(&format!("EXPLAIN {}", stmt.sql), &stmt.params)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .map(|v| match v {
+                            Value::Str(s) => s.to_string(),
+                            other => other.to_json().to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                })
+                .collect())
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The one compiler from the Query IR to SQL (ARCHITECTURE.md "The SQL
-//! layer"). Pure: no driver, no I/O. Every statement it produces carries
-//! its values as bound parameters; identifiers are quoted and validated.
+//! layer"). It holds no driver: every statement it produces carries its
+//! values as bound parameters; identifiers are quoted and validated.
 //!
 //! - `dialect`: quoting, placeholders and the few spellings that differ
 //!   between SQLite, PostgreSQL and MySQL;
@@ -13,7 +13,10 @@
 //! - `search`: full-text index DDL and the ranked `search_text` select;
 //! - `introspect`: reading a live table's shape back (`diff_schema`);
 //! - `connection`: what an async driver provides to the shared executor;
-//! - `exec`: that executor, every IR operation over a `SqlConnection`.
+//! - `exec`: that executor, every IR operation over a `SqlConnection`;
+//! - `pool`: requests, transactions and timeouts on a driver's pool, the
+//!   one `Database` every async driver shares (the only part with I/O:
+//!   tokio's timer and mutex).
 
 mod aggregate;
 mod codec;
@@ -23,6 +26,7 @@ mod dialect;
 pub mod exec;
 mod filter;
 mod introspect;
+mod pool;
 mod query;
 mod search;
 mod sql;
@@ -42,6 +46,7 @@ pub use exec::{Executor, Fetched, Loaded, Op, Outcome};
 pub use introspect::{
     column_type_matches, introspect, Introspection, LiveColumn, LiveIndex, LiveTable,
 };
+pub use pool::{BoxFuture, Database, Pool, SqlDatabase, Txn};
 pub use query::{
     count, exists, projection_mask, related, resolve_field, select, select_keys, RelatedQuery,
     Relation, Resolved,

@@ -11,37 +11,25 @@ on the event-loop thread. See docs/postgres.md for the semantics
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import replace
 from typing import Any
 
 import aura._core as _core
-from aura.backends.base import AsyncConnectionBackend, driver_not_installed
+from aura.backends.base import driver_not_installed
 from aura.backends.capabilities import BackendCapabilities, for_backend
-from aura.config import ClientConfig, PasswordAuth, TLSConfig, TokenAuth, config_error
+from aura.backends.sql_pool import PooledSqlBackend, check_options, credentials, pool_settings
+from aura.config import ClientConfig, TLSConfig, config_error
 
 __all__ = ["AVAILABLE", "DSN_OPTIONS", "PostgresBackend", "from_config"]
 
 # False when the Rust core was built without the `postgres` feature.
-AVAILABLE = hasattr(_core, "PostgresConnection")
+AVAILABLE = hasattr(_core, "postgres_connection")
 
 # `.timeout(ms)` runs as `SET LOCAL statement_timeout` (SQLSTATE 57014 -> timeout).
 _CAPABILITIES = replace(for_backend("postgres"), query_timeouts=True)
 
 # DSN options forwarded to the server or the TLS set-up; others are rejected.
 DSN_OPTIONS = ("application_name", "options", "sslmode", "sslrootcert")
-
-
-def _check_options(config: ClientConfig) -> dict[str, str]:
-    options = {k: str(v) for k, v in config.options.items()}
-    unknown = sorted(set(options) - set(DSN_OPTIONS))
-    if unknown:
-        raise config_error(
-            f"Unsupported postgres DSN option(s): {', '.join(unknown)}; "
-            f"supported: {', '.join(DSN_OPTIONS)}",
-            options=unknown,
-        )
-    return options
 
 
 def _ssl(config: ClientConfig, options: dict[str, str]) -> tuple[str, str | None]:
@@ -65,24 +53,17 @@ def _ssl(config: ClientConfig, options: dict[str, str]) -> tuple[str, str | None
     return mode or "prefer", ca_file
 
 
-def _credentials(config: ClientConfig) -> tuple[str, str | None]:
-    auth = config.auth
-    if isinstance(auth, TokenAuth):
-        raise config_error("PostgreSQL takes a user and password, not a token", option="auth")
-    if isinstance(auth, PasswordAuth):
-        return auth.username or getpass.getuser(), auth.password or None
-    return getpass.getuser(), None
+class PostgresBackend(PooledSqlBackend):
+    """Transactions run at REPEATABLE READ, PostgreSQL's snapshot isolation
+    (a concurrent write to the same row -> ``conflict``)."""
 
-
-class PostgresBackend(AsyncConnectionBackend):
     name = "postgres"
 
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
-        options = _check_options(config)
-        user, password = _credentials(config)
-        pool = config.pool
-        self.connection = _core.PostgresConnection(
+        options = check_options(config, "postgres", DSN_OPTIONS)
+        user, password = credentials(config, "PostgreSQL")
+        self.connection = _core.postgres_connection(
             config.host,
             config.port,
             user,
@@ -91,13 +72,7 @@ class PostgresBackend(AsyncConnectionBackend):
             application_name=options.get("application_name"),
             server_options=options.get("options"),
             ssl=_ssl(config, options),
-            pool=(
-                pool.min_size,
-                pool.max_size,
-                pool.acquire_timeout_s,
-                pool.max_lifetime_s,
-                pool.idle_timeout_s,
-            ),
+            pool=pool_settings(config),
             connect_timeout_s=config.connect_timeout_s,
             request_timeout_s=config.request_timeout_s,
         )
@@ -105,45 +80,6 @@ class PostgresBackend(AsyncConnectionBackend):
     @property
     def capabilities(self) -> BackendCapabilities:
         return _CAPABILITIES
-
-    def pool_status(self) -> tuple[int, int, int]:
-        """``(open, idle, max)`` connections of the pool."""
-        status: tuple[int, int, int] = self.connection.pool_status()
-        return status
-
-    async def open_cursor(self, ir: dict[str, Any], txn: Any = None) -> _PostgresCursor:
-        return _PostgresCursor(await self.connection.cursor(ir, txn))
-
-    def explain(self, ir: dict[str, Any]) -> dict[str, Any]:
-        """The IR plus the SQL it compiles to (``sql``) and PostgreSQL's
-        ``EXPLAIN`` lines (``plan``)."""
-        plan: dict[str, Any] = self.connection.explain(ir)
-        return plan
-
-    async def begin(self, isolation: str) -> Any:
-        """A snapshot transaction: REPEATABLE READ, PostgreSQL's snapshot
-        isolation (a concurrent write to the same row -> ``conflict``)."""
-        return await self.connection.begin()
-
-    async def commit(self, txn: Any) -> None:
-        await self.connection.end(txn, True)
-
-    async def rollback(self, txn: Any) -> None:
-        await self.connection.end(txn, False)
-
-
-class _PostgresCursor:
-    """Rows of one select, hydrated a batch per fetch."""
-
-    def __init__(self, cursor: Any) -> None:
-        self._cursor = cursor
-
-    async def fetch(self, batch_size: int) -> list[Any]:
-        rows: list[Any] = self._cursor.fetch(batch_size)
-        return rows
-
-    def close(self) -> None:
-        self._cursor.close()
 
 
 def from_config(config: ClientConfig, *, transport: Any = None) -> PostgresBackend:

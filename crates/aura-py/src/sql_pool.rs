@@ -1,8 +1,10 @@
-//! `PostgresConnection`: the PostgreSQL driver (crate aura-postgres) seen
-//! from Python. Every request becomes an `aura_sql::Op` run by the shared
-//! executor on the driver's pool; results come back as awaitables
-//! (pyo3-async-runtimes) whose rows are hydrated through `Deferred`, on
-//! the event-loop thread. The async glue is the one `awaitable` function.
+//! `SqlPoolConnection`: the pooled SQL drivers (PostgreSQL in crate
+//! aura-postgres, MySQL/MariaDB in aura-mysql) seen from Python, one class
+//! for all of them. Every request becomes an `aura_sql::Op` run by the
+//! shared `aura_sql::Database` on the driver's pool; results come back as
+//! awaitables (crate::bridge) whose rows are hydrated through `Deferred`,
+//! on the event-loop thread. A driver adds only its constructor function
+//! (`postgres_connection`, ...) and an arm of `Connect`.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -11,8 +13,7 @@ use std::sync::Arc;
 
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
-use aura_postgres::{Database, Options, SslMode, Txn};
-use aura_sql::{Fetched, OnConflict, Op, Outcome};
+use aura_sql::{Fetched, OnConflict, Op, Outcome, SqlDatabase, Txn};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -26,22 +27,54 @@ use crate::rows::{hydrate_results, sql_results, to_row, Deferred, Hydrator};
 
 type Plans = Arc<RwLock<HashMap<String, Py<ModelPlan>>>>;
 
-const BACKEND: &str = "postgres";
-
 fn closed() -> Error {
     Error::new(aura_core::ErrorCode::ClientClosed, "Client is closed")
 }
 
 /// A live transaction (its own pooled connection).
 #[pyclass(frozen, module = "aura._core")]
-pub struct PostgresTxn {
+pub struct SqlPoolTxn {
     txn: Arc<Txn>,
 }
 
+/// How to open a driver's pool (options checked when built).
+#[derive(Clone)]
+enum Connect {
+    #[cfg(feature = "postgres")]
+    Postgres(aura_postgres::Options),
+}
+
+impl Connect {
+    fn backend(&self) -> &'static str {
+        match self {
+            #[cfg(feature = "postgres")]
+            Connect::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Where and as whom, for `repr` (never the password).
+    fn describe(&self) -> String {
+        let (host, port, user) = match self {
+            #[cfg(feature = "postgres")]
+            Connect::Postgres(o) => (&o.host, o.port, &o.user),
+        };
+        format!("address='{host}:{port}', user='{user}'")
+    }
+
+    async fn open(self) -> aura_core::Result<Arc<dyn SqlDatabase>> {
+        Ok(match self {
+            #[cfg(feature = "postgres")]
+            Connect::Postgres(options) => aura_postgres::open(options).await?,
+        })
+    }
+}
+
 #[pyclass(frozen, module = "aura._core")]
-pub struct PostgresConnection {
-    options: Options,
-    db: Mutex<Option<Arc<Database>>>,
+pub struct SqlPoolConnection {
+    connect: Connect,
+    backend: &'static str,
+    address: String,
+    db: Mutex<Option<Arc<dyn SqlDatabase>>>,
     plans: Plans,
 }
 
@@ -56,7 +89,7 @@ enum Shape {
 /// Runs `op` on the pool (or in `txn`) and resolves to its Python value.
 fn awaitable<'py>(
     py: Python<'py>,
-    db: Arc<Database>,
+    db: Arc<dyn SqlDatabase>,
     plans: Plans,
     op: Op,
     txn: Option<Arc<Txn>>,
@@ -92,7 +125,7 @@ fn convert<'py>(
         }
         (Outcome::Rows(rows), Shape::Cursor(q)) => Bound::new(
             py,
-            PostgresCursor {
+            SqlPoolCursor {
                 state: Mutex::new(Some((q, rows.into()))),
                 plans: plans.clone(),
             },
@@ -119,8 +152,18 @@ fn convert<'py>(
     })
 }
 
-impl PostgresConnection {
-    fn database(&self) -> PyResult<Arc<Database>> {
+impl SqlPoolConnection {
+    fn new(connect: Connect) -> Self {
+        SqlPoolConnection {
+            backend: connect.backend(),
+            address: connect.describe(),
+            connect,
+            db: Mutex::new(None),
+            plans: Plans::default(),
+        }
+    }
+
+    fn database(&self) -> PyResult<Arc<dyn SqlDatabase>> {
         self.db.lock().clone().ok_or_else(|| to_py(closed()))
     }
 
@@ -149,7 +192,7 @@ impl PostgresConnection {
         &self,
         py: Python<'py>,
         op: Op,
-        txn: Option<&PostgresTxn>,
+        txn: Option<&SqlPoolTxn>,
         shape: Shape,
     ) -> PyResult<Bound<'py, PyAny>> {
         let db = self.database()?;
@@ -159,76 +202,30 @@ impl PostgresConnection {
 }
 
 #[pymethods]
-impl PostgresConnection {
-    /// Build (no I/O): `ssl` is `(sslmode, CA file)`, `pool` is
-    /// `(min_size, max_size, acquire_timeout_s, max_lifetime_s, idle_timeout_s)`.
-    #[new]
-    #[pyo3(signature = (host, port, user, *, password=None, dbname=None, application_name=None,
-        server_options=None, ssl=("prefer".to_owned(), None), pool=(1, 16, 5.0, 1800.0, 300.0),
-        connect_timeout_s=10.0, request_timeout_s=30.0))]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        host: String,
-        port: u16,
-        user: String,
-        password: Option<String>,
-        dbname: Option<String>,
-        application_name: Option<String>,
-        server_options: Option<String>,
-        ssl: (String, Option<PathBuf>),
-        pool: (usize, usize, f64, f64, f64),
-        connect_timeout_s: f64,
-        request_timeout_s: f64,
-    ) -> PyResult<Self> {
-        let (min_size, max_size, acquire, lifetime, idle) = pool;
-        let options = Options {
-            host,
-            port,
-            user,
-            password,
-            dbname,
-            application_name,
-            server_options,
-            ssl_mode: SslMode::parse(&ssl.0).py_err()?,
-            ca_file: ssl.1,
-            min_size: min_size.min(max_size),
-            pool_size: max_size.max(1),
-            acquire_timeout: timeout_from_seconds(acquire),
-            connect_timeout: timeout_from_seconds(connect_timeout_s),
-            request_timeout: timeout_from_seconds(request_timeout_s),
-            max_lifetime: timeout_from_seconds(lifetime),
-            idle_timeout: timeout_from_seconds(idle),
-        };
-        // TLS files are read now, so a bad sslrootcert fails at connect time.
-        options.tls().py_err()?;
-        Ok(PostgresConnection {
-            options,
-            db: Mutex::new(None),
-            plans: Plans::default(),
-        })
-    }
-
+impl SqlPoolConnection {
     fn __repr__(&self) -> String {
         format!(
-            "PostgresConnection(address='{}:{}', user='{}')",
-            self.options.host, self.options.port, self.options.user
+            "SqlPoolConnection(backend='{}', {})",
+            self.backend, self.address
         )
+    }
+
+    /// The backend name (`postgres`, `mysql`).
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.backend
     }
 
     fn open<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let options = slf.get().options.clone();
-        resolve(
-            py,
-            async move { Database::open(options).await },
-            move |py, db| {
-                let conn = slf.get();
-                for plan in conn.plans.read().values() {
-                    db.register(plan.get().schema.clone());
-                }
-                *conn.db.lock() = Some(db);
-                Ok(py.None().into_bound(py))
-            },
-        )
+        let connect = slf.get().connect.clone();
+        resolve(py, connect.open(), move |py, db| {
+            let conn = slf.get();
+            for plan in conn.plans.read().values() {
+                db.register(plan.get().schema.clone());
+            }
+            *conn.db.lock() = Some(db);
+            Ok(py.None().into_bound(py))
+        })
     }
 
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -283,7 +280,7 @@ impl PostgresConnection {
         &self,
         py: Python<'py>,
         ir: &Bound<'py, PyAny>,
-        txn: Option<PyRef<'py, PostgresTxn>>,
+        txn: Option<PyRef<'py, SqlPoolTxn>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (op, shape) = match parse_request(ir)? {
             Request::Select(q) => (Op::Select(q.clone()), Shape::Rows(q)),
@@ -291,7 +288,7 @@ impl PostgresConnection {
             Request::Exists(q) => (Op::Exists(q), Shape::Plain),
             Request::Update(q) => (Op::Update(q), Shape::Plain),
             Request::Delete(q) => (Op::Delete(q), Shape::Plain),
-            other => return Err(to_py(other.not_served(BACKEND))),
+            other => return Err(to_py(other.not_served(self.backend))),
         };
         self.submit(py, op, txn.as_deref(), shape)
     }
@@ -302,7 +299,7 @@ impl PostgresConnection {
         &self,
         py: Python<'py>,
         ir: &Bound<'py, PyAny>,
-        txn: Option<PyRef<'py, PostgresTxn>>,
+        txn: Option<PyRef<'py, SqlPoolTxn>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let Request::Select(q) = parse_request(ir)? else {
             return Err(to_py(Error::query("a cursor needs a select IR")));
@@ -317,7 +314,7 @@ impl PostgresConnection {
         model: String,
         instances: &Bound<'py, PyList>,
         on_conflict: Option<&str>,
-        txn: Option<PyRef<'py, PostgresTxn>>,
+        txn: Option<PyRef<'py, SqlPoolTxn>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let plan = self.plan(py, &model)?;
         let mode = OnConflict::parse(on_conflict).py_err()?;
@@ -337,7 +334,7 @@ impl PostgresConnection {
         py: Python<'py>,
         ir: &Bound<'py, PyAny>,
         instance: Option<&Bound<'py, PyAny>>,
-        txn: Option<PyRef<'py, PostgresTxn>>,
+        txn: Option<PyRef<'py, SqlPoolTxn>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let Request::Upsert(query) = parse_request(ir)? else {
             return Err(to_py(Error::query("expected an upsert IR")));
@@ -349,15 +346,15 @@ impl PostgresConnection {
         self.submit(py, op, txn.as_deref(), Shape::Stored(model))
     }
 
-    /// `raw()`: `$1..$n` placeholders; `params` a list, or a dict bound in
-    /// its order. Rows as dicts keyed by column name.
+    /// `raw()`: the dialect's placeholders (`$1..$n`, `?`); `params` a
+    /// list, or a dict bound in its order. Rows as dicts keyed by column name.
     #[pyo3(signature = (statement, params=None, txn=None))]
     fn raw<'py>(
         &self,
         py: Python<'py>,
         statement: String,
         params: Option<&Bound<'py, PyAny>>,
-        txn: Option<PyRef<'py, PostgresTxn>>,
+        txn: Option<PyRef<'py, SqlPoolTxn>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let params = match params {
             Some(p) => py_to_json(p)?,
@@ -367,7 +364,7 @@ impl PostgresConnection {
         self.submit(py, op, txn.as_deref(), Shape::Plain)
     }
 
-    /// The IR, the SQL it compiles to and PostgreSQL's `EXPLAIN` lines.
+    /// The IR, the SQL it compiles to and the database's `EXPLAIN` lines.
     /// Synchronous by contract: it waits for the server without the GIL.
     fn explain<'py>(&self, py: Python<'py>, ir: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let request = parse_request(ir)?;
@@ -387,12 +384,12 @@ impl PostgresConnection {
         json_to_py(py, &json)
     }
 
-    /// Begins a snapshot transaction (REPEATABLE READ) on a connection of
-    /// its own; resolves to a `PostgresTxn`.
+    /// Begins a snapshot transaction on a connection of its own; resolves
+    /// to a `SqlPoolTxn`.
     fn begin<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let db = self.database()?;
         resolve(py, async move { db.begin().await }, |py, txn| {
-            Ok(Bound::new(py, PostgresTxn { txn: Arc::new(txn) })?.into_any())
+            Ok(Bound::new(py, SqlPoolTxn { txn: Arc::new(txn) })?.into_any())
         })
     }
 
@@ -400,7 +397,7 @@ impl PostgresConnection {
     fn end<'py>(
         &self,
         py: Python<'py>,
-        txn: PyRef<'py, PostgresTxn>,
+        txn: PyRef<'py, SqlPoolTxn>,
         commit: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let db = self.database()?;
@@ -415,13 +412,13 @@ type CursorState = (Select, VecDeque<Fetched>);
 
 /// Rows of a select, hydrated one batch per `fetch`.
 #[pyclass(frozen, module = "aura._core")]
-pub struct PostgresCursor {
+pub struct SqlPoolCursor {
     state: Mutex<Option<CursorState>>,
     plans: Plans,
 }
 
 #[pymethods]
-impl PostgresCursor {
+impl SqlPoolCursor {
     fn fetch<'py>(&self, py: Python<'py>, batch_size: usize) -> PyResult<Bound<'py, PyAny>> {
         let mut guard = self.state.lock();
         let Some((q, rows)) = guard.as_mut() else {
@@ -437,4 +434,50 @@ impl PostgresCursor {
     fn close(&self) {
         self.state.lock().take();
     }
+}
+
+/// A PostgreSQL connection (no I/O until `open`): `ssl` is `(sslmode, CA
+/// file)`, `pool` is `(min_size, max_size, acquire_timeout_s,
+/// max_lifetime_s, idle_timeout_s)`.
+#[cfg(feature = "postgres")]
+#[pyfunction]
+#[pyo3(signature = (host, port, user, *, password=None, dbname=None, application_name=None,
+        server_options=None, ssl=("prefer".to_owned(), None), pool=(1, 16, 5.0, 1800.0, 300.0),
+        connect_timeout_s=10.0, request_timeout_s=30.0))]
+#[allow(clippy::too_many_arguments)]
+pub fn postgres_connection(
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<String>,
+    dbname: Option<String>,
+    application_name: Option<String>,
+    server_options: Option<String>,
+    ssl: (String, Option<PathBuf>),
+    pool: (usize, usize, f64, f64, f64),
+    connect_timeout_s: f64,
+    request_timeout_s: f64,
+) -> PyResult<SqlPoolConnection> {
+    let (min_size, max_size, acquire, lifetime, idle) = pool;
+    let options = aura_postgres::Options {
+        host,
+        port,
+        user,
+        password,
+        dbname,
+        application_name,
+        server_options,
+        ssl_mode: aura_postgres::SslMode::parse(&ssl.0).py_err()?,
+        ca_file: ssl.1,
+        min_size: min_size.min(max_size),
+        pool_size: max_size.max(1),
+        acquire_timeout: timeout_from_seconds(acquire),
+        connect_timeout: timeout_from_seconds(connect_timeout_s),
+        request_timeout: timeout_from_seconds(request_timeout_s),
+        max_lifetime: timeout_from_seconds(lifetime),
+        idle_timeout: timeout_from_seconds(idle),
+    };
+    // TLS files are read now, so a bad sslrootcert fails at connect time.
+    options.tls().py_err()?;
+    Ok(SqlPoolConnection::new(Connect::Postgres(options)))
 }
