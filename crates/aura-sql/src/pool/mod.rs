@@ -312,3 +312,6 @@ impl<P: Pool> SqlDatabase for Database<P> {
         self.pool.close();
     }
 }
+
+#[cfg(test)]
+mod tests;
