@@ -154,7 +154,7 @@ async def metrics_overhead(rows: list[dict[str, Any]], keys: list[int], rounds: 
         pair = [("off", off), ("on", on)]
         for i in range(rounds):  # alternate which goes first, against drift
             for name, telemetry in pair if i % 2 == 0 else pair[::-1]:
-                db._telemetry = telemetry
+                db._set_telemetry(telemetry)
                 best[name] = min(best[name], await atimed(lookups()))
         assert db.metrics.query_count["select"] == rounds * len(keys)
     return best["on"] / best["off"] - 1.0

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 import aura
-from aura import AuraConstraintError, AuraNotFoundError, Field, Model, query_fingerprint
+from aura import (
+    AuraConstraintError,
+    AuraNotFoundError,
+    AuraQueryError,
+    Field,
+    Model,
+    query_fingerprint,
+)
 from aura.observability import Tracer, redact_ir
 from aura.transport import MemoryTransport
 
@@ -141,6 +148,18 @@ async def test_metrics_after_real_queries() -> None:
         snapshot = client.metrics.snapshot()
         assert snapshot["request_latency"]["count"] == 9
         assert "dup" not in json.dumps(snapshot)
+
+
+async def test_a_failed_read_on_the_engine_is_counted_by_code() -> None:
+    async with aura.connect("memory://", models=[OtelItem]) as client:
+        await client.insert(OtelItem(id=1, name="a", code="c1"))
+        ir = client.query(OtelItem).where(OtelItem.id == 1).query.to_ir()
+        with pytest.raises(AuraQueryError):
+            await client._execute({**ir, "limit": -1}, OtelItem)
+        await client.query(OtelItem).where(OtelItem.id == 1).first()
+        assert client.metrics.query_count == {"insert": 1, "select": 2}
+        assert client.metrics.error_count == {"query_error": 1}
+        assert client.metrics.request_latency.count == 3
 
 
 async def test_errors_other_than_aura_errors_are_counted() -> None:

@@ -84,7 +84,7 @@ class Client:
         self._backend = backend
         self._transport = transport
         self._metrics = metrics if metrics is not None else Metrics()
-        self._telemetry = TelemetryConfig.from_value(telemetry)
+        self._set_telemetry(TelemetryConfig.from_value(telemetry))
         self._tracer = telemetry_bridge or Tracer(self._telemetry)
         self._models: dict[str, type[AuraModel]] = {}
         self._pending: list[type[AuraModel]] = []
@@ -93,6 +93,11 @@ class Client:
         self._txn_ids = itertools.count(1)
         for model in models:
             self.register_model(model)
+
+    def _set_telemetry(self, telemetry: TelemetryConfig) -> None:
+        self._telemetry = telemetry
+        # What a backend's `execute_now` records into (None: recording off).
+        self._native_metrics = self._metrics if telemetry.metrics else None
 
     # -- lifecycle -----------------------------------------------------
 
@@ -227,6 +232,11 @@ class Client:
             await self._ensure(model)
         backend = self._backend
         check_capabilities(backend.capabilities, ir)
+        run_now = backend.execute_now
+        if run_now is not None and not self._tracer.enabled:
+            # Run, count and time in one native call (no coroutine, no
+            # Python-side timing); spans still go through _observe.
+            return run_now(ir, txn, self._native_metrics)
         return await self._observe(ir, backend.execute(ir, txn))
 
     async def _observe(self, ir: dict[str, Any], work: Awaitable[T]) -> T:

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
@@ -15,6 +16,7 @@ use pyo3::types::{PyDict, PyList};
 
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::IntoPyResult;
+use crate::metrics::Metrics;
 use crate::plan::ModelPlan;
 use crate::rows::{to_row, GcPause, Hydrator};
 
@@ -103,6 +105,61 @@ impl MemoryConnection {
             .map(|p| p.clone_ref(py))
             .ok_or_else(|| crate::errors::to_py(Error::schema(format!("Unknown model '{model}'"))))
     }
+
+    /// One read or write IR, run and hydrated.
+    fn run<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: Option<TxnId>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = parse_request(ir)?;
+        let engine = &self.engine;
+
+        match request {
+            Request::Select(q) => {
+                let out = py.detach(|| engine.select(txn, &q)).py_err()?;
+                Ok(self.hydrate_select(py, &q, out)?.into_any())
+            }
+            Request::Count(q) => {
+                let n = py.detach(|| engine.count(txn, &q)).py_err()?;
+                Ok(n.into_pyobject(py)?.into_any())
+            }
+            Request::Exists(q) => {
+                let found = py.detach(|| engine.exists(txn, &q)).py_err()?;
+                Ok(pyo3::types::PyBool::new(py, found).to_owned().into_any())
+            }
+            Request::Update(q) => {
+                let n = py.detach(|| engine.update(txn, &q)).py_err()?;
+                Ok(n.into_pyobject(py)?.into_any())
+            }
+            Request::Delete(q) => {
+                let n = py.detach(|| engine.delete(txn, &q)).py_err()?;
+                Ok(n.into_pyobject(py)?.into_any())
+            }
+            Request::Traverse(q) => {
+                let (model, rows) = py.detach(|| engine.traverse(txn, &q)).py_err()?;
+                let plans = self.plans.read();
+                let hydrator = Hydrator::new(py, &plans)?;
+                let _gc = GcPause::for_rows(py, rows.len());
+                let items = rows
+                    .iter()
+                    .map(|row| hydrator.simple(&model, row))
+                    .collect::<PyResult<Vec<_>>>()?;
+                Ok(PyList::new(py, items)?.into_any())
+            }
+            Request::SearchPage(q) => {
+                let (out, cursor) = py.detach(|| engine.search_page(txn, &q)).py_err()?;
+                let rows = self.hydrate_select(py, &q, out)?;
+                Ok((rows, cursor).into_pyobject(py)?.into_any())
+            }
+            Request::Aggregate(q) => {
+                let result = py.detach(|| engine.aggregate(txn, &q)).py_err()?;
+                json_to_py(py, &result)
+            }
+            other => Err(crate::errors::to_py(other.not_served("memory"))),
+        }
+    }
 }
 
 #[pymethods]
@@ -148,58 +205,23 @@ impl MemoryConnection {
     }
 
     /// Run a read or write IR; see the Executor protocol in ARCHITECTURE.md.
-    #[pyo3(signature = (ir, txn=None))]
+    /// With `metrics`, the request is counted and timed here, in the same
+    /// call (the client's per-request recording, without a Python step).
+    #[pyo3(signature = (ir, txn=None, metrics=None))]
     fn execute<'py>(
         &self,
         py: Python<'py>,
         ir: &Bound<'py, PyAny>,
         txn: Option<TxnId>,
+        metrics: Option<&Bound<'py, Metrics>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = parse_request(ir)?;
-        let engine = &self.engine;
-        match request {
-            Request::Select(q) => {
-                let out = py.detach(|| engine.select(txn, &q)).py_err()?;
-                Ok(self.hydrate_select(py, &q, out)?.into_any())
-            }
-            Request::Count(q) => {
-                let n = py.detach(|| engine.count(txn, &q)).py_err()?;
-                Ok(n.into_pyobject(py)?.into_any())
-            }
-            Request::Exists(q) => {
-                let found = py.detach(|| engine.exists(txn, &q)).py_err()?;
-                Ok(pyo3::types::PyBool::new(py, found).to_owned().into_any())
-            }
-            Request::Update(q) => {
-                let n = py.detach(|| engine.update(txn, &q)).py_err()?;
-                Ok(n.into_pyobject(py)?.into_any())
-            }
-            Request::Delete(q) => {
-                let n = py.detach(|| engine.delete(txn, &q)).py_err()?;
-                Ok(n.into_pyobject(py)?.into_any())
-            }
-            Request::Traverse(q) => {
-                let (model, rows) = py.detach(|| engine.traverse(txn, &q)).py_err()?;
-                let plans = self.plans.read();
-                let hydrator = Hydrator::new(py, &plans)?;
-                let _gc = GcPause::for_rows(py, rows.len());
-                let items = rows
-                    .iter()
-                    .map(|row| hydrator.simple(&model, row))
-                    .collect::<PyResult<Vec<_>>>()?;
-                Ok(PyList::new(py, items)?.into_any())
-            }
-            Request::SearchPage(q) => {
-                let (out, cursor) = py.detach(|| engine.search_page(txn, &q)).py_err()?;
-                let rows = self.hydrate_select(py, &q, out)?;
-                Ok((rows, cursor).into_pyobject(py)?.into_any())
-            }
-            Request::Aggregate(q) => {
-                let result = py.detach(|| engine.aggregate(txn, &q)).py_err()?;
-                json_to_py(py, &result)
-            }
-            other => Err(crate::errors::to_py(other.not_served("memory"))),
-        }
+        let Some(metrics) = metrics else {
+            return self.run(py, ir, txn);
+        };
+        let started = Instant::now();
+        let result = self.run(py, ir, txn);
+        metrics.borrow_mut().observe(ir, started.elapsed(), result.as_ref().err())?;
+        result
     }
 
     /// Upsert: the engine matches on `key`; `instance` is the row to insert

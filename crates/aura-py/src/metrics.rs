@@ -3,6 +3,7 @@
 //! Python dict and deque operations.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -162,6 +163,32 @@ impl Tally {
             out.set_item(key, n)?;
         }
         Ok(out)
+    }
+}
+
+impl Metrics {
+    /// One request run by a native call: counted under the IR's
+    /// `operation`, timed, and its error (if any) counted by code.
+    pub fn observe(
+        &mut self,
+        ir: &Bound<'_, PyAny>,
+        elapsed: Duration,
+        error: Option<&PyErr>,
+    ) -> PyResult<()> {
+        let py = ir.py();
+        // A malformed IR still counts (its error is the caller's result).
+        let operation = ir.get_item(pyo3::intern!(py, "operation"));
+        match operation.as_ref().ok().and_then(|o| o.cast::<PyString>().ok()) {
+            Some(name) => self.queries.add(name.to_str()?),
+            None => self.queries.add("unknown"),
+        }
+        self.request_latency
+            .borrow_mut(py)
+            .record(elapsed.as_secs_f64());
+        if let Some(error) = error {
+            self.record_error(error.value(py));
+        }
+        Ok(())
     }
 }
 

@@ -7,7 +7,7 @@ receives query text built from user values.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -94,6 +94,10 @@ class Backend(ABC):
     """One database family. Instances are created by ``resolve_backend``."""
 
     name: str = "backend"
+    # Set by a backend whose requests complete inside the call (the
+    # in-process engine): `execute_now(ir, txn, metrics)` runs a read or
+    # write IR and, given `client.metrics`, counts and times it natively.
+    execute_now: Callable[[dict[str, Any], Any, Any], Any] | None = None
 
     @property
     @abstractmethod
