@@ -3,128 +3,54 @@
 //! AWP payloads in `aura_wire::awp` (the one translation); result rows are
 //! hydrated by the same `Hydrator` as the memory backend.
 //!
-//! Connection policy: transactions and cursors are pinned to the
-//! connection that opened them; a lost connection is replaced only for
-//! idempotent reads (select/count/exists/ping) outside a transaction, and a
-//! read is re-sent at most once. Writes are never re-sent.
+//! Which connection a request uses (and which requests are re-sent) is
+//! `remote::Router`'s policy, shared with the bundled protocol.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use aura_core::error::{Error, ErrorCode};
+use aura_core::error::Error;
 use aura_core::ir::{CompareOp, Expr, Request, Select};
 use aura_core::schema::{FieldKind, ModelSchema, Row};
 use aura_engine::Included;
 use aura_wire::awp;
-use aura_wire::client::{ClientOptions, Connection, Reply};
+use aura_wire::client::{Connection, Reply};
 use aura_wire::frame::Opcode;
 use aura_wire::tls::ClientTls;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 use serde_json::{json, Map, Value as Json};
 
 use crate::bridge::future_into_py;
 use crate::convert::json_to_py;
-use crate::convert::timeout_from_seconds;
 use crate::errors::to_py;
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
+use crate::remote::{client_options, CursorState, Router};
 use crate::rows::to_row;
-use crate::rows::{hydrated, hydrated_first, Deferred, SharedPlans};
+use crate::rows::{hydrated, hydrated_first, Deferred};
 
-struct Inner {
-    opts: ClientOptions,
-    conn: tokio::sync::Mutex<Option<Arc<Connection>>>,
-    /// The connection each open transaction lives on.
-    txns: Mutex<HashMap<u64, Arc<Connection>>>,
-    plans: SharedPlans,
-    caps: RwLock<HashSet<String>>,
-    server_version: RwLock<String>,
-}
+type Inner = Router<Connection>;
 
 fn err(e: Error) -> PyErr {
     to_py(e)
 }
 
-impl Inner {
-    fn schema(&self, model: &str) -> Result<Arc<ModelSchema>, Error> {
-        // A frozen plan is read without the GIL.
-        self.plans
-            .read()
-            .get(model)
-            .map(|p| p.get().schema.clone())
-            .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))
+impl Router<Connection> {
+    /// A request on the connection for `txn`.
+    async fn send(&self, op: Opcode, txn: u64, body: &Json) -> Result<Reply, Error> {
+        self.call(txn, |conn| async move { conn.request(op, txn, body).await })
+            .await
     }
 
-    async fn connect(&self) -> Result<Arc<Connection>, Error> {
-        let conn = Connection::connect(&self.opts).await?;
-        *self.caps.write() = conn.capabilities.clone();
-        *self.server_version.write() = conn.server_version.clone();
-        Ok(conn)
-    }
-
-    /// The shared connection, reconnecting if it was lost.
-    async fn shared(&self) -> Result<Arc<Connection>, Error> {
-        let mut slot = self.conn.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(conn.clone());
-        }
-        let conn = self.connect().await?;
-        *slot = Some(conn.clone());
-        Ok(conn)
-    }
-
-    /// The connection a request with `txn` must use.
-    async fn conn_for(&self, txn: u64) -> Result<Arc<Connection>, Error> {
-        if txn == 0 {
-            return self.shared().await;
-        }
-        let conn = self.txns.lock().get(&txn).cloned().ok_or_else(|| {
-            Error::transaction(format!("transaction {txn} is not active on this client"))
-        })?;
-        if conn.is_closed() {
-            self.txns.lock().remove(&txn);
-            return Err(Error::new(
-                ErrorCode::ConnectionError,
-                format!(
-                    "connection to {} lost; the server rolled back transaction {txn}",
-                    self.opts.address()
-                ),
-            ));
-        }
-        Ok(conn)
-    }
-
-    async fn call(&self, op: Opcode, txn: u64, body: &Json) -> Result<Reply, Error> {
-        let conn = self.conn_for(txn).await?;
-        match conn.request(op, txn, body).await {
-            Err(e) if txn != 0 && e.code == ErrorCode::ConnectionError => {
-                self.txns.lock().remove(&txn);
-                Err(Error::new(
-                    ErrorCode::ConnectionError,
-                    format!("{}; the server rolled back transaction {txn}", e.message),
-                ))
-            }
-            other => other,
-        }
-    }
-
-    /// An idempotent read: re-sent once on a fresh connection when the
-    /// connection was lost (never inside a transaction).
-    async fn read(&self, op: Opcode, txn: u64, body: &Json) -> Result<Reply, Error> {
-        match self.call(op, txn, body).await {
-            Err(e) if txn == 0 && e.code == ErrorCode::ConnectionError => {
-                let conn = self.shared().await?;
-                conn.request(op, txn, body).await
-            }
-            other => other,
-        }
+    /// An idempotent request (re-sent once on a lost connection).
+    async fn send_read(&self, op: Opcode, txn: u64, body: &Json) -> Result<Reply, Error> {
+        self.read(txn, |conn| async move { conn.request(op, txn, body).await })
+            .await
     }
 
     fn find_payload(&self, q: &Select, schema: &ModelSchema) -> Result<Json, Error> {
-        let caps = self.caps.read().clone();
-        let mut find = awp::find_query(q, schema, &caps)?;
+        let mut find = awp::find_query(q, schema, &self.advertised())?;
         let mut out = Map::new();
         out.insert("query".into(), json!("find"));
         out.append(&mut find);
@@ -227,31 +153,20 @@ impl AuraDbConnection {
         request_timeout_s: f64,
         max_payload_bytes: usize,
     ) -> Self {
-        let tls = tls.then_some(ClientTls {
-            ca_cert_path,
-            verify_hostname,
-            client_cert_path,
-            client_key_path,
-        });
-        let opts = ClientOptions {
-            host,
-            port,
-            tls,
-            token,
-            connect_timeout: timeout_from_seconds(connect_timeout_s),
-            request_timeout: timeout_from_seconds(request_timeout_s),
-            max_payload: max_payload_bytes,
-            client_version: format!("aura-connector/{}", env!("CARGO_PKG_VERSION")),
-        };
-        AuraDbConnection {
-            inner: Arc::new(Inner {
-                opts,
-                conn: tokio::sync::Mutex::new(None),
-                txns: Mutex::new(HashMap::new()),
-                plans: SharedPlans::default(),
-                caps: RwLock::new(HashSet::new()),
-                server_version: RwLock::new(String::new()),
+        let opts = client_options(
+            (host, port),
+            tls.then_some(ClientTls {
+                ca_cert_path,
+                verify_hostname,
+                client_cert_path,
+                client_key_path,
             }),
+            token,
+            (connect_timeout_s, request_timeout_s),
+            max_payload_bytes,
+        );
+        AuraDbConnection {
+            inner: Arc::new(Router::new(opts)),
         }
     }
 
@@ -280,14 +195,7 @@ impl AuraDbConnection {
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            let conn = inner.conn.lock().await.take();
-            if let Some(conn) = conn {
-                conn.close().await;
-            }
-            let txns: Vec<_> = inner.txns.lock().drain().map(|(_, c)| c).collect();
-            for conn in txns {
-                conn.close().await;
-            }
+            inner.close().await;
             Ok(())
         })
     }
@@ -295,25 +203,22 @@ impl AuraDbConnection {
     /// Capability names the server advertised (empty before `open`).
     #[getter]
     fn server_capabilities(&self) -> Vec<String> {
-        let mut caps: Vec<String> = self.inner.caps.read().iter().cloned().collect();
-        caps.sort();
-        caps
+        self.inner.advertised_sorted()
     }
 
     #[getter]
     fn server_version(&self) -> String {
-        self.inner.server_version.read().clone()
+        self.inner.server_version()
     }
 
     fn register(&self, plan: Py<ModelPlan>, py: Python<'_>) {
-        let name = plan.bind(py).get().schema.name.clone();
-        self.inner.plans.write().insert(name, plan);
+        self.inner.register(py, plan);
     }
 
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            let reply = inner.read(Opcode::Ping, 0, &Json::Null).await?;
+            let reply = inner.send_read(Opcode::Ping, 0, &Json::Null).await?;
             Ok(reply.opcode == Opcode::Pong)
         })
     }
@@ -339,7 +244,7 @@ impl AuraDbConnection {
         }
         future_into_py(py, async move {
             for payload in payloads {
-                inner.call(Opcode::SchemaCreate, 0, &payload).await?;
+                inner.send(Opcode::SchemaCreate, 0, &payload).await?;
             }
             Ok(())
         })
@@ -354,7 +259,7 @@ impl AuraDbConnection {
         future_into_py(py, async move {
             for name in models {
                 match inner
-                    .call(Opcode::SchemaDrop, 0, &json!({"name": name}))
+                    .send(Opcode::SchemaDrop, 0, &json!({"name": name}))
                     .await
                 {
                     Err(e) if e.context_value("wire_code") == Some(&json!("not_found")) => {}
@@ -371,7 +276,7 @@ impl AuraDbConnection {
     fn server_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            let reply = inner.read(Opcode::SchemaList, 0, &Json::Null).await?;
+            let reply = inner.send_read(Opcode::SchemaList, 0, &Json::Null).await?;
             let body = reply.json()?;
             Ok(Deferred::new(move |py| json_to_py(py, &body)))
         })
@@ -407,7 +312,7 @@ impl AuraDbConnection {
                 } else {
                     "exists"
                 };
-                if q.timeout_ms.is_some() && !inner.caps.read().contains("query_timeouts") {
+                if q.timeout_ms.is_some() && !inner.advertises("query_timeouts") {
                     return Err(err(Error::capability(
                         "auradb",
                         "query_timeouts",
@@ -416,7 +321,7 @@ impl AuraDbConnection {
                 }
                 let payload = awp::filtered_query(kind, &q, &schema).map_err(err)?;
                 future_into_py(py, async move {
-                    let reply = inner.read(Opcode::Query, txn, &payload).await?;
+                    let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
                     let value = count_of(&reply, kind)?;
                     Ok(Deferred::new(move |py| json_to_py(py, &value)))
                 })
@@ -424,7 +329,7 @@ impl AuraDbConnection {
             Request::Update(q) => {
                 let payload = awp::update_mutation(&q, &schema).map_err(err)?;
                 future_into_py(py, async move {
-                    let reply = inner.call(Opcode::Mutate, txn, &payload).await?;
+                    let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
                     let n = count_of(&reply, "updated")?;
                     Ok(n.as_u64().unwrap_or(0))
                 })
@@ -432,16 +337,16 @@ impl AuraDbConnection {
             Request::Delete(q) => {
                 let payload = awp::delete_mutation(&q, &schema).map_err(err)?;
                 future_into_py(py, async move {
-                    let reply = inner.call(Opcode::Mutate, txn, &payload).await?;
+                    let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
                     let n = count_of(&reply, "deleted")?;
                     Ok(n.as_u64().unwrap_or(0))
                 })
             }
             Request::SearchPage(q) => {
-                let caps = inner.caps.read().clone();
+                let caps = inner.advertised();
                 let payload = awp::search_page_query(&q, &schema, &caps).map_err(err)?;
                 future_into_py(py, async move {
-                    let reply = inner.read(Opcode::Query, txn, &payload).await?;
+                    let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
                     let page = reply.json()?;
                     let rows = decode_rows(&wire_rows(&page)?, &schema, &inner)?;
                     let cursor = page
@@ -455,10 +360,10 @@ impl AuraDbConnection {
                 })
             }
             Request::Aggregate(q) => {
-                let caps = inner.caps.read().clone();
+                let caps = inner.advertised();
                 let payload = awp::aggregate_query(&q, &schema, &caps).map_err(err)?;
                 future_into_py(py, async move {
-                    let reply = inner.read(Opcode::Query, txn, &payload).await?;
+                    let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
                     let result = awp::aggregate_result_from_wire(&reply.json()?)?;
                     Ok(Deferred::new(move |py| json_to_py(py, &result)))
                 })
@@ -566,14 +471,14 @@ impl AuraDbConnection {
                     return Ok(hydrated_first(inner.plans.clone(), select, Vec::new()));
                 };
                 inner
-                    .call(
+                    .send(
                         Opcode::Mutate,
                         txn,
                         &json!({"mutation": "insert", "collection": q.model, "fields": record}),
                     )
                     .await?;
             } else if !q.values.is_empty() {
-                inner.call(Opcode::Mutate, txn, &update).await?;
+                inner.send(Opcode::Mutate, txn, &update).await?;
             }
             let stored = fetch_all(&inner, &find, txn, &schema).await?;
             Ok(hydrated_first(inner.plans.clone(), select, stored))
@@ -591,11 +496,11 @@ impl AuraDbConnection {
             Request::Count(q) => awp::filtered_query("count", q, &schema).map_err(err)?,
             Request::Exists(q) => awp::filtered_query("exists", q, &schema).map_err(err)?,
             Request::SearchPage(q) => {
-                let caps = self.inner.caps.read().clone();
+                let caps = self.inner.advertised();
                 awp::search_page_query(q, &schema, &caps).map_err(err)?
             }
             Request::Aggregate(q) => {
-                let caps = self.inner.caps.read().clone();
+                let caps = self.inner.advertised();
                 awp::aggregate_query(q, &schema, &caps).map_err(err)?
             }
             Request::Update(q) => awp::update_mutation(q, &schema).map_err(err)?,
@@ -630,11 +535,7 @@ impl AuraDbConnection {
             let rows = wire_rows(&page)?;
             let cursor_id = page.get("cursor_id").and_then(Json::as_u64);
             Ok(AuraDbCursor {
-                state: Arc::new(Mutex::new(CursorState {
-                    buffer: rows.into(),
-                    cursor_id,
-                    open: true,
-                })),
+                state: Arc::new(Mutex::new(CursorState::new(rows, cursor_id))),
                 conn,
                 inner,
                 query: q,
@@ -655,7 +556,7 @@ impl AuraDbConnection {
                     aura_wire::client::protocol_error("TXN_BEGIN returned transaction 0").into(),
                 );
             }
-            inner.txns.lock().insert(id, conn);
+            inner.pin(id, conn);
             Ok(id)
         })
     }
@@ -673,41 +574,30 @@ impl AuraDbConnection {
     fn finish<'py>(&self, py: Python<'py>, txn: u64, op: Opcode) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            let result = inner.call(op, txn, &Json::Null).await;
-            inner.txns.lock().remove(&txn);
-            result?;
+            inner
+                .finish(txn, |conn| async move {
+                    conn.request(op, txn, &Json::Null).await
+                })
+                .await?;
             Ok(())
         })
     }
 }
 
-/// A find, following its cursor to the end (a plain `.all()`).
+/// A find, following its cursor to the end (a plain `.all()`); re-run
+/// once on a fresh connection when the connection was lost.
 async fn fetch_all(
     inner: &Inner,
     payload: &Json,
     txn: u64,
     schema: &ModelSchema,
 ) -> Result<Vec<aura_engine::ResultRow>, Error> {
-    let conn = inner.conn_for(txn).await?;
-    let reply = match conn.request(Opcode::Query, txn, payload).await {
-        Err(e) if txn == 0 && e.code == ErrorCode::ConnectionError => {
-            let fresh = inner.shared().await?;
-            return Box::pin(fetch_on(inner, &fresh, payload, txn, schema)).await;
-        }
-        other => other?,
-    };
-    collect_pages(inner, &conn, reply, txn, schema).await
-}
-
-async fn fetch_on(
-    inner: &Inner,
-    conn: &Connection,
-    payload: &Json,
-    txn: u64,
-    schema: &ModelSchema,
-) -> Result<Vec<aura_engine::ResultRow>, Error> {
-    let reply = conn.request(Opcode::Query, txn, payload).await?;
-    collect_pages(inner, conn, reply, txn, schema).await
+    inner
+        .read(txn, |conn| async move {
+            let reply = conn.request(Opcode::Query, txn, payload).await?;
+            collect_pages(inner, &conn, reply, txn, schema).await
+        })
+        .await
 }
 
 async fn collect_pages(
@@ -748,12 +638,12 @@ async fn insert_records(
         None if records.len() == 1 => {
             let record = records.into_iter().next().unwrap_or(Json::Null);
             let body = json!({"mutation": "insert", "collection": model, "fields": record});
-            let reply = inner.call(Opcode::Mutate, txn, &body).await?;
+            let reply = inner.send(Opcode::Mutate, txn, &body).await?;
             Ok(count_of(&reply, "inserted")?.as_u64().unwrap_or(0))
         }
         None => {
             let body = json!({"mutation": "bulk_insert", "collection": model, "records": records});
-            let reply = inner.call(Opcode::Mutate, txn, &body).await?;
+            let reply = inner.send(Opcode::Mutate, txn, &body).await?;
             Ok(count_of(&reply, "inserted")?.as_u64().unwrap_or(0))
         }
         Some(mode) => {
@@ -765,7 +655,7 @@ async fn insert_records(
             let mut written = 0;
             for record in records {
                 let body = json!({"mutation": tag, "collection": model, "fields": record});
-                match inner.call(Opcode::Mutate, txn, &body).await {
+                match inner.send(Opcode::Mutate, txn, &body).await {
                     Ok(_) => written += 1,
                     Err(e) if mode == "ignore" && is_unique_violation(&e) => {}
                     Err(e) => return Err(e),
@@ -776,17 +666,11 @@ async fn insert_records(
     }
 }
 
-struct CursorState {
-    buffer: VecDeque<Json>,
-    cursor_id: Option<u64>,
-    open: bool,
-}
-
 /// A server cursor pinned to its connection; `close()` sends CURSOR_CLOSE
 /// when the server still holds it.
 #[pyclass(frozen, module = "aura._core")]
 pub struct AuraDbCursor {
-    state: Arc<Mutex<CursorState>>,
+    state: Arc<Mutex<CursorState<Json>>>,
     conn: Arc<Connection>,
     inner: Arc<Inner>,
     query: Select,
@@ -806,13 +690,8 @@ impl AuraDbCursor {
         let txn = self.txn;
         let batch_size = batch_size.max(1);
         future_into_py(py, async move {
-            let need_more = {
-                let st = state.lock();
-                st.open && st.buffer.len() < batch_size && st.cursor_id.is_some()
-            };
-            if need_more {
-                let id = state.lock().cursor_id.unwrap_or(0);
-                let want = batch_size - state.lock().buffer.len();
+            let wanted = state.lock().wanted(batch_size);
+            if let Some((id, want)) = wanted {
                 let reply = conn
                     .request(
                         Opcode::CursorFetch,
@@ -822,19 +701,10 @@ impl AuraDbCursor {
                     .await?;
                 let page = reply.json()?;
                 let rows = wire_rows(&page)?;
-                let mut st = state.lock();
-                st.buffer.extend(rows);
-                st.cursor_id = page.get("cursor_id").and_then(Json::as_u64);
+                let next = page.get("cursor_id").and_then(Json::as_u64);
+                state.lock().received(rows, next);
             }
-            let batch: Vec<Json> = {
-                let mut st = state.lock();
-                if !st.open {
-                    Vec::new()
-                } else {
-                    let take = batch_size.min(st.buffer.len());
-                    st.buffer.drain(..take).collect()
-                }
-            };
+            let batch = state.lock().take(batch_size);
             let rows = decode_rows(&batch, &schema, &inner)?;
             Ok(hydrated(inner.plans.clone(), query, rows))
         })
@@ -846,12 +716,7 @@ impl AuraDbCursor {
     /// freed the cursor before it answers that request), and a background
     /// flush sends it if nothing else does. Idempotent; safe from `__del__`.
     fn close(&self) {
-        let id = {
-            let mut st = self.state.lock();
-            st.open = false;
-            st.buffer.clear();
-            st.cursor_id.take()
-        };
+        let id = self.state.lock().close();
         if let Some(id) = id {
             self.conn
                 .defer(Opcode::CursorClose, self.txn, &json!({"cursor_id": id}));
@@ -864,12 +729,12 @@ impl AuraDbCursor {
 
     #[getter]
     fn is_open(&self) -> bool {
-        self.state.lock().open
+        self.state.lock().is_open()
     }
 
     /// The server cursor id while the server holds rows for it.
     #[getter]
     fn server_cursor_id(&self) -> Option<u64> {
-        self.state.lock().cursor_id
+        self.state.lock().cursor_id()
     }
 }

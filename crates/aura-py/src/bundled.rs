@@ -3,11 +3,9 @@
 //! as it is (no translation); result rows are positional storage-form
 //! values hydrated by the same `Hydrator` as every other backend.
 //!
-//! Connection policy matches `auradb.rs`: transactions and cursors are
-//! pinned to their connection; only idempotent reads outside a transaction
-//! are re-sent (once) on a fresh connection; writes never are.
+//! Which connection a request uses (and which requests are re-sent) is
+//! `remote::Router`'s policy, shared with AWP 1.
 
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use aura_core::error::{Error, ErrorCode};
@@ -17,29 +15,21 @@ use aura_engine::ResultRow;
 use aura_wire::bundled::client::{json_of, BundledConnection as Conn, BundledOptions};
 use aura_wire::bundled::frame::{Frame, Opcode};
 use aura_wire::bundled::rows::{result_rows_from_json, row_from_json, row_json};
-use aura_wire::client::ClientOptions;
 use aura_wire::tls::ClientTls;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{json, Value as Json};
 
 use crate::bridge::{future_into_py, runtime};
-use crate::convert::timeout_from_seconds;
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::to_py;
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
-use crate::rows::{hydrated, stored_instance, to_row, Deferred, Hydrator, SharedPlans};
+use crate::remote::{client_options, CursorState, Router};
+use crate::rows::{hydrated, stored_instance, to_row, Deferred, Hydrator};
 
-struct Inner {
-    opts: BundledOptions,
-    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
-    txns: Mutex<HashMap<u64, Arc<Conn>>>,
-    plans: SharedPlans,
-    features: RwLock<HashSet<String>>,
-    server_version: RwLock<String>,
-}
+type Inner = Router<Conn>;
 
 fn err(e: Error) -> PyErr {
     to_py(e)
@@ -49,16 +39,7 @@ fn protocol(message: &str) -> Error {
     Error::new(ErrorCode::ProtocolError, message)
 }
 
-impl Inner {
-    fn schema(&self, model: &str) -> Result<Arc<ModelSchema>, Error> {
-        // A frozen plan is read without the GIL.
-        self.plans
-            .read()
-            .get(model)
-            .map(|p| p.get().schema.clone())
-            .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))
-    }
-
+impl Router<Conn> {
     /// The target schema of relationship `attr` of `schema` (link or collection).
     fn target_of(&self, schema: &ModelSchema, attr: &str) -> Result<Arc<ModelSchema>, Error> {
         let target = schema
@@ -77,53 +58,18 @@ impl Inner {
         self.schema(&target)
     }
 
-    async fn shared(&self) -> Result<Arc<Conn>, Error> {
-        let mut slot = self.conn.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(conn.clone());
-        }
-        let conn = Conn::connect(&self.opts).await?;
-        *self.features.write() = conn.features.clone();
-        *self.server_version.write() = conn.server_version.clone();
-        *slot = Some(conn.clone());
-        Ok(conn)
+    /// A request on the connection for `txn`.
+    async fn send(&self, op: Opcode, txn: u64, body: &Json) -> Result<Frame, Error> {
+        self.call(txn, |conn| async move { conn.request(op, txn, body).await })
+            .await
     }
 
-    async fn conn_for(&self, txn: u64) -> Result<Arc<Conn>, Error> {
-        if txn == 0 {
-            return self.shared().await;
-        }
-        let conn = self.txns.lock().get(&txn).cloned().ok_or_else(|| {
-            Error::transaction(format!("transaction {txn} is not active on this client"))
-        })?;
-        if conn.is_closed() {
-            self.txns.lock().remove(&txn);
-            return Err(Error::new(
-                ErrorCode::ConnectionError,
-                format!(
-                    "connection to {} lost; the server rolled back transaction {txn}",
-                    self.opts.base.address()
-                ),
-            ));
-        }
-        Ok(conn)
-    }
-
-    async fn call(&self, op: Opcode, txn: u64, body: &Json) -> Result<Frame, Error> {
-        let conn = self.conn_for(txn).await?;
-        conn.request(op, txn, body).await
-    }
-
-    /// An idempotent read, re-sent once on a fresh connection when the
-    /// connection was lost (never inside a transaction).
-    async fn read(&self, txn: u64, body: &Json) -> Result<Json, Error> {
-        let reply = match self.call(Opcode::Query, txn, body).await {
-            Err(e) if txn == 0 && e.code == ErrorCode::ConnectionError => {
-                self.shared().await?.request(Opcode::Query, 0, body).await?
-            }
-            other => other?,
-        };
-        json_of(&reply)
+    /// An idempotent query (re-sent once on a lost connection), its body.
+    async fn query(&self, txn: u64, body: &Json) -> Result<Json, Error> {
+        self.read(txn, |conn| async move {
+            json_of(&conn.request(Opcode::Query, txn, body).await?)
+        })
+        .await
     }
 
     fn decode(&self, body: &Json, schema: &ModelSchema) -> Result<Vec<ResultRow>, Error> {
@@ -168,35 +114,24 @@ impl BundledConnection {
         compression: bool,
         payload_checksum: bool,
     ) -> Self {
-        let tls = tls.then_some(ClientTls {
-            ca_cert_path,
-            verify_hostname,
-            client_cert_path,
-            client_key_path,
-        });
-        let base = ClientOptions {
-            host,
-            port,
-            tls,
-            token,
-            connect_timeout: timeout_from_seconds(connect_timeout_s),
-            request_timeout: timeout_from_seconds(request_timeout_s),
-            max_payload: max_payload_bytes,
-            client_version: format!("aura-connector/{}", env!("CARGO_PKG_VERSION")),
-        };
-        BundledConnection {
-            inner: Arc::new(Inner {
-                opts: BundledOptions {
-                    base,
-                    compression,
-                    payload_checksum,
-                },
-                conn: tokio::sync::Mutex::new(None),
-                txns: Mutex::new(HashMap::new()),
-                plans: SharedPlans::default(),
-                features: RwLock::new(HashSet::new()),
-                server_version: RwLock::new(String::new()),
+        let base = client_options(
+            (host, port),
+            tls.then_some(ClientTls {
+                ca_cert_path,
+                verify_hostname,
+                client_cert_path,
+                client_key_path,
             }),
+            token,
+            (connect_timeout_s, request_timeout_s),
+            max_payload_bytes,
+        );
+        BundledConnection {
+            inner: Arc::new(Router::new(BundledOptions {
+                base,
+                compression,
+                payload_checksum,
+            })),
         }
     }
 
@@ -221,13 +156,7 @@ impl BundledConnection {
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            if let Some(conn) = inner.conn.lock().await.take() {
-                conn.close().await;
-            }
-            let txns: Vec<_> = inner.txns.lock().drain().map(|(_, c)| c).collect();
-            for conn in txns {
-                conn.close().await;
-            }
+            inner.close().await;
             Ok(())
         })
     }
@@ -235,19 +164,16 @@ impl BundledConnection {
     /// Feature names the server acknowledged (empty before `open`).
     #[getter]
     fn server_features(&self) -> Vec<String> {
-        let mut f: Vec<String> = self.inner.features.read().iter().cloned().collect();
-        f.sort();
-        f
+        self.inner.advertised_sorted()
     }
 
     #[getter]
     fn server_version(&self) -> String {
-        self.inner.server_version.read().clone()
+        self.inner.server_version()
     }
 
     fn register(&self, plan: Py<ModelPlan>, py: Python<'_>) {
-        let name = plan.bind(py).get().schema.name.clone();
-        self.inner.plans.write().insert(name, plan);
+        self.inner.register(py, plan);
     }
 
     fn ping<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -276,7 +202,7 @@ impl BundledConnection {
             .map_err(err)?;
         future_into_py(py, async move {
             inner
-                .call(Opcode::Schema, 0, &json!({"models": schemas}))
+                .send(Opcode::Schema, 0, &json!({"models": schemas}))
                 .await?;
             Ok(())
         })
@@ -290,7 +216,7 @@ impl BundledConnection {
         let inner = self.inner.clone();
         future_into_py(py, async move {
             inner
-                .call(Opcode::Schema, 0, &json!({"drop": models}))
+                .send(Opcode::Schema, 0, &json!({"drop": models}))
                 .await?;
             Ok(())
         })
@@ -299,7 +225,7 @@ impl BundledConnection {
     fn server_schema<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            let reply = inner.call(Opcode::Schema, 0, &json!({})).await?;
+            let reply = inner.send(Opcode::Schema, 0, &json!({})).await?;
             let body = json_of(&reply)?;
             let models = body.get("models").cloned().unwrap_or_else(|| json!([]));
             Ok(Deferred::new(move |py| json_to_py(py, &models)))
@@ -320,7 +246,7 @@ impl BundledConnection {
         let body = json!({"ir": request.to_json()});
         match request {
             Request::Update(_) | Request::Delete(_) => future_into_py(py, async move {
-                let reply = inner.call(Opcode::Mutation, txn, &body).await?;
+                let reply = inner.send(Opcode::Mutation, txn, &body).await?;
                 let out = json_of(&reply)?;
                 Ok(out.get("affected").and_then(Json::as_u64).unwrap_or(0))
             }),
@@ -328,7 +254,7 @@ impl BundledConnection {
                 let kind = ir.get_item("operation")?.extract::<String>()?;
                 let schema = inner.schema(&q.model).map_err(err)?;
                 future_into_py(py, async move {
-                    let out = inner.read(txn, &body).await?;
+                    let out = inner.query(txn, &body).await?;
                     if kind == "aggregate" {
                         let agg = out
                             .pointer("/metadata/aggregate")
@@ -352,7 +278,7 @@ impl BundledConnection {
             Request::Count(_) | Request::Exists(_) => {
                 let exists = matches!(request, Request::Exists(_));
                 future_into_py(py, async move {
-                    let out = inner.read(txn, &body).await?;
+                    let out = inner.query(txn, &body).await?;
                     let n = out.get("count").and_then(Json::as_u64).unwrap_or(0);
                     Ok(Deferred::new(move |py| {
                         if exists {
@@ -364,7 +290,7 @@ impl BundledConnection {
                 })
             }
             Request::Traverse(_) => future_into_py(py, async move {
-                let out = inner.read(txn, &body).await?;
+                let out = inner.query(txn, &body).await?;
                 let model = out
                     .pointer("/metadata/model")
                     .and_then(Json::as_str)
@@ -416,7 +342,7 @@ impl BundledConnection {
         let body = json!({"ir": {"operation": "insert", "model": model, "rows": rows, "on_conflict": on_conflict}});
         let txn = txn.unwrap_or(0);
         future_into_py(py, async move {
-            let reply = inner.call(Opcode::Mutation, txn, &body).await?;
+            let reply = inner.send(Opcode::Mutation, txn, &body).await?;
             let out = json_of(&reply)?;
             Ok(out.get("affected").and_then(Json::as_u64).unwrap_or(0))
         })
@@ -446,7 +372,7 @@ impl BundledConnection {
         let body = json!({"ir": request.to_json(), "row": row.as_ref().map(row_json)});
         let txn = txn.unwrap_or(0);
         future_into_py(py, async move {
-            let reply = inner.call(Opcode::Mutation, txn, &body).await?;
+            let reply = inner.send(Opcode::Mutation, txn, &body).await?;
             let out = json_of(&reply)?;
             let schema = inner.schema(&model)?;
             let stored = out
@@ -472,7 +398,7 @@ impl BundledConnection {
         let body = json!({"ir": {"operation": "raw", "statement": statement, "params": params}});
         let txn = txn.unwrap_or(0);
         future_into_py(py, async move {
-            let out = inner.read(txn, &body).await?;
+            let out = inner.query(txn, &body).await?;
             let model = out
                 .pointer("/metadata/model")
                 .and_then(Json::as_str)
@@ -541,11 +467,7 @@ impl BundledConnection {
             let rows = inner.decode(&out, &schema)?;
             let cursor_id = out.pointer("/metadata/cursor").and_then(Json::as_u64);
             Ok(BundledCursor {
-                state: Arc::new(Mutex::new(CursorState {
-                    buffer: rows.into(),
-                    cursor_id,
-                    open: true,
-                })),
+                state: Arc::new(Mutex::new(CursorState::new(rows, cursor_id))),
                 conn,
                 inner,
                 query: q,
@@ -571,7 +493,7 @@ impl BundledConnection {
                 .and_then(Json::as_u64)
                 .filter(|id| *id != 0)
                 .ok_or_else(|| err(protocol("TX_ACK without a transaction id")))?;
-            inner.txns.lock().insert(id, conn);
+            inner.pin(id, conn);
             Ok(id)
         })
     }
@@ -595,24 +517,22 @@ impl BundledConnection {
     ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            let result = inner.call(op, txn, &json!({"action": action})).await;
-            inner.txns.lock().remove(&txn);
-            result?;
+            let body = json!({"action": action});
+            inner
+                .finish(
+                    txn,
+                    |conn| async move { conn.request(op, txn, &body).await },
+                )
+                .await?;
             Ok(())
         })
     }
 }
 
-struct CursorState {
-    buffer: VecDeque<ResultRow>,
-    cursor_id: Option<u64>,
-    open: bool,
-}
-
 /// A server cursor pinned to its connection.
 #[pyclass(frozen, module = "aura._core")]
 pub struct BundledCursor {
-    state: Arc<Mutex<CursorState>>,
+    state: Arc<Mutex<CursorState<ResultRow>>>,
     conn: Arc<Conn>,
     inner: Arc<Inner>,
     query: Select,
@@ -628,14 +548,8 @@ impl BundledCursor {
         let (query, schema, txn) = (self.query.clone(), self.schema.clone(), self.txn);
         let batch_size = batch_size.max(1);
         future_into_py(py, async move {
-            let want = {
-                let st = state.lock();
-                (st.open && st.buffer.len() < batch_size)
-                    .then_some(st.cursor_id)
-                    .flatten()
-                    .map(|id| (id, batch_size - st.buffer.len()))
-            };
-            if let Some((id, n)) = want {
+            let wanted = state.lock().wanted(batch_size);
+            if let Some((id, n)) = wanted {
                 let reply = conn
                     .request(
                         Opcode::CursorFetch,
@@ -645,19 +559,10 @@ impl BundledCursor {
                     .await?;
                 let out = json_of(&reply)?;
                 let rows = inner.decode(&out, &schema)?;
-                let mut st = state.lock();
-                st.buffer.extend(rows);
-                st.cursor_id = out.pointer("/metadata/cursor").and_then(Json::as_u64);
+                let next = out.pointer("/metadata/cursor").and_then(Json::as_u64);
+                state.lock().received(rows, next);
             }
-            let batch: Vec<ResultRow> = {
-                let mut st = state.lock();
-                let take = if st.open {
-                    batch_size.min(st.buffer.len())
-                } else {
-                    0
-                };
-                st.buffer.drain(..take).collect()
-            };
+            let batch = state.lock().take(batch_size);
             Ok(hydrated(inner.plans.clone(), query, batch))
         })
     }
@@ -665,12 +570,7 @@ impl BundledCursor {
     /// Release now; CURSOR_CLOSE is queued ahead of the connection's next
     /// request (and flushed in the background). Idempotent.
     fn close(&self) {
-        let id = {
-            let mut st = self.state.lock();
-            st.open = false;
-            st.buffer.clear();
-            st.cursor_id.take()
-        };
+        let id = self.state.lock().close();
         if let Some(id) = id {
             self.conn
                 .defer(Opcode::CursorClose, self.txn, json!({"cursor": id}));
@@ -683,12 +583,12 @@ impl BundledCursor {
 
     #[getter]
     fn is_open(&self) -> bool {
-        self.state.lock().open
+        self.state.lock().is_open()
     }
 
     #[getter]
     fn server_cursor_id(&self) -> Option<u64> {
-        self.state.lock().cursor_id
+        self.state.lock().cursor_id()
     }
 }
 

@@ -17,6 +17,7 @@ mod native;
 mod plan;
 #[cfg(feature = "redis")]
 mod redis_kv;
+mod remote;
 mod rows;
 mod server;
 #[cfg(feature = "postgres")]

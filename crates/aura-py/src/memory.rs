@@ -220,7 +220,9 @@ impl MemoryConnection {
         };
         let started = Instant::now();
         let result = self.run(py, ir, txn);
-        metrics.borrow_mut().observe(ir, started.elapsed(), result.as_ref().err())?;
+        metrics
+            .borrow_mut()
+            .observe(ir, started.elapsed(), result.as_ref().err())?;
         result
     }
 

@@ -178,7 +178,11 @@ impl Metrics {
         let py = ir.py();
         // A malformed IR still counts (its error is the caller's result).
         let operation = ir.get_item(pyo3::intern!(py, "operation"));
-        match operation.as_ref().ok().and_then(|o| o.cast::<PyString>().ok()) {
+        match operation
+            .as_ref()
+            .ok()
+            .and_then(|o| o.cast::<PyString>().ok())
+        {
             Some(name) => self.queries.add(name.to_str()?),
             None => self.queries.add("unknown"),
         }

@@ -1,0 +1,330 @@
+//! What the two multiplexed protocol clients (AWP 1 in `auradb.rs`, the
+//! bundled protocol in `bundled.rs`) share: which connection a request
+//! uses, and server cursors' client-side state.
+//!
+//! Connection policy: one shared connection, reopened when lost; a
+//! transaction is pinned to the connection that began it (a lost one
+//! means the server rolled it back); only idempotent reads outside a
+//! transaction are re-sent, once, on a fresh connection. Writes never are.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+
+use aura_core::error::{Error, ErrorCode};
+use aura_core::schema::ModelSchema;
+use aura_wire::bundled::client::{BundledConnection, BundledOptions};
+use aura_wire::client::{ClientOptions, Connection};
+use aura_wire::tls::ClientTls;
+use parking_lot::{Mutex, RwLock};
+use pyo3::prelude::*;
+
+use crate::convert::timeout_from_seconds;
+use crate::plan::ModelPlan;
+use crate::rows::SharedPlans;
+
+/// A protocol client connection, as the router uses it.
+pub trait Remote: Send + Sync + Sized + 'static {
+    type Options: Send + Sync + 'static;
+
+    fn connect(opts: &Self::Options) -> impl Future<Output = Result<Arc<Self>, Error>> + Send;
+    fn is_closed(&self) -> bool;
+    fn close(&self) -> impl Future<Output = ()> + Send;
+    /// `host:port`, for messages.
+    fn address(opts: &Self::Options) -> String;
+    /// What the server advertised at the handshake.
+    fn advertised(&self) -> &HashSet<String>;
+    fn server_version(&self) -> &str;
+}
+
+impl Remote for Connection {
+    type Options = ClientOptions;
+
+    fn connect(opts: &ClientOptions) -> impl Future<Output = Result<Arc<Self>, Error>> + Send {
+        Connection::connect(opts)
+    }
+
+    fn is_closed(&self) -> bool {
+        Connection::is_closed(self)
+    }
+
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        Connection::close(self)
+    }
+
+    fn address(opts: &ClientOptions) -> String {
+        opts.address()
+    }
+
+    fn advertised(&self) -> &HashSet<String> {
+        &self.capabilities
+    }
+
+    fn server_version(&self) -> &str {
+        &self.server_version
+    }
+}
+
+impl Remote for BundledConnection {
+    type Options = BundledOptions;
+
+    fn connect(opts: &BundledOptions) -> impl Future<Output = Result<Arc<Self>, Error>> + Send {
+        BundledConnection::connect(opts)
+    }
+
+    fn is_closed(&self) -> bool {
+        BundledConnection::is_closed(self)
+    }
+
+    fn close(&self) -> impl Future<Output = ()> + Send {
+        BundledConnection::close(self)
+    }
+
+    fn address(opts: &BundledOptions) -> String {
+        opts.base.address()
+    }
+
+    fn advertised(&self) -> &HashSet<String> {
+        &self.features
+    }
+
+    fn server_version(&self) -> &str {
+        &self.server_version
+    }
+}
+
+/// Options both protocol clients build from their Python arguments
+/// (timeouts in seconds).
+pub fn client_options(
+    (host, port): (String, u16),
+    tls: Option<ClientTls>,
+    token: Option<String>,
+    (connect_timeout_s, request_timeout_s): (f64, f64),
+    max_payload: usize,
+) -> ClientOptions {
+    ClientOptions {
+        host,
+        port,
+        tls,
+        token,
+        connect_timeout: timeout_from_seconds(connect_timeout_s),
+        request_timeout: timeout_from_seconds(request_timeout_s),
+        max_payload,
+        client_version: format!("aura-connector/{}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// The connections of one client and the models it hydrates.
+pub struct Router<C: Remote> {
+    pub opts: C::Options,
+    pub plans: SharedPlans,
+    shared: tokio::sync::Mutex<Option<Arc<C>>>,
+    /// The connection each open transaction lives on.
+    txns: Mutex<HashMap<u64, Arc<C>>>,
+    advertised: RwLock<HashSet<String>>,
+    server_version: RwLock<String>,
+}
+
+impl<C: Remote> Router<C> {
+    pub fn new(opts: C::Options) -> Self {
+        Router {
+            opts,
+            plans: SharedPlans::default(),
+            shared: tokio::sync::Mutex::new(None),
+            txns: Mutex::new(HashMap::new()),
+            advertised: RwLock::new(HashSet::new()),
+            server_version: RwLock::new(String::new()),
+        }
+    }
+
+    pub fn schema(&self, model: &str) -> Result<Arc<ModelSchema>, Error> {
+        // A frozen plan is read without the GIL.
+        self.plans
+            .read()
+            .get(model)
+            .map(|p| p.get().schema.clone())
+            .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))
+    }
+
+    pub fn register(&self, py: Python<'_>, plan: Py<ModelPlan>) {
+        let name = plan.bind(py).get().schema.name.clone();
+        self.plans.write().insert(name, plan);
+    }
+
+    /// What the server advertised (empty before the first connection).
+    pub fn advertised(&self) -> HashSet<String> {
+        self.advertised.read().clone()
+    }
+
+    pub fn advertises(&self, name: &str) -> bool {
+        self.advertised.read().contains(name)
+    }
+
+    /// Advertised names, sorted (for Python).
+    pub fn advertised_sorted(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.advertised.read().iter().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn server_version(&self) -> String {
+        self.server_version.read().clone()
+    }
+
+    /// The shared connection, reconnecting if it was lost.
+    pub async fn shared(&self) -> Result<Arc<C>, Error> {
+        let mut slot = self.shared.lock().await;
+        if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let conn = C::connect(&self.opts).await?;
+        *self.advertised.write() = conn.advertised().clone();
+        *self.server_version.write() = conn.server_version().to_owned();
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// The connection a request with `txn` (0: none) must use.
+    pub async fn conn_for(&self, txn: u64) -> Result<Arc<C>, Error> {
+        if txn == 0 {
+            return self.shared().await;
+        }
+        let conn = self.txns.lock().get(&txn).cloned().ok_or_else(|| {
+            Error::transaction(format!("transaction {txn} is not active on this client"))
+        })?;
+        if conn.is_closed() {
+            self.txns.lock().remove(&txn);
+            return Err(self.txn_lost(
+                txn,
+                format!("connection to {} lost", C::address(&self.opts)),
+            ));
+        }
+        Ok(conn)
+    }
+
+    fn txn_lost(&self, txn: u64, cause: String) -> Error {
+        Error::new(
+            ErrorCode::ConnectionError,
+            format!("{cause}; the server rolled back transaction {txn}"),
+        )
+    }
+
+    /// Runs `request` on the connection for `txn`. A connection lost
+    /// inside a transaction ends it (the server rolled it back).
+    pub async fn call<T, F, Fut>(&self, txn: u64, request: F) -> Result<T, Error>
+    where
+        F: FnOnce(Arc<C>) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let conn = self.conn_for(txn).await?;
+        match request(conn).await {
+            Err(e) if txn != 0 && e.code == ErrorCode::ConnectionError => {
+                self.txns.lock().remove(&txn);
+                Err(self.txn_lost(txn, e.message))
+            }
+            other => other,
+        }
+    }
+
+    /// An idempotent read: re-sent once on a fresh connection when the
+    /// connection was lost (never inside a transaction).
+    pub async fn read<T, F, Fut>(&self, txn: u64, request: F) -> Result<T, Error>
+    where
+        F: Fn(Arc<C>) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        match self.call(txn, &request).await {
+            Err(e) if txn == 0 && e.code == ErrorCode::ConnectionError => {
+                request(self.shared().await?).await
+            }
+            other => other,
+        }
+    }
+
+    /// Pins a begun transaction to its connection.
+    pub fn pin(&self, txn: u64, conn: Arc<C>) {
+        self.txns.lock().insert(txn, conn);
+    }
+
+    /// Ends a transaction with `request` (commit or rollback); it is
+    /// unpinned whatever the outcome.
+    pub async fn finish<T, F, Fut>(&self, txn: u64, request: F) -> Result<(), Error>
+    where
+        F: FnOnce(Arc<C>) -> Fut,
+        Fut: Future<Output = Result<T, Error>>,
+    {
+        let result = self.call(txn, request).await;
+        self.txns.lock().remove(&txn);
+        result.map(drop)
+    }
+
+    /// Closes every connection (open transactions are rolled back by the
+    /// server).
+    pub async fn close(&self) {
+        if let Some(conn) = self.shared.lock().await.take() {
+            conn.close().await;
+        }
+        let pinned: Vec<_> = self.txns.lock().drain().map(|(_, c)| c).collect();
+        for conn in pinned {
+            conn.close().await;
+        }
+    }
+}
+
+/// A server cursor's client side: rows received but not yet handed out,
+/// and the server's cursor id while it still holds rows.
+pub struct CursorState<R> {
+    buffer: VecDeque<R>,
+    cursor_id: Option<u64>,
+    open: bool,
+}
+
+impl<R> CursorState<R> {
+    pub fn new(rows: impl IntoIterator<Item = R>, cursor_id: Option<u64>) -> Self {
+        CursorState {
+            buffer: rows.into_iter().collect(),
+            cursor_id,
+            open: true,
+        }
+    }
+
+    /// `(cursor id, rows to ask for)` when a batch of `batch_size` needs
+    /// more rows from the server.
+    pub fn wanted(&self, batch_size: usize) -> Option<(u64, usize)> {
+        (self.open && self.buffer.len() < batch_size)
+            .then_some(self.cursor_id)
+            .flatten()
+            .map(|id| (id, batch_size - self.buffer.len()))
+    }
+
+    /// Rows a fetch received, and the cursor id the server now holds.
+    pub fn received(&mut self, rows: impl IntoIterator<Item = R>, cursor_id: Option<u64>) {
+        self.buffer.extend(rows);
+        self.cursor_id = cursor_id;
+    }
+
+    /// The next batch (empty once closed or exhausted).
+    pub fn take(&mut self, batch_size: usize) -> Vec<R> {
+        let take = if self.open {
+            batch_size.min(self.buffer.len())
+        } else {
+            0
+        };
+        self.buffer.drain(..take).collect()
+    }
+
+    /// Closes it; the server cursor id to release, if it still holds rows.
+    pub fn close(&mut self) -> Option<u64> {
+        self.open = false;
+        self.buffer.clear();
+        self.cursor_id.take()
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    pub fn cursor_id(&self) -> Option<u64> {
+        self.cursor_id
+    }
+}
