@@ -641,6 +641,8 @@ class RowStream:
                 self._client.metrics.record_query(self._ir["operation"])
             self._cursor = await self._client.backend.open_cursor(self._ir, self._txn)
             self._state = "open"
+        # Released before the next batch arrives: at most one is held.
+        self._batch = []
         self._batch = await self._cursor.fetch(self._batch_size)
         self._pos = 0
         if not self._batch:
