@@ -559,3 +559,39 @@ async def test_unadvertised_features_are_refused_before_sending(
                 await attempts[flag]()
             assert info.value.context["capability"] == flag
     assert 0x20 not in opcodes  # SCHEMA_CREATE (0x10) only, never a QUERY
+
+
+@pytest.mark.parametrize("scheme", ["auradb", "aura"])
+async def test_pool_config_opens_min_size_and_caps_at_max_size(scheme: str) -> None:
+    from aura.config import PoolConfig
+
+    protocol = "awp" if scheme == "auradb" else "bundled"
+    with AuraServer(port=0, protocol=protocol, log_to_stderr=False) as srv:
+        dsn = f"{scheme}://{srv.address}"
+        pool = PoolConfig(min_size=3, max_size=3)
+        async with aura.connect(dsn, models=[AwpAuthor], pool=pool) as db:
+            assert db.backend.pool_status() == (3, 3)
+            assert srv.active_connections == 3
+            authors = [AwpAuthor(id=i, name=f"a{i}", email=f"a{i}@x") for i in range(50)]
+            await db.bulk_insert(AwpAuthor, authors)
+            found = await asyncio.gather(
+                *(db.query(AwpAuthor).where(AwpAuthor.id == i % 50).one() for i in range(300))
+            )
+            assert [a.id for a in found] == [i % 50 for i in range(300)]
+            assert db.backend.pool_status() == (3, 3)
+            assert srv.active_connections == 3
+        single = PoolConfig(min_size=1, max_size=1)
+        async with aura.connect(dsn, models=[AwpAuthor], pool=single) as db:
+            await asyncio.gather(*(db.query(AwpAuthor).count() for _ in range(100)))
+            assert db.backend.pool_status() == (1, 1)
+
+
+async def test_an_expired_pooled_connection_is_replaced(server: AuraServer) -> None:
+    from aura.config import PoolConfig
+
+    pool = PoolConfig(min_size=1, max_size=2, max_lifetime_s=0.05)
+    async with aura.connect(server.dsn, models=[AwpAuthor], pool=pool) as db:
+        await db.insert(AwpAuthor(id=1, name="a", email="a@x"))
+        await asyncio.sleep(0.1)
+        assert (await db.query(AwpAuthor).where(AwpAuthor.id == 1).one()).name == "a"
+        assert db.backend.pool_status() == (1, 2)

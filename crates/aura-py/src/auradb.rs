@@ -26,7 +26,7 @@ use crate::convert::json_to_py;
 use crate::errors::to_py;
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
-use crate::remote::{client_options, CursorState, Router};
+use crate::remote::{client_options, CursorState, PoolPolicy, Router};
 use crate::rows::to_row;
 use crate::rows::{hydrated, hydrated_first, Deferred};
 
@@ -138,7 +138,7 @@ impl AuraDbConnection {
     #[new]
     #[pyo3(signature = (host, port, *, tls=false, ca_cert_path=None, verify_hostname=true,
         client_cert_path=None, client_key_path=None, token=None, connect_timeout_s=10.0,
-        request_timeout_s=30.0, max_payload_bytes=67108864))]
+        request_timeout_s=30.0, max_payload_bytes=67108864, pool=(1, 16, 1800.0, 300.0)))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         host: String,
@@ -152,6 +152,7 @@ impl AuraDbConnection {
         connect_timeout_s: f64,
         request_timeout_s: f64,
         max_payload_bytes: usize,
+        pool: (usize, usize, f64, f64),
     ) -> Self {
         let opts = client_options(
             (host, port),
@@ -166,7 +167,7 @@ impl AuraDbConnection {
             max_payload_bytes,
         );
         AuraDbConnection {
-            inner: Arc::new(Router::new(opts)),
+            inner: Arc::new(Router::new(opts, PoolPolicy::from_seconds(pool))),
         }
     }
 
@@ -187,9 +188,14 @@ impl AuraDbConnection {
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            inner.shared().await?;
+            inner.open().await?;
             Ok(())
         })
+    }
+
+    /// `(open, max)` pooled connections.
+    fn pool_status(&self) -> (usize, usize) {
+        self.inner.pool_status()
     }
 
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

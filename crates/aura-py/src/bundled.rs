@@ -26,7 +26,7 @@ use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::to_py;
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
-use crate::remote::{client_options, CursorState, Router};
+use crate::remote::{client_options, CursorState, PoolPolicy, Router};
 use crate::rows::{hydrated, stored_instance, to_row, Deferred, Hydrator};
 
 type Inner = Router<Conn>;
@@ -96,7 +96,7 @@ impl BundledConnection {
     #[new]
     #[pyo3(signature = (host, port, *, tls=false, ca_cert_path=None, verify_hostname=true,
         client_cert_path=None, client_key_path=None, token=None, connect_timeout_s=10.0,
-        request_timeout_s=30.0, max_payload_bytes=67108864, compression=false,
+        request_timeout_s=30.0, max_payload_bytes=67108864, pool=(1, 16, 1800.0, 300.0), compression=false,
         payload_checksum=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -111,6 +111,7 @@ impl BundledConnection {
         connect_timeout_s: f64,
         request_timeout_s: f64,
         max_payload_bytes: usize,
+        pool: (usize, usize, f64, f64),
         compression: bool,
         payload_checksum: bool,
     ) -> Self {
@@ -127,11 +128,14 @@ impl BundledConnection {
             max_payload_bytes,
         );
         BundledConnection {
-            inner: Arc::new(Router::new(BundledOptions {
-                base,
-                compression,
-                payload_checksum,
-            })),
+            inner: Arc::new(Router::new(
+                BundledOptions {
+                    base,
+                    compression,
+                    payload_checksum,
+                },
+                PoolPolicy::from_seconds(pool),
+            )),
         }
     }
 
@@ -148,9 +152,14 @@ impl BundledConnection {
     fn open<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
-            inner.shared().await?;
+            inner.open().await?;
             Ok(())
         })
+    }
+
+    /// `(open, max)` pooled connections.
+    fn pool_status(&self) -> (usize, usize) {
+        self.inner.pool_status()
     }
 
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

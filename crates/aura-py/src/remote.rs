@@ -2,14 +2,19 @@
 //! bundled protocol in `bundled.rs`) share: which connection a request
 //! uses, and server cursors' client-side state.
 //!
-//! Connection policy: one shared connection, reopened when lost; a
-//! transaction is pinned to the connection that began it (a lost one
-//! means the server rolled it back); only idempotent reads outside a
-//! transaction are re-sent, once, on a fresh connection. Writes never are.
+//! Connection policy: a pool of multiplexed connections (`Pool`): a
+//! request goes to the least busy one, and another is opened only when
+//! every open one has `BUSY` requests in flight (up to `max_size`); closed
+//! or expired connections are replaced. A transaction is pinned to the
+//! connection that began it (a lost one means the server rolled it back);
+//! only idempotent reads outside a transaction are re-sent, once, on a
+//! fresh connection. Writes never are.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aura_core::error::{Error, ErrorCode};
 use aura_core::schema::ModelSchema;
@@ -29,6 +34,7 @@ pub trait Remote: Send + Sync + Sized + 'static {
 
     fn connect(opts: &Self::Options) -> impl Future<Output = Result<Arc<Self>, Error>> + Send;
     fn is_closed(&self) -> bool;
+    fn in_flight(&self) -> usize;
     fn close(&self) -> impl Future<Output = ()> + Send;
     /// `host:port`, for messages.
     fn address(opts: &Self::Options) -> String;
@@ -46,6 +52,10 @@ impl Remote for Connection {
 
     fn is_closed(&self) -> bool {
         Connection::is_closed(self)
+    }
+
+    fn in_flight(&self) -> usize {
+        Connection::in_flight(self)
     }
 
     fn close(&self) -> impl Future<Output = ()> + Send {
@@ -74,6 +84,10 @@ impl Remote for BundledConnection {
 
     fn is_closed(&self) -> bool {
         BundledConnection::is_closed(self)
+    }
+
+    fn in_flight(&self) -> usize {
+        BundledConnection::in_flight(self)
     }
 
     fn close(&self) -> impl Future<Output = ()> + Send {
@@ -114,11 +128,52 @@ pub fn client_options(
     }
 }
 
+/// `PoolConfig` as a multiplexing client applies it. `acquire_timeout`
+/// has no part: a request never waits for a connection to be free.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolPolicy {
+    pub min_size: usize,
+    pub max_size: usize,
+    pub max_lifetime: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl PoolPolicy {
+    /// From `(min_size, max_size, max_lifetime_s, idle_timeout_s)`.
+    pub fn from_seconds((min_size, max_size, lifetime, idle): (usize, usize, f64, f64)) -> Self {
+        PoolPolicy {
+            min_size: min_size.min(max_size),
+            max_size: max_size.max(1),
+            max_lifetime: timeout_from_seconds(lifetime),
+            idle_timeout: timeout_from_seconds(idle),
+        }
+    }
+}
+
+/// Requests in flight on every open connection before another is opened.
+const BUSY: usize = 16;
+
+struct Pooled<C> {
+    conn: Arc<C>,
+    opened: Instant,
+    last_used: Instant,
+}
+
+impl<C: Remote> Pooled<C> {
+    fn usable(&self, policy: &PoolPolicy) -> bool {
+        !self.conn.is_closed()
+            && self.opened.elapsed() < policy.max_lifetime
+            && self.last_used.elapsed() < policy.idle_timeout
+    }
+}
+
 /// The connections of one client and the models it hydrates.
 pub struct Router<C: Remote> {
     pub opts: C::Options,
     pub plans: SharedPlans,
-    shared: tokio::sync::Mutex<Option<Arc<C>>>,
+    policy: PoolPolicy,
+    pool: tokio::sync::Mutex<Vec<Pooled<C>>>,
+    open_count: AtomicUsize,
     /// The connection each open transaction lives on.
     txns: Mutex<HashMap<u64, Arc<C>>>,
     advertised: RwLock<HashSet<String>>,
@@ -126,11 +181,13 @@ pub struct Router<C: Remote> {
 }
 
 impl<C: Remote> Router<C> {
-    pub fn new(opts: C::Options) -> Self {
+    pub fn new(opts: C::Options, policy: PoolPolicy) -> Self {
         Router {
             opts,
             plans: SharedPlans::default(),
-            shared: tokio::sync::Mutex::new(None),
+            policy,
+            pool: tokio::sync::Mutex::new(Vec::new()),
+            open_count: AtomicUsize::new(0),
             txns: Mutex::new(HashMap::new()),
             advertised: RwLock::new(HashSet::new()),
             server_version: RwLock::new(String::new()),
@@ -171,17 +228,61 @@ impl<C: Remote> Router<C> {
         self.server_version.read().clone()
     }
 
-    /// The shared connection, reconnecting if it was lost.
-    pub async fn shared(&self) -> Result<Arc<C>, Error> {
-        let mut slot = self.shared.lock().await;
-        if let Some(conn) = slot.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(conn.clone());
-        }
+    async fn connect(&self) -> Result<Pooled<C>, Error> {
         let conn = C::connect(&self.opts).await?;
         *self.advertised.write() = conn.advertised().clone();
         *self.server_version.write() = conn.server_version().to_owned();
-        *slot = Some(conn.clone());
+        let now = Instant::now();
+        Ok(Pooled {
+            conn,
+            opened: now,
+            last_used: now,
+        })
+    }
+
+    /// Opens `min_size` connections (at least one: a wrong address or
+    /// token fails here).
+    pub async fn open(&self) -> Result<(), Error> {
+        let mut pool = self.pool.lock().await;
+        while pool.len() < self.policy.min_size.max(1) {
+            pool.push(self.connect().await?);
+        }
+        self.open_count.store(pool.len(), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The least busy usable connection; a new one when every open one
+    /// is busy and the pool is not full, or when none is usable.
+    pub async fn shared(&self) -> Result<Arc<C>, Error> {
+        let mut pool = self.pool.lock().await;
+        // Dropped here, closed when their in-flight requests finish.
+        pool.retain(|p| p.usable(&self.policy));
+        let least = pool
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i, p.conn.in_flight()))
+            .min_by_key(|&(_, load)| load);
+        let index = match least {
+            Some((i, load)) if load < BUSY || pool.len() >= self.policy.max_size => i,
+            _ => {
+                pool.push(self.connect().await?);
+                pool.len() - 1
+            }
+        };
+        let chosen = &mut pool[index];
+        chosen.last_used = Instant::now();
+        let conn = chosen.conn.clone();
+        self.open_count.store(pool.len(), Ordering::Relaxed);
         Ok(conn)
+    }
+
+    /// `(open, max)` pooled connections (transactions' included: they are
+    /// taken from the pool).
+    pub fn pool_status(&self) -> (usize, usize) {
+        (
+            self.open_count.load(Ordering::Relaxed),
+            self.policy.max_size,
+        )
     }
 
     /// The connection a request with `txn` (0: none) must use.
@@ -261,8 +362,10 @@ impl<C: Remote> Router<C> {
     /// Closes every connection (open transactions are rolled back by the
     /// server).
     pub async fn close(&self) {
-        if let Some(conn) = self.shared.lock().await.take() {
-            conn.close().await;
+        let pooled: Vec<_> = self.pool.lock().await.drain(..).collect();
+        self.open_count.store(0, Ordering::Relaxed);
+        for p in pooled {
+            p.conn.close().await;
         }
         let pinned: Vec<_> = self.txns.lock().drain().map(|(_, c)| c).collect();
         for conn in pinned {

@@ -360,6 +360,11 @@ impl Connection {
         self.state.closed.load(Ordering::SeqCst)
     }
 
+    /// Requests sent and not yet answered (a pool's load measure).
+    pub fn in_flight(&self) -> usize {
+        self.state.pending.lock().len()
+    }
+
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import aura._core as _core
+from aura.backends.auradb_native import wire_client_options
 from aura.backends.base import AsyncConnectionBackend
 from aura.backends.capabilities import BackendCapabilities, for_backend
-from aura.config import ClientConfig, PasswordAuth, TokenAuth, config_error
+from aura.config import ClientConfig, PasswordAuth, config_error
 
 __all__ = ["BundledBackend", "from_config"]
 
@@ -25,20 +26,10 @@ class BundledBackend(AsyncConnectionBackend):
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self._caps = for_backend("aura")
-        tls = config.tls
-        auth = config.auth
         self.connection = _core.BundledConnection(
             config.host,
             config.port,
-            tls=tls.enabled,
-            ca_cert_path=tls.ca_cert_path,
-            verify_hostname=tls.verify_hostname,
-            client_cert_path=tls.client_cert_path,
-            client_key_path=tls.client_key_path,
-            token=auth.token if isinstance(auth, TokenAuth) else None,
-            connect_timeout_s=config.connect_timeout_s,
-            request_timeout_s=config.request_timeout_s,
-            max_payload_bytes=config.max_payload_bytes,
+            **wire_client_options(config),
             compression=config.compression,
             payload_checksum=config.payload_checksum,
         )
@@ -71,6 +62,11 @@ class BundledBackend(AsyncConnectionBackend):
         self._caps = self._caps.with_flags(
             approximate_vector_search="approximate_vector_search" in features
         )
+
+    def pool_status(self) -> tuple[int, int]:
+        """``(open, max)`` pooled connections."""
+        status: tuple[int, int] = self.connection.pool_status()
+        return status
 
     async def server_schema(self) -> list[dict[str, Any]]:
         """The model schemas the server holds."""

@@ -20,7 +20,27 @@ from aura.errors import AuraAuthenticationError
 if TYPE_CHECKING:
     pass
 
-__all__ = ["AuraDBNativeBackend", "from_config"]
+__all__ = ["AuraDBNativeBackend", "from_config", "wire_client_options"]
+
+
+def wire_client_options(config: ClientConfig) -> dict[str, Any]:
+    """What both protocol clients (AWP 1 and the bundled protocol) take
+    from the config: TLS, token, timeouts, payload limit and the pool of
+    multiplexed connections (``acquire_timeout_s`` has no part: a request
+    never waits for a connection to be free)."""
+    tls, auth, pool = config.tls, config.auth, config.pool
+    return {
+        "tls": tls.enabled,
+        "ca_cert_path": tls.ca_cert_path,
+        "verify_hostname": tls.verify_hostname,
+        "client_cert_path": tls.client_cert_path,
+        "client_key_path": tls.client_key_path,
+        "token": auth.token if isinstance(auth, TokenAuth) else None,
+        "connect_timeout_s": config.connect_timeout_s,
+        "request_timeout_s": config.request_timeout_s,
+        "max_payload_bytes": config.max_payload_bytes,
+        "pool": (pool.min_size, pool.max_size, pool.max_lifetime_s, pool.idle_timeout_s),
+    }
 
 
 class AuraDBNativeBackend(AsyncConnectionBackend):
@@ -29,20 +49,8 @@ class AuraDBNativeBackend(AsyncConnectionBackend):
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self._caps = for_backend("auradb")
-        auth = config.auth
-        tls = config.tls
         self.connection = _core.AuraDbConnection(
-            config.host,
-            config.port,
-            tls=tls.enabled,
-            ca_cert_path=tls.ca_cert_path,
-            verify_hostname=tls.verify_hostname,
-            client_cert_path=tls.client_cert_path,
-            client_key_path=tls.client_key_path,
-            token=auth.token if isinstance(auth, TokenAuth) else None,
-            connect_timeout_s=config.connect_timeout_s,
-            request_timeout_s=config.request_timeout_s,
-            max_payload_bytes=config.max_payload_bytes,
+            config.host, config.port, **wire_client_options(config)
         )
 
     @property
@@ -70,6 +78,11 @@ class AuraDBNativeBackend(AsyncConnectionBackend):
         self._check_config()
         await self.connection.open()
         self._caps = auradb_capabilities(self.connection.server_capabilities)
+
+    def pool_status(self) -> tuple[int, int]:
+        """``(open, max)`` pooled connections."""
+        status: tuple[int, int] = self.connection.pool_status()
+        return status
 
     async def server_schema(self) -> list[dict[str, Any]]:
         """The collection schemas the server holds (SCHEMA_LIST)."""

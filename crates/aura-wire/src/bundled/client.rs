@@ -224,6 +224,11 @@ impl BundledConnection {
         self.state.closed.load(Ordering::SeqCst)
     }
 
+    /// Requests sent and not yet answered (a pool's load measure).
+    pub fn in_flight(&self) -> usize {
+        self.state.pending.lock().len()
+    }
+
     pub async fn close(&self) {
         self.state.fail_all(connection_error(format!(
             "connection to {} closed",
