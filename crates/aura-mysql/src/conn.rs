@@ -46,6 +46,18 @@ impl MyConn<'_> {
         }
     }
 
+    /// DDL as this server needs it. The compiler's text columns use
+    /// `utf8mb4_bin`, a PAD SPACE collation on MariaDB (`'a' = 'a '`); its
+    /// NO PAD twin compares bytes exactly, as the memory engine does.
+    fn collated<'s>(&self, sql: &'s str) -> std::borrow::Cow<'s, str> {
+        if self.mariadb && sql.starts_with("CREATE TABLE") {
+            return sql
+                .replace(" COLLATE utf8mb4_bin", " COLLATE utf8mb4_nopad_bin")
+                .into();
+        }
+        sql.into()
+    }
+
     async fn query(&mut self, sql: &str, values: &[SqlValue]) -> Result<Vec<mysql_async::Row>> {
         let sql = self.timed(sql);
         let result = self.conn.exec_iter(sql.as_str(), bound(values)).await;
@@ -163,10 +175,11 @@ impl SqlConnection for MyConn<'_> {
     }
 
     async fn batch(&mut self, sql: &str) -> Result<()> {
+        let sql = self.collated(sql);
         self.conn
-            .query_drop(sql)
+            .query_drop(sql.as_ref())
             .await
-            .map_err(|e| errors::map(&e, sql, self.catalog))
+            .map_err(|e| errors::map(&e, &sql, self.catalog))
     }
 
     async fn raw(&mut self, sql: &str, values: &[SqlValue]) -> Result<RawRows> {
