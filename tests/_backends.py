@@ -196,9 +196,7 @@ async def postgres_schema_dsn() -> AsyncIterator[str]:
 def mysql_base_dsn() -> str:
     dsn = os.environ.get("AURA_TEST_MYSQL_DSN")
     if not dsn:
-        pytest.skip(
-            "mysql: AURA_TEST_MYSQL_DSN is not set (e.g. mysql://root@127.0.0.1:3306/test)"
-        )
+        pytest.skip("mysql: AURA_TEST_MYSQL_DSN is not set (e.g. mysql://root@127.0.0.1:3306/test)")
     return dsn
 
 

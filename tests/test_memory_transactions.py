@@ -173,7 +173,9 @@ async def test_transaction_ids_are_client_local(db: aura.Client) -> None:
 async def test_unique_violation_at_commit_applies_nothing(db: aura.Client) -> None:
     skip_single_writer(db)
     if db.backend.name in ("postgres", "mysql"):
-        pytest.skip(f"{db.backend.name}: the outside insert waits for the transaction holding the key")
+        pytest.skip(
+            f"{db.backend.name}: the outside insert waits for the transaction holding the key"
+        )
     tx = await db.transaction().begin()
     await tx.insert(TxItem(id=1, name="tx"))
     await tx.insert(TxItem(id=2, name="tx2"))

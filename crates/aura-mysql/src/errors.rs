@@ -54,6 +54,13 @@ fn last_quoted(message: &str) -> Option<&str> {
     Some(&message[start + 1..end])
 }
 
+/// The first `'...'`-quoted word of a message (the column of a not-null
+/// error: "Column 'x' cannot be null", "Field 'x' doesn't have a default").
+fn first_quoted(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once('\'')?;
+    rest.split_once('\'').map(|(word, _)| word)
+}
+
 fn duplicate(db: &ServerError, sql: &str, catalog: &Catalog) -> Error {
     let schema = written_table(sql).and_then(|t| catalog.get(&t).cloned());
     // MySQL 8 writes the key as `table.key`, MariaDB as `key`.
@@ -79,7 +86,7 @@ fn duplicate(db: &ServerError, sql: &str, catalog: &Catalog) -> Error {
 
 fn not_null(db: &ServerError, sql: &str, catalog: &Catalog) -> Error {
     let schema = written_table(sql).and_then(|t| catalog.get(&t).cloned());
-    let column = last_quoted(&db.message);
+    let column = first_quoted(&db.message);
     let field = schema
         .as_ref()
         .zip(column)
@@ -155,7 +162,7 @@ fn is_value_error(code: u16) -> bool {
 
 fn io_error(err: &IoError) -> Error {
     let what = match err {
-        IoError::Io(io) => format!("{:?}", io.kind()).to_lowercase().replace('_', " "),
+        IoError::Io(io) => io.kind().to_string(),
         other => format!("TLS: {other}"),
     };
     Error::new(
