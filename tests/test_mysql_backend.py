@@ -166,7 +166,8 @@ async def test_explain_has_the_sql_and_the_plan(db: aura.Client) -> None:
     out = db.backend.explain(db.query(MyNote).where(MyNote.id == 3).explain())
     assert out["sql"] == "SELECT `id`, `text`, `n` FROM `MyNote` WHERE `id` = ? ORDER BY `id` ASC"
     assert out["plan"] == [
-        "1 | SIMPLE | null | null | null | null | null | null | null | Impossible WHERE noticed after reading const tables"
+        "1 | SIMPLE | null | null | null | null | null | null | null | "
+        "Impossible WHERE noticed after reading const tables"
     ]
     assert out["model"] == "MyNote"
 
