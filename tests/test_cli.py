@@ -172,10 +172,10 @@ def test_doctor() -> None:
         f"native_acceleration: {str(status['available']).lower()}\n"
         f"native_backend: {status['backend']}\n"
         "backends:\n"
-        # Built into the Rust core (postgres/mongodb/redis: cargo features on by default).
+        # Built into the Rust core (postgres/mysql/mongodb/redis: cargo features on by default).
         "  sqlite: available\n"
         "  postgres: available\n"
-        "  mysql: install: aura-connector[mysql]\n"
+        "  mysql: available\n"
         "  mongodb: available\n"
         "  redis: available\n"
     )
