@@ -18,6 +18,11 @@ PostgreSQL: ``AURA_TEST_POSTGRES_DSN`` (``.ci/run`` sets it); unset, the
 runs are skipped with the reason. Each connection works in a schema of its
 own (``CREATE SCHEMA aura_t_<uuid>``, selected through the DSN's
 ``options=-c search_path=...``), dropped with everything in it afterwards.
+
+MySQL/MariaDB: ``AURA_TEST_MYSQL_DSN`` (e.g.
+``mysql://root@127.0.0.1:3306/test``); unset, the runs are skipped with the
+reason. Each connection works in a database of its own
+(``CREATE DATABASE aura_t_<uuid>``), dropped afterwards.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ BACKENDS = [
     "mongodb",
     "redis",
     "postgresql",
+    "mysql",
 ]
 
 _pki: dict[str, Path] = {}
@@ -187,6 +193,26 @@ async def postgres_schema_dsn() -> AsyncIterator[str]:
             await admin.raw(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+def mysql_base_dsn() -> str:
+    dsn = os.environ.get("AURA_TEST_MYSQL_DSN")
+    if not dsn:
+        pytest.skip("mysql: AURA_TEST_MYSQL_DSN is not set (e.g. mysql://root@127.0.0.1:3306/test)")
+    return dsn
+
+
+@asynccontextmanager
+async def mysql_database_dsn() -> AsyncIterator[str]:
+    """A DSN on a fresh database, dropped with everything in it on exit."""
+    base = mysql_base_dsn()
+    name = f"aura_t_{uuid.uuid4().hex[:12]}"
+    async with aura.connect(base) as admin:
+        await admin.raw(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        try:
+            yield _with_path(base, f"/{name}")
+        finally:
+            await admin.raw(f"DROP DATABASE IF EXISTS `{name}`")
+
+
 @asynccontextmanager
 async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterator[aura.Client]:
     """A client on a fresh, empty store of the given kind."""
@@ -220,6 +246,10 @@ async def connect_backend(kind: str, models: Iterable[type[Any]]) -> AsyncIterat
         return
     if kind == "postgresql":
         async with postgres_schema_dsn() as dsn, aura.connect(dsn, models=models) as client:
+            yield client
+        return
+    if kind == "mysql":
+        async with mysql_database_dsn() as dsn, aura.connect(dsn, models=models) as client:
             yield client
         return
     if external:  # a real AuraDB server (docs/auradb-compatibility.md)

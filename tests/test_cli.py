@@ -172,10 +172,10 @@ def test_doctor() -> None:
         f"native_acceleration: {str(status['available']).lower()}\n"
         f"native_backend: {status['backend']}\n"
         "backends:\n"
-        # Built into the Rust core (postgres/mongodb/redis: cargo features on by default).
+        # Built into the Rust core (postgres/mysql/mongodb/redis: cargo features on by default).
         "  sqlite: available\n"
         "  postgres: available\n"
-        "  mysql: install: aura-connector[mysql]\n"
+        "  mysql: available\n"
         "  mongodb: available\n"
         "  redis: available\n"
     )
@@ -188,7 +188,7 @@ def test_doctor_reports_a_built_in_backend_as_available(monkeypatch: pytest.Monk
     # Importable but without a backend factory is not "available".
     monkeypatch.setattr(registry, "BACKEND_MODULES", {**modules, "redis": "aura.errors"})
     assert cli._backend_status("redis") == "install: aura-connector[redis]"
-    assert cli._backend_status("mysql") == "install: aura-connector[mysql]"
+    assert cli._backend_status("mysql") == "available"  # built into the Rust core
 
 
 def test_doctor_reports_a_driver_left_out_of_the_build(monkeypatch: pytest.MonkeyPatch) -> None:

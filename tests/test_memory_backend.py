@@ -225,7 +225,7 @@ async def test_filters_order_limit_offset(library: aura.Client) -> None:
     assert [b.id for b in await q.where(MemBook.title.contains("ham")).all()] == [2]
     assert [b.id for b in await q.where(MemBook.title.like("_tone")).all()] == [1]
     assert [b.id for b in await q.where(MemBook.tags.contains("death")).all()] == [3]
-    if library.backend.name == "postgres":
+    if library.backend.name in ("postgres", "mysql"):
         # Document paths compile for SQLite's json_extract only: an honest error.
         with pytest.raises(AuraDialectError):
             await q.where(MemBook.meta["a"]["b"] == 3).all()
@@ -495,6 +495,8 @@ async def test_raw(library: aura.Client) -> None:
         return
     if library.backend.name == "postgres":  # $1.. placeholders, dict bound in order
         rows = await library.raw('SELECT * FROM "MemAuthor" WHERE id = $1', {"id": 2})
+    elif library.backend.name == "mysql":  # ? placeholders, dict bound in order
+        rows = await library.raw("SELECT * FROM MemAuthor WHERE id = ?", {"id": 2})
     else:
         rows = await library.raw("SELECT * FROM MemAuthor WHERE id = $id", {"id": 2})
     assert rows == [{"id": 2, "name": "Pratchett", "email": "tp@example.com"}]

@@ -516,3 +516,18 @@ def postgres_connection(
     request_timeout_s: float = 30.0,
 ) -> SqlPoolConnection:
     """A PostgreSQL pool (`postgres` feature)."""
+
+def mysql_connection(
+    host: str,
+    port: int,
+    user: str,
+    *,
+    password: str | None = None,
+    dbname: str | None = None,
+    charset: str | None = None,
+    ssl: tuple[str, str | None] = ("PREFERRED", None),
+    pool: tuple[int, int, float, float, float] = (1, 16, 5.0, 1800.0, 300.0),
+    connect_timeout_s: float = 10.0,
+    request_timeout_s: float = 30.0,
+) -> SqlPoolConnection:
+    """A MySQL/MariaDB pool (`mysql` feature)."""

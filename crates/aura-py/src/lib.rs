@@ -20,7 +20,7 @@ mod redis_kv;
 mod remote;
 mod rows;
 mod server;
-#[cfg(feature = "postgres")]
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 mod sql_pool;
 mod sqlite;
 
@@ -50,7 +50,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     #[cfg(feature = "redis")]
     m.add_class::<redis_kv::RedisConnection>()?;
-    #[cfg(feature = "postgres")]
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     {
         m.add_class::<sql_pool::SqlPoolConnection>()?;
         m.add_class::<sql_pool::SqlPoolTxn>()?;
@@ -58,6 +58,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     #[cfg(feature = "postgres")]
     m.add_function(wrap_pyfunction!(sql_pool::postgres_connection, m)?)?;
+    #[cfg(feature = "mysql")]
+    m.add_function(wrap_pyfunction!(sql_pool::mysql_connection, m)?)?;
     m.add_class::<sqlite::SqliteConnection>()?;
     m.add_class::<sqlite::SqliteTxn>()?;
     m.add_class::<sqlite::SqliteCursor>()?;

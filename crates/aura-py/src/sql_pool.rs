@@ -42,6 +42,8 @@ pub struct SqlPoolTxn {
 enum Connect {
     #[cfg(feature = "postgres")]
     Postgres(aura_postgres::Options),
+    #[cfg(feature = "mysql")]
+    Mysql(aura_mysql::Options),
 }
 
 impl Connect {
@@ -49,6 +51,8 @@ impl Connect {
         match self {
             #[cfg(feature = "postgres")]
             Connect::Postgres(_) => "postgres",
+            #[cfg(feature = "mysql")]
+            Connect::Mysql(_) => "mysql",
         }
     }
 
@@ -57,6 +61,8 @@ impl Connect {
         let (host, port, user) = match self {
             #[cfg(feature = "postgres")]
             Connect::Postgres(o) => (&o.host, o.port, &o.user),
+            #[cfg(feature = "mysql")]
+            Connect::Mysql(o) => (&o.host, o.port, &o.user),
         };
         format!("address='{host}:{port}', user='{user}'")
     }
@@ -65,6 +71,8 @@ impl Connect {
         Ok(match self {
             #[cfg(feature = "postgres")]
             Connect::Postgres(options) => aura_postgres::open(options).await?,
+            #[cfg(feature = "mysql")]
+            Connect::Mysql(options) => aura_mysql::open(options).await?,
         })
     }
 }
@@ -480,4 +488,52 @@ pub fn postgres_connection(
     // TLS files are read now, so a bad sslrootcert fails at connect time.
     options.tls().py_err()?;
     Ok(SqlPoolConnection::new(Connect::Postgres(options)))
+}
+
+/// A MySQL/MariaDB connection (no I/O until `open`): `ssl` is `(ssl-mode,
+/// CA file)`, `pool` as for `postgres_connection`; `charset` must be
+/// utf8mb4 (the codec's text encoding) when given.
+#[cfg(feature = "mysql")]
+#[pyfunction]
+#[pyo3(signature = (host, port, user, *, password=None, dbname=None, charset=None,
+        ssl=("PREFERRED".to_owned(), None), pool=(1, 16, 5.0, 1800.0, 300.0),
+        connect_timeout_s=10.0, request_timeout_s=30.0))]
+#[allow(clippy::too_many_arguments)]
+pub fn mysql_connection(
+    host: String,
+    port: u16,
+    user: String,
+    password: Option<String>,
+    dbname: Option<String>,
+    charset: Option<String>,
+    ssl: (String, Option<PathBuf>),
+    pool: (usize, usize, f64, f64, f64),
+    connect_timeout_s: f64,
+    request_timeout_s: f64,
+) -> PyResult<SqlPoolConnection> {
+    if let Some(charset) = &charset {
+        aura_mysql::check_charset(charset).py_err()?;
+    }
+    let (min_size, max_size, acquire, lifetime, idle) = pool;
+    let options = aura_mysql::Options {
+        host,
+        port,
+        user,
+        password,
+        dbname,
+        ssl_mode: aura_mysql::SslMode::parse(&ssl.0).py_err()?,
+        ca_file: ssl.1,
+        min_size: min_size.min(max_size),
+        pool_size: max_size.max(1),
+        acquire_timeout: timeout_from_seconds(acquire),
+        connect_timeout: timeout_from_seconds(connect_timeout_s),
+        request_timeout: timeout_from_seconds(request_timeout_s),
+        max_lifetime: timeout_from_seconds(lifetime),
+        idle_timeout: timeout_from_seconds(idle),
+    };
+    // TLS files are read now, so a bad ssl-ca fails at connect time.
+    if options.wants_tls() {
+        options.ssl().py_err()?;
+    }
+    Ok(SqlPoolConnection::new(Connect::Mysql(options)))
 }

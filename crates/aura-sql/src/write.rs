@@ -6,7 +6,7 @@ use aura_core::{Error, FieldDef, ModelSchema, Result, Value};
 use serde_json::{Map, Value as Json};
 
 use crate::codec::{encode, SqlValue};
-use crate::dialect::{dialect_error, Dialect};
+use crate::dialect::Dialect;
 use crate::filter::{self, resolve_field};
 use crate::query::pk_storage;
 use crate::sql::{Sql, Statement};
@@ -146,6 +146,11 @@ fn assignments<'s>(
 
 fn set_clause(sql: &mut Sql, assigned: Vec<(&FieldDef, SqlValue)>) -> Result<()> {
     sql.push(" SET ");
+    assign_list(sql, assigned)
+}
+
+/// `col = ?, ...` (after `SET`, or MySQL's `ON DUPLICATE KEY UPDATE`).
+fn assign_list(sql: &mut Sql, assigned: Vec<(&FieldDef, SqlValue)>) -> Result<()> {
     for (i, (field, value)) in assigned.into_iter().enumerate() {
         if i > 0 {
             sql.push(", ");
@@ -291,11 +296,22 @@ pub fn exists_where_in(
 /// Upsert plans: one atomic `INSERT ... ON CONFLICT (key) DO UPDATE ...
 /// RETURNING` when the key is the primary key or one unique field;
 /// otherwise an `UPDATE ... RETURNING` that the driver follows with an
-/// insert inside the same write transaction.
+/// insert inside the same write transaction. MySQL has no `RETURNING`:
+/// `WriteThenRead` writes (`INSERT ... ON DUPLICATE KEY UPDATE`, or an
+/// `UPDATE` followed by `insert` when it matched nothing) and reads the
+/// stored row back by its key, all in one atomic section.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpsertPlan {
     Atomic(Statement),
-    UpdateThenInsert { update: Statement, insert: String },
+    UpdateThenInsert {
+        update: Statement,
+        insert: String,
+    },
+    WriteThenRead {
+        write: Statement,
+        insert: Option<String>,
+        read: Statement,
+    },
 }
 
 fn returning(sql: &mut Sql, schema: &ModelSchema) -> Result<()> {
@@ -365,10 +381,9 @@ pub fn upsert(
             returning(&mut sql, schema)?;
             Ok(UpsertPlan::Atomic(sql.finish()))
         }
-        Some(_) if dialect == Dialect::Mysql => Err(dialect_error(
-            dialect,
-            "MySQL upserts are not compiled yet".to_owned(),
-        )),
+        _ if dialect == Dialect::Mysql => {
+            mysql_upsert(schema, &filters, assigned, &key_cols, row, single_unique)
+        }
         _ => {
             let mut sql = Sql::new(dialect);
             sql.push("UPDATE ").ident(&schema.name)?;
@@ -384,6 +399,78 @@ pub fn upsert(
             Ok(UpsertPlan::UpdateThenInsert {
                 update: sql.finish(),
                 insert: insert(dialect, schema, OnConflict::Error)?,
+            })
+        }
+    }
+}
+
+/// `SELECT` of the row an upsert matched, by its key fields (the first in
+/// primary-key order when several match).
+fn read_back(schema: &ModelSchema, filters: &[Expr]) -> Result<Statement> {
+    let mut sql = Sql::new(Dialect::Mysql);
+    sql.push("SELECT ");
+    for (i, field) in schema.fields.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.ident(&field.storage)?;
+    }
+    sql.push(" FROM ").ident(&schema.name)?.push(" WHERE ");
+    filter::compile(&mut sql, schema, filters)?;
+    sql.push(" ORDER BY ")
+        .ident(pk_storage(schema)?)?
+        .push(" LIMIT 1");
+    Ok(sql.finish())
+}
+
+/// MySQL's upsert: with a row and a single unique key, one
+/// `INSERT ... ON DUPLICATE KEY UPDATE` (atomic on its own); otherwise an
+/// `UPDATE` then, when it matched nothing, the insert. Either way the
+/// stored row is read back by its key.
+fn mysql_upsert(
+    schema: &ModelSchema,
+    filters: &[Expr],
+    assigned: Vec<(&FieldDef, SqlValue)>,
+    key_cols: &[&str],
+    row: Option<&[Value]>,
+    single_unique: bool,
+) -> Result<UpsertPlan> {
+    let dialect = Dialect::Mysql;
+    let read = read_back(schema, filters)?;
+    let key_col = dialect.quote(key_cols.first().copied().unwrap_or_default())?;
+    let mut sql = Sql::new(dialect);
+    match row {
+        Some(row) if single_unique => {
+            sql.push("INSERT INTO ").ident(&schema.name)?.push(" ");
+            column_list(&mut sql, &schema.fields)?;
+            sql.push(" VALUES ").bind_list(encode_row(schema, row)?);
+            sql.push(" ON DUPLICATE KEY UPDATE ");
+            if assigned.is_empty() {
+                sql.push(&format!("{key_col} = {key_col}"));
+            } else {
+                assign_list(&mut sql, assigned)?;
+            }
+            Ok(UpsertPlan::WriteThenRead {
+                write: sql.finish(),
+                insert: None,
+                read,
+            })
+        }
+        _ => {
+            sql.push("UPDATE ").ident(&schema.name)?;
+            if assigned.is_empty() {
+                sql.push(&format!(" SET {key_col} = {key_col}"));
+            } else {
+                set_clause(&mut sql, assigned)?;
+            }
+            sql.push(" WHERE ");
+            filter::compile(&mut sql, schema, filters)?;
+            Ok(UpsertPlan::WriteThenRead {
+                write: sql.finish(),
+                insert: row
+                    .map(|_| insert(dialect, schema, OnConflict::Error))
+                    .transpose()?,
+                read,
             })
         }
     }

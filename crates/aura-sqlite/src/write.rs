@@ -317,5 +317,9 @@ pub fn upsert(session: &mut Session, q: &Upsert, row: Option<Row>) -> Result<Opt
             stmt.execute(params(&values)).map_err(|e| s.error(e))?;
             Ok(Some(row))
         }
+        UpsertPlan::WriteThenRead { .. } => Err(Error::new(
+            aura_core::ErrorCode::DialectError,
+            "a MySQL upsert plan cannot run on SQLite",
+        )),
     })
 }

@@ -291,7 +291,7 @@ impl<C: SqlConnection> Executor<'_, C> {
         let plan = crate::upsert(C::DIALECT, &schema, q, row.as_deref())?;
         let need = match plan {
             UpsertPlan::Atomic(_) => Need::Single,
-            UpsertPlan::UpdateThenInsert { .. } => Need::Atomic,
+            UpsertPlan::UpdateThenInsert { .. } | UpsertPlan::WriteThenRead { .. } => Need::Atomic,
         };
         let section = self.enter(need, None).await?;
         let result = self.upsert_in(&schema, plan, row).await;
@@ -319,6 +319,22 @@ impl<C: SqlConnection> Executor<'_, C> {
                 };
                 self.conn.execute(&stmt).await?;
                 Ok(Some(row))
+            }
+            UpsertPlan::WriteThenRead {
+                write,
+                insert,
+                read,
+            } => {
+                let matched = self.conn.execute(&write).await?;
+                if let (0, Some(insert), Some(row)) = (matched, insert, row) {
+                    let stmt = Statement {
+                        sql: insert,
+                        params: crate::encode_row(schema, &row)?,
+                    };
+                    self.conn.execute(&stmt).await?;
+                    return Ok(Some(row));
+                }
+                Ok(self.conn.rows(schema, &read).await?.into_iter().next())
             }
         }
     }

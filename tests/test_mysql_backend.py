@@ -1,0 +1,426 @@
+"""The MySQL/MariaDB backend's own behaviour (the shared semantics run in
+the conformance tests through tests/_backends.py): the pool under load,
+error mapping per error code, timeouts, DSN and TLS options, explain,
+capabilities and injection safety. Needs ``AURA_TEST_MYSQL_DSN``; skipped
+(with the reason) without it. Each test works in a database of its own,
+dropped after."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+import aura
+from _backends import mysql_base_dsn, mysql_database_dsn
+from aura import (
+    AuraAuthenticationError,
+    AuraCapabilityError,
+    AuraConnectionError,
+    AuraConstraintError,
+    AuraError,
+    AuraSchemaError,
+    AuraTimeoutError,
+    Field,
+    Model,
+    PoolConfig,
+)
+
+
+class MyNote(Model):
+    id: int = Field(primary_key=True)
+    text: str
+    n: int | None = None
+
+
+class MyOwner(Model):
+    id: int = Field(primary_key=True)
+    name: str = Field(unique=True)
+
+
+class MyPet(Model):
+    id: int = Field(primary_key=True)
+    owner: MyOwner | None = Field(default=None, on_delete="cascade")
+
+
+class MyHostile(Model):
+    id: int = Field(primary_key=True)
+    value: str = Field(alias="va`l; DROP TABLE `MyNote`; --")
+    other: str = Field(alias='"x"')
+
+
+class MyGuard(Model):
+    id: int = Field(primary_key=True)
+    stamp: str = Field(alias="'); DELETE FROM `MyNote`; --", default="g")
+
+
+MODELS = [MyNote, MyOwner, MyPet]
+
+
+@pytest.fixture
+async def dsn() -> AsyncIterator[str]:
+    async with mysql_database_dsn() as database_dsn:
+        yield database_dsn
+
+
+@pytest.fixture
+async def db(dsn: str) -> AsyncIterator[aura.Client]:
+    async with aura.connect(dsn, models=MODELS) as client:
+        yield client
+
+
+def _with_netloc(dsn: str, netloc: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _option(dsn: str, option: str) -> str:
+    return f"{dsn}{'&' if '?' in dsn else '?'}{option}"
+
+
+# -- schemes, options, capabilities --------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "mariadb", "mysql+aiomysql", "mariadb+aiomysql"])
+async def test_every_scheme_reaches_the_server(scheme: str) -> None:
+    base = mysql_base_dsn()
+    dsn = scheme + base[base.index("://") :]
+    async with aura.connect(dsn) as client:
+        assert client.backend.name == "mysql"
+        assert await client.raw("SELECT 1 AS one") == [{"one": 1}]
+
+
+async def test_unknown_dsn_options_and_bad_values_are_rejected() -> None:
+    base = mysql_base_dsn()
+    with pytest.raises(AuraError) as info:
+        await aura.connect(_option(base, "pool_recycle=5"))
+    assert info.value.code == "config_error"
+    assert info.value.message == (
+        "Unsupported mysql DSN option(s): pool_recycle; "
+        "supported: charset, ssl-ca, ssl-mode, ssl_ca, ssl_mode"
+    )
+    with pytest.raises(AuraError) as mode:
+        await aura.connect(_option(base, "ssl-mode=sometimes"))
+    assert mode.value.code == "config_error"
+    assert mode.value.message == (
+        "ssl-mode must be one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"
+    )
+    with pytest.raises(AuraError) as charset:
+        await aura.connect(_option(base, "charset=latin1"))
+    assert charset.value.message == (
+        "charset=latin1 is not supported by the mysql backend; text is stored as utf8mb4"
+    )
+    with pytest.raises(AuraError) as ca:
+        await aura.connect(_option(base, "ssl-mode=VERIFY_CA"))
+    assert ca.value.message == "ssl-mode=VERIFY_CA needs ssl-ca (the CA certificate file)"
+    with pytest.raises(AuraError) as missing:
+        await aura.connect(_option(base, "ssl_mode=VERIFY_CA&ssl_ca=/nonexistent/ca.pem"))
+    assert missing.value.message == (
+        "ssl-ca '/nonexistent/ca.pem' is not a readable PEM certificate file"
+    )
+
+
+async def test_charset_utf8mb4_is_accepted(dsn: str) -> None:
+    async with aura.connect(_option(dsn, "charset=utf8mb4"), models=[MyNote]) as db:
+        await db.insert(MyNote(id=1, text="ünïcødé 💥"))
+        assert (await db.MyNote.find(id=1)).text == "ünïcødé 💥"
+
+
+async def test_ssl_mode_is_honoured(dsn: str) -> None:
+    async with aura.connect(dsn) as probe:
+        have_ssl = await probe.raw("SHOW VARIABLES LIKE 'have_ssl'")
+    if have_ssl != [{"Variable_name": "have_ssl", "Value": "YES"}]:
+        # No TLS on this server: PREFERRED falls back to plain TCP, REQUIRED refuses.
+        async with aura.connect(_option(dsn, "ssl-mode=PREFERRED")) as plain:
+            cipher = await plain.raw("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+            assert cipher == [{"Variable_name": "Ssl_cipher", "Value": ""}]
+        for mode in ("REQUIRED", "VERIFY_IDENTITY"):
+            with pytest.raises(AuraConnectionError) as info:
+                await aura.connect(_option(dsn, f"ssl-mode={mode}"))
+            assert info.value.message == (
+                "the MySQL server does not offer TLS, which ssl-mode requires"
+            )
+            assert info.value.context == {"driver": "mysql_async"}
+        return
+    async with aura.connect(_option(dsn, "ssl-mode=REQUIRED")) as tls:
+        cipher = await tls.raw("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        assert cipher[0]["Value"] != ""
+    async with aura.connect(_option(dsn, "ssl-mode=DISABLED")) as plain:
+        cipher = await plain.raw("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        assert cipher == [{"Variable_name": "Ssl_cipher", "Value": ""}]
+
+
+async def test_capabilities_are_honest(db: aura.Client) -> None:
+    caps = db.capabilities()
+    assert caps.transactions and caps.query_timeouts and caps.raw_queries and caps.explain
+    assert not caps.vector_search and not caps.hybrid_search and not caps.full_text_search
+    assert not caps.aggregations_and_facets
+    with pytest.raises(AuraCapabilityError) as info:
+        await db.query(MyNote).search_text(MyNote.text, "x").all()
+    assert info.value.context["capability"] == "full_text_search"
+
+
+async def test_explain_has_the_sql_and_the_plan(db: aura.Client) -> None:
+    out = db.backend.explain(db.query(MyNote).where(MyNote.id == 3).explain())
+    assert out["sql"] == "SELECT `id`, `text`, `n` FROM `MyNote` WHERE `id` = ? ORDER BY `id` ASC"
+    assert out["plan"] == [
+        "1 | SIMPLE | null | null | null | null | null | null | null | "
+        "Impossible WHERE noticed after reading const tables"
+    ]
+    assert out["model"] == "MyNote"
+
+
+# -- the pool -------------------------------------------------------------------------------
+
+
+async def test_64_tasks_on_a_pool_of_4(dsn: str) -> None:
+    pool = PoolConfig(min_size=1, max_size=4, acquire_timeout_s=30.0)
+    async with aura.connect(dsn, models=MODELS, pool=pool) as db:
+        tx = await db.transaction().begin()
+        await tx.insert(MyNote(id=-1, text="uncommitted"))
+
+        async def task(i: int) -> tuple[int, int]:
+            await db.insert(MyNote(id=i, text=f"t{i}", n=i))
+            found = await db.query(MyNote).where(MyNote.id == i).one()
+            hidden = await db.query(MyNote).where(MyNote.id == -1).count()
+            return found.n or 0, hidden
+
+        results = await asyncio.gather(*(task(i) for i in range(64)))
+        assert results == [(i, 0) for i in range(64)]
+        open_, idle, max_size = db.backend.pool_status()
+        # one connection is the transaction's; every other one is back, idle
+        assert max_size == 4 and 1 <= open_ <= 4 and idle == open_ - 1
+        await tx.rollback()
+        open_, idle, _ = db.backend.pool_status()
+        assert idle == open_
+        assert await db.query(MyNote).count() == 64
+
+
+async def test_acquire_timeout_when_the_pool_is_held(dsn: str) -> None:
+    pool = PoolConfig(min_size=1, max_size=1, acquire_timeout_s=0.2)
+    async with aura.connect(dsn, models=MODELS, pool=pool) as db:
+        tx = await db.transaction().begin()
+        with pytest.raises(AuraTimeoutError) as info:
+            await db.query(MyNote).count()
+        assert info.value.message == (
+            "no pooled MySQL connection became free within 0.200 s (pool size 1)"
+        )
+        await tx.rollback()
+        assert await db.query(MyNote).count() == 0
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+
+async def test_unique_and_primary_key_violations(db: aura.Client) -> None:
+    await db.insert(MyOwner(id=1, name="secret-name"))
+    with pytest.raises(AuraConstraintError) as pk:
+        await db.insert(MyOwner(id=1, name="other"))
+    assert pk.value.message == "MyOwner already has a row with this primary key"
+    assert pk.value.context == {
+        "model": "MyOwner",
+        "driver": "mysql_async",
+        "mysql_code": 1062,
+        "sqlstate": "23000",
+    }
+    with pytest.raises(AuraConstraintError) as unique:
+        await db.insert(MyOwner(id=2, name="secret-name"))
+    assert unique.value.message == "MyOwner.name must be unique"
+    assert "secret-name" not in str(unique.value) and "secret-name" not in repr(
+        unique.value.context
+    )
+
+
+async def test_not_null_fk_and_missing_table(db: aura.Client) -> None:
+    with pytest.raises(AuraConstraintError) as not_null:
+        await db.raw("INSERT INTO `MyNote` (id, text) VALUES (?, ?)", [1, None])
+    assert not_null.value.message == "MyNote.text cannot be null"
+    assert not_null.value.context["mysql_code"] == 1048
+    with pytest.raises(AuraConstraintError) as no_default:
+        await db.raw("INSERT INTO `MyNote` (id) VALUES (?)", [2])
+    assert no_default.value.message == "MyNote.text cannot be null"
+    assert no_default.value.context["mysql_code"] == 1364
+    await db.raw(
+        "CREATE TABLE my_fk_child (id int PRIMARY KEY, owner bigint, "
+        "FOREIGN KEY (owner) REFERENCES `MyOwner`(id))"
+    )
+    with pytest.raises(AuraConstraintError) as fk:
+        await db.raw("INSERT INTO my_fk_child VALUES (?, ?)", [1, 424242])
+    assert fk.value.message == (
+        "MySQL foreign key constraint violated: the referenced row does not exist"
+    )
+    assert fk.value.context["mysql_code"] == 1452
+    assert "424242" not in str(fk.value)
+    await db.insert(MyOwner(id=7, name="seven"))
+    await db.raw("INSERT INTO my_fk_child VALUES (?, ?)", [2, 7])
+    with pytest.raises(AuraConstraintError) as parent:
+        await db.raw("DELETE FROM `MyOwner` WHERE id = ?", [7])
+    assert parent.value.message == (
+        "MySQL foreign key constraint violated: the row is still referenced"
+    )
+    assert parent.value.context["mysql_code"] == 1451
+    with pytest.raises(AuraSchemaError) as missing:
+        await db.raw("SELECT * FROM no_such_table_here")
+    assert missing.value.context == {
+        "driver": "mysql_async",
+        "mysql_code": 1146,
+        "sqlstate": "42S02",
+    }
+
+
+async def test_rejected_values_are_not_quoted(db: aura.Client) -> None:
+    with pytest.raises(AuraError) as info:
+        await db.raw("INSERT INTO `MyNote` (id, text, n) VALUES (?, ?, ?)", [1, "t", "secret-x"])
+    assert info.value.code == "query_error"
+    assert info.value.message == "MySQL rejected a value (error 1366)"
+    assert "secret-x" not in str(info.value) and "secret-x" not in repr(info.value.context)
+
+
+async def test_connection_refused() -> None:
+    base = mysql_base_dsn()
+    refused = _with_netloc(base, "root:hunter2@127.0.0.1:1")
+    with pytest.raises(AuraConnectionError) as info:
+        await aura.connect(refused, connect_timeout_s=5.0)
+    assert info.value.message == ("the connection to MySQL failed or was lost (connection refused)")
+    assert info.value.context == {"driver": "mysql_async"}
+    assert "hunter2" not in str(info.value) and "hunter2" not in repr(info.value.context)
+
+
+async def test_bad_credentials() -> None:
+    base = mysql_base_dsn()
+    host = urlsplit(base).netloc.rsplit("@", 1)[-1]
+    bad = _with_netloc(base, f"aura_no_such_user:hunter2@{host}")
+    with pytest.raises(AuraAuthenticationError) as info:
+        await aura.connect(bad)
+    assert info.value.message == "MySQL rejected the credentials"
+    assert info.value.context == {"driver": "mysql_async", "mysql_code": 1045, "sqlstate": "28000"}
+    assert "hunter2" not in str(info.value)
+
+
+async def test_lost_connection(dsn: str) -> None:
+    async with aura.connect(dsn, models=MODELS) as db, aura.connect(mysql_base_dsn()) as admin:
+        database = urlsplit(dsn).path.lstrip("/")
+        tx = await db.transaction().begin()
+        ids = await admin.raw(
+            "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()",
+            [database],
+        )
+        assert ids
+        for row in ids:
+            await admin.raw(f"KILL {int(row['id'])}")
+        with pytest.raises(AuraConnectionError) as info:
+            await tx.query(MyNote).count()
+        assert info.value.message.startswith("the connection to MySQL")
+        assert info.value.context["driver"] == "mysql_async"
+
+
+async def test_statement_timeout(db: aura.Client) -> None:
+    await db.bulk_insert(MyNote, [MyNote(id=i, text=f"row {i} " * 8) for i in range(100_000)])
+    slow = db.query(MyNote).where(MyNote.text.contains("no such text")).timeout(1)
+    with pytest.raises(AuraTimeoutError) as info:
+        await slow.count()
+    assert info.value.message == "query exceeded its timeout of 1 ms"
+    assert info.value.context == {"driver": "mysql", "timeout_ms": 1}
+    # the connection and the session's default are intact afterwards
+    assert await db.query(MyNote).where(MyNote.text.contains("no such text")).count() == 0
+
+
+async def test_timeout_inside_a_transaction_keeps_it_usable(db: aura.Client) -> None:
+    async with db.transaction() as tx:
+        await tx.insert(MyNote(id=1, text="a"))
+        assert await tx.query(MyNote).timeout(5000).count() == 1
+        assert await tx.query(MyNote).count() == 1
+    assert await db.query(MyNote).count() == 1
+
+
+async def test_write_blocked_by_a_transaction_is_a_conflict(db: aura.Client) -> None:
+    await db.insert(MyNote(id=1, text="a"))
+    tx = await db.transaction().begin()
+    await tx.update(MyNote).where(MyNote.id == 1).set(text="tx").execute()
+    with pytest.raises(AuraError) as info:
+        await db.update(MyNote).where(MyNote.id == 1).set(text="outside").execute()
+    assert info.value.code == "conflict"
+    assert info.value.context["mysql_code"] == 1205
+    await tx.commit()
+    assert (await db.MyNote.find(id=1)).text == "tx"
+
+
+# -- semantics specific to the driver -------------------------------------------------------
+
+
+async def test_bulk_insert_is_atomic_and_reports_conflicts(db: aura.Client) -> None:
+    rows = [MyNote(id=i, text=f"n{i}", n=None if i % 3 else i) for i in range(3000)]
+    assert await db.bulk_insert(MyNote, rows) == 3000
+    got = await db.query(MyNote).order_by(MyNote.id).all()
+    assert [(r.id, r.text, r.n) for r in got] == [(r.id, r.text, r.n) for r in rows]
+    with pytest.raises(AuraConstraintError) as info:
+        await db.bulk_insert(MyNote, [MyNote(id=5000 + i, text="x") for i in range(50)] + rows[:1])
+    assert info.value.message == "MyNote already has a row with this primary key"
+    assert await db.query(MyNote).count() == 3000  # nothing of the failed batch
+
+
+async def test_upsert_updates_and_returns_the_stored_row(db: aura.Client) -> None:
+    await db.insert(MyOwner(id=1, name="a"))
+    second = await db.upsert(MyOwner, key={"id": 1}, values={"name": "b"})
+    assert (second.id, second.name) == (1, "b")
+    assert [(o.id, o.name) for o in await db.query(MyOwner).all()] == [(1, "b")]
+
+
+async def test_cascade_and_include(db: aura.Client) -> None:
+    await db.bulk_insert(MyOwner, [MyOwner(id=1, name="a"), MyOwner(id=2, name="b")])
+    owners = await db.query(MyOwner).order_by(MyOwner.id).all()
+    await db.bulk_insert(MyPet, [MyPet(id=i, owner=owners[i % 2]) for i in range(6)])
+    pets = await db.query(MyPet).include("owner").order_by(MyPet.id).all()
+    assert [(p.id, p.owner.name) for p in pets] == [
+        (0, "a"),
+        (1, "b"),
+        (2, "a"),
+        (3, "b"),
+        (4, "a"),
+        (5, "b"),
+    ]
+    assert await db.delete(MyOwner).where(MyOwner.id == 1).execute() == 1
+    assert [p.id for p in await db.query(MyPet).order_by(MyPet.id).all()] == [1, 3, 5]
+
+
+# -- injection ------------------------------------------------------------------------------
+
+HOSTILE = [
+    "'; DROP TABLE `MyNote`; --",
+    '"; DROP TABLE `MyNote`; --',
+    "` OR 1=1; --",
+    "%' OR '1'='1",
+    "\\'; DELETE FROM `MyNote`; --",
+    "1); DROP TABLE `MyHostile`; --",
+    "? ?? :1 %s",
+    "ünïcødé 💥 '\"`",
+    "trailing space ",
+]
+
+
+async def test_hostile_values_and_identifiers_stay_data(dsn: str) -> None:
+    async with aura.connect(dsn, models=[MyNote, MyHostile, MyGuard]) as db:
+        await db.insert(MyNote(id=1, text="survivor"))
+        for i, value in enumerate(HOSTILE):
+            await db.insert(MyHostile(id=i, value=value, other=value))
+            await db.insert(MyGuard(id=i, stamp=value))
+            assert [
+                h.id for h in await db.query(MyHostile).where(MyHostile.value == value).all()
+            ] == [i]
+            assert await db.query(MyHostile).where(MyHostile.other.contains(value)).count() == 1
+            assert await db.query(MyHostile).where(MyHostile.value.like(value)).count() >= 0
+            await db.update(MyHostile).where(MyHostile.id == i).set(other=value + "!").execute()
+            await db.upsert(MyGuard, key={"id": i}, values={"stamp": value})
+            assert await db.raw("SELECT id FROM `MyNote` WHERE text = ?", [value]) == []
+        rows = await db.query(MyHostile).order_by(MyHostile.id).all()
+        assert [r.value for r in rows] == HOSTILE
+        assert [r.other for r in rows] == [v + "!" for v in HOSTILE]
+        assert [g.stamp for g in await db.query(MyGuard).order_by(MyGuard.id).all()] == HOSTILE
+        tables = await db.raw(
+            "SELECT table_name AS t FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() ORDER BY table_name"
+        )
+        assert [t["t"] for t in tables] == ["MyGuard", "MyHostile", "MyNote"]
+        assert [(n.id, n.text) for n in await db.query(MyNote).all()] == [(1, "survivor")]
