@@ -20,6 +20,7 @@ from aura import (
     AuraCapabilityError,
     AuraConnectionError,
     AuraConstraintError,
+    AuraDialectError,
     AuraError,
     AuraSchemaError,
     AuraTimeoutError,
@@ -155,11 +156,14 @@ async def test_ssl_mode_is_honoured(dsn: str) -> None:
 async def test_capabilities_are_honest(db: aura.Client) -> None:
     caps = db.capabilities()
     assert caps.transactions and caps.query_timeouts and caps.raw_queries and caps.explain
-    assert not caps.vector_search and not caps.hybrid_search and not caps.full_text_search
-    assert not caps.aggregations_and_facets
-    with pytest.raises(AuraCapabilityError) as info:
+    assert not caps.vector_search and not caps.hybrid_search
+    assert caps.full_text_search and caps.aggregations_and_facets
+    # Ranked only on fields declared full_text=True (their index is built).
+    with pytest.raises(AuraDialectError):
         await db.query(MyNote).search_text(MyNote.text, "x").all()
-    assert info.value.context["capability"] == "full_text_search"
+    with pytest.raises(AuraCapabilityError) as info:
+        await db.query(MyNote).nearest(MyNote.text, [1.0], limit=1).all()
+    assert info.value.context["capability"] == "vector_search"
 
 
 async def test_explain_has_the_sql_and_the_plan(db: aura.Client) -> None:
@@ -424,3 +428,26 @@ async def test_hostile_values_and_identifiers_stay_data(dsn: str) -> None:
         )
         assert [t["t"] for t in tables] == ["MyGuard", "MyHostile", "MyNote"]
         assert [(n.id, n.text) for n in await db.query(MyNote).all()] == [(1, "survivor")]
+
+
+class MyIndexed(Model):
+    id: int = Field(primary_key=True)
+    tag: str = Field(index=True)
+    body: str = Field(default="", full_text=True)
+
+
+async def test_reopening_a_database_keeps_its_tables_and_indexes() -> None:
+    """Schemas are created on open: a second open of the same database
+    finds its indexes (MySQL has no CREATE INDEX IF NOT EXISTS)."""
+    async with mysql_database_dsn() as dsn:
+        async with aura.connect(dsn, models=[MyIndexed]) as db:
+            await db.insert(MyIndexed(id=1, tag="t", body="hello world"))
+        async with aura.connect(dsn, models=[MyIndexed]) as db:
+            rows = await db.search(MyIndexed).search_text("body", "hello").all()
+            assert [r.id for r in rows] == [1]
+            indexes = await db.raw("SHOW INDEX FROM `MyIndexed`")
+            assert sorted({r["Key_name"] for r in indexes}) == [
+                "PRIMARY",
+                "ftx_MyIndexed_body",
+                "idx_MyIndexed_tag",
+            ]

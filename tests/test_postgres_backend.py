@@ -20,6 +20,7 @@ from aura import (
     AuraCapabilityError,
     AuraConnectionError,
     AuraConstraintError,
+    AuraDialectError,
     AuraError,
     AuraSchemaError,
     AuraTimeoutError,
@@ -136,11 +137,14 @@ async def test_sslmode_is_honoured(dsn: str) -> None:
 async def test_capabilities_are_honest(db: aura.Client) -> None:
     caps = db.capabilities()
     assert caps.transactions and caps.query_timeouts and caps.raw_queries and caps.explain
-    assert not caps.vector_search and not caps.hybrid_search and not caps.full_text_search
-    assert not caps.aggregations_and_facets
-    with pytest.raises(AuraCapabilityError) as info:
+    assert not caps.vector_search and not caps.hybrid_search
+    assert caps.full_text_search and caps.aggregations_and_facets
+    # Ranked only on fields declared full_text=True (their index is built).
+    with pytest.raises(AuraDialectError):
         await db.query(PgNote).search_text(PgNote.text, "x").all()
-    assert info.value.context["capability"] == "full_text_search"
+    with pytest.raises(AuraCapabilityError) as info:
+        await db.query(PgNote).nearest(PgNote.text, [1.0], limit=1).all()
+    assert info.value.context["capability"] == "vector_search"
 
 
 async def test_explain_has_the_sql_and_the_plan(db: aura.Client) -> None:

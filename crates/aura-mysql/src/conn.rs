@@ -162,6 +162,25 @@ impl SqlConnection for MyConn<'_> {
             .collect()
     }
 
+    async fn table(&mut self, stmt: &Statement, kinds: &[FieldKind]) -> Result<Vec<Vec<Value>>> {
+        self.query(&stmt.sql, &stmt.params)
+            .await?
+            .iter()
+            .map(|row| {
+                let columns = row.columns_ref();
+                (0..columns.len())
+                    .map(|i| {
+                        let cell = cell_at(row, columns, i)?;
+                        match kinds.get(i) {
+                            Some(kind) => cell.typed(*kind),
+                            None => Ok(cell.untyped()),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     async fn scalar(&mut self, stmt: &Statement) -> Result<i64> {
         let rows = self.query(&stmt.sql, &stmt.params).await?;
         let row = rows

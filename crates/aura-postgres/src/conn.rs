@@ -147,6 +147,24 @@ impl SqlConnection for PgConn<'_> {
             .collect()
     }
 
+    async fn table(&mut self, stmt: &Statement, kinds: &[FieldKind]) -> Result<Vec<Vec<Value>>> {
+        self.query(stmt)
+            .await?
+            .iter()
+            .map(|row| {
+                (0..row.len())
+                    .map(|i| {
+                        let cell = cell(row, i)?;
+                        match kinds.get(i) {
+                            Some(kind) => cell.typed(*kind),
+                            None => Ok(cell.untyped()),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     async fn scalar(&mut self, stmt: &Statement) -> Result<i64> {
         let rows = self.query(stmt).await?;
         let row = rows

@@ -497,21 +497,38 @@ fn target_of(plan: &ModelPlan, attr: &str) -> PyResult<String> {
         })
 }
 
-/// Rows of the shared SQL executor (`aura_sql::exec`) as engine result
-/// rows, for `hydrate_results`.
-pub fn sql_results(rows: Vec<aura_sql::Fetched>) -> Vec<ResultRow> {
-    rows.into_iter()
-        .map(|f| ResultRow {
-            row: f.row,
-            scores: None,
-            includes: f
-                .includes
-                .into_iter()
-                .map(|loaded| match loaded {
-                    aura_sql::Loaded::One { attr, row } => Included::One { attr, row },
-                    aura_sql::Loaded::Many { attr, rows } => Included::Many { attr, rows },
-                })
-                .collect(),
+/// Rows of the SQL drivers (`aura_sql::Fetched`) as engine result rows,
+/// for `hydrate_results`.
+pub fn sql_results(rows: Vec<aura_sql::Fetched>) -> impl Iterator<Item = ResultRow> {
+    rows.into_iter().map(|f| ResultRow {
+        row: f.row,
+        scores: None,
+        includes: f
+            .includes
+            .into_iter()
+            .map(|loaded| match loaded {
+                aura_sql::Loaded::One { attr, row } => Included::One { attr, row },
+                aura_sql::Loaded::Many { attr, rows } => Included::Many { attr, rows },
+            })
+            .collect(),
+    })
+}
+
+/// Ranked SQL rows: `__score__` and the global 1-based `__rank__` after
+/// `offset` (text search has no component scores).
+pub fn ranked_sql_results(rows: Vec<(aura_sql::Fetched, f64)>, offset: u64) -> Vec<ResultRow> {
+    let (fetched, scores): (Vec<aura_sql::Fetched>, Vec<f64>) = rows.into_iter().unzip();
+    sql_results(fetched)
+        .zip(scores)
+        .zip(1..)
+        .map(|((mut row, score), position)| {
+            row.scores = Some(aura_engine::Scores {
+                score,
+                text_score: None,
+                vector_score: None,
+                rank: offset + position,
+            });
+            row
         })
         .collect()
 }

@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
-use aura_sql::{Fetched, OnConflict, Op, Outcome, SqlDatabase, Txn};
+use aura_engine::ResultRow;
+use aura_sql::{OnConflict, Op, Outcome, SqlDatabase, Txn};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -23,7 +24,7 @@ use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::{to_py, IntoPyResult};
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
-use crate::rows::{hydrate_results, sql_results, to_row, Deferred, Hydrator};
+use crate::rows::{hydrate_results, ranked_sql_results, sql_results, to_row, Deferred, Hydrator};
 
 type Plans = Arc<RwLock<HashMap<String, Py<ModelPlan>>>>;
 
@@ -127,18 +128,28 @@ fn convert<'py>(
     outcome: Outcome,
     shape: Shape,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let rows = |q: &Select, outcome| match outcome {
+        Outcome::Rows(rows) => sql_results(rows).collect(),
+        Outcome::Ranked(rows) => ranked_sql_results(rows, q.offset.unwrap_or(0)),
+        _ => Vec::new(),
+    };
     Ok(match (outcome, shape) {
-        (Outcome::Rows(rows), Shape::Rows(q)) => {
-            hydrate_results(py, &plans.read(), &q, sql_results(rows))?.into_any()
+        (outcome @ (Outcome::Rows(_) | Outcome::Ranked(_)), Shape::Rows(q)) => {
+            let rows = rows(&q, outcome);
+            hydrate_results(py, &plans.read(), &q, rows)?.into_any()
         }
-        (Outcome::Rows(rows), Shape::Cursor(q)) => Bound::new(
-            py,
-            SqlPoolCursor {
-                state: Mutex::new(Some((q, rows.into()))),
-                plans: plans.clone(),
-            },
-        )?
-        .into_any(),
+        (outcome @ (Outcome::Rows(_) | Outcome::Ranked(_)), Shape::Cursor(q)) => {
+            let rows = rows(&q, outcome);
+            Bound::new(
+                py,
+                SqlPoolCursor {
+                    state: Mutex::new(Some((q, rows.into()))),
+                    plans: plans.clone(),
+                },
+            )?
+            .into_any()
+        }
+        (Outcome::Json(value), _) => json_to_py(py, &value)?,
         (Outcome::Stored(Some(row)), Shape::Stored(model)) => {
             let plans = plans.read();
             Hydrator::new(py, &plans)?.simple(&model, &row)?
@@ -296,6 +307,7 @@ impl SqlPoolConnection {
             Request::Exists(q) => (Op::Exists(q), Shape::Plain),
             Request::Update(q) => (Op::Update(q), Shape::Plain),
             Request::Delete(q) => (Op::Delete(q), Shape::Plain),
+            Request::Aggregate(q) => (Op::Aggregate(q), Shape::Plain),
             other => return Err(to_py(other.not_served(self.backend))),
         };
         self.submit(py, op, txn.as_deref(), shape)
@@ -416,7 +428,7 @@ impl SqlPoolConnection {
     }
 }
 
-type CursorState = (Select, VecDeque<Fetched>);
+type CursorState = (Select, VecDeque<ResultRow>);
 
 /// Rows of a select, hydrated one batch per `fetch`.
 #[pyclass(frozen, module = "aura._core")]
@@ -433,10 +445,10 @@ impl SqlPoolCursor {
             return Ok(PyList::empty(py).into_any());
         };
         let take = batch_size.min(rows.len());
-        let batch: Vec<Fetched> = rows.drain(..take).collect();
+        let batch: Vec<ResultRow> = rows.drain(..take).collect();
         let q = q.clone();
         drop(guard);
-        Ok(hydrate_results(py, &self.plans.read(), &q, sql_results(batch))?.into_any())
+        Ok(hydrate_results(py, &self.plans.read(), &q, batch)?.into_any())
     }
 
     fn close(&self) {

@@ -12,13 +12,11 @@ use std::time::Duration;
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
 use aura_core::{ModelSchema, Row};
-use aura_engine::{Included, ResultRow, Scores};
+use aura_engine::ResultRow;
 use aura_sql::{Dialect, OnConflict};
 
 const SQLITE: Dialect = Dialect::Sqlite;
-use aura_sqlite::{
-    Database, Fetched, Job, Loaded, Location, Options, RawRows, Session, Txn, TxnJob,
-};
+use aura_sqlite::{Database, Fetched, Job, Location, Options, RawRows, Session, Txn, TxnJob};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -28,7 +26,7 @@ use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::{to_py, IntoPyResult};
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
-use crate::rows::{hydrate_rows, to_row, Hydrator};
+use crate::rows::{hydrate_rows, ranked_sql_results, sql_results, to_row, Hydrator};
 
 type Plans = Arc<RwLock<HashMap<String, Py<ModelPlan>>>>;
 
@@ -98,40 +96,6 @@ impl Completion {
 /// enough that decoding the next chunk overlaps hydrating this one.
 const CHUNK_ROWS: usize = 4096;
 
-fn result_rows(rows: Vec<Fetched>) -> impl Iterator<Item = ResultRow> {
-    rows.into_iter().map(|f| ResultRow {
-        row: f.row,
-        scores: None,
-        includes: f
-            .includes
-            .into_iter()
-            .map(|loaded| match loaded {
-                Loaded::One { attr, row } => Included::One { attr, row },
-                Loaded::Many { attr, rows } => Included::Many { attr, rows },
-            })
-            .collect(),
-    })
-}
-
-/// Ranked rows: `__score__` and the global 1-based `__rank__` (text
-/// search has no component scores).
-fn ranked_result_rows(rows: Vec<(Fetched, f64)>, offset: u64) -> Vec<ResultRow> {
-    let (fetched, scores): (Vec<Fetched>, Vec<f64>) = rows.into_iter().unzip();
-    result_rows(fetched)
-        .zip(scores)
-        .zip(1..)
-        .map(|((mut row, score), position)| {
-            row.scores = Some(Scores {
-                score,
-                text_score: None,
-                vector_score: None,
-                rank: offset + position,
-            });
-            row
-        })
-        .collect()
-}
-
 fn hydrate<'py>(
     py: Python<'py>,
     plans: &Plans,
@@ -139,7 +103,7 @@ fn hydrate<'py>(
     mask: Option<&[bool]>,
     rows: Vec<Fetched>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    hydrate_results(py, plans, model, mask, result_rows(rows))
+    hydrate_results(py, plans, model, mask, sql_results(rows))
 }
 
 fn hydrate_results<'py>(
@@ -195,7 +159,7 @@ fn convert<'py>(py: Python<'py>, outcome: Outcome, plans: &Plans) -> PyResult<Bo
             rows,
             offset,
         } => {
-            let rows = ranked_result_rows(rows, offset);
+            let rows = ranked_sql_results(rows, offset);
             hydrate_results(py, plans, &model, mask.as_deref(), rows)?
         }
         Outcome::Json(value) => json_to_py(py, &value)?,
@@ -427,9 +391,9 @@ fn cursor_work(q: Select, schema: Option<Arc<ModelSchema>>) -> Work {
             None => None,
         };
         let rows = if q.text_search.is_some() {
-            ranked_result_rows(aura_sqlite::select_ranked(s, &q)?, q.offset.unwrap_or(0))
+            ranked_sql_results(aura_sqlite::select_ranked(s, &q)?, q.offset.unwrap_or(0))
         } else {
-            result_rows(aura_sqlite::select(s, &q)?).collect()
+            sql_results(aura_sqlite::select(s, &q)?).collect()
         };
         Ok(Outcome::Cursor {
             model: q.model,

@@ -152,12 +152,13 @@ fn metric(
         (MetricOp::Avg, _, Dialect::Sqlite) => {
             Metric::Expr(format!("AVG({col})"), FieldKind::Float)
         }
+        // PostgreSQL's AVG of integers is NUMERIC rounded to 16 digits, and
+        // MySQL's is DECIMAL with 4: dividing the (exact) sum as a DOUBLE
+        // rounds once, as the memory engine does.
         (MetricOp::Avg, _, Dialect::Postgres) => Metric::Expr(
-            format!("CAST(AVG({col}) AS DOUBLE PRECISION)"),
+            format!("CAST(SUM({col}) AS DOUBLE PRECISION) / NULLIF(COUNT({col}), 0)"),
             FieldKind::Float,
         ),
-        // MySQL's AVG is DECIMAL with 4 digits; a DOUBLE division is exact
-        // in the sum and rounds once, as the memory engine does.
         (MetricOp::Avg, _, Dialect::Mysql) => Metric::Expr(
             format!("(SUM({col}) + 0e0) / NULLIF(COUNT({col}), 0)"),
             FieldKind::Float,

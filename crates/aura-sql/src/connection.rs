@@ -38,6 +38,14 @@ pub trait SqlConnection: Send {
         stmt: &Statement,
     ) -> impl Future<Output = Result<Vec<Value>>> + Send;
 
+    /// Every row of `stmt`, column `i` decoded as `kinds[i]` and untyped
+    /// past the end of `kinds` (aggregates, ranked selects).
+    fn table(
+        &mut self,
+        stmt: &Statement,
+        kinds: &[FieldKind],
+    ) -> impl Future<Output = Result<Vec<Vec<Value>>>> + Send;
+
     /// The single integer a `COUNT(*)` or `EXISTS` returns.
     fn scalar(&mut self, stmt: &Statement) -> impl Future<Output = Result<i64>> + Send;
 

@@ -84,22 +84,41 @@ pub fn create_table(
         columns.push(column);
     }
     let table = dialect.quote(&schema.name)?;
+    let indexed = schema
+        .fields
+        .iter()
+        .enumerate()
+        .filter(|&(pos, field)| field.index && !field.unique && pk != Some(pos))
+        .map(|(_, field)| field);
+    if dialect == Dialect::Mysql {
+        // MySQL has no CREATE INDEX IF NOT EXISTS: indexes are declared
+        // in the table, so re-creating an existing schema is a no-op.
+        for field in indexed {
+            let name = dialect.quote(&format!("idx_{}_{}", schema.name, field.storage))?;
+            columns.push(format!("INDEX {name} ({})", dialect.quote(&field.storage)?));
+        }
+        for field in crate::full_text_fields(schema) {
+            columns.push(crate::search::mysql_full_text(schema, field)?);
+        }
+        return Ok(vec![format!(
+            "CREATE TABLE IF NOT EXISTS {table} ({})",
+            columns.join(", ")
+        )]);
+    }
     let mut statements = vec![format!(
         "CREATE TABLE IF NOT EXISTS {table} ({})",
         columns.join(", ")
     )];
-    for (pos, field) in schema.fields.iter().enumerate() {
-        if field.index && !field.unique && pk != Some(pos) {
-            let name = dialect.quote(&format!("idx_{}_{}", schema.name, field.storage))?;
-            let exists = if dialect == Dialect::Mysql {
-                ""
-            } else {
-                "IF NOT EXISTS "
-            };
-            statements.push(format!(
-                "CREATE INDEX {exists}{name} ON {table} ({})",
-                dialect.quote(&field.storage)?
-            ));
+    for field in indexed {
+        let name = dialect.quote(&format!("idx_{}_{}", schema.name, field.storage))?;
+        statements.push(format!(
+            "CREATE INDEX IF NOT EXISTS {name} ON {table} ({})",
+            dialect.quote(&field.storage)?
+        ));
+    }
+    if dialect == Dialect::Postgres {
+        for field in crate::full_text_fields(schema) {
+            statements.extend(crate::create_full_text(dialect, schema, field)?);
         }
     }
     Ok(statements)

@@ -63,10 +63,20 @@ pub fn create_full_text(
             pg_vector(&column)
         )],
         Dialect::Mysql => vec![format!(
-            "CREATE FULLTEXT INDEX {} ON {table} ({column})",
-            dialect.quote(&index_name(schema, field))?
+            "ALTER TABLE {table} ADD {}",
+            mysql_full_text(schema, field)?
         )],
     })
+}
+
+/// MySQL: the FULLTEXT index of a field as a table element (`CREATE
+/// TABLE` declares it, so re-creating the table is a no-op).
+pub(crate) fn mysql_full_text(schema: &ModelSchema, field: &FieldDef) -> Result<String> {
+    Ok(format!(
+        "FULLTEXT INDEX {} ({})",
+        Dialect::Mysql.quote(&index_name(schema, field))?,
+        Dialect::Mysql.quote(&field.storage)?
+    ))
 }
 
 fn sqlite_fts(

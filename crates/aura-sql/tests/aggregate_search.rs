@@ -74,9 +74,9 @@ fn metrics_facets_and_groups_per_dialect() {
     assert_eq!(
         sqls(Dialect::Postgres, &q),
         [
-            r#"SELECT COUNT(*), COUNT(*), CAST(SUM("id") AS BIGINT), CAST(AVG("id") AS DOUBLE PRECISION), NULL, NULL FROM "Doc" WHERE ("score" > $1)"#,
+            r#"SELECT COUNT(*), COUNT(*), CAST(SUM("id") AS BIGINT), CAST(SUM("id") AS DOUBLE PRECISION) / NULLIF(COUNT("id"), 0), NULL, NULL FROM "Doc" WHERE ("score" > $1)"#,
             r#"SELECT "kind", COUNT(*) FROM "Doc" WHERE ("score" > $1) AND "kind" IS NOT NULL GROUP BY "kind" ORDER BY COUNT(*) DESC, "kind" COLLATE "C" ASC LIMIT $2"#,
-            r#"SELECT "kind", COUNT(*), COUNT(*), CAST(SUM("id") AS BIGINT), CAST(AVG("id") AS DOUBLE PRECISION), NULL, NULL FROM "Doc" WHERE ("score" > $1) AND "kind" IS NOT NULL GROUP BY "kind" ORDER BY COUNT(*) DESC, "kind" COLLATE "C" ASC LIMIT $2"#,
+            r#"SELECT "kind", COUNT(*), COUNT(*), CAST(SUM("id") AS BIGINT), CAST(SUM("id") AS DOUBLE PRECISION) / NULLIF(COUNT("id"), 0), NULL, NULL FROM "Doc" WHERE ("score" > $1) AND "kind" IS NOT NULL GROUP BY "kind" ORDER BY COUNT(*) DESC, "kind" COLLATE "C" ASC LIMIT $2"#,
         ]
     );
     assert_eq!(
@@ -268,7 +268,7 @@ fn full_text_ddl_per_dialect() {
     );
     assert_eq!(
         create_full_text(Dialect::Mysql, &schema, body).unwrap(),
-        ["CREATE FULLTEXT INDEX `ftx_Doc_body` ON `Doc` (`body`)"]
+        ["ALTER TABLE `Doc` ADD FULLTEXT INDEX `ftx_Doc_body` (`body`)"]
     );
 }
 
@@ -306,4 +306,31 @@ fn introspection_binds_the_table_name() {
     assert_eq!(live.indexes[0].columns, ["a", "b"]);
     assert_eq!(live.full_text, ["body"]);
     assert!(LiveTable::read(Dialect::Sqlite, "Doc", &[], &[], &[]).is_none());
+}
+
+#[test]
+fn tables_declare_their_full_text_indexes() {
+    let mut schema = doc();
+    schema.fields[1].index = true;
+    let catalog = catalog();
+    let mysql = aura_sql::create_table(Dialect::Mysql, &schema, &catalog).unwrap();
+    assert_eq!(mysql.len(), 1, "one idempotent CREATE TABLE on MySQL");
+    assert!(mysql[0].starts_with("CREATE TABLE IF NOT EXISTS `Doc` ("));
+    assert!(mysql[0]
+        .ends_with(", INDEX `idx_Doc_kind` (`kind`), FULLTEXT INDEX `ftx_Doc_body` (`body`))"));
+    let pg = aura_sql::create_table(Dialect::Postgres, &schema, &catalog).unwrap();
+    assert_eq!(
+        pg[1..],
+        [
+            r#"CREATE INDEX IF NOT EXISTS "idx_Doc_kind" ON "Doc" ("kind")"#,
+            r#"CREATE INDEX IF NOT EXISTS "ftx_Doc_body" ON "Doc" USING GIN (to_tsvector('simple', coalesce("body", '')))"#,
+        ]
+    );
+    // SQLite's FTS5 tables are the driver's (external content + triggers).
+    assert_eq!(
+        aura_sql::create_table(Dialect::Sqlite, &schema, &catalog)
+            .unwrap()
+            .len(),
+        2
+    );
 }

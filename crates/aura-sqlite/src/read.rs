@@ -14,18 +14,8 @@ const SQLITE: Dialect = Dialect::Sqlite;
 /// Keys per `IN (...)` list (SQLite allows 32766 parameters).
 const KEYS_PER_QUERY: usize = 10_000;
 
-/// One result row and its loaded relationships (in include order).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fetched {
-    pub row: Row,
-    pub includes: Vec<Loaded>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Loaded {
-    One { attr: String, row: Option<Row> },
-    Many { attr: String, rows: Vec<Row> },
-}
+/// Result rows are the shared executor's (one definition for every SQL driver).
+pub use aura_sql::{Fetched, Loaded};
 
 pub fn select(session: &mut Session, q: &Select) -> Result<Vec<Fetched>> {
     let schema = session.schema(&q.model)?;

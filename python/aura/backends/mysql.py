@@ -25,9 +25,16 @@ __all__ = ["AVAILABLE", "DSN_OPTIONS", "MySQLBackend", "from_config"]
 # False when the Rust core was built without the `mysql` feature.
 AVAILABLE = hasattr(_core, "mysql_connection")
 
-# `.timeout(ms)` runs as MariaDB's `SET STATEMENT max_statement_time=... FOR`
-# (error 1969 -> timeout); a MySQL server refuses it (docs/mysql.md).
-_CAPABILITIES = replace(for_backend("mysql"), query_timeouts=True)
+# Beyond the §8 column: `.timeout(ms)` runs as MariaDB's `SET STATEMENT
+# max_statement_time=... FOR` (error 1969 -> timeout; a MySQL server refuses
+# it, docs/mysql.md), aggregate() runs in SQL, and search_text ranks with
+# MATCH ... AGAINST over a FULLTEXT index (docs/sql-search.md).
+_CAPABILITIES = replace(
+    for_backend("mysql"),
+    query_timeouts=True,
+    aggregations_and_facets=True,
+    full_text_search=True,
+)
 
 # DSN options forwarded to the TLS set-up or checked; others are rejected.
 # Both the MySQL client's spelling (ssl-mode) and the underscore one work.

@@ -25,8 +25,15 @@ __all__ = ["AVAILABLE", "DSN_OPTIONS", "PostgresBackend", "from_config"]
 # False when the Rust core was built without the `postgres` feature.
 AVAILABLE = hasattr(_core, "postgres_connection")
 
-# `.timeout(ms)` runs as `SET LOCAL statement_timeout` (SQLSTATE 57014 -> timeout).
-_CAPABILITIES = replace(for_backend("postgres"), query_timeouts=True)
+# Beyond the §8 column: `.timeout(ms)` runs as `SET LOCAL statement_timeout`
+# (SQLSTATE 57014 -> timeout), aggregate() runs in SQL, and search_text ranks
+# with ts_rank_cd over a GIN-indexed tsvector (docs/sql-search.md).
+_CAPABILITIES = replace(
+    for_backend("postgres"),
+    query_timeouts=True,
+    aggregations_and_facets=True,
+    full_text_search=True,
+)
 
 # DSN options forwarded to the server or the TLS set-up; others are rejected.
 DSN_OPTIONS = ("application_name", "options", "sslmode", "sslrootcert")

@@ -188,6 +188,7 @@ pub enum Op {
         params: Json,
     },
     Explain(Select),
+    Aggregate(Select),
     CreateSchema(Vec<Arc<ModelSchema>>),
     DropSchema(Vec<Arc<ModelSchema>>),
 }
@@ -196,6 +197,10 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Rows(Vec<Fetched>),
+    /// A ranked (`search_text`) select: rows in score order, with scores.
+    Ranked(Vec<(Fetched, f64)>),
+    /// An aggregate's result dict.
+    Json(Json),
     Count(u64),
     Flag(bool),
     Stored(Stored),
@@ -209,7 +214,11 @@ impl<C: SqlConnection> Executor<'_, C> {
     /// Runs one request.
     pub async fn run(&mut self, op: Op) -> Result<Outcome> {
         Ok(match op {
+            Op::Select(q) if q.text_search.is_some() => {
+                Outcome::Ranked(self.select_ranked(&q).await?)
+            }
             Op::Select(q) => Outcome::Rows(self.select(&q).await?),
+            Op::Aggregate(q) => Outcome::Json(self.aggregate(&q).await?),
             Op::Count(q) => Outcome::Count(self.count(&q).await?),
             Op::Exists(q) => Outcome::Flag(self.exists(&q).await?),
             Op::Update(q) => Outcome::Count(self.update(&q).await?),

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use aura_core::ir::{Filtered, Include, Select};
-use aura_core::{Error, Key, ModelSchema, Result, Row, Value};
+use aura_core::{Error, FieldKind, Key, ModelSchema, Result, Row, Value};
 use serde_json::Value as Json;
 
 use super::{json_param, Executor, Need, KEYS_PER_QUERY};
@@ -40,11 +40,7 @@ impl<C: SqlConnection> Executor<'_, C> {
     pub async fn select(&mut self, q: &Select) -> Result<Vec<Fetched>> {
         let schema = self.schema(&q.model)?;
         let stmt = crate::select(C::DIALECT, &schema, q)?;
-        let relations = q
-            .include
-            .iter()
-            .map(|inc| Relation::resolve(self.catalog, &schema, &inc.link))
-            .collect::<Result<Vec<_>>>()?;
+        let relations = self.relations(&schema, q)?;
         let need = if relations.is_empty() {
             Need::Single
         } else {
@@ -63,6 +59,84 @@ impl<C: SqlConnection> Executor<'_, C> {
         q: &Select,
     ) -> Result<Vec<Fetched>> {
         let rows = self.conn.rows(schema, stmt).await?;
+        self.with_includes(schema, rows, relations, q).await
+    }
+
+    /// A `search_text` select: rows in score order with their scores (and
+    /// includes, read in the same snapshot).
+    pub async fn select_ranked(&mut self, q: &Select) -> Result<Vec<(Fetched, f64)>> {
+        let schema = self.schema(&q.model)?;
+        let stmt = crate::select_ranked(C::DIALECT, &schema, q)?;
+        let relations = self.relations(&schema, q)?;
+        let need = if relations.is_empty() {
+            Need::Single
+        } else {
+            Need::Snapshot
+        };
+        let section = self.enter(need, q.timeout_ms).await?;
+        let result = self.ranked_in(&schema, &stmt, &relations, q).await;
+        self.leave(section, q.timeout_ms, result).await
+    }
+
+    async fn ranked_in(
+        &mut self,
+        schema: &ModelSchema,
+        stmt: &crate::Statement,
+        relations: &[Relation],
+        q: &Select,
+    ) -> Result<Vec<(Fetched, f64)>> {
+        // The score is the column after the fields.
+        let kinds: Vec<FieldKind> = schema.fields.iter().map(|f| f.kind).collect();
+        let table = self.conn.table(stmt, &kinds).await?;
+        let mut scores = Vec::with_capacity(table.len());
+        let mut rows = Vec::with_capacity(table.len());
+        for mut values in table {
+            let score = match values.pop() {
+                Some(Value::Float(f)) => f,
+                Some(Value::Int(i)) => i as f64,
+                Some(Value::Null) => 0.0,
+                _ => return Err(Error::serialization("a ranked row has no score")),
+            };
+            scores.push(score);
+            rows.push(Row::from(values));
+        }
+        let fetched = self.with_includes(schema, rows, relations, q).await?;
+        Ok(fetched.into_iter().zip(scores).collect())
+    }
+
+    fn relations(&self, schema: &ModelSchema, q: &Select) -> Result<Vec<Relation>> {
+        q.include
+            .iter()
+            .map(|inc| Relation::resolve(self.catalog, schema, &inc.link))
+            .collect()
+    }
+
+    /// `aggregate()`: every statement of the plan in one snapshot, then
+    /// the result dict (API.md §4.3).
+    pub async fn aggregate(&mut self, q: &Select) -> Result<Json> {
+        let schema = self.schema(&q.model)?;
+        let plan = crate::aggregate(C::DIALECT, &schema, self.catalog, q)?;
+        let section = self.enter(Need::Snapshot, q.timeout_ms).await?;
+        let result = self.aggregate_in(&plan).await;
+        self.leave(section, q.timeout_ms, result).await
+    }
+
+    async fn aggregate_in(&mut self, plan: &crate::AggregatePlan) -> Result<Json> {
+        let mut results = Vec::with_capacity(plan.statements.len());
+        for part in &plan.statements {
+            results.push(self.conn.table(&part.statement, &part.kinds).await?);
+        }
+        plan.assemble(results)
+    }
+
+    /// Result rows with `relations` loaded, one query per level.
+    async fn with_includes(
+        &mut self,
+        schema: &ModelSchema,
+        rows: Vec<Row>,
+        relations: &[Relation],
+        q: &Select,
+    ) -> Result<Vec<Fetched>> {
         let mut fetched: Vec<Fetched> = rows
             .into_iter()
             .map(|row| Fetched {
@@ -188,7 +262,10 @@ impl<C: SqlConnection> Executor<'_, C> {
     /// The SQL a select compiles to and the database's plan for it.
     pub async fn explain(&mut self, q: &Select) -> Result<(String, Vec<String>)> {
         let schema = self.schema(&q.model)?;
-        let stmt = crate::select(C::DIALECT, &schema, q)?;
+        let stmt = match q.text_search {
+            Some(_) => crate::select_ranked(C::DIALECT, &schema, q)?,
+            None => crate::select(C::DIALECT, &schema, q)?,
+        };
         let section = self.enter(Need::Single, None).await?;
         let result = self.conn.plan(&stmt).await;
         let plan = self.leave(section, None, result).await?;

@@ -47,6 +47,11 @@ impl SqlConnection for Scripted {
         Ok(self.columns.pop_front().unwrap_or_default())
     }
 
+    async fn table(&mut self, stmt: &Statement, _: &[FieldKind]) -> Result<Vec<Vec<Value>>> {
+        self.record(&stmt.sql)?;
+        Ok(Vec::new())
+    }
+
     async fn scalar(&mut self, stmt: &Statement) -> Result<i64> {
         self.record(&stmt.sql)?;
         Ok(self.scalars.pop_front().unwrap_or(0))

@@ -55,6 +55,10 @@ impl SqlConnection for FakeSession<'_> {
         self.run(&stmt.sql).await.map(|()| Vec::new())
     }
 
+    async fn table(&mut self, stmt: &Statement, _: &[FieldKind]) -> Result<Vec<Vec<Value>>> {
+        self.run(&stmt.sql).await.map(|()| Vec::new())
+    }
+
     async fn scalar(&mut self, stmt: &Statement) -> Result<i64> {
         self.run(&stmt.sql).await.map(|()| 0)
     }
