@@ -288,6 +288,12 @@ impl SqlPoolConnection {
         self.submit(py, Op::CreateSchema(schemas), None, Shape::Plain)
     }
 
+    /// `{model: live table description or None}` (`diff_schema`).
+    fn describe<'py>(&self, py: Python<'py>, names: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        let schemas = self.schemas(&names)?;
+        self.submit(py, Op::Describe(schemas), None, Shape::Plain)
+    }
+
     fn drop_schema<'py>(&self, py: Python<'py>, names: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
         let schemas = self.schemas(&names)?;
         self.submit(py, Op::DropSchema(schemas), None, Shape::Plain)

@@ -342,45 +342,12 @@ fn describe_work(schemas: Vec<Arc<ModelSchema>>) -> Work {
         let mut out = serde_json::Map::new();
         for (schema, table) in schemas.iter().zip(live) {
             let described = table.map_or(serde_json::Value::Null, |t| {
-                describe_table(schema, &catalog, &t)
+                t.describe(SQLITE, schema, &catalog)
             });
             out.insert(schema.name.clone(), described);
         }
         Ok(Outcome::Json(serde_json::Value::Object(out)))
     })
-}
-
-fn describe_table(
-    schema: &ModelSchema,
-    catalog: &aura_sql::Catalog,
-    table: &aura_sql::LiveTable,
-) -> serde_json::Value {
-    let columns: Vec<serde_json::Value> = table
-        .columns
-        .iter()
-        .map(|c| {
-            let matches = schema
-                .fields
-                .iter()
-                .find(|f| f.storage == c.name)
-                .is_some_and(|f| {
-                    aura_sql::column_type_matches(SQLITE, schema, catalog, f, &c.sql_type)
-                });
-            serde_json::json!({
-                "name": c.name,
-                "type": c.sql_type,
-                "not_null": c.not_null,
-                "primary_key": c.primary_key,
-                "type_matches": matches,
-            })
-        })
-        .collect();
-    let indexes: Vec<serde_json::Value> = table
-        .indexes
-        .iter()
-        .map(|i| serde_json::json!({"name": i.name, "unique": i.unique, "columns": i.columns}))
-        .collect();
-    serde_json::json!({"columns": columns, "indexes": indexes, "full_text": table.full_text})
 }
 
 /// The rows of a cursor (`stream()`): a ranked select keeps its scores.

@@ -11,6 +11,7 @@
 //!   `<Model>__fts_<field>`, PostgreSQL/MySQL indexes `ftx_<Model>_<field>`.
 
 use aura_core::{FieldDef, ModelSchema, Value};
+use serde_json::{json, Value as Json};
 
 use crate::codec::SqlValue;
 use crate::ddl::field_type;
@@ -214,6 +215,38 @@ impl LiveTable {
     }
 }
 
+impl LiveTable {
+    /// The description `diff_schema` reads (Python `sql_schema`): columns
+    /// with whether their type is the one `schema` declares, indexes and
+    /// full-text columns.
+    pub fn describe(&self, dialect: Dialect, schema: &ModelSchema, catalog: &Catalog) -> Json {
+        let columns: Vec<Json> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let matches = schema
+                    .fields
+                    .iter()
+                    .find(|f| f.storage == c.name)
+                    .is_some_and(|f| column_type_matches(dialect, schema, catalog, f, &c.sql_type));
+                json!({
+                    "name": c.name,
+                    "type": c.sql_type,
+                    "not_null": c.not_null,
+                    "primary_key": c.primary_key,
+                    "type_matches": matches,
+                })
+            })
+            .collect();
+        let indexes: Vec<Json> = self
+            .indexes
+            .iter()
+            .map(|i| json!({"name": i.name, "unique": i.unique, "columns": i.columns}))
+            .collect();
+        json!({"columns": columns, "indexes": indexes, "full_text": self.full_text})
+    }
+}
+
 /// Whether a live column type is the one `create_table` gives `field`
 /// (case-insensitive; MySQL reports `bigint` for `BIGINT`, `tinyint(1)`...).
 pub fn column_type_matches(
@@ -225,12 +258,15 @@ pub fn column_type_matches(
 ) -> bool {
     let expected = field_type(dialect, schema, field, catalog).to_ascii_lowercase();
     let live = live_type.to_ascii_lowercase();
+    // information_schema reports neither the collation nor (MySQL 8) an
+    // integer's display width, which MariaDB adds: `bigint(20)`.
+    let declared = expected.split(" collate ").next().unwrap_or_default();
     match dialect {
-        Dialect::Sqlite | Dialect::Postgres => live == expected,
-        // information_schema COLUMN_TYPE omits the collation.
-        Dialect::Mysql => expected
-            .split(" collate ")
-            .next()
-            .is_some_and(|t| t == live),
+        Dialect::Sqlite => live == expected,
+        Dialect::Postgres => live == declared,
+        Dialect::Mysql => match live.strip_prefix("bigint(") {
+            Some(rest) => declared == "bigint" && rest.trim_end_matches(')').parse::<u32>().is_ok(),
+            None => live == declared,
+        },
     }
 }

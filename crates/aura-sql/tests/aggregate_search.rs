@@ -334,3 +334,22 @@ fn tables_declare_their_full_text_indexes() {
         2
     );
 }
+
+#[test]
+fn live_column_types_match_what_the_tables_declare() {
+    let schema = doc();
+    let catalog = catalog();
+    let (id, kind) = (&schema.fields[0], &schema.fields[1]);
+    let matches = |dialect, field, live| {
+        aura_sql::column_type_matches(dialect, &schema, &catalog, field, live)
+    };
+    assert!(matches(Dialect::Postgres, kind, "text"));
+    assert!(matches(Dialect::Postgres, id, "bigint"));
+    assert!(!matches(Dialect::Postgres, id, "integer"));
+    assert!(matches(Dialect::Mysql, id, "bigint"));
+    assert!(matches(Dialect::Mysql, id, "bigint(20)"));
+    assert!(!matches(Dialect::Mysql, id, "bigint(x)"));
+    assert!(matches(Dialect::Mysql, kind, "longtext"));
+    assert!(!matches(Dialect::Mysql, kind, "varchar(255)"));
+    assert!(matches(Dialect::Sqlite, id, "INTEGER"));
+}

@@ -9,10 +9,16 @@ cursors and ``explain`` are the same for all of them and live here.
 from __future__ import annotations
 
 import getpass
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from aura.backends.base import AsyncConnectionBackend
+from aura.backends.sql_schema import plan_against
 from aura.config import ClientConfig, PasswordAuth, TokenAuth, config_error
+from aura.schema import MigrationPlan, compile_models
+
+if TYPE_CHECKING:
+    from aura.models import AuraModel
 
 __all__ = ["PooledSqlBackend", "check_options", "credentials", "pool_settings"]
 
@@ -54,6 +60,15 @@ def pool_settings(config: ClientConfig) -> tuple[int, int, float, float, float]:
 
 class PooledSqlBackend(AsyncConnectionBackend):
     """A backend on ``_core.SqlPoolConnection``."""
+
+    async def diff_schema(self, models: Iterable[type[AuraModel]]) -> MigrationPlan:
+        """Changes that would bring the live tables of ``models`` to their
+        declared schema (columns, types, nullability, primary key, unique
+        and plain indexes, full-text indexes; see ``sql_schema``)."""
+        models = list(models)
+        target = compile_models(models)
+        live = await self.connection.describe(self._register(models))
+        return plan_against(target, live)
 
     def pool_status(self) -> tuple[int, int, int]:
         """``(open, idle, max)`` connections of the pool."""

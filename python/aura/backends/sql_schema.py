@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from aura.schema import FieldSchema, ModelSchema
+from aura.schema import FieldSchema, MigrationPlan, ModelSchema, generate_migration
 
-__all__ = ["live_schema"]
+__all__ = ["live_schema", "plan_against"]
 
 
 def _single_column(indexes: list[Mapping[str, Any]], *, unique: bool) -> set[str]:
@@ -76,3 +76,15 @@ def live_schema(declared: ModelSchema, table: Mapping[str, Any]) -> ModelSchema:
         primary_key=primary_key,
         fields=tuple(fields),
     )
+
+
+def plan_against(target: list[ModelSchema], live: Mapping[str, Any]) -> MigrationPlan:
+    """The plan bringing the described live tables (``{model: description
+    or None}``) to ``target``: a model without a table shows up as
+    ``add_model``; tables of models not in ``target`` are left out."""
+    current = [
+        live_schema(schema, live[schema.name])
+        for schema in target
+        if live.get(schema.name) is not None
+    ]
+    return generate_migration(current, target)

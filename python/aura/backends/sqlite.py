@@ -20,9 +20,9 @@ from aura.backends.base import Backend
 from aura.backends.capabilities import BackendCapabilities, for_backend
 from aura.backends.memory import plan_of
 from aura.backends.registry import SQLITE_MEMORY
-from aura.backends.sql_schema import live_schema
+from aura.backends.sql_schema import plan_against
 from aura.config import ClientConfig, PoolConfig, TLSConfig, config_error
-from aura.schema import MigrationPlan, compile_models, generate_migration
+from aura.schema import MigrationPlan, compile_models
 
 if TYPE_CHECKING:
     from aura.models import AuraModel
@@ -152,12 +152,7 @@ class SqliteBackend(Backend):
         for model in models:
             conn.register(plan_of(model))
         live = await self._call(conn.describe, [schema.name for schema in target])
-        current = [
-            live_schema(schema, live[schema.name])
-            for schema in target
-            if live.get(schema.name) is not None
-        ]
-        return generate_migration(current, target)
+        return plan_against(target, live)
 
     async def drop_schema(self, models: Iterable[type[AuraModel]]) -> None:
         conn = self._connection()

@@ -189,6 +189,8 @@ pub enum Op {
     },
     Explain(Select),
     Aggregate(Select),
+    /// The live tables of these models, for `diff_schema`.
+    Describe(Vec<Arc<ModelSchema>>),
     CreateSchema(Vec<Arc<ModelSchema>>),
     DropSchema(Vec<Arc<ModelSchema>>),
 }
@@ -219,6 +221,7 @@ impl<C: SqlConnection> Executor<'_, C> {
             }
             Op::Select(q) => Outcome::Rows(self.select(&q).await?),
             Op::Aggregate(q) => Outcome::Json(self.aggregate(&q).await?),
+            Op::Describe(schemas) => Outcome::Json(self.describe(&schemas).await?),
             Op::Count(q) => Outcome::Count(self.count(&q).await?),
             Op::Exists(q) => Outcome::Flag(self.exists(&q).await?),
             Op::Update(q) => Outcome::Count(self.update(&q).await?),

@@ -2,6 +2,7 @@
 //! level), count, exists, `raw()` and explain.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use aura_core::ir::{Filtered, Include, Select};
 use aura_core::{Error, FieldKind, Key, ModelSchema, Result, Row, Value};
@@ -127,6 +128,30 @@ impl<C: SqlConnection> Executor<'_, C> {
             results.push(self.conn.table(&part.statement, &part.kinds).await?);
         }
         plan.assemble(results)
+    }
+
+    /// `{model: description or null}` of the live tables of `schemas`
+    /// (`LiveTable::describe`), read in one snapshot.
+    pub async fn describe(&mut self, schemas: &[Arc<ModelSchema>]) -> Result<Json> {
+        let section = self.enter(Need::Snapshot, None).await?;
+        let result = self.describe_in(schemas).await;
+        self.leave(section, None, result).await
+    }
+
+    async fn describe_in(&mut self, schemas: &[Arc<ModelSchema>]) -> Result<Json> {
+        let mut out = serde_json::Map::new();
+        for schema in schemas {
+            let q = crate::introspect(C::DIALECT, &schema.name);
+            let columns = self.conn.table(&q.columns, &[]).await?;
+            let indexes = self.conn.table(&q.indexes, &[]).await?;
+            let full_text = self.conn.table(&q.full_text, &[]).await?;
+            let live =
+                crate::LiveTable::read(C::DIALECT, &schema.name, &columns, &indexes, &full_text);
+            let described =
+                live.map_or(Json::Null, |t| t.describe(C::DIALECT, schema, self.catalog));
+            out.insert(schema.name.clone(), described);
+        }
+        Ok(Json::Object(out))
     }
 
     /// Result rows with `relations` loaded, one query per level.
