@@ -1,8 +1,10 @@
-"""Ranked full-text search and aggregates on the PostgreSQL (ts_rank_cd over a
-GIN-indexed tsvector) and MySQL/MariaDB (MATCH ... AGAINST over a FULLTEXT
-index) backends (docs/sql-search.md). Scores are each database's own; what
-every backend shares is checked exactly: candidates, score order with ties
-broken by the primary key, global ranks, writes reflected, refusals."""
+"""Ranked full-text search and aggregates on the SQL backends: SQLite (FTS5
+bm25()), PostgreSQL (ts_rank_cd over a GIN-indexed tsvector) and
+MySQL/MariaDB (MATCH ... AGAINST over a FULLTEXT index), docs/sql-search.md.
+Scores are each database's own; what every backend shares is checked
+exactly: candidates, score order with ties broken by the primary key,
+global ranks, writes reflected, refusals. SQLite's exact scores and FTS5
+specifics are in tests/test_sqlite_search.py."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from _backends import connect_backend
 from aura import AuraCapabilityError, AuraDialectError, Field, Model
 from aura.scores import search_scores
 
-KINDS = ["postgresql", "mysql"]
+KINDS = ["sqlite", "postgresql", "mysql"]
+RANKING = {"sqlite": "bm25(", "postgres": "ts_rank_cd", "mysql": "MATCH"}
 
 
 class RankDoc(Model):
@@ -146,8 +149,7 @@ async def test_stream_and_explain_of_a_ranked_query(db: aura.Client) -> None:
     streamed = [(r.id, search_scores(r).rank) async for r in q.stream(batch_size=1)]
     assert streamed == everything and len(streamed) == 3
     out = db.backend.explain(q.explain())
-    spelling = "MATCH" if db.backend.name == "mysql" else "ts_rank_cd"
-    assert spelling in out["sql"]
+    assert RANKING[db.backend.name] in out["sql"]
     assert out["plan"]
 
 

@@ -1,5 +1,6 @@
-"""SQLite ranked full-text search (FTS5 bm25(), docs/sql-search.md),
-search-scoped aggregates and diff_schema against the live tables."""
+"""SQLite ranked full-text search (FTS5 bm25(), docs/sql-search.md): exact
+orders and FTS5 specifics, and diff_schema against the live tables. What
+every SQL backend shares (aggregates included) is in tests/test_sql_ranked.py."""
 
 from __future__ import annotations
 
@@ -168,48 +169,6 @@ async def test_stream_and_explain_of_a_ranked_query(db: aura.Client) -> None:
     out = db.backend.explain(q.explain())
     assert '-bm25("SqlFtsDoc__fts_body")' in out["sql"]
     assert any("SqlFtsDoc__fts_body" in step for step in out["plan"])
-
-
-# -- aggregates --------------------------------------------------------------------------
-
-
-async def test_search_scoped_aggregate(db: aura.Client) -> None:
-    result = await (
-        db.query(SqlFtsDoc)
-        .where(SqlFtsDoc.kind == "x")
-        .search_text("body", "banana")
-        .facet("kind")
-        .aggregate_count()
-        .aggregate()
-    )
-    assert (result.matched, result.scanned, result.search_scoped) == (2, 4, True)
-    assert [(b.value, b.count) for b in result.facet("kind").buckets] == [("x", 2)]
-    assert result.metric("count") == 2
-
-
-async def test_aggregate_edge_cases(db: aura.Client) -> None:
-    empty = await (
-        db.query(SqlFtsDoc)
-        .where(SqlFtsDoc.id > 100)
-        .aggregate_count()
-        .min("id")
-        .sum("id")
-        .avg("id")
-        .facet("kind")
-        .group_by("kind")
-        .aggregate()
-    )
-    assert [m.value for m in empty.metrics] == [0, None, None, None]
-    assert (empty.facet("kind").buckets, empty.groups) == ([], [])
-    typed = (
-        await db.query(SqlFtsDoc).sum("id").avg("id").min("kind").facet("body", limit=2).aggregate()
-    )
-    assert [m.value for m in typed.metrics] == [28, 4.0, None]
-    assert isinstance(typed.metrics[0].value, int) and isinstance(typed.metrics[1].value, float)
-    assert [(b.value, b.count) for b in typed.facet("body").buckets] == [
-        ("apple apple apple banana", 1),
-        ("apple banana", 1),
-    ]
 
 
 # -- diff_schema -------------------------------------------------------------------------

@@ -43,7 +43,7 @@ fn connect_timed_out(options: &Options) -> Error {
             "cannot connect to MySQL at {}:{} within {:.3} s",
             options.host,
             options.port,
-            options.connect_timeout.as_secs_f64()
+            options.pool.connect_timeout.as_secs_f64()
         ),
     )
     .with_context("driver", DRIVER)
@@ -82,8 +82,8 @@ async fn warm(
     let opts = options.opts(tls).map_err(|_| Failure::TimedOut)?;
     let pool = mysql_async::Pool::new(opts);
     let mut opened: Vec<Conn> = Vec::new();
-    for _ in 0..options.min_size.max(1) {
-        let conn = tokio::time::timeout(options.connect_timeout, pool.get_conn())
+    for _ in 0..options.pool.min_size.max(1) {
+        let conn = tokio::time::timeout(options.pool.connect_timeout, pool.get_conn())
             .await
             .map_err(|_| Failure::TimedOut)?
             .map_err(Failure::Driver)?;
@@ -114,7 +114,7 @@ pub async fn open(options: Options) -> Result<Arc<Database>> {
         other => other,
     }
     .map_err(|f| f.into_error(&options))?;
-    let timeout = options.request_timeout;
+    let timeout = options.pool.request_timeout;
     Ok(Arc::new(Database::new(
         MyPool {
             pool,
@@ -127,7 +127,7 @@ pub async fn open(options: Options) -> Result<Arc<Database>> {
 
 impl MyPool {
     fn max(&self) -> usize {
-        self.options.pool_size.max(1)
+        self.options.pool.max_size.max(1)
     }
 
     /// A timed-out lease: every connection busy, or a new one not
@@ -141,7 +141,7 @@ impl MyPool {
         if in_use >= self.max() {
             return Error::timeout(format!(
                 "no pooled MySQL connection became free within {:.3} s (pool size {})",
-                self.options.acquire_timeout.as_secs_f64(),
+                self.options.pool.acquire_timeout.as_secs_f64(),
                 self.max()
             ))
             .with_context("driver", DRIVER);
@@ -166,7 +166,11 @@ impl aura_sql::Pool for MyPool {
     const BEGIN_SNAPSHOT: &'static str = BEGIN_SNAPSHOT;
 
     async fn lease(&self) -> Result<Conn> {
-        let wait = self.options.acquire_timeout.max(Duration::from_millis(1));
+        let wait = self
+            .options
+            .pool
+            .acquire_timeout
+            .max(Duration::from_millis(1));
         match tokio::time::timeout(wait, self.pool.get_conn()).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(err)) => Err(errors::connect(&err)),

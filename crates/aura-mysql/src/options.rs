@@ -4,9 +4,9 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use aura_core::{Error, ErrorCode, Result};
+use aura_sql::PoolSettings;
 use mysql_async::{OptsBuilder, PoolConstraints, PoolOpts, SslOpts};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -69,16 +69,8 @@ pub struct Options {
     pub ssl_mode: SslMode,
     /// PEM file of trusted CA certificates (`ssl-ca`).
     pub ca_file: Option<PathBuf>,
-    /// Connections opened up front (PoolConfig.min_size).
-    pub min_size: usize,
-    pub pool_size: usize,
-    pub acquire_timeout: Duration,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    /// Connections older than this are closed by the pool.
-    pub max_lifetime: Duration,
-    /// Connections idle longer than this are closed by the pool.
-    pub idle_timeout: Duration,
+    /// Pool sizes and timeouts (PoolConfig, connect and request timeouts).
+    pub pool: PoolSettings,
 }
 
 impl fmt::Debug for Options {
@@ -90,7 +82,7 @@ impl fmt::Debug for Options {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("dbname", &self.dbname)
             .field("ssl_mode", &self.ssl_mode)
-            .field("pool_size", &self.pool_size)
+            .field("pool", &self.pool)
             .finish_non_exhaustive()
     }
 }
@@ -117,7 +109,7 @@ impl Options {
     /// The mysql_async options; `tls`: whether this pool uses TLS (after
     /// `Preferred` was resolved).
     pub fn opts(&self, tls: bool) -> Result<OptsBuilder> {
-        let constraints = PoolConstraints::new(0, self.pool_size.max(1))
+        let constraints = PoolConstraints::new(0, self.pool.max_size.max(1))
             .ok_or_else(|| config("pool min_size must not exceed max_size".to_owned()))?;
         let pool = PoolOpts::new()
             .with_constraints(constraints)
@@ -125,8 +117,8 @@ impl Options {
             // request leaves its connection outside a transaction, and one
             // whose state is unknown is closed, never returned.
             .with_reset_connection(false)
-            .with_abs_conn_ttl(Some(self.max_lifetime))
-            .with_inactive_connection_ttl(self.idle_timeout);
+            .with_abs_conn_ttl(Some(self.pool.max_lifetime))
+            .with_inactive_connection_ttl(self.pool.idle_timeout);
         let mut builder = OptsBuilder::default()
             .ip_or_hostname(self.host.clone())
             .tcp_port(self.port)
@@ -196,6 +188,8 @@ fn check_pem(path: &PathBuf) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn options(mode: SslMode, ca: Option<&str>) -> Options {
@@ -207,13 +201,15 @@ mod tests {
             dbname: None,
             ssl_mode: mode,
             ca_file: ca.map(PathBuf::from),
-            min_size: 1,
-            pool_size: 4,
-            acquire_timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-            max_lifetime: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
+            pool: PoolSettings {
+                min_size: 1,
+                max_size: 4,
+                acquire_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(1),
+                max_lifetime: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+            },
         }
     }
 

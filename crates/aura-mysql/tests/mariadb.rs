@@ -32,13 +32,15 @@ fn base() -> Option<Options> {
         dbname: Some(db.to_owned()).filter(|d| !d.is_empty()),
         ssl_mode: SslMode::Preferred,
         ca_file: None,
-        min_size: 1,
-        pool_size: 4,
-        acquire_timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(10),
-        request_timeout: Duration::from_secs(30),
-        max_lifetime: Duration::from_secs(600),
-        idle_timeout: Duration::from_secs(600),
+        pool: aura_sql::PoolSettings {
+            min_size: 1,
+            max_size: 4,
+            acquire_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_lifetime: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(600),
+        },
     })
 }
 

@@ -40,8 +40,8 @@ fn pool_error(err: PoolError, options: &Options) -> Error {
     match err {
         PoolError::Timeout(TimeoutType::Wait) => Error::timeout(format!(
             "no pooled PostgreSQL connection became free within {:.3} s (pool size {})",
-            options.acquire_timeout.as_secs_f64(),
-            options.pool_size
+            options.pool.acquire_timeout.as_secs_f64(),
+            options.pool.max_size
         )),
         PoolError::Timeout(_) => Error::new(
             ErrorCode::ConnectionError,
@@ -49,7 +49,7 @@ fn pool_error(err: PoolError, options: &Options) -> Error {
                 "cannot connect to PostgreSQL at {}:{} within {:.3} s",
                 options.host,
                 options.port,
-                options.connect_timeout.as_secs_f64()
+                options.pool.connect_timeout.as_secs_f64()
             ),
         ),
         PoolError::Backend(err) => errors::connect(&err),
@@ -73,12 +73,12 @@ pub async fn open(options: Options) -> Result<Arc<Database>> {
             recycling_method: RecyclingMethod::Fast,
         },
     );
-    let (lifetime, idle) = (options.max_lifetime, options.idle_timeout);
+    let (lifetime, idle) = (options.pool.max_lifetime, options.pool.idle_timeout);
     let pool = Pool::builder(manager)
-        .max_size(options.pool_size.max(1))
-        .wait_timeout(Some(options.acquire_timeout))
-        .create_timeout(Some(options.connect_timeout))
-        .recycle_timeout(Some(options.connect_timeout))
+        .max_size(options.pool.max_size.max(1))
+        .wait_timeout(Some(options.pool.acquire_timeout))
+        .create_timeout(Some(options.pool.connect_timeout))
+        .recycle_timeout(Some(options.pool.connect_timeout))
         .runtime(Runtime::Tokio1)
         // Connections past max_lifetime or idle_timeout are closed when
         // next taken from the pool, and a fresh one is used.
@@ -95,12 +95,12 @@ pub async fn open(options: Options) -> Result<Arc<Database>> {
         })?;
     // Opened together, then all returned idle (at least one: a wrong
     // address or bad credentials fail here).
-    let warm = (0..options.min_size.max(1)).map(|_| pool.get());
+    let warm = (0..options.pool.min_size.max(1)).map(|_| pool.get());
     let opened = futures_util::future::join_all(warm).await;
     for leased in opened {
         drop(leased.map_err(|e| pool_error(e, &options))?);
     }
-    let timeout = options.request_timeout;
+    let timeout = options.pool.request_timeout;
     Ok(Arc::new(Database::new(PgPool { pool, options }, timeout)))
 }
 

@@ -5,9 +5,9 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aura_core::{Error, ErrorCode, Result};
+use aura_sql::PoolSettings;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
@@ -63,16 +63,8 @@ pub struct Options {
     pub ssl_mode: SslMode,
     /// PEM file of trusted CA certificates (`sslrootcert`).
     pub ca_file: Option<PathBuf>,
-    /// Connections opened up front (PoolConfig.min_size).
-    pub min_size: usize,
-    pub pool_size: usize,
-    pub acquire_timeout: Duration,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-    /// Connections older than this are replaced when next leased.
-    pub max_lifetime: Duration,
-    /// Connections idle longer than this are replaced when next leased.
-    pub idle_timeout: Duration,
+    /// Pool sizes and timeouts (PoolConfig, connect and request timeouts).
+    pub pool: PoolSettings,
 }
 
 impl fmt::Debug for Options {
@@ -84,7 +76,7 @@ impl fmt::Debug for Options {
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("dbname", &self.dbname)
             .field("ssl_mode", &self.ssl_mode)
-            .field("pool_size", &self.pool_size)
+            .field("pool", &self.pool)
             .finish_non_exhaustive()
     }
 }
@@ -96,7 +88,7 @@ impl Options {
         cfg.host(&self.host)
             .port(self.port)
             .user(&self.user)
-            .connect_timeout(self.connect_timeout)
+            .connect_timeout(self.pool.connect_timeout)
             .ssl_mode(match self.ssl_mode {
                 SslMode::Disable => tokio_postgres::config::SslMode::Disable,
                 SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -209,6 +201,8 @@ impl ServerCertVerifier for Unverified {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -240,13 +234,15 @@ mod tests {
             server_options: None,
             ssl_mode: SslMode::Disable,
             ca_file: None,
-            min_size: 1,
-            pool_size: 4,
-            acquire_timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-            max_lifetime: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
+            pool: PoolSettings {
+                min_size: 1,
+                max_size: 4,
+                acquire_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(1),
+                max_lifetime: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+            },
         };
         let shown = format!("{options:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
@@ -265,13 +261,15 @@ mod tests {
             server_options: None,
             ssl_mode: SslMode::VerifyFull,
             ca_file: Some("/nonexistent/ca.pem".into()),
-            min_size: 1,
-            pool_size: 1,
-            acquire_timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_secs(1),
-            request_timeout: Duration::from_secs(1),
-            max_lifetime: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(1),
+            pool: PoolSettings {
+                min_size: 1,
+                max_size: 1,
+                acquire_timeout: Duration::from_secs(1),
+                connect_timeout: Duration::from_secs(1),
+                request_timeout: Duration::from_secs(1),
+                max_lifetime: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+            },
         };
         let err = options.tls().unwrap_err();
         assert_eq!(err.code, ErrorCode::ConfigError);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
 use aura_engine::ResultRow;
-use aura_sql::{OnConflict, Op, Outcome, SqlDatabase, Txn};
+use aura_sql::{OnConflict, Op, Outcome, PoolSettings, SqlDatabase, Txn};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -462,6 +462,24 @@ impl SqlPoolCursor {
     }
 }
 
+/// `(min_size, max_size, acquire_timeout_s, max_lifetime_s,
+/// idle_timeout_s)` and the timeouts, as every pooled driver takes them.
+fn pool_settings(
+    (min_size, max_size, acquire, lifetime, idle): (usize, usize, f64, f64, f64),
+    connect_timeout_s: f64,
+    request_timeout_s: f64,
+) -> PoolSettings {
+    PoolSettings {
+        min_size: min_size.min(max_size),
+        max_size: max_size.max(1),
+        acquire_timeout: timeout_from_seconds(acquire),
+        connect_timeout: timeout_from_seconds(connect_timeout_s),
+        request_timeout: timeout_from_seconds(request_timeout_s),
+        max_lifetime: timeout_from_seconds(lifetime),
+        idle_timeout: timeout_from_seconds(idle),
+    }
+}
+
 /// A PostgreSQL connection (no I/O until `open`): `ssl` is `(sslmode, CA
 /// file)`, `pool` is `(min_size, max_size, acquire_timeout_s,
 /// max_lifetime_s, idle_timeout_s)`.
@@ -484,7 +502,6 @@ pub fn postgres_connection(
     connect_timeout_s: f64,
     request_timeout_s: f64,
 ) -> PyResult<SqlPoolConnection> {
-    let (min_size, max_size, acquire, lifetime, idle) = pool;
     let options = aura_postgres::Options {
         host,
         port,
@@ -495,13 +512,7 @@ pub fn postgres_connection(
         server_options,
         ssl_mode: aura_postgres::SslMode::parse(&ssl.0).py_err()?,
         ca_file: ssl.1,
-        min_size: min_size.min(max_size),
-        pool_size: max_size.max(1),
-        acquire_timeout: timeout_from_seconds(acquire),
-        connect_timeout: timeout_from_seconds(connect_timeout_s),
-        request_timeout: timeout_from_seconds(request_timeout_s),
-        max_lifetime: timeout_from_seconds(lifetime),
-        idle_timeout: timeout_from_seconds(idle),
+        pool: pool_settings(pool, connect_timeout_s, request_timeout_s),
     };
     // TLS files are read now, so a bad sslrootcert fails at connect time.
     options.tls().py_err()?;
@@ -532,7 +543,6 @@ pub fn mysql_connection(
     if let Some(charset) = &charset {
         aura_mysql::check_charset(charset).py_err()?;
     }
-    let (min_size, max_size, acquire, lifetime, idle) = pool;
     let options = aura_mysql::Options {
         host,
         port,
@@ -541,13 +551,7 @@ pub fn mysql_connection(
         dbname,
         ssl_mode: aura_mysql::SslMode::parse(&ssl.0).py_err()?,
         ca_file: ssl.1,
-        min_size: min_size.min(max_size),
-        pool_size: max_size.max(1),
-        acquire_timeout: timeout_from_seconds(acquire),
-        connect_timeout: timeout_from_seconds(connect_timeout_s),
-        request_timeout: timeout_from_seconds(request_timeout_s),
-        max_lifetime: timeout_from_seconds(lifetime),
-        idle_timeout: timeout_from_seconds(idle),
+        pool: pool_settings(pool, connect_timeout_s, request_timeout_s),
     };
     // TLS files are read now, so a bad ssl-ca fails at connect time.
     if options.wants_tls() {

@@ -46,7 +46,7 @@ pub use exec::{Executor, Fetched, Loaded, Op, Outcome};
 pub use introspect::{
     column_type_matches, introspect, Introspection, LiveColumn, LiveIndex, LiveTable,
 };
-pub use pool::{BoxFuture, Database, Pool, SqlDatabase, Txn};
+pub use pool::{BoxFuture, Database, Pool, PoolSettings, SqlDatabase, Txn};
 pub use query::{
     count, exists, projection_mask, related, resolve_field, select, select_keys, RelatedQuery,
     Relation, Resolved,

@@ -17,8 +17,15 @@ from typing import Any
 import aura._core as _core
 from aura.backends.base import driver_not_installed
 from aura.backends.capabilities import BackendCapabilities, for_backend
-from aura.backends.sql_pool import PooledSqlBackend, check_options, credentials, pool_settings
-from aura.config import ClientConfig, TLSConfig, config_error
+from aura.backends.sql_pool import (
+    PooledSqlBackend,
+    SslModes,
+    check_options,
+    credentials,
+    pool_settings,
+    ssl_mode,
+)
+from aura.config import ClientConfig, config_error
 
 __all__ = ["AVAILABLE", "DSN_OPTIONS", "MySQLBackend", "from_config"]
 
@@ -48,25 +55,19 @@ def _option(options: dict[str, str], name: str) -> str | None:
     return dashed if dashed is not None else underscored
 
 
+_SSL_MODES = SslModes(
+    option="ssl-mode",
+    verify_full="VERIFY_IDENTITY",
+    require="REQUIRED",
+    disable="DISABLED",
+    default="PREFERRED",
+)
+
+
 def _ssl(config: ClientConfig, options: dict[str, str]) -> tuple[str, str | None]:
     """``(ssl-mode, CA file)`` from the DSN options and ``tls=``."""
-    tls = config.tls
-    if tls.client_cert_path or tls.client_key_path or tls.pinned_sha256:
-        raise config_error(
-            "The mysql backend supports server verification only: client certificates "
-            "and pinned_sha256 are not available",
-            option="tls",
-        )
-    ca_file = _option(options, "ssl-ca") or tls.ca_cert_path
-    mode = _option(options, "ssl-mode")
-    if tls.enabled:
-        wanted = "VERIFY_IDENTITY" if tls.verify_hostname else "REQUIRED"
-        if mode is not None and mode.upper() == "DISABLED":
-            raise config_error("ssl-mode=DISABLED contradicts tls=TLSConfig(enabled=True)")
-        mode = mode or wanted
-    elif tls != TLSConfig() and tls.ca_cert_path is None:
-        raise config_error("tls= settings need TLSConfig(enabled=True)", option="tls")
-    return mode or "PREFERRED", ca_file
+    mode, ca = _option(options, "ssl-mode"), _option(options, "ssl-ca")
+    return ssl_mode(config, "mysql", mode, ca, _SSL_MODES)
 
 
 class MySQLBackend(PooledSqlBackend):

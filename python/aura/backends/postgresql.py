@@ -17,8 +17,15 @@ from typing import Any
 import aura._core as _core
 from aura.backends.base import driver_not_installed
 from aura.backends.capabilities import BackendCapabilities, for_backend
-from aura.backends.sql_pool import PooledSqlBackend, check_options, credentials, pool_settings
-from aura.config import ClientConfig, TLSConfig, config_error
+from aura.backends.sql_pool import (
+    PooledSqlBackend,
+    SslModes,
+    check_options,
+    credentials,
+    pool_settings,
+    ssl_mode,
+)
+from aura.config import ClientConfig, config_error
 
 __all__ = ["AVAILABLE", "DSN_OPTIONS", "PostgresBackend", "from_config"]
 
@@ -39,25 +46,19 @@ _CAPABILITIES = replace(
 DSN_OPTIONS = ("application_name", "options", "sslmode", "sslrootcert")
 
 
+_SSL_MODES = SslModes(
+    option="sslmode",
+    verify_full="verify-full",
+    require="require",
+    disable="disable",
+    default="prefer",
+)
+
+
 def _ssl(config: ClientConfig, options: dict[str, str]) -> tuple[str, str | None]:
     """``(sslmode, CA file)`` from the DSN options and ``tls=``."""
-    tls = config.tls
-    if tls.client_cert_path or tls.client_key_path or tls.pinned_sha256:
-        raise config_error(
-            "The postgres backend supports server verification only: client certificates "
-            "and pinned_sha256 are not available",
-            option="tls",
-        )
-    ca_file = options.get("sslrootcert") or tls.ca_cert_path
-    mode = options.get("sslmode")
-    if tls.enabled:
-        wanted = "verify-full" if tls.verify_hostname else "require"
-        if mode == "disable":
-            raise config_error("sslmode=disable contradicts tls=TLSConfig(enabled=True)")
-        mode = mode or wanted
-    elif tls != TLSConfig() and tls.ca_cert_path is None:
-        raise config_error("tls= settings need TLSConfig(enabled=True)", option="tls")
-    return mode or "prefer", ca_file
+    mode, ca = options.get("sslmode"), options.get("sslrootcert")
+    return ssl_mode(config, "postgres", mode, ca, _SSL_MODES)
 
 
 class PostgresBackend(PooledSqlBackend):

@@ -10,17 +10,25 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aura.backends.base import AsyncConnectionBackend
 from aura.backends.sql_schema import plan_against
-from aura.config import ClientConfig, PasswordAuth, TokenAuth, config_error
+from aura.config import ClientConfig, PasswordAuth, TLSConfig, TokenAuth, config_error
 from aura.schema import MigrationPlan, compile_models
 
 if TYPE_CHECKING:
     from aura.models import AuraModel
 
-__all__ = ["PooledSqlBackend", "check_options", "credentials", "pool_settings"]
+__all__ = [
+    "PooledSqlBackend",
+    "SslModes",
+    "check_options",
+    "credentials",
+    "pool_settings",
+    "ssl_mode",
+]
 
 
 def check_options(config: ClientConfig, backend: str, supported: tuple[str, ...]) -> dict[str, str]:
@@ -44,6 +52,42 @@ def credentials(config: ClientConfig, database: str) -> tuple[str, str | None]:
     if isinstance(auth, PasswordAuth):
         return auth.username or getpass.getuser(), auth.password or None
     return getpass.getuser(), None
+
+
+@dataclass(frozen=True)
+class SslModes:
+    """A driver's spelling of its TLS modes (PostgreSQL ``verify-full``,
+    MySQL ``VERIFY_IDENTITY``...)."""
+
+    option: str
+    verify_full: str
+    require: str
+    disable: str
+    default: str
+
+
+def ssl_mode(
+    config: ClientConfig, backend: str, mode: str | None, ca_file: str | None, modes: SslModes
+) -> tuple[str, str | None]:
+    """``(mode, CA file)`` from the DSN's TLS mode and CA and ``tls=``: a
+    contradiction or a setting the driver cannot apply is refused."""
+    tls = config.tls
+    if tls.client_cert_path or tls.client_key_path or tls.pinned_sha256:
+        raise config_error(
+            f"The {backend} backend supports server verification only: client certificates "
+            "and pinned_sha256 are not available",
+            option="tls",
+        )
+    ca_file = ca_file or tls.ca_cert_path
+    if tls.enabled:
+        if mode is not None and mode.upper() == modes.disable.upper():
+            raise config_error(
+                f"{modes.option}={modes.disable} contradicts tls=TLSConfig(enabled=True)"
+            )
+        mode = mode or (modes.verify_full if tls.verify_hostname else modes.require)
+    elif tls != TLSConfig() and tls.ca_cert_path is None:
+        raise config_error("tls= settings need TLSConfig(enabled=True)", option="tls")
+    return mode or modes.default, ca_file
 
 
 def pool_settings(config: ClientConfig) -> tuple[int, int, float, float, float]:

@@ -39,35 +39,25 @@ impl<C: SqlConnection> Executor<'_, C> {
     /// Rows and their includes; with includes, every level reads the
     /// same snapshot.
     pub async fn select(&mut self, q: &Select) -> Result<Vec<Fetched>> {
-        let schema = self.schema(&q.model)?;
-        let stmt = crate::select(C::DIALECT, &schema, q)?;
-        let relations = self.relations(&schema, q)?;
-        let need = if relations.is_empty() {
-            Need::Single
-        } else {
-            Need::Snapshot
-        };
-        let section = self.enter(need, q.timeout_ms).await?;
-        let result = self.select_in(&schema, &stmt, &relations, q).await;
-        self.leave(section, q.timeout_ms, result).await
-    }
-
-    async fn select_in(
-        &mut self,
-        schema: &ModelSchema,
-        stmt: &crate::Statement,
-        relations: &[Relation],
-        q: &Select,
-    ) -> Result<Vec<Fetched>> {
-        let rows = self.conn.rows(schema, stmt).await?;
-        self.with_includes(schema, rows, relations, q).await
+        Ok(self.read_rows(q, false).await?.0)
     }
 
     /// A `search_text` select: rows in score order with their scores (and
     /// includes, read in the same snapshot).
     pub async fn select_ranked(&mut self, q: &Select) -> Result<Vec<(Fetched, f64)>> {
+        let (fetched, scores) = self.read_rows(q, true).await?;
+        Ok(fetched.into_iter().zip(scores).collect())
+    }
+
+    /// A plain or ranked select with its includes, and the scores (empty
+    /// when not ranked).
+    async fn read_rows(&mut self, q: &Select, ranked: bool) -> Result<(Vec<Fetched>, Vec<f64>)> {
         let schema = self.schema(&q.model)?;
-        let stmt = crate::select_ranked(C::DIALECT, &schema, q)?;
+        let stmt = if ranked {
+            crate::select_ranked(C::DIALECT, &schema, q)?
+        } else {
+            crate::select(C::DIALECT, &schema, q)?
+        };
         let relations = self.relations(&schema, q)?;
         let need = if relations.is_empty() {
             Need::Single
@@ -75,18 +65,33 @@ impl<C: SqlConnection> Executor<'_, C> {
             Need::Snapshot
         };
         let section = self.enter(need, q.timeout_ms).await?;
-        let result = self.ranked_in(&schema, &stmt, &relations, q).await;
+        let result = self.read_in(&schema, &stmt, &relations, q, ranked).await;
         self.leave(section, q.timeout_ms, result).await
     }
 
-    async fn ranked_in(
+    async fn read_in(
         &mut self,
         schema: &ModelSchema,
         stmt: &crate::Statement,
         relations: &[Relation],
         q: &Select,
-    ) -> Result<Vec<(Fetched, f64)>> {
-        // The score is the column after the fields.
+        ranked: bool,
+    ) -> Result<(Vec<Fetched>, Vec<f64>)> {
+        let (rows, scores) = if ranked {
+            self.scored_rows(schema, stmt).await?
+        } else {
+            (self.conn.rows(schema, stmt).await?, Vec::new())
+        };
+        let fetched = self.with_includes(schema, rows, relations, q).await?;
+        Ok((fetched, scores))
+    }
+
+    /// Rows of a ranked select; its score is the column after the fields.
+    async fn scored_rows(
+        &mut self,
+        schema: &ModelSchema,
+        stmt: &crate::Statement,
+    ) -> Result<(Vec<Row>, Vec<f64>)> {
         let kinds: Vec<FieldKind> = schema.fields.iter().map(|f| f.kind).collect();
         let table = self.conn.table(stmt, &kinds).await?;
         let mut scores = Vec::with_capacity(table.len());
@@ -101,8 +106,7 @@ impl<C: SqlConnection> Executor<'_, C> {
             scores.push(score);
             rows.push(Row::from(values));
         }
-        let fetched = self.with_includes(schema, rows, relations, q).await?;
-        Ok(fetched.into_iter().zip(scores).collect())
+        Ok((rows, scores))
     }
 
     fn relations(&self, schema: &ModelSchema, q: &Select) -> Result<Vec<Relation>> {

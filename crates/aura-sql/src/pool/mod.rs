@@ -18,6 +18,23 @@ use aura_core::{Error, ErrorCode, ModelSchema, Result};
 
 use crate::{Catalog, Executor, Op, Outcome, SqlConnection};
 
+/// `PoolConfig` and the client's timeouts, as every pooled driver applies
+/// them (`max_size >= 1`, `min_size <= max_size`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolSettings {
+    /// Connections opened at connect.
+    pub min_size: usize,
+    pub max_size: usize,
+    /// How long a request waits for a free connection.
+    pub acquire_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+    /// Connections older than this are replaced.
+    pub max_lifetime: Duration,
+    /// Connections idle longer than this are replaced.
+    pub idle_timeout: Duration,
+}
+
 /// A driver's connection pool, as `Database` uses it.
 pub trait Pool: Send + Sync + 'static {
     /// A leased connection: back to the pool when dropped.
