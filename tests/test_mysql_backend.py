@@ -1,13 +1,12 @@
-"""The MySQL/MariaDB backend's own behaviour (the shared semantics run in
-the conformance tests through tests/_backends.py): the pool under load,
-error mapping per error code, timeouts, DSN and TLS options, explain,
-capabilities and injection safety. Needs ``AURA_TEST_MYSQL_DSN``; skipped
-(with the reason) without it. Each test works in a database of its own,
-dropped after."""
+"""The MySQL/MariaDB backend's own behaviour (the shared semantics run in the
+conformance tests through tests/_backends.py, and what the pooled SQL
+backends share in tests/test_sql_servers.py): error mapping per error code,
+timeouts, DSN and TLS options, explain, capabilities, upserts. Needs
+``AURA_TEST_MYSQL_DSN``; skipped (with the reason) without it. Each test
+works in a database of its own, dropped after."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -26,7 +25,6 @@ from aura import (
     AuraTimeoutError,
     Field,
     Model,
-    PoolConfig,
 )
 
 
@@ -44,17 +42,6 @@ class MyOwner(Model):
 class MyPet(Model):
     id: int = Field(primary_key=True)
     owner: MyOwner | None = Field(default=None, on_delete="cascade")
-
-
-class MyHostile(Model):
-    id: int = Field(primary_key=True)
-    value: str = Field(alias="va`l; DROP TABLE `MyNote`; --")
-    other: str = Field(alias='"x"')
-
-
-class MyGuard(Model):
-    id: int = Field(primary_key=True)
-    stamp: str = Field(alias="'); DELETE FROM `MyNote`; --", default="g")
 
 
 MODELS = [MyNote, MyOwner, MyPet]
@@ -176,45 +163,6 @@ async def test_explain_has_the_sql_and_the_plan(db: aura.Client) -> None:
     assert out["model"] == "MyNote"
 
 
-# -- the pool -------------------------------------------------------------------------------
-
-
-async def test_64_tasks_on_a_pool_of_4(dsn: str) -> None:
-    pool = PoolConfig(min_size=1, max_size=4, acquire_timeout_s=30.0)
-    async with aura.connect(dsn, models=MODELS, pool=pool) as db:
-        tx = await db.transaction().begin()
-        await tx.insert(MyNote(id=-1, text="uncommitted"))
-
-        async def task(i: int) -> tuple[int, int]:
-            await db.insert(MyNote(id=i, text=f"t{i}", n=i))
-            found = await db.query(MyNote).where(MyNote.id == i).one()
-            hidden = await db.query(MyNote).where(MyNote.id == -1).count()
-            return found.n or 0, hidden
-
-        results = await asyncio.gather(*(task(i) for i in range(64)))
-        assert results == [(i, 0) for i in range(64)]
-        open_, idle, max_size = db.backend.pool_status()
-        # one connection is the transaction's; every other one is back, idle
-        assert max_size == 4 and 1 <= open_ <= 4 and idle == open_ - 1
-        await tx.rollback()
-        open_, idle, _ = db.backend.pool_status()
-        assert idle == open_
-        assert await db.query(MyNote).count() == 64
-
-
-async def test_acquire_timeout_when_the_pool_is_held(dsn: str) -> None:
-    pool = PoolConfig(min_size=1, max_size=1, acquire_timeout_s=0.2)
-    async with aura.connect(dsn, models=MODELS, pool=pool) as db:
-        tx = await db.transaction().begin()
-        with pytest.raises(AuraTimeoutError) as info:
-            await db.query(MyNote).count()
-        assert info.value.message == (
-            "no pooled MySQL connection became free within 0.200 s (pool size 1)"
-        )
-        await tx.rollback()
-        assert await db.query(MyNote).count() == 0
-
-
 # -- errors ---------------------------------------------------------------------------------
 
 
@@ -331,14 +279,6 @@ async def test_statement_timeout(db: aura.Client) -> None:
     assert await db.query(MyNote).where(MyNote.text.contains("no such text")).count() == 0
 
 
-async def test_timeout_inside_a_transaction_keeps_it_usable(db: aura.Client) -> None:
-    async with db.transaction() as tx:
-        await tx.insert(MyNote(id=1, text="a"))
-        assert await tx.query(MyNote).timeout(5000).count() == 1
-        assert await tx.query(MyNote).count() == 1
-    assert await db.query(MyNote).count() == 1
-
-
 async def test_write_blocked_by_a_transaction_is_a_conflict(db: aura.Client) -> None:
     await db.insert(MyNote(id=1, text="a"))
     tx = await db.transaction().begin()
@@ -370,64 +310,6 @@ async def test_upsert_updates_and_returns_the_stored_row(db: aura.Client) -> Non
     second = await db.upsert(MyOwner, key={"id": 1}, values={"name": "b"})
     assert (second.id, second.name) == (1, "b")
     assert [(o.id, o.name) for o in await db.query(MyOwner).all()] == [(1, "b")]
-
-
-async def test_cascade_and_include(db: aura.Client) -> None:
-    await db.bulk_insert(MyOwner, [MyOwner(id=1, name="a"), MyOwner(id=2, name="b")])
-    owners = await db.query(MyOwner).order_by(MyOwner.id).all()
-    await db.bulk_insert(MyPet, [MyPet(id=i, owner=owners[i % 2]) for i in range(6)])
-    pets = await db.query(MyPet).include("owner").order_by(MyPet.id).all()
-    assert [(p.id, p.owner.name) for p in pets] == [
-        (0, "a"),
-        (1, "b"),
-        (2, "a"),
-        (3, "b"),
-        (4, "a"),
-        (5, "b"),
-    ]
-    assert await db.delete(MyOwner).where(MyOwner.id == 1).execute() == 1
-    assert [p.id for p in await db.query(MyPet).order_by(MyPet.id).all()] == [1, 3, 5]
-
-
-# -- injection ------------------------------------------------------------------------------
-
-HOSTILE = [
-    "'; DROP TABLE `MyNote`; --",
-    '"; DROP TABLE `MyNote`; --',
-    "` OR 1=1; --",
-    "%' OR '1'='1",
-    "\\'; DELETE FROM `MyNote`; --",
-    "1); DROP TABLE `MyHostile`; --",
-    "? ?? :1 %s",
-    "ünïcødé 💥 '\"`",
-    "trailing space ",
-]
-
-
-async def test_hostile_values_and_identifiers_stay_data(dsn: str) -> None:
-    async with aura.connect(dsn, models=[MyNote, MyHostile, MyGuard]) as db:
-        await db.insert(MyNote(id=1, text="survivor"))
-        for i, value in enumerate(HOSTILE):
-            await db.insert(MyHostile(id=i, value=value, other=value))
-            await db.insert(MyGuard(id=i, stamp=value))
-            assert [
-                h.id for h in await db.query(MyHostile).where(MyHostile.value == value).all()
-            ] == [i]
-            assert await db.query(MyHostile).where(MyHostile.other.contains(value)).count() == 1
-            assert await db.query(MyHostile).where(MyHostile.value.like(value)).count() >= 0
-            await db.update(MyHostile).where(MyHostile.id == i).set(other=value + "!").execute()
-            await db.upsert(MyGuard, key={"id": i}, values={"stamp": value})
-            assert await db.raw("SELECT id FROM `MyNote` WHERE text = ?", [value]) == []
-        rows = await db.query(MyHostile).order_by(MyHostile.id).all()
-        assert [r.value for r in rows] == HOSTILE
-        assert [r.other for r in rows] == [v + "!" for v in HOSTILE]
-        assert [g.stamp for g in await db.query(MyGuard).order_by(MyGuard.id).all()] == HOSTILE
-        tables = await db.raw(
-            "SELECT table_name AS t FROM information_schema.tables "
-            "WHERE table_schema = DATABASE() ORDER BY table_name"
-        )
-        assert [t["t"] for t in tables] == ["MyGuard", "MyHostile", "MyNote"]
-        assert [(n.id, n.text) for n in await db.query(MyNote).all()] == [(1, "survivor")]
 
 
 class MyIndexed(Model):

@@ -1,12 +1,12 @@
 """The PostgreSQL backend's own behaviour (the shared semantics run in the
-conformance tests through tests/_backends.py): the pool under load, error
-mapping per SQLSTATE, timeouts, DSN options, explain, capabilities and
-injection safety. Needs ``AURA_TEST_POSTGRES_DSN``; skipped (with the
-reason) without it. Each test works in a schema of its own, dropped after."""
+conformance tests through tests/_backends.py, and what the pooled SQL
+backends share in tests/test_sql_servers.py): error mapping per SQLSTATE,
+timeouts, DSN options, explain, capabilities, COPY. Needs
+``AURA_TEST_POSTGRES_DSN``; skipped (with the reason) without it. Each test
+works in a schema of its own, dropped after."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
@@ -26,7 +26,6 @@ from aura import (
     AuraTimeoutError,
     Field,
     Model,
-    PoolConfig,
 )
 
 
@@ -44,17 +43,6 @@ class PgOwner(Model):
 class PgPet(Model):
     id: int = Field(primary_key=True)
     owner: PgOwner | None = Field(default=None, on_delete="cascade")
-
-
-class PgHostile(Model):
-    id: int = Field(primary_key=True)
-    value: str = Field(alias='va"l; DROP TABLE "PgNote"; --')
-    other: str = Field(alias="`x`")
-
-
-class PgGuard(Model):
-    id: int = Field(primary_key=True)
-    stamp: str = Field(alias='\'); DELETE FROM "PgNote"; --', default="g")
 
 
 MODELS = [PgNote, PgOwner, PgPet]
@@ -154,45 +142,6 @@ async def test_explain_has_the_sql_and_the_plan(db: aura.Client) -> None:
     assert out["model"] == "PgNote"
 
 
-# -- the pool -------------------------------------------------------------------------------
-
-
-async def test_64_tasks_on_a_pool_of_4(dsn: str) -> None:
-    pool = PoolConfig(min_size=1, max_size=4, acquire_timeout_s=30.0)
-    async with aura.connect(dsn, models=MODELS, pool=pool) as db:
-        tx = await db.transaction().begin()
-        await tx.insert(PgNote(id=-1, text="uncommitted"))
-
-        async def task(i: int) -> tuple[int, int]:
-            await db.insert(PgNote(id=i, text=f"t{i}", n=i))
-            found = await db.query(PgNote).where(PgNote.id == i).one()
-            hidden = await db.query(PgNote).where(PgNote.id == -1).count()
-            return found.n or 0, hidden
-
-        results = await asyncio.gather(*(task(i) for i in range(64)))
-        assert results == [(i, 0) for i in range(64)]
-        open_, idle, max_size = db.backend.pool_status()
-        # one connection is the transaction's; every other one is back, idle
-        assert max_size == 4 and 1 <= open_ <= 4 and idle == open_ - 1
-        await tx.rollback()
-        open_, idle, _ = db.backend.pool_status()
-        assert idle == open_
-        assert await db.query(PgNote).count() == 64
-
-
-async def test_acquire_timeout_when_the_pool_is_held(dsn: str) -> None:
-    pool = PoolConfig(min_size=1, max_size=1, acquire_timeout_s=0.2)
-    async with aura.connect(dsn, models=MODELS, pool=pool) as db:
-        tx = await db.transaction().begin()
-        with pytest.raises(AuraTimeoutError) as info:
-            await db.query(PgNote).count()
-        assert info.value.message == (
-            "no pooled PostgreSQL connection became free within 0.200 s (pool size 1)"
-        )
-        await tx.rollback()
-        assert await db.query(PgNote).count() == 0
-
-
 # -- errors ---------------------------------------------------------------------------------
 
 
@@ -283,14 +232,6 @@ async def test_statement_timeout(db: aura.Client) -> None:
     assert await db.query(PgNote).where(PgNote.text.contains("no such text")).count() == 0
 
 
-async def test_timeout_inside_a_transaction_keeps_it_usable(db: aura.Client) -> None:
-    async with db.transaction() as tx:
-        await tx.insert(PgNote(id=1, text="a"))
-        assert await tx.query(PgNote).timeout(5000).count() == 1
-        assert await tx.query(PgNote).count() == 1
-    assert await db.query(PgNote).count() == 1
-
-
 # -- semantics specific to the driver -------------------------------------------------------
 
 
@@ -303,60 +244,3 @@ async def test_bulk_insert_uses_copy_and_reports_conflicts(db: aura.Client) -> N
         await db.bulk_insert(PgNote, [PgNote(id=2000 + i, text="x") for i in range(50)] + rows[:1])
     assert info.value.message == "PgNote already has a row with this primary key"
     assert await db.query(PgNote).count() == 1000  # nothing of the failed batch
-
-
-async def test_cascade_and_include(db: aura.Client) -> None:
-    await db.bulk_insert(PgOwner, [PgOwner(id=1, name="a"), PgOwner(id=2, name="b")])
-    owners = await db.query(PgOwner).order_by(PgOwner.id).all()
-    await db.bulk_insert(PgPet, [PgPet(id=i, owner=owners[i % 2]) for i in range(6)])
-    pets = await db.query(PgPet).include("owner").order_by(PgPet.id).all()
-    assert [(p.id, p.owner.name) for p in pets] == [
-        (0, "a"),
-        (1, "b"),
-        (2, "a"),
-        (3, "b"),
-        (4, "a"),
-        (5, "b"),
-    ]
-    assert await db.delete(PgOwner).where(PgOwner.id == 1).execute() == 1
-    assert [p.id for p in await db.query(PgPet).order_by(PgPet.id).all()] == [1, 3, 5]
-
-
-# -- injection ------------------------------------------------------------------------------
-
-HOSTILE = [
-    '\'; DROP TABLE "PgNote"; --',
-    '"; DROP TABLE "PgNote"; --',
-    "` OR 1=1; --",
-    "%' OR '1'='1",
-    '\\\'; DELETE FROM "PgNote"; --',
-    '1); DROP TABLE "PgHostile"; --',
-    "$1 $$ $tag$ ::text",
-    "ünïcødé 💥 '\"`",
-]
-
-
-async def test_hostile_values_and_identifiers_stay_data(dsn: str) -> None:
-    async with aura.connect(dsn, models=[PgNote, PgHostile, PgGuard]) as db:
-        await db.insert(PgNote(id=1, text="survivor"))
-        for i, value in enumerate(HOSTILE):
-            await db.insert(PgHostile(id=i, value=value, other=value))
-            await db.insert(PgGuard(id=i, stamp=value))
-            assert [
-                h.id for h in await db.query(PgHostile).where(PgHostile.value == value).all()
-            ] == [i]
-            assert await db.query(PgHostile).where(PgHostile.other.contains(value)).count() == 1
-            assert await db.query(PgHostile).where(PgHostile.value.like(value)).count() >= 0
-            await db.update(PgHostile).where(PgHostile.id == i).set(other=value + "!").execute()
-            await db.upsert(PgGuard, key={"id": i}, values={"stamp": value})
-            assert await db.raw('SELECT id FROM "PgNote" WHERE text = $1', [value]) == []
-        rows = await db.query(PgHostile).order_by(PgHostile.id).all()
-        assert [r.value for r in rows] == HOSTILE
-        assert [r.other for r in rows] == [v + "!" for v in HOSTILE]
-        assert [g.stamp for g in await db.query(PgGuard).order_by(PgGuard.id).all()] == HOSTILE
-        tables = await db.raw(
-            "SELECT table_name AS t FROM information_schema.tables "
-            "WHERE table_schema = current_schema() ORDER BY table_name"
-        )
-        assert [t["t"] for t in tables] == ["PgGuard", "PgHostile", "PgNote"]
-        assert [(n.id, n.text) for n in await db.query(PgNote).all()] == [(1, "survivor")]
