@@ -676,3 +676,34 @@ async def test_redis_refuses_the_library_models(model: type[Model], capability: 
             pass
     assert info.value.context["backend"] == "redis"
     assert info.value.context["capability"] == capability
+
+
+# -- metrics --------------------------------------------------------------------------
+
+
+async def test_metrics_are_counted_alike(db: aura.Client) -> None:
+    """Every backend counts the same requests, errors and latencies
+    (API.md §16 row 43), whichever path records them."""
+    db.metrics.reset()
+    await db.insert(MemAuthor(id=10, name="A", email="a@example.com"))
+    with pytest.raises(AuraConstraintError):
+        await db.insert(MemAuthor(id=10, name="B", email="b@example.com"))
+    await db.query(MemAuthor).all()
+    await db.query(MemAuthor).where(MemAuthor.id == 10).one()
+    await db.query(MemAuthor).count()
+    await db.query(MemAuthor).exists()
+    await db.update(MemAuthor).where(MemAuthor.id == 10).set(name="C").execute()
+    await db.delete(MemAuthor).where(MemAuthor.id == 10).execute()
+    metrics = db.metrics
+    assert metrics.query_count == {
+        "insert": 2,
+        "select": 2,
+        "count": 1,
+        "exists": 1,
+        "update": 1,
+        "delete": 1,
+    }
+    # Over AWP 1 the server's wire code is the error's code (API.md §9).
+    code = "unique_violation" if over_awp(db) else "constraint_violation"
+    assert metrics.error_count == {code: 1}
+    assert metrics.request_latency.count == 8
