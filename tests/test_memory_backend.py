@@ -707,3 +707,28 @@ async def test_metrics_are_counted_alike(db: aura.Client) -> None:
     code = "unique_violation" if over_awp(db) else "constraint_violation"
     assert metrics.error_count == {code: 1}
     assert metrics.request_latency.count == 8
+
+
+class _Greeter:
+    def greet(self) -> str:
+        return f"hello {self.id}"  # type: ignore[attr-defined]
+
+
+class MemMixed(MemAuthor, _Greeter):
+    pass
+
+
+class MemOverDict(Model, dict):  # type: ignore[misc]
+    id: int = Field(primary_key=True)
+
+
+async def test_hydration_builds_mixins_and_refuses_builtin_layouts() -> None:
+    """Rows of a model with Python mixins are built directly; a model over
+    a built-in type (another memory layout) is refused, never built wrong."""
+    async with aura.connect("memory://", models=[MemMixed, MemOverDict]) as db:
+        await db.insert(MemMixed(id=7, name="m", email="m@example.com"))
+        mixed = await db.query(MemMixed).one()
+        assert (type(mixed), mixed.greet()) == (MemMixed, "hello 7")
+        await db.insert(MemOverDict(id=1))
+        with pytest.raises(TypeError, match="is not safe"):
+            await db.query(MemOverDict).one()

@@ -36,6 +36,10 @@ pub struct ModelPlan {
     pub relations: Vec<RelationPlan>,
     pub pk_pos: Option<usize>,
     pub post_load: bool,
+    /// Every class in the MRO but `object` is a Python class: instances
+    /// have `object`'s layout, so `object`'s `tp_new` may build them
+    /// directly (rows.rs), as `object.__new__(cls)` would.
+    pub object_layout: bool,
 }
 
 fn item<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
@@ -112,6 +116,20 @@ fn relationship_def(d: &Bound<'_, PyDict>) -> PyResult<RelationshipDef> {
     })
 }
 
+fn has_object_layout(cls: &Bound<'_, PyType>) -> PyResult<bool> {
+    let object = cls.py().get_type::<pyo3::types::PyAny>();
+    for base in cls.mro().iter() {
+        let base = base.cast_into::<PyType>()?;
+        // SAFETY: `base` is a live type object; reading its flags has no
+        // other requirement.
+        let flags = unsafe { pyo3::ffi::PyType_GetFlags(base.as_type_ptr()) };
+        if !base.is(&object) && flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn overrides_post_load(cls: &Bound<'_, PyType>) -> PyResult<bool> {
     let py = cls.py();
     let base = py.import("aura.models")?.getattr("AuraModel")?;
@@ -170,6 +188,7 @@ impl ModelPlan {
             relations,
             pk_pos,
             post_load: overrides_post_load(cls)?,
+            object_layout: has_object_layout(cls)?,
         })
     }
 

@@ -11,7 +11,7 @@ use aura_core::value::Value;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
 use aura_engine::{Included, ResultRow};
@@ -224,6 +224,23 @@ pub struct Hydrator<'a, 'py> {
     py: Python<'py>,
     plans: &'a HashMap<String, Py<ModelPlan>>,
     object_new: Bound<'py, PyAny>,
+    object_tp_new: Option<pyo3::ffi::newfunc>,
+}
+
+/// `object`'s `tp_new` slot.
+fn object_tp_new() -> Option<pyo3::ffi::newfunc> {
+    // SAFETY: `PyBaseObject_Type` is the static `object` type, alive for
+    // the interpreter's life; `PyType_GetSlot` may read a static type's
+    // slots since Python 3.10 (this module needs 3.11). The slot is either
+    // NULL or `object`'s `newfunc`; `Option<fn>` has NULL as `None`, so
+    // the transmute is exact in both cases.
+    unsafe {
+        let slot = pyo3::ffi::PyType_GetSlot(
+            std::ptr::addr_of_mut!(pyo3::ffi::PyBaseObject_Type),
+            pyo3::ffi::Py_tp_new,
+        );
+        std::mem::transmute::<*mut std::ffi::c_void, Option<pyo3::ffi::newfunc>>(slot)
+    }
 }
 
 impl<'a, 'py> Hydrator<'a, 'py> {
@@ -242,7 +259,36 @@ impl<'a, 'py> Hydrator<'a, 'py> {
             py,
             plans,
             object_new,
+            object_tp_new: object_tp_new(),
         })
+    }
+
+    /// `object.__new__(cls)` for the plan's class, without the method-call
+    /// wrapper when `object`'s own `tp_new` is at hand.
+    fn new_instance(&self, plan: &ModelPlan) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        let args = plan.new_args.bind(py);
+        let Some(tp_new) = self.object_tp_new.filter(|_| plan.object_layout) else {
+            return self.object_new.call1(args);
+        };
+        let cls = args.get_item(0)?;
+        let empty = PyTuple::empty(py);
+        // SAFETY: `tp_new` is `object`'s tp_new slot (see `object_tp_new`),
+        // called as `object.__new__(cls)` calls it: `cls` is the model's
+        // class (a live type object the plan holds) whose bases are all
+        // Python classes over `object` (`object_layout`), so `object`'s
+        // allocation fits it, with an empty args tuple and no kwargs. It returns a new reference, or NULL with an
+        // exception set, which `from_owned_ptr_or_err` turns into the error.
+        unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                tp_new(
+                    cls.as_ptr().cast::<pyo3::ffi::PyTypeObject>(),
+                    empty.as_ptr(),
+                    std::ptr::null_mut(),
+                ),
+            )
+        }
     }
 
     pub fn plan(&self, model: &str) -> PyResult<&'a Py<ModelPlan>> {
@@ -289,12 +335,20 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         mask: Option<&[bool]>,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
         let py = self.py;
-        let obj = self.object_new.call1(plan.new_args.bind(py))?;
+        let obj = self.new_instance(plan)?;
         // Fill the instance's own __dict__ in place: models define a Python
         // __setattr__, so assigning `__dict__` would cost a Python call.
-        let dict = obj
-            .getattr(intern!(py, "__dict__"))?
-            .cast_into::<PyDict>()?;
+        // SAFETY: `obj` is a live object we hold a reference to; the call
+        // returns a new reference to its __dict__ (created if absent), or
+        // NULL with an exception set, which `from_owned_ptr_or_err` turns
+        // into the error.
+        let dict = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                pyo3::ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
+            )
+        }?
+        .cast_into::<PyDict>()?;
         let mut links: Option<Bound<'py, PyDict>> = None;
         for (pos, (field, value)) in plan.fields.iter().zip(row.iter()).enumerate() {
             if let Some(mask) = mask {
