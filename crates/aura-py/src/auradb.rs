@@ -392,12 +392,7 @@ impl AuraDbConnection {
     ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         let txn = txn.unwrap_or(0);
-        let plan = inner
-            .plans
-            .read()
-            .get(&model)
-            .map(|p| p.clone_ref(py))
-            .ok_or_else(|| err(Error::schema(format!("Unknown model '{model}'"))))?;
+        let plan = inner.plan(py, &model)?;
         let schema = plan.get().schema.clone();
         let mut records = Vec::with_capacity(instances.len());
         for obj in instances.iter() {
@@ -428,17 +423,10 @@ impl AuraDbConnection {
         instance: Option<&Bound<'py, PyAny>>,
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let Request::Upsert(q) = parse_request(ir)? else {
-            return Err(err(Error::query("expected an upsert IR")));
-        };
+        let q = crate::memory::parse_upsert(ir)?;
         let inner = self.inner.clone();
         let txn = txn.unwrap_or(0);
-        let plan = inner
-            .plans
-            .read()
-            .get(&q.model)
-            .map(|p| p.clone_ref(py))
-            .ok_or_else(|| err(Error::schema(format!("Unknown model '{}'", q.model))))?;
+        let plan = inner.plan(py, &q.model)?;
         let schema = plan.get().schema.clone();
         let record = instance
             .map(|obj| to_row(plan.get(), obj))

@@ -338,12 +338,7 @@ impl BundledConnection {
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
-        let plan = inner
-            .plans
-            .read()
-            .get(&model)
-            .map(|p| p.clone_ref(py))
-            .ok_or_else(|| err(Error::schema(format!("Unknown model '{model}'"))))?;
+        let plan = inner.plan(py, &model)?;
         let rows = instances
             .iter()
             .map(|obj| to_row(plan.get(), &obj).map(|r| row_json(&r)))
@@ -371,12 +366,7 @@ impl BundledConnection {
         };
         let inner = self.inner.clone();
         let model = q.model.clone();
-        let plan = inner
-            .plans
-            .read()
-            .get(&model)
-            .map(|p| p.clone_ref(py))
-            .ok_or_else(|| err(Error::schema(format!("Unknown model '{model}'"))))?;
+        let plan = inner.plan(py, &model)?;
         let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
         let body = json!({"ir": request.to_json(), "row": row.as_ref().map(row_json)});
         let txn = txn.unwrap_or(0);

@@ -54,6 +54,14 @@ pub fn parse_request(ir: &Bound<'_, PyAny>) -> PyResult<Request> {
     }
 }
 
+/// An upsert IR (`upsert()` of every backend).
+pub fn parse_upsert(ir: &Bound<'_, PyAny>) -> PyResult<aura_core::ir::Upsert> {
+    match parse_request(ir)? {
+        Request::Upsert(q) => Ok(q),
+        _ => Err(crate::errors::to_py(Error::query("expected an upsert IR"))),
+    }
+}
+
 /// The general IR reader: every shape, and every error message.
 pub(crate) fn parse_serde(ir: &Bound<'_, PyAny>) -> PyResult<Request> {
     crate::ir_de::from_py::<Request>(ir)
@@ -196,10 +204,7 @@ impl MemoryConnection {
     ) -> PyResult<u64> {
         let plan = self.plan(py, model)?;
         let mode = on_conflict_mode(on_conflict)?;
-        let rows = instances
-            .iter()
-            .map(|obj| to_row(plan.get(), &obj))
-            .collect::<PyResult<Vec<_>>>()?;
+        let rows = crate::rows::to_rows(plan.get(), instances)?;
         py.detach(|| self.engine.insert(txn, model, rows, mode))
             .py_err()
     }
@@ -236,9 +241,7 @@ impl MemoryConnection {
         instance: Option<&Bound<'py, PyAny>>,
         txn: Option<TxnId>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let Request::Upsert(q) = parse_request(ir)? else {
-            return Err(crate::errors::to_py(Error::query("expected an upsert IR")));
-        };
+        let q = crate::memory::parse_upsert(ir)?;
         let plan = self.plan(py, &q.model)?;
         let insert_row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
         let stored = py

@@ -170,10 +170,7 @@ impl MongoConnection {
         let mode = on_conflict_mode(on_conflict.as_deref())?;
         let inner = self.inner.clone();
         let plan = self.plan(py, &model)?;
-        let rows = instances
-            .iter()
-            .map(|obj| to_row(plan.get(), &obj))
-            .collect::<PyResult<Vec<_>>>()?;
+        let rows = crate::rows::to_rows(plan.get(), instances)?;
         let schema = plan.get().schema.clone();
         future_into_py_within(py, inner.request_timeout, async move {
             Ok(inner.store.insert(&schema, &rows, mode).await?)
@@ -191,9 +188,7 @@ impl MongoConnection {
         txn: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         no_transactions(BACKEND, txn)?;
-        let Request::Upsert(q) = parse_request(ir)? else {
-            return Err(to_py(Error::query("expected an upsert IR")));
-        };
+        let q = crate::memory::parse_upsert(ir)?;
         let plan = self.plan(py, &q.model)?;
         let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
         let inner = self.inner.clone();

@@ -203,6 +203,15 @@ impl<C: Remote> Router<C> {
             .ok_or_else(|| Error::schema(format!("Unknown model '{model}'")))
     }
 
+    /// The registered plan of `model`.
+    pub fn plan(&self, py: Python<'_>, model: &str) -> PyResult<Py<ModelPlan>> {
+        self.plans
+            .read()
+            .get(model)
+            .map(|p| p.clone_ref(py))
+            .ok_or_else(|| crate::errors::to_py(Error::schema(format!("Unknown model '{model}'"))))
+    }
+
     pub fn register(&self, py: Python<'_>, plan: Py<ModelPlan>) {
         let name = plan.bind(py).get().schema.name.clone();
         self.plans.write().insert(name, plan);

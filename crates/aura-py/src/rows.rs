@@ -130,6 +130,11 @@ fn link_value(
 }
 
 /// Model instance -> engine row in the plan's field order.
+/// `to_row` of every instance of a list (`insert()` of every backend).
+pub fn to_rows(plan: &ModelPlan, instances: &Bound<'_, PyList>) -> PyResult<Vec<Row>> {
+    instances.iter().map(|obj| to_row(plan, &obj)).collect()
+}
+
 pub fn to_row(plan: &ModelPlan, obj: &Bound<'_, PyAny>) -> PyResult<Row> {
     let py = obj.py();
     if !obj.is_instance(plan.cls.bind(py))? {

@@ -344,10 +344,7 @@ impl SqlPoolConnection {
     ) -> PyResult<Bound<'py, PyAny>> {
         let plan = self.plan(py, &model)?;
         let mode = OnConflict::parse(on_conflict).py_err()?;
-        let rows = instances
-            .iter()
-            .map(|obj| to_row(plan.get(), &obj))
-            .collect::<PyResult<Vec<_>>>()?;
+        let rows = crate::rows::to_rows(plan.get(), instances)?;
         let op = Op::Insert { model, rows, mode };
         self.submit(py, op, txn.as_deref(), Shape::Plain)
     }
@@ -362,9 +359,7 @@ impl SqlPoolConnection {
         instance: Option<&Bound<'py, PyAny>>,
         txn: Option<PyRef<'py, SqlPoolTxn>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let Request::Upsert(query) = parse_request(ir)? else {
-            return Err(to_py(Error::query("expected an upsert IR")));
-        };
+        let query = crate::memory::parse_upsert(ir)?;
         let plan = self.plan(py, &query.model)?;
         let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
         let model = query.model.clone();

@@ -533,10 +533,7 @@ impl SqliteConnection {
     ) -> PyResult<()> {
         let plan = self.plan(py, &model)?;
         let mode = OnConflict::parse(on_conflict).py_err()?;
-        let rows = instances
-            .iter()
-            .map(|obj| to_row(plan.get(), &obj))
-            .collect::<PyResult<Vec<_>>>()?;
+        let rows = crate::rows::to_rows(plan.get(), instances)?;
         let done = self.completion(future, event_loop)?;
         self.dispatch(
             txn.as_deref(),
@@ -558,9 +555,7 @@ impl SqliteConnection {
         future: Py<PyAny>,
         event_loop: Py<PyAny>,
     ) -> PyResult<()> {
-        let Request::Upsert(q) = parse_request(ir)? else {
-            return Err(to_py(Error::query("expected an upsert IR")));
-        };
+        let q = crate::memory::parse_upsert(ir)?;
         let plan = self.plan(py, &q.model)?;
         let row = instance.map(|obj| to_row(plan.get(), obj)).transpose()?;
         let done = self.completion(future, event_loop)?;
