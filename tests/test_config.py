@@ -696,3 +696,23 @@ def test_resolve_backend_uses_module_from_config(monkeypatch) -> None:
         registry, "BACKEND_MODULES", {**registry.BACKEND_MODULES, "memory": "aura._fake_backend"}
     )
     assert resolve_backend("auradb://h", transport=types.SimpleNamespace(kind="memory")) == 7
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://u@127.0.0.1:1/db?sslmode=prefer",
+        "postgresql://u@127.0.0.1:1/db?sslmode=allow",
+        "postgresql://u@127.0.0.1:1/db?sslmode=disable",
+        "mysql://u@127.0.0.1:1/db?ssl-mode=PREFERRED",
+        "mariadb://u@127.0.0.1:1/db?ssl_mode=disabled",
+    ],
+)
+async def test_required_tls_refuses_modes_that_allow_plaintext(dsn: str) -> None:
+    import aura
+    from aura.config import TLSConfig
+
+    with pytest.raises(AuraError) as info:
+        await aura.connect(dsn, tls=TLSConfig(enabled=True))
+    assert info.value.code == "config_error"
+    assert "may connect without TLS" in info.value.message

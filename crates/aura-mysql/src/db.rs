@@ -31,6 +31,9 @@ pub struct MyPool {
     pool: mysql_async::Pool,
     options: Options,
     mariadb: bool,
+    /// The runtime the pool was opened on: closing a connection is async,
+    /// and a transaction may be dropped on a thread outside any runtime.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// MySQL's requests and transactions (`aura_sql::Database`).
@@ -120,12 +123,22 @@ pub async fn open(options: Options) -> Result<Arc<Database>> {
             pool,
             options,
             mariadb,
+            runtime: tokio::runtime::Handle::try_current().ok(),
         },
         timeout,
     )))
 }
 
 impl MyPool {
+    /// Runs `work` on the current runtime, else on the one the pool was
+    /// opened on (discarding is synchronous; closing is not).
+    fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let current = tokio::runtime::Handle::try_current().ok();
+        if let Some(runtime) = current.as_ref().or(self.runtime.as_ref()) {
+            runtime.spawn(work);
+        }
+    }
+
     fn max(&self) -> usize {
         self.options.pool.max_size.max(1)
     }
@@ -147,13 +160,6 @@ impl MyPool {
             .with_context("driver", DRIVER);
         }
         connect_timed_out(&self.options)
-    }
-}
-
-/// Runs `work` on the current runtime, if any (discarding is synchronous).
-fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) {
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        handle.spawn(work);
     }
 }
 
@@ -190,7 +196,7 @@ impl aura_sql::Pool for MyPool {
     fn discard(&self, conn: Conn) {
         // Closing makes the server roll back whatever was open; the pool
         // then counts the connection as gone.
-        spawn(async move {
+        self.spawn(async move {
             let _ = conn.disconnect().await;
         });
     }
@@ -206,7 +212,7 @@ impl aura_sql::Pool for MyPool {
 
     fn close(&self) {
         let pool = self.pool.clone();
-        spawn(async move {
+        self.spawn(async move {
             let _ = pool.disconnect().await;
         });
     }

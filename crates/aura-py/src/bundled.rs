@@ -397,7 +397,8 @@ impl BundledConnection {
         let body = json!({"ir": {"operation": "raw", "statement": statement, "params": params}});
         let txn = txn.unwrap_or(0);
         future_into_py(py, async move {
-            let out = inner.query(txn, &body).await?;
+            // raw() may write: sent once, never re-sent on a new connection.
+            let out = json_of(&inner.send(Opcode::Query, txn, &body).await?)?;
             let model = out
                 .pointer("/metadata/model")
                 .and_then(Json::as_str)

@@ -36,10 +36,9 @@ pub struct ModelPlan {
     pub relations: Vec<RelationPlan>,
     pub pk_pos: Option<usize>,
     pub post_load: bool,
-    /// Every class in the MRO but `object` is a Python class: instances
-    /// have `object`'s layout, so `object`'s `tp_new` may build them
-    /// directly (rows.rs), as `object.__new__(cls)` would.
-    pub object_layout: bool,
+    /// The class's `tp_new` is `object`'s: rows.rs may call it directly,
+    /// as `object.__new__(cls)` would (`uses_object_new`).
+    pub object_new: bool,
 }
 
 fn item<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
@@ -116,18 +115,19 @@ fn relationship_def(d: &Bound<'_, PyDict>) -> PyResult<RelationshipDef> {
     })
 }
 
-fn has_object_layout(cls: &Bound<'_, PyType>) -> PyResult<bool> {
-    let object = cls.py().get_type::<pyo3::types::PyAny>();
-    for base in cls.mro().iter() {
-        let base = base.cast_into::<PyType>()?;
-        // SAFETY: `base` is a live type object; reading its flags has no
-        // other requirement.
-        let flags = unsafe { pyo3::ffi::PyType_GetFlags(base.as_type_ptr()) };
-        if !base.is(&object) && flags & pyo3::ffi::Py_TPFLAGS_HEAPTYPE == 0 {
-            return Ok(false);
-        }
+/// Whether the class's `tp_new` is `object`'s own: no base (Python or
+/// extension) builds its instances, so `object`'s `tp_new` may build them
+/// directly, exactly as `object.__new__(cls)` would.
+fn uses_object_new(cls: &Bound<'_, PyType>) -> bool {
+    // SAFETY: both arguments are live type objects (`cls` is borrowed for
+    // the call, `object` is static); `PyType_GetSlot` reads any heap
+    // type's slots, and a static type's since Python 3.10 (this module
+    // needs 3.11). Only the two slot addresses are compared.
+    unsafe {
+        let object = std::ptr::addr_of_mut!(pyo3::ffi::PyBaseObject_Type);
+        let own = pyo3::ffi::PyType_GetSlot(cls.as_type_ptr(), pyo3::ffi::Py_tp_new);
+        !own.is_null() && own == pyo3::ffi::PyType_GetSlot(object, pyo3::ffi::Py_tp_new)
     }
-    Ok(true)
 }
 
 fn overrides_post_load(cls: &Bound<'_, PyType>) -> PyResult<bool> {
@@ -188,7 +188,7 @@ impl ModelPlan {
             relations,
             pk_pos,
             post_load: overrides_post_load(cls)?,
-            object_layout: has_object_layout(cls)?,
+            object_new: uses_object_new(cls),
         })
     }
 

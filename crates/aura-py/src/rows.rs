@@ -273,16 +273,17 @@ impl<'a, 'py> Hydrator<'a, 'py> {
     fn new_instance(&self, plan: &ModelPlan) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         let args = plan.new_args.bind(py);
-        let Some(tp_new) = self.object_tp_new.filter(|_| plan.object_layout) else {
+        let Some(tp_new) = self.object_tp_new.filter(|_| plan.object_new) else {
             return self.object_new.call1(args);
         };
         let cls = args.get_item(0)?;
         let empty = PyTuple::empty(py);
         // SAFETY: `tp_new` is `object`'s tp_new slot (see `object_tp_new`),
         // called as `object.__new__(cls)` calls it: `cls` is the model's
-        // class (a live type object the plan holds) whose bases are all
-        // Python classes over `object` (`object_layout`), so `object`'s
-        // allocation fits it, with an empty args tuple and no kwargs. It returns a new reference, or NULL with an
+        // class (a live type object the plan holds) whose own `tp_new` is
+        // this very slot (`ModelPlan::object_new`): no base builds its
+        // instances, and `object.__new__(cls)` would make this same call,
+        // with an empty args tuple and no kwargs. It returns a new reference, or NULL with an
         // exception set, which `from_owned_ptr_or_err` turns into the error.
         unsafe {
             Bound::from_owned_ptr_or_err(

@@ -61,6 +61,7 @@ _SSL_MODES = SslModes(
     require="REQUIRED",
     disable="DISABLED",
     default="PREFERRED",
+    plaintext=("PREFERRED",),
 )
 
 

@@ -52,6 +52,7 @@ _SSL_MODES = SslModes(
     require="require",
     disable="disable",
     default="prefer",
+    plaintext=("allow", "prefer"),
 )
 
 

@@ -64,6 +64,8 @@ class SslModes:
     require: str
     disable: str
     default: str
+    # Modes that may connect without TLS: refused when TLS is required.
+    plaintext: tuple[str, ...] = ()
 
 
 def ssl_mode(
@@ -80,9 +82,11 @@ def ssl_mode(
         )
     ca_file = ca_file or tls.ca_cert_path
     if tls.enabled:
-        if mode is not None and mode.upper() == modes.disable.upper():
+        allows_plaintext = {m.upper() for m in (modes.disable, *modes.plaintext)}
+        if mode is not None and mode.upper() in allows_plaintext:
             raise config_error(
-                f"{modes.option}={modes.disable} contradicts tls=TLSConfig(enabled=True)"
+                f"{modes.option}={mode} may connect without TLS, which contradicts "
+                "tls=TLSConfig(enabled=True)"
             )
         mode = mode or (modes.verify_full if tls.verify_hostname else modes.require)
     elif tls != TLSConfig() and tls.ca_cert_path is None:

@@ -121,20 +121,39 @@ enum TxnState<C> {
 }
 
 struct TxnOf<P: Pool> {
+    /// The `Database` that began it (`Database::id`).
+    owner: u64,
+    pool: Arc<P>,
     state: tokio::sync::Mutex<TxnState<P::Conn>>,
+}
+
+impl<P: Pool> Drop for TxnOf<P> {
+    /// A transaction dropped without commit or rollback: its connection is
+    /// closed (the server rolls back), never returned to the pool open.
+    fn drop(&mut self) {
+        if let TxnState::Live(Some(conn)) = std::mem::replace(self.state.get_mut(), TxnState::Ended)
+        {
+            self.pool.discard(conn);
+        }
+    }
 }
 
 /// The requests of one driver on its pool.
 pub struct Database<P: Pool> {
-    pool: P,
+    id: u64,
+    pool: Arc<P>,
     catalog: RwLock<Arc<Catalog>>,
     request_timeout: Duration,
 }
 
+/// Distinguishes databases, so a transaction is used only where it began.
+static DATABASE_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl<P: Pool> Database<P> {
     pub fn new(pool: P, request_timeout: Duration) -> Self {
         Database {
-            pool,
+            id: DATABASE_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            pool: Arc::new(pool),
             catalog: RwLock::new(Arc::new(Catalog::new())),
             request_timeout,
         }
@@ -169,7 +188,7 @@ impl<P: Pool> Database<P> {
 
     fn lease_of(&self, conn: P::Conn) -> Leased<'_, P> {
         Leased {
-            pool: &self.pool,
+            pool: &*self.pool,
             conn: Some(conn),
             idle: true,
         }
@@ -222,7 +241,7 @@ impl<P: Pool> Database<P> {
         // Taken out while the request runs: a cancelled request drops it
         // (closing the connection) and leaves `Live(None)` behind.
         let mut leased = Leased {
-            pool: &self.pool,
+            pool: &*self.pool,
             conn: slot.take(),
             idle: false,
         };
@@ -251,6 +270,8 @@ impl<P: Pool> Database<P> {
             .batch(P::BEGIN_SNAPSHOT)
             .await?;
         Ok(TxnOf {
+            owner: self.id,
+            pool: self.pool.clone(),
             state: tokio::sync::Mutex::new(TxnState::Live(leased.conn.take())),
         })
     }
@@ -274,7 +295,7 @@ impl<P: Pool> Database<P> {
     /// to be outside a transaction goes back to the pool.
     async fn finish(&self, conn: Option<P::Conn>, sql: &str) -> Result<()> {
         let mut leased = Leased {
-            pool: &self.pool,
+            pool: &*self.pool,
             conn,
             idle: false,
         };
@@ -285,20 +306,23 @@ impl<P: Pool> Database<P> {
         done
     }
 
-    fn txn_of(txn: &Txn) -> Result<&TxnOf<P>> {
-        txn.0.downcast_ref().ok_or_else(|| {
-            Error::transaction(format!(
-                "The transaction does not belong to this {} client",
-                P::DATABASE
-            ))
-        })
+    fn txn_of<'t>(&self, txn: &'t Txn) -> Result<&'t TxnOf<P>> {
+        txn.0
+            .downcast_ref::<TxnOf<P>>()
+            .filter(|t| t.owner == self.id)
+            .ok_or_else(|| {
+                Error::transaction(format!(
+                    "The transaction does not belong to this {} client",
+                    P::DATABASE
+                ))
+            })
     }
 }
 
 impl<P: Pool> SqlDatabase for Database<P> {
     fn run<'a>(&'a self, op: Op, txn: Option<&'a Txn>) -> BoxFuture<'a, Result<Outcome>> {
         Box::pin(async move {
-            let txn = txn.map(Self::txn_of).transpose()?;
+            let txn = txn.map(|t| self.txn_of(t)).transpose()?;
             self.run_in(op, txn).await
         })
     }
@@ -308,7 +332,7 @@ impl<P: Pool> SqlDatabase for Database<P> {
     }
 
     fn end<'a>(&'a self, txn: &'a Txn, commit: bool) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move { self.end_txn(Self::txn_of(txn)?, commit).await })
+        Box::pin(async move { self.end_txn(self.txn_of(txn)?, commit).await })
     }
 
     fn register(&self, schema: Arc<ModelSchema>) {

@@ -214,6 +214,11 @@ async fn a_cancelled_request_ends_its_transaction() {
 async fn a_transaction_of_another_database_is_refused() {
     let (one, other) = (database(), database());
     let txn = one.begin().await.unwrap();
+    // Same driver, another client: its connection is not this one's.
+    let err = other.run(raw("SELECT 1"), Some(&txn)).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::TransactionError);
+    let err = other.end(&txn, true).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::TransactionError);
     struct Stranger;
     let foreign = Txn(Box::new(Stranger));
     let err = other
@@ -222,6 +227,21 @@ async fn a_transaction_of_another_database_is_refused() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::TransactionError);
     one.end(&txn, false).await.unwrap();
+    assert!(log(&other).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transaction_dropped_without_ending_closes_its_connection() {
+    let db = database();
+    let txn = db.begin().await.unwrap();
+    db.run(raw("INSERT"), Some(&txn)).await.unwrap();
+    drop(txn);
+    // Closed, so the server rolls back; never back in the pool open.
+    assert_eq!(discarded(&db), [1]);
+    let ended = db.begin().await.unwrap();
+    db.end(&ended, true).await.unwrap();
+    drop(ended);
+    assert_eq!(discarded(&db), [1]);
 }
 
 /// The boxed futures are `Send` for a generic pool.
