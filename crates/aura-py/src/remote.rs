@@ -266,13 +266,15 @@ impl<C: Remote> Router<C> {
         let mut pool = self.pool.lock().await;
         // Dropped here, closed when their in-flight requests finish.
         pool.retain(|p| p.usable(&self.policy));
+        // Equal loads go to the least recently used connection, so every
+        // pooled connection stays in use (none idles out below min_size).
         let least = pool
             .iter()
             .enumerate()
-            .map(|(i, p)| (i, p.conn.in_flight()))
-            .min_by_key(|&(_, load)| load);
+            .map(|(i, p)| (i, p.conn.in_flight(), p.last_used))
+            .min_by_key(|&(_, load, used)| (load, used));
         let index = match least {
-            Some((i, load)) if load < BUSY || pool.len() >= self.policy.max_size => i,
+            Some((i, load, _)) if load < BUSY || pool.len() >= self.policy.max_size => i,
             _ => {
                 pool.push(self.connect().await?);
                 pool.len() - 1
