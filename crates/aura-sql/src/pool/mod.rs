@@ -213,13 +213,30 @@ impl<P: Pool> Database<P> {
                 if let Some(conn) = leased.conn.take() {
                     self.pool.discard(conn);
                 }
-                Err(Error::timeout(format!(
-                    "{} request exceeded request_timeout_s ({:.3} s)",
-                    P::DATABASE,
-                    self.request_timeout.as_secs_f64()
-                ))
-                .with_context("driver", P::DRIVER))
+                Err(self.timed_out())
             }
+        }
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::timeout(format!(
+            "{} request exceeded request_timeout_s ({:.3} s)",
+            P::DATABASE,
+            self.request_timeout.as_secs_f64()
+        ))
+        .with_context("driver", P::DRIVER)
+    }
+
+    /// Transaction control (`BEGIN`, `COMMIT`, `ROLLBACK`) on `leased`
+    /// under the request timeout; a connection that did not answer stays
+    /// marked busy, so dropping `leased` closes it.
+    async fn control(&self, leased: &mut Leased<'_, P>, sql: &str) -> Result<()> {
+        let catalog = self.catalog();
+        let conn = leased.conn.as_mut().ok_or_else(Self::txn_gone)?;
+        let mut session = self.pool.session(conn, &catalog);
+        match tokio::time::timeout(self.request_timeout, session.batch(sql)).await {
+            Ok(done) => done,
+            Err(_) => Err(self.timed_out()),
         }
     }
 
@@ -263,12 +280,7 @@ impl<P: Pool> Database<P> {
     async fn begin_txn(&self) -> Result<TxnOf<P>> {
         let mut leased = self.lease_of(self.pool.lease().await?);
         leased.idle = false;
-        let catalog = self.catalog();
-        let conn = leased.conn.as_mut().ok_or_else(Self::txn_gone)?;
-        self.pool
-            .session(conn, &catalog)
-            .batch(P::BEGIN_SNAPSHOT)
-            .await?;
+        self.control(&mut leased, P::BEGIN_SNAPSHOT).await?;
         Ok(TxnOf {
             owner: self.id,
             pool: self.pool.clone(),
@@ -299,9 +311,7 @@ impl<P: Pool> Database<P> {
             conn,
             idle: false,
         };
-        let catalog = self.catalog();
-        let conn = leased.conn.as_mut().ok_or_else(Self::txn_gone)?;
-        let done = self.pool.session(conn, &catalog).batch(sql).await;
+        let done = self.control(&mut leased, sql).await;
         leased.idle = done.is_ok();
         done
     }

@@ -18,6 +18,8 @@ struct FakePool {
     log: Mutex<Vec<String>>,
     opened: Mutex<usize>,
     discarded: Mutex<Vec<usize>>,
+    /// `COMMIT` never answers (a server that stopped responding).
+    stuck_commit: Mutex<bool>,
 }
 
 struct FakeSession<'a> {
@@ -39,6 +41,10 @@ impl FakeSession<'_> {
                 Ok(())
             }
             "CONFLICT" => Err(Error::new(ErrorCode::Conflict, "scripted conflict")),
+            "COMMIT" if *self.pool.stuck_commit.lock().unwrap() => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(())
+            }
             _ => Ok(()),
         }
     }
@@ -252,4 +258,14 @@ fn database_futures_are_send() {
     let run = db.run(raw("SELECT 1"), None);
     is_send(&run);
     let _: &dyn Future<Output = Result<Outcome>> = &run;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_commit_that_never_answers_times_out_and_closes_the_connection() {
+    let db = database();
+    let txn = db.begin().await.unwrap();
+    *db.pool().stuck_commit.lock().unwrap() = true;
+    let err = db.end(&txn, true).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Timeout);
+    assert_eq!(discarded(&db), [1]);
 }
