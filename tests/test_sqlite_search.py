@@ -79,14 +79,6 @@ async def test_ranks_are_global_with_offset_and_limit(db: aura.Client) -> None:
     assert [search_scores(r).rank for r in page] == [2, 3]
 
 
-async def test_operator_and_requires_every_term(db: aura.Client) -> None:
-    q = db.search(SqlFtsDoc).search_text("body", "banana apple", operator="and")
-    assert await ids(q) == [1, 2]
-    none = db.search(SqlFtsDoc).search_text("body", "apple cherry", operator="and")
-    assert await ids(none) == []
-    assert await ids(db.search(SqlFtsDoc).search_text("body", "...")) == []
-
-
 async def test_filters_and_order_by_combine_with_search(db: aura.Client) -> None:
     q = db.search(SqlFtsDoc).search_text("body", "banana").where(SqlFtsDoc.kind == "x")
     assert await ids(q) == [3, 1]
