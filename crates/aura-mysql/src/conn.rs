@@ -154,6 +154,31 @@ impl SqlConnection for MyConn<'_> {
             .collect()
     }
 
+    async fn rows_chunked(
+        &mut self,
+        schema: &ModelSchema,
+        stmt: &Statement,
+        chunk: usize,
+        sink: &mut (dyn FnMut(Vec<Row>) + Send),
+    ) -> Result<Vec<Row>> {
+        let sql = self.timed(&stmt.sql);
+        let catalog = self.catalog;
+        let fail = |e: mysql_async::Error| errors::map(&e, &sql, catalog);
+        let mut result = self
+            .conn
+            .exec_iter(sql.as_str(), bound(&stmt.params))
+            .await
+            .map_err(fail)?;
+        let mut batch = Vec::with_capacity(chunk);
+        while let Some(row) = result.next().await.map_err(fail)? {
+            batch.push(read_row(schema, &row)?);
+            if batch.len() >= chunk {
+                sink(std::mem::replace(&mut batch, Vec::with_capacity(chunk)));
+            }
+        }
+        Ok(batch)
+    }
+
     async fn column(&mut self, kind: FieldKind, stmt: &Statement) -> Result<Vec<Value>> {
         self.query(&stmt.sql, &stmt.params)
             .await?

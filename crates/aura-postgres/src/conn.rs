@@ -8,6 +8,7 @@ use aura_core::{Error, FieldKind, ModelSchema, Result, Row, Value};
 use aura_sql::{Catalog, Dialect, OnConflict, RawRows, SqlConnection, SqlValue, Statement};
 use deadpool_postgres::ClientWrapper;
 use futures_util::future::try_join_all;
+use futures_util::TryStreamExt;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::ToSql;
 
@@ -137,6 +138,30 @@ impl SqlConnection for PgConn<'_> {
             .iter()
             .map(|row| read_row(schema, row))
             .collect()
+    }
+
+    async fn rows_chunked(
+        &mut self,
+        schema: &ModelSchema,
+        stmt: &Statement,
+        chunk: usize,
+        sink: &mut (dyn FnMut(Vec<Row>) + Send),
+    ) -> Result<Vec<Row>> {
+        let prepared = self.prepare(stmt).await?;
+        let bound = params(&stmt.params);
+        let mut stream = pin!(self
+            .client
+            .query_raw(&prepared, refs(&bound))
+            .await
+            .map_err(|e| self.error(e))?);
+        let mut batch = Vec::with_capacity(chunk);
+        while let Some(row) = stream.try_next().await.map_err(|e| self.error(e))? {
+            batch.push(read_row(schema, &row)?);
+            if batch.len() >= chunk {
+                sink(std::mem::replace(&mut batch, Vec::with_capacity(chunk)));
+            }
+        }
+        Ok(batch)
     }
 
     async fn column(&mut self, kind: FieldKind, stmt: &Statement) -> Result<Vec<Value>> {

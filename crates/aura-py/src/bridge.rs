@@ -89,6 +89,20 @@ where
     F: Future<Output = Outcome<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    stepped_future_into_py(py, |_| work)
+}
+
+/// `future_into_py` for work that hands the loop part of its result
+/// early: `make` gets a `Stepper` whose steps run on the loop, in order,
+/// before the future settles.
+pub fn stepped_future_into_py<'py, F, T>(
+    py: Python<'py>,
+    make: impl FnOnce(Stepper) -> F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Outcome<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
     let waker = running_waker(py)?;
     let future = waker
         .get()
@@ -99,6 +113,7 @@ where
         future: Arc::new(future.clone().unbind()),
         queue: waker.get().queue.clone(),
     };
+    let work = make(pending.stepper());
     let task = runtime().spawn(async move {
         let outcome = work.await;
         pending.settle(move |py| match outcome {

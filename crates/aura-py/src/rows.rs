@@ -180,6 +180,10 @@ pub fn to_row(plan: &ModelPlan, obj: &Bound<'_, PyAny>) -> PyResult<Row> {
     Ok(Arc::from(row))
 }
 
+/// Rows per chunk of a streamed select: the driver decodes chunk k+1
+/// while the event loop hydrates chunk k.
+pub const CHUNK_ROWS: usize = 4096;
+
 /// Below this many rows a batch allocates too few objects for the cyclic
 /// collector's young generation (700 by default) to matter.
 const GC_PAUSE_MIN_ROWS: usize = 1000;

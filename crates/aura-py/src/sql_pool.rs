@@ -14,7 +14,7 @@ use std::sync::Arc;
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
 use aura_engine::ResultRow;
-use aura_sql::{OnConflict, Op, Outcome, PoolSettings, SqlDatabase, Txn};
+use aura_sql::{Chunks, Fetched, OnConflict, Op, Outcome, PoolSettings, SqlDatabase, Txn};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -24,7 +24,9 @@ use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::{to_py, IntoPyResult};
 use crate::memory::parse_request;
 use crate::plan::ModelPlan;
-use crate::rows::{hydrate_results, ranked_sql_results, sql_results, to_row, Deferred, Hydrator};
+use crate::rows::{
+    hydrate_results, ranked_sql_results, sql_results, to_row, Deferred, Hydrator, CHUNK_ROWS,
+};
 
 type Plans = Arc<RwLock<HashMap<String, Py<ModelPlan>>>>;
 
@@ -108,6 +110,54 @@ fn awaitable<'py>(
     resolve(py, run, move |py, outcome| {
         convert(py, &plans, outcome, shape)
     })
+}
+
+/// A plain select streamed in chunks: the runtime decodes chunk k+1 while
+/// the event loop hydrates chunk k into the result list.
+fn streamed<'py>(
+    py: Python<'py>,
+    db: Arc<dyn SqlDatabase>,
+    plans: Plans,
+    q: Select,
+    txn: Option<Arc<Txn>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let list = Arc::new(PyList::empty(py).unbind());
+    let q = Arc::new(q);
+    crate::bridge::stepped_future_into_py(py, move |stepper| {
+        let chunks = {
+            let (list, plans, q) = (list.clone(), plans.clone(), q.clone());
+            Chunks::new(CHUNK_ROWS, move |rows| {
+                let (list, plans, q) = (list.clone(), plans.clone(), q.clone());
+                stepper.step(move |py| extend_hydrated(py, &list, &plans, &q, rows));
+            })
+        };
+        let op = Op::Stream(Select::clone(&q), chunks);
+        async move {
+            let Outcome::Rows(rest) = db.run(op, txn.as_deref()).await? else {
+                return Err(Error::serialization("a streamed select returned no rows").into());
+            };
+            Ok(Deferred::new(move |py| {
+                extend_hydrated(py, &list, &plans, &q, rest)?;
+                Ok(list.bind(py).clone().into_any())
+            }))
+        }
+    })
+}
+
+/// Appends `rows`, hydrated, to `list`.
+fn extend_hydrated(
+    py: Python<'_>,
+    list: &Py<PyList>,
+    plans: &Plans,
+    q: &Select,
+    rows: Vec<Fetched>,
+) -> PyResult<()> {
+    if !rows.is_empty() {
+        let part = hydrate_results(py, &plans.read(), q, sql_results(rows).collect())?;
+        list.bind(py)
+            .call_method1(pyo3::intern!(py, "extend"), (part,))?;
+    }
+    Ok(())
 }
 
 /// The one bridge from a Rust future to an asyncio awaitable.
@@ -308,6 +358,10 @@ impl SqlPoolConnection {
         txn: Option<PyRef<'py, SqlPoolTxn>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (op, shape) = match parse_request(ir)? {
+            Request::Select(q) if q.include.is_empty() && q.text_search.is_none() => {
+                let txn = txn.map(|t| t.txn.clone());
+                return streamed(py, self.database()?, self.plans.clone(), q, txn);
+            }
             Request::Select(q) => (Op::Select(q.clone()), Shape::Rows(q)),
             Request::Count(q) => (Op::Count(q), Shape::Plain),
             Request::Exists(q) => (Op::Exists(q), Shape::Plain),

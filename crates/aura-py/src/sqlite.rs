@@ -92,10 +92,6 @@ impl Completion {
     }
 }
 
-/// Rows per streamed chunk: big enough to amortise a loop callback, small
-/// enough that decoding the next chunk overlaps hydrating this one.
-const CHUNK_ROWS: usize = 4096;
-
 fn hydrate<'py>(
     py: Python<'py>,
     plans: &Plans,
@@ -302,7 +298,7 @@ fn streamed_select_work(
                 Ok(())
             });
         };
-        let rest = aura_sqlite::select_chunked(s, &q, CHUNK_ROWS, &mut sink)?;
+        let rest = aura_sqlite::select_chunked(s, &q, crate::rows::CHUNK_ROWS, &mut sink)?;
         Ok(Outcome::Streamed {
             list,
             model: q.model,

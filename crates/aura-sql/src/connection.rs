@@ -31,6 +31,21 @@ pub trait SqlConnection: Send {
         stmt: &Statement,
     ) -> impl Future<Output = Result<Vec<Row>>> + Send;
 
+    /// `rows`, handing each full chunk of `chunk` rows to `sink` as soon
+    /// as it is decoded and returning the rest, so the caller converts one
+    /// chunk while the next is read. This default, for drivers that cannot
+    /// stream, returns every row at the end.
+    fn rows_chunked(
+        &mut self,
+        schema: &ModelSchema,
+        stmt: &Statement,
+        chunk: usize,
+        sink: &mut (dyn FnMut(Vec<Row>) + Send),
+    ) -> impl Future<Output = Result<Vec<Row>>> + Send {
+        let _ = (chunk, sink);
+        self.rows(schema, stmt)
+    }
+
     /// The first column of every row, decoded as `kind`.
     fn column(
         &mut self,

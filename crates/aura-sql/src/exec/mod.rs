@@ -20,6 +20,30 @@ use crate::{Catalog, OnConflict, RawRows, SqlConnection, SqlValue};
 
 pub use read::{Fetched, Loaded};
 
+/// Where a streamed select hands its rows, a chunk at a time, as they are
+/// decoded (`Op::Stream`).
+#[derive(Clone)]
+pub struct Chunks {
+    /// Rows per chunk.
+    pub size: usize,
+    sink: Arc<dyn Fn(Vec<Fetched>) + Send + Sync>,
+}
+
+impl Chunks {
+    pub fn new(size: usize, sink: impl Fn(Vec<Fetched>) + Send + Sync + 'static) -> Self {
+        Chunks {
+            size: size.max(1),
+            sink: Arc::new(sink),
+        }
+    }
+}
+
+impl std::fmt::Debug for Chunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chunks").field("size", &self.size).finish()
+    }
+}
+
 /// Keys per `IN (...)` list: far below every dialect's parameter limit.
 pub(crate) const KEYS_PER_QUERY: usize = 10_000;
 
@@ -170,6 +194,10 @@ pub type Stored = Option<Row>;
 #[derive(Debug, Clone)]
 pub enum Op {
     Select(Select),
+    /// A select whose full chunks go to `Chunks` as they are read; the
+    /// rest comes back as `Outcome::Rows`. Selects with includes or a
+    /// ranking are read whole (their rows are complete only at the end).
+    Stream(Select, Chunks),
     Count(Filtered),
     Exists(Filtered),
     Update(Update),
@@ -220,6 +248,7 @@ impl<C: SqlConnection> Executor<'_, C> {
                 Outcome::Ranked(self.select_ranked(&q).await?)
             }
             Op::Select(q) => Outcome::Rows(self.select(&q).await?),
+            Op::Stream(q, chunks) => Outcome::Rows(self.select_streamed(&q, &chunks).await?),
             Op::Aggregate(q) => Outcome::Json(self.aggregate(&q).await?),
             Op::Describe(schemas) => Outcome::Json(self.describe(&schemas).await?),
             Op::Count(q) => Outcome::Count(self.count(&q).await?),

@@ -8,7 +8,7 @@ use aura_core::ir::{Filtered, Include, Select};
 use aura_core::{Error, FieldKind, Key, ModelSchema, Result, Row, Value};
 use serde_json::Value as Json;
 
-use super::{json_param, Executor, Need, KEYS_PER_QUERY};
+use super::{json_param, Chunks, Executor, Need, KEYS_PER_QUERY};
 use crate::{encode, RawRows, RelatedQuery, Relation, SqlConnection, SqlValue};
 
 /// One result row and its loaded relationships (in include order).
@@ -16,6 +16,16 @@ use crate::{encode, RawRows, RelatedQuery, Relation, SqlConnection, SqlValue};
 pub struct Fetched {
     pub row: Row,
     pub includes: Vec<Loaded>,
+}
+
+impl Fetched {
+    /// A row without includes.
+    pub fn plain(row: Row) -> Self {
+        Fetched {
+            row,
+            includes: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +50,25 @@ impl<C: SqlConnection> Executor<'_, C> {
     /// same snapshot.
     pub async fn select(&mut self, q: &Select) -> Result<Vec<Fetched>> {
         Ok(self.read_rows(q, false).await?.0)
+    }
+
+    /// A plain select whose full chunks go to `chunks` as they are read;
+    /// returns the rest.
+    pub async fn select_streamed(&mut self, q: &Select, chunks: &Chunks) -> Result<Vec<Fetched>> {
+        if !q.include.is_empty() || q.text_search.is_some() {
+            return self.select(q).await;
+        }
+        let schema = self.schema(&q.model)?;
+        let stmt = crate::select(C::DIALECT, &schema, q)?;
+        let section = self.enter(Need::Single, q.timeout_ms).await?;
+        let mut sink =
+            |rows: Vec<Row>| (chunks.sink)(rows.into_iter().map(Fetched::plain).collect());
+        let result = self
+            .conn
+            .rows_chunked(&schema, &stmt, chunks.size, &mut sink)
+            .await
+            .map(|rest| rest.into_iter().map(Fetched::plain).collect());
+        self.leave(section, q.timeout_ms, result).await
     }
 
     /// A `search_text` select: rows in score order with their scores (and

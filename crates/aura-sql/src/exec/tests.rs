@@ -22,6 +22,8 @@ struct Scripted {
     scalars: VecDeque<i64>,
     /// The statement (by prefix) that fails with a constraint error.
     fail_on: Option<&'static str>,
+    /// What a select returns.
+    rows: Vec<Row>,
 }
 
 impl Scripted {
@@ -39,7 +41,25 @@ impl SqlConnection for Scripted {
 
     async fn rows(&mut self, _: &ModelSchema, stmt: &Statement) -> Result<Vec<Row>> {
         self.record(&stmt.sql)?;
-        Ok(Vec::new())
+        Ok(self.rows.clone())
+    }
+
+    async fn rows_chunked(
+        &mut self,
+        _: &ModelSchema,
+        stmt: &Statement,
+        chunk: usize,
+        sink: &mut (dyn FnMut(Vec<Row>) + Send),
+    ) -> Result<Vec<Row>> {
+        self.record(&stmt.sql)?;
+        let mut chunks = self.rows.chunks(chunk);
+        let rest = if self.rows.len() % chunk == 0 {
+            None
+        } else {
+            chunks.next_back()
+        };
+        chunks.for_each(|c| sink(c.to_vec()));
+        Ok(rest.map(<[Row]>::to_vec).unwrap_or_default())
     }
 
     async fn column(&mut self, _: FieldKind, stmt: &Statement) -> Result<Vec<Value>> {
@@ -202,4 +222,47 @@ fn raw_binds_dict_values_in_order() {
     let params = json!({"b": 1, "a": "x"});
     finish(Executor::new(&mut conn, &catalog, false).raw("SELECT $1, $2", &params)).unwrap();
     assert_eq!(conn.log, ["SELECT $1, $2"]);
+}
+
+fn ids(rows: &[Fetched]) -> Vec<i64> {
+    rows.iter()
+        .map(|f| match f.row[0] {
+            Value::Int(i) => i,
+            _ => -1,
+        })
+        .collect()
+}
+
+#[test]
+fn a_streamed_select_hands_over_full_chunks_and_returns_the_rest() {
+    let catalog = catalog();
+    let mut conn = Scripted {
+        rows: (1..=5).map(|i| Row::from(vec![Value::Int(i)])).collect(),
+        ..Scripted::default()
+    };
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let chunks = {
+        let seen = seen.clone();
+        Chunks::new(2, move |rows| seen.lock().unwrap().push(ids(&rows)))
+    };
+    let rest = finish(
+        Executor::new(&mut conn, &catalog, false).select_streamed(&Select::new("Owner"), &chunks),
+    )
+    .unwrap();
+    assert_eq!(*seen.lock().unwrap(), [vec![1, 2], vec![3, 4]]);
+    assert_eq!(ids(&rest), [5]);
+    assert_eq!(conn.log, ["SELECT \"id\" FROM \"Owner\" WHERE TRUE ORDER BY \"id\" ASC"]);
+}
+
+#[test]
+fn a_streamed_select_with_includes_is_read_whole() {
+    let catalog = catalog();
+    let mut conn = Scripted::default();
+    let mut q = Select::new("Pet");
+    q.include
+        .push(serde_json::from_value(json!({"link": "owner"})).unwrap());
+    let chunks = Chunks::new(1, |_| panic!("no chunk before the includes are loaded"));
+    let rest = finish(Executor::new(&mut conn, &catalog, false).select_streamed(&q, &chunks));
+    assert_eq!(rest.unwrap(), []);
+    assert_eq!(conn.log.first().map(String::as_str), Some("BEGIN"));
 }
