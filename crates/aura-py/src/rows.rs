@@ -184,9 +184,10 @@ pub fn to_row(plan: &ModelPlan, obj: &Bound<'_, PyAny>) -> PyResult<Row> {
 /// while the event loop hydrates chunk k.
 pub const CHUNK_ROWS: usize = 4096;
 
-/// Below this many rows a batch allocates too few objects for the cyclic
-/// collector's young generation (700 by default) to matter.
-const GC_PAUSE_MIN_ROWS: usize = 1000;
+/// Below this many rows a batch is too small for the collector pause or the
+/// off-thread free to matter: it allocates fewer objects than the cyclic
+/// collector's young generation holds (700 by default).
+const LARGE_BATCH_ROWS: usize = 1000;
 
 /// Pauses CPython's cyclic garbage collector while one large batch of
 /// instances is built, and restores its previous state when dropped (also
@@ -201,7 +202,7 @@ pub struct GcPause<'py> {
 
 impl<'py> GcPause<'py> {
     pub fn for_rows(py: Python<'py>, rows: usize) -> Self {
-        let resume = rows >= GC_PAUSE_MIN_ROWS
+        let resume = rows >= LARGE_BATCH_ROWS
             // SAFETY: `PyGC_Disable` only clears the current interpreter's
             // "collector enabled" flag and returns the previous value; it
             // needs an attached thread state, which `py` proves.
@@ -433,10 +434,10 @@ pub fn hydrate_rows<'py>(
     rows: impl IntoIterator<Item = ResultRow>,
 ) -> PyResult<Bound<'py, PyList>> {
     let py = hydrator.py;
-    let rows = rows.into_iter();
-    let _gc = GcPause::for_rows(py, rows.size_hint().0);
-    let mut items = Vec::with_capacity(rows.size_hint().0);
-    for result in rows {
+    let rows: Vec<ResultRow> = rows.into_iter().collect();
+    let _gc = GcPause::for_rows(py, rows.len());
+    let mut items = Vec::with_capacity(rows.len());
+    for result in &rows {
         let (obj, dict) = hydrator.instance(plan, &result.row, mask)?;
         if let Some(s) = &result.scores {
             hydrator.set_scores(
@@ -455,7 +456,19 @@ pub fn hydrate_rows<'py>(
         hydrator.finish(plan, &obj)?;
         items.push(obj);
     }
+    release(rows);
     PyList::new(py, items)
+}
+
+/// Frees a large batch of decoded rows off the event-loop thread. Rows
+/// decoded on a driver thread come from that thread's malloc arena, and
+/// glibc frees them under the arena's lock, which the driver takes for
+/// every row it decodes next: freeing them here would make the loop wait
+/// on the driver.
+fn release(rows: Vec<ResultRow>) {
+    if rows.len() >= LARGE_BATCH_ROWS {
+        crate::bridge::runtime().spawn_blocking(move || drop(rows));
+    }
 }
 
 type DeferredFn = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send>;
