@@ -16,7 +16,14 @@ import pytest
 
 import aura
 from _backends import mysql_database_dsn, postgres_schema_dsn
-from aura import AuraTimeoutError, Field, Model, PoolConfig
+from aura import (
+    AuraConstraintError,
+    AuraTimeoutError,
+    AuraValidationError,
+    Field,
+    Model,
+    PoolConfig,
+)
 
 
 class SrvNote(Model):
@@ -215,3 +222,27 @@ async def test_large_selects_stream_every_row_in_order(db: aura.Client) -> None:
         await tx.insert(SrvNote(id=n, text="inside"))
         seen = await tx.query(SrvNote).order_by(SrvNote.id).all()
     assert len(seen) == n + 1 and seen[-1].text == "inside"
+
+
+async def test_large_inserts_are_written_while_converted_and_stay_atomic(db: aura.Client) -> None:
+    # A request of more than 4,096 rows converts the rest chunk by chunk
+    # while the first chunk is written (PostgreSQL: one COPY); a bad row in
+    # a later chunk fails the request and nothing of it is kept.
+    n = 9_000
+    notes = [SrvNote(id=i, text=f"t{i}", n=i) for i in range(n)]
+    assert await db.bulk_insert(SrvNote, notes, batch_size=n) == n
+    assert await db.query(SrvNote).count() == n
+    last = await db.query(SrvNote).where(SrvNote.id == n - 1).one()
+    assert (last.text, last.n) == (f"t{n - 1}", n - 1)
+
+    more = [SrvNote(id=n + i, text="x") for i in range(n)]
+    more[7_000].n = "not a number"  # type: ignore[assignment]
+    with pytest.raises(AuraValidationError) as info:
+        await db.bulk_insert(SrvNote, more, batch_size=n)
+    assert "SrvNote.n expects int" in info.value.message
+    assert await db.query(SrvNote).count() == n
+
+    duplicate = [SrvNote(id=n + i, text="y") for i in range(5_000)] + [SrvNote(id=0, text="dup")]
+    with pytest.raises(AuraConstraintError):
+        await db.bulk_insert(SrvNote, duplicate, batch_size=len(duplicate))
+    assert await db.query(SrvNote).count() == n

@@ -2,10 +2,12 @@
 //! prepared once per connection (typed by their parameters) and run in
 //! the binary protocol; inserts of many rows go through binary `COPY`.
 
-use std::pin::pin;
+use std::pin::{pin, Pin};
 
 use aura_core::{Error, FieldKind, ModelSchema, Result, Row, Value};
-use aura_sql::{Catalog, Dialect, OnConflict, RawRows, SqlConnection, SqlValue, Statement};
+use aura_sql::{
+    Catalog, Dialect, KeyedFeed, OnConflict, RawRows, SqlConnection, SqlValue, Statement,
+};
 use deadpool_postgres::ClientWrapper;
 use futures_util::future::try_join_all;
 use futures_util::TryStreamExt;
@@ -60,8 +62,15 @@ impl PgConn<'_> {
             .map_err(|e| self.error(e))
     }
 
-    /// Binary `COPY ... FROM STDIN`, column types from the prepared insert.
-    async fn copy_in(&self, schema: &ModelSchema, rows: &[Row]) -> Result<u64> {
+    /// Binary `COPY ... FROM STDIN` of `rows` and then of every chunk of
+    /// `more` as it arrives, column types from the prepared insert. An
+    /// error drops the sink unfinished, which aborts the whole `COPY`.
+    async fn copy_in(
+        &self,
+        schema: &ModelSchema,
+        rows: &[Row],
+        mut more: Option<&mut KeyedFeed<'_>>,
+    ) -> Result<u64> {
         let insert = aura_sql::insert(Dialect::Postgres, schema, OnConflict::Error)?;
         let types = self
             .client
@@ -85,6 +94,22 @@ impl PgConn<'_> {
             .await
             .map_err(|e| self.error(e))?;
         let mut writer = pin!(BinaryCopyInWriter::new(sink, &types));
+        self.copy_rows(writer.as_mut(), schema, rows).await?;
+        while let Some(feed) = more.as_deref_mut() {
+            match feed.next().await? {
+                Some(chunk) => self.copy_rows(writer.as_mut(), schema, &chunk).await?,
+                None => break,
+            }
+        }
+        writer.finish().await.map_err(|e| self.error(e))
+    }
+
+    async fn copy_rows(
+        &self,
+        mut writer: Pin<&mut BinaryCopyInWriter>,
+        schema: &ModelSchema,
+        rows: &[Row],
+    ) -> Result<()> {
         for row in rows {
             let values = aura_sql::encode_row(schema, row)?;
             let bound = params(&values);
@@ -94,7 +119,7 @@ impl PgConn<'_> {
                 .await
                 .map_err(|e| self.error(e))?;
         }
-        writer.finish().await.map_err(|e| self.error(e))
+        Ok(())
     }
 
     /// One prepared insert per row, pipelined.
@@ -270,9 +295,23 @@ impl SqlConnection for PgConn<'_> {
         rows: &[Row],
     ) -> Result<u64> {
         if mode == OnConflict::Error && rows.len() >= COPY_FROM_ROWS {
-            return self.copy_in(schema, rows).await;
+            return self.copy_in(schema, rows, None).await;
         }
         self.insert_each(schema, mode, rows).await
+    }
+
+    /// A fed insert is large: `COPY` writes each chunk as it arrives.
+    async fn insert_fed(
+        &mut self,
+        schema: &ModelSchema,
+        mode: OnConflict,
+        feed: &mut KeyedFeed<'_>,
+    ) -> Result<u64> {
+        if mode != OnConflict::Error {
+            let rows = feed.gather().await?;
+            return self.insert_each(schema, mode, &rows).await;
+        }
+        self.copy_in(schema, &[], Some(feed)).await
     }
 
     async fn plan(&mut self, stmt: &Statement) -> Result<Vec<String>> {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
 use aura_engine::ResultRow;
-use aura_sql::{Chunks, Fetched, OnConflict, Op, Outcome, PoolSettings, SqlDatabase, Txn};
+use aura_sql::{Chunks, Fetched, OnConflict, Op, Outcome, PoolSettings, RowFeed, SqlDatabase, Txn};
 use parking_lot::{Mutex, RwLock};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -140,6 +140,51 @@ fn streamed<'py>(
                 extend_hydrated(py, &list, &plans, &q, rest)?;
                 Ok(list.bind(py).clone().into_any())
             }))
+        }
+    })
+}
+
+/// A large insert whose rows are converted a chunk at a time on the loop
+/// while the driver already writes the first ones (PostgreSQL streams them
+/// into one `COPY`). The list is copied at the call; a chunk that fails to
+/// convert fails the request and leaves the rest of the feed unsent, which
+/// rolls the whole insert back.
+fn fed_insert<'py>(
+    py: Python<'py>,
+    db: Arc<dyn SqlDatabase>,
+    plan: Py<ModelPlan>,
+    model: String,
+    instances: &Bound<'py, PyList>,
+    mode: OnConflict,
+    txn: Option<Arc<Txn>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let total = instances.len();
+    let first = crate::rows::to_rows(plan.get(), &instances.get_slice(0, CHUNK_ROWS))?;
+    let later = instances.get_slice(CHUNK_ROWS, total).unbind();
+    let (send, rest) = RowFeed::channel(total - CHUNK_ROWS);
+    crate::bridge::stepped_future_into_py(py, move |stepper| {
+        for start in (0..total - CHUNK_ROWS).step_by(CHUNK_ROWS) {
+            let (later, plan, send) = (later.clone_ref(py), plan.clone_ref(py), send.clone());
+            stepper.step(move |py| {
+                let chunk = later.bind(py).get_slice(start, start + CHUNK_ROWS);
+                let rows = crate::rows::to_rows(plan.get(), &chunk)?;
+                // A closed feed means the insert already failed.
+                let _ = send.send(Ok(rows));
+                Ok(())
+            });
+        }
+        let op = Op::Insert {
+            model,
+            rows: first,
+            mode,
+            rest: Some(rest),
+        };
+        async move {
+            let written = match db.run(op, txn.as_deref()).await? {
+                Outcome::Count(n) => n,
+                _ => 0,
+            };
+            Ok(written)
         }
     })
 }
@@ -398,8 +443,17 @@ impl SqlPoolConnection {
     ) -> PyResult<Bound<'py, PyAny>> {
         let plan = self.plan(py, &model)?;
         let mode = OnConflict::parse(on_conflict).py_err()?;
+        if instances.len() > CHUNK_ROWS {
+            let txn = txn.map(|t| t.txn.clone());
+            return fed_insert(py, self.database()?, plan, model, instances, mode, txn);
+        }
         let rows = crate::rows::to_rows(plan.get(), instances)?;
-        let op = Op::Insert { model, rows, mode };
+        let op = Op::Insert {
+            model,
+            rows,
+            mode,
+            rest: None,
+        };
         self.submit(py, op, txn.as_deref(), Shape::Plain)
     }
 

@@ -8,7 +8,7 @@ use std::future::Future;
 
 use aura_core::{Error, FieldKind, ModelSchema, Result, Row, Value};
 
-use crate::{Dialect, OnConflict, SqlValue, Statement};
+use crate::{Dialect, KeyedFeed, OnConflict, SqlValue, Statement};
 
 /// Column names and untyped values, as `raw()` returns them.
 pub type RawRows = (Vec<String>, Vec<Vec<Value>>);
@@ -115,6 +115,21 @@ pub trait SqlConnection: Send {
                 written += self.execute(&stmt).await?;
             }
             Ok(written)
+        }
+    }
+
+    /// Inserts every chunk of `feed` (see `insert_rows`). This default
+    /// gathers them first; a driver that can write while the caller still
+    /// converts the rest (PostgreSQL's `COPY`) overrides it.
+    fn insert_fed(
+        &mut self,
+        schema: &ModelSchema,
+        mode: OnConflict,
+        feed: &mut KeyedFeed<'_>,
+    ) -> impl Future<Output = Result<u64>> + Send {
+        async move {
+            let rows = feed.gather().await?;
+            self.insert_rows(schema, mode, &rows).await
         }
     }
 

@@ -42,7 +42,7 @@ pub use codec::{decode, decode_untyped, encode, storage, SqlRef, SqlValue, Stora
 pub use connection::{RawRows, SqlConnection};
 pub use ddl::{create_table, drop_table};
 pub use dialect::{escape_like, like_pattern, Dialect, LIKE_ESCAPE};
-pub use exec::{Chunks, Executor, Fetched, Loaded, Op, Outcome};
+pub use exec::{Chunks, Executor, Fetched, KeyedFeed, Loaded, Op, Outcome, RowFeed, RowSender};
 pub use introspect::{
     column_type_matches, introspect, Introspection, LiveColumn, LiveIndex, LiveTable,
 };

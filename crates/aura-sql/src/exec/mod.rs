@@ -19,6 +19,7 @@ use serde_json::Value as Json;
 use crate::{Catalog, OnConflict, RawRows, SqlConnection, SqlValue};
 
 pub use read::{Fetched, Loaded};
+pub use write::KeyedFeed;
 
 /// Where a streamed select hands its rows, a chunk at a time, as they are
 /// decoded (`Op::Stream`).
@@ -35,6 +36,52 @@ impl Chunks {
             size: size.max(1),
             sink: Arc::new(sink),
         }
+    }
+}
+
+/// The rest of an insert's rows, converted by the caller while the first
+/// ones are written. Ends after `pending` rows; a feed whose sender goes
+/// away sooner (its request was cancelled) fails, so the insert rolls back
+/// rather than commit part of the rows.
+pub struct RowFeed {
+    rows: tokio::sync::mpsc::UnboundedReceiver<Result<Vec<Row>>>,
+    pending: usize,
+}
+
+/// The caller's end of a `RowFeed`.
+pub type RowSender = tokio::sync::mpsc::UnboundedSender<Result<Vec<Row>>>;
+
+impl RowFeed {
+    /// A feed that will carry `pending` rows.
+    pub fn channel(pending: usize) -> (RowSender, RowFeed) {
+        let (send, rows) = tokio::sync::mpsc::unbounded_channel();
+        (send, RowFeed { rows, pending })
+    }
+
+    /// The next chunk, `None` once every row has arrived.
+    pub async fn next(&mut self) -> Result<Option<Vec<Row>>> {
+        if self.pending == 0 {
+            return Ok(None);
+        }
+        match self.rows.recv().await {
+            Some(Ok(rows)) => {
+                self.pending = self.pending.saturating_sub(rows.len());
+                Ok(Some(rows))
+            }
+            Some(Err(err)) => Err(err),
+            None => Err(Error::new(
+                ErrorCode::AuraError,
+                "the insert was abandoned before all its rows were converted",
+            )),
+        }
+    }
+}
+
+impl std::fmt::Debug for RowFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowFeed")
+            .field("pending", &self.pending)
+            .finish()
     }
 }
 
@@ -191,7 +238,7 @@ pub type Stored = Option<Row>;
 /// One request for a driver to run, as data: drivers lease a connection
 /// and hand the request to `Executor::run`, so each operation is
 /// dispatched in one place for every driver.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Op {
     Select(Select),
     /// A select whose full chunks go to `Chunks` as they are read; the
@@ -206,6 +253,8 @@ pub enum Op {
         model: String,
         rows: Vec<Row>,
         mode: OnConflict,
+        /// More rows, still being converted when the insert starts.
+        rest: Option<RowFeed>,
     },
     Upsert {
         query: Upsert,
@@ -255,9 +304,18 @@ impl<C: SqlConnection> Executor<'_, C> {
             Op::Exists(q) => Outcome::Flag(self.exists(&q).await?),
             Op::Update(q) => Outcome::Count(self.update(&q).await?),
             Op::Delete(q) => Outcome::Count(self.delete(&q).await?),
-            Op::Insert { model, rows, mode } => {
-                Outcome::Count(self.insert(&model, &rows, mode).await?)
-            }
+            Op::Insert {
+                model,
+                rows,
+                mode,
+                rest: None,
+            } => Outcome::Count(self.insert(&model, &rows, mode).await?),
+            Op::Insert {
+                model,
+                rows,
+                mode,
+                rest: Some(mut rest),
+            } => Outcome::Count(self.insert_fed(&model, rows, mode, &mut rest).await?),
             Op::Upsert { query, row } => Outcome::Stored(self.upsert(&query, row).await?),
             Op::Raw { statement, params } => Outcome::Raw(self.raw(&statement, &params).await?),
             Op::Explain(q) => {

@@ -251,7 +251,10 @@ fn a_streamed_select_hands_over_full_chunks_and_returns_the_rest() {
     .unwrap();
     assert_eq!(*seen.lock().unwrap(), [vec![1, 2], vec![3, 4]]);
     assert_eq!(ids(&rest), [5]);
-    assert_eq!(conn.log, ["SELECT \"id\" FROM \"Owner\" WHERE TRUE ORDER BY \"id\" ASC"]);
+    assert_eq!(
+        conn.log,
+        ["SELECT \"id\" FROM \"Owner\" WHERE TRUE ORDER BY \"id\" ASC"]
+    );
 }
 
 #[test]
@@ -265,4 +268,68 @@ fn a_streamed_select_with_includes_is_read_whole() {
     let rest = finish(Executor::new(&mut conn, &catalog, false).select_streamed(&q, &chunks));
     assert_eq!(rest.unwrap(), []);
     assert_eq!(conn.log.first().map(String::as_str), Some("BEGIN"));
+}
+
+fn owner_rows(ids: std::ops::Range<i64>) -> Vec<Row> {
+    ids.map(|i| Row::from(vec![Value::Int(i)])).collect()
+}
+
+#[test]
+fn a_fed_insert_writes_every_chunk_in_one_transaction() {
+    let catalog = catalog();
+    let mut conn = Scripted::default();
+    let (send, mut rest) = RowFeed::channel(3);
+    send.send(Ok(owner_rows(2..4))).unwrap();
+    send.send(Ok(owner_rows(4..5))).unwrap();
+    let n = finish(Executor::new(&mut conn, &catalog, false).insert_fed(
+        "Owner",
+        owner_rows(1..2),
+        OnConflict::Error,
+        &mut rest,
+    ))
+    .unwrap();
+    assert_eq!(n, 4);
+    assert_eq!(conn.log.first().map(String::as_str), Some("BEGIN"));
+    assert_eq!(
+        conn.log.len(),
+        6,
+        "BEGIN, four inserts, COMMIT: {:?}",
+        conn.log
+    );
+    assert_eq!(conn.log.last().map(String::as_str), Some("COMMIT"));
+}
+
+#[test]
+fn an_abandoned_feed_rolls_the_insert_back() {
+    let catalog = catalog();
+    let mut conn = Scripted::default();
+    let (send, mut rest) = RowFeed::channel(3);
+    send.send(Ok(owner_rows(2..3))).unwrap();
+    drop(send); // two rows never come: the request was cancelled
+    let err = finish(Executor::new(&mut conn, &catalog, false).insert_fed(
+        "Owner",
+        owner_rows(1..2),
+        OnConflict::Error,
+        &mut rest,
+    ))
+    .unwrap_err();
+    assert!(err.message.contains("abandoned"), "{err:?}");
+    assert_eq!(conn.log, ["BEGIN", "ROLLBACK"]);
+}
+
+#[test]
+fn a_fed_chunk_without_its_key_is_refused() {
+    let catalog = catalog();
+    let mut conn = Scripted::default();
+    let (send, mut rest) = RowFeed::channel(1);
+    send.send(Ok(vec![Row::from(vec![Value::Null])])).unwrap();
+    let err = finish(Executor::new(&mut conn, &catalog, false).insert_fed(
+        "Owner",
+        owner_rows(1..2),
+        OnConflict::Error,
+        &mut rest,
+    ))
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::ConstraintViolation);
+    assert_eq!(conn.log, ["BEGIN", "ROLLBACK"]);
 }

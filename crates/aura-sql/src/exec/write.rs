@@ -8,7 +8,7 @@ use std::sync::Arc;
 use aura_core::ir::{Filtered, Update, Upsert};
 use aura_core::{Error, FieldKind, Key, ModelSchema, OnDelete, Result, Row, Value};
 
-use super::{Executor, Need, Stored, KEYS_PER_QUERY};
+use super::{Executor, Need, RowFeed, Stored, KEYS_PER_QUERY};
 use crate::{encode, Catalog, OnConflict, SqlConnection, SqlValue, Statement, UpsertPlan};
 
 /// A link field of some registered model pointing at `model`.
@@ -124,6 +124,28 @@ impl<C: SqlConnection> Executor<'_, C> {
         }
         let section = self.enter(Need::Atomic, None).await?;
         let result = self.conn.insert_rows(&schema, mode, rows).await;
+        self.leave(section, None, result).await
+    }
+
+    /// `insert` of `rows` and then of every chunk `rest` brings, in one
+    /// atomic section: the driver writes while the caller converts.
+    pub async fn insert_fed(
+        &mut self,
+        model: &str,
+        rows: Vec<Row>,
+        mode: OnConflict,
+        rest: &mut RowFeed,
+    ) -> Result<u64> {
+        let schema = self.schema(model)?;
+        let pk = schema.pk_index().ok_or_else(|| missing_pk(&schema))?;
+        let mut feed = KeyedFeed {
+            first: Some(rows),
+            rest,
+            pk,
+            schema: &schema,
+        };
+        let section = self.enter(Need::Atomic, None).await?;
+        let result = self.conn.insert_fed(&schema, mode, &mut feed).await;
         self.leave(section, None, result).await
     }
 
@@ -337,5 +359,38 @@ impl<C: SqlConnection> Executor<'_, C> {
                 Ok(self.conn.rows(schema, &read).await?.into_iter().next())
             }
         }
+    }
+}
+
+/// An insert's rows, chunk by chunk, each checked to carry its primary key.
+pub struct KeyedFeed<'a> {
+    first: Option<Vec<Row>>,
+    rest: &'a mut RowFeed,
+    pk: usize,
+    schema: &'a ModelSchema,
+}
+
+impl KeyedFeed<'_> {
+    /// The next chunk, `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<Row>>> {
+        let chunk = match self.first.take() {
+            Some(rows) => Some(rows),
+            None => self.rest.next().await?,
+        };
+        if let Some(rows) = &chunk {
+            if rows.iter().any(|row| row[self.pk].is_null()) {
+                return Err(missing_pk(self.schema));
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// Every remaining row, in order.
+    pub async fn gather(&mut self) -> Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        while let Some(chunk) = self.next().await? {
+            rows.extend(chunk);
+        }
+        Ok(rows)
     }
 }
