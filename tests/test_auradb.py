@@ -58,7 +58,17 @@ class AwpTyped(Model):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
-MODELS = [AwpAuthor, AwpBook, AwpTyped]
+class AwpShelf(Model):
+    code: str = Field(primary_key=True)
+    room: str
+
+
+class AwpCopy(Model):
+    id: int = Field(primary_key=True)
+    shelf: AwpShelf | None = Field(default=None, on_delete="set_null")
+
+
+MODELS = [AwpAuthor, AwpBook, AwpTyped, AwpShelf, AwpCopy]
 TOKEN = "s3cret-token-value"
 
 
@@ -102,6 +112,21 @@ async def test_crud_round_trip_and_capabilities(client: aura.Client) -> None:
     assert await client.query(AwpBook).where(AwpBook.pages == 99).count() == 2
     assert await client.delete(AwpBook).where(AwpBook.id.in_([1, 2, 3])).execute() == 3
     assert await client.query(AwpBook).count() == 2
+
+
+async def test_links_to_string_keys_are_relationships_alone(client: aura.Client) -> None:
+    # AuraDB's form: the relationship holds the target's key, with no field of
+    # the same name (AuraDB refuses one); includes, filters and on_delete work.
+    shelf = await client.insert(AwpShelf(code="A-1", room="north"))
+    await client.insert(AwpShelf(code="B-2", room="south"))
+    await client.bulk_insert(AwpCopy, [AwpCopy(id=1, shelf=shelf), AwpCopy(id=2)])
+    copy = await client.query(AwpCopy).include("shelf").where(AwpCopy.id == 1).one()
+    assert copy.shelf == AwpShelf(code="A-1", room="north")
+    on_a = await client.query(AwpCopy).where(AwpCopy.shelf == shelf).all()
+    assert [c.id for c in on_a] == [1]
+    assert await client.delete(AwpShelf).where(AwpShelf.code == "A-1").execute() == 1
+    orphan = await client.query(AwpCopy).include("shelf").where(AwpCopy.id == 1).one()
+    assert orphan.shelf is None
 
 
 async def test_typed_values_use_the_wire_wrappers(client: aura.Client) -> None:

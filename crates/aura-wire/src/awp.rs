@@ -252,12 +252,22 @@ pub fn parse_collection(payload: &Json) -> Result<Collection, Error> {
             }
         };
         if !to_many {
-            // A to-one relationship names the field that holds the target's key.
-            if let Some(pos) = defs.iter().position(|d| d.storage == rname) {
-                defs[pos].target = Some(target.to_owned());
-                defs[pos].on_delete = Some(on_delete);
-                defs[pos].kind = FieldKind::Link;
-            }
+            // A to-one relationship names the field that holds the target's
+            // key; without one, it is that field (AuraDB's form: the value
+            // is the target's key as a string).
+            let pos = match defs.iter().position(|d| d.storage == rname) {
+                Some(pos) => pos,
+                None => {
+                    let mut def = FieldDef::new(rname, FieldKind::Link);
+                    def.nullable = true;
+                    defs.push(def);
+                    kinds.push(WireKind::String);
+                    defs.len() - 1
+                }
+            };
+            defs[pos].target = Some(target.to_owned());
+            defs[pos].on_delete = Some(on_delete);
+            defs[pos].kind = FieldKind::Link;
         }
         relationships.push((rname.to_owned(), target.to_owned(), to_many));
         awp_rels.push(json!({
@@ -281,9 +291,13 @@ pub fn parse_collection(payload: &Json) -> Result<Collection, Error> {
     })
 }
 
-/// The CollectionSchema a model is created with (client side). Link fields
-/// become a field typed like the target's key plus a `to_one` relationship
-/// of the same name; `link_kind` resolves a target model's key kind.
+/// The CollectionSchema a model is created with (client side); `link_kind`
+/// resolves a target model's key kind. A link to a string or UUID key is a
+/// `to_one` relationship alone, its value the target's key: AuraDB stores
+/// and resolves links that way and refuses a field of the same name. Any
+/// other link (an integer key, or `unique`/`index` on the link) is a field
+/// typed like the target's key plus a same-named relationship, which this
+/// project's server accepts and AuraDB 1.5 refuses.
 pub fn collection_schema(
     schema: &ModelSchema,
     link_kind: &dyn Fn(&str) -> Option<FieldKind>,
@@ -296,6 +310,9 @@ pub fn collection_schema(
         let target_kind = f.target.as_deref().and_then(link_kind);
         let kind = WireKind::of_field(f, target_kind);
         let is_pk = f.storage == pk;
+        let key_link = f.target.is_some()
+            && matches!(kind, WireKind::String | WireKind::Uuid)
+            && !(is_pk || f.unique || f.index);
         let mut obj = Map::new();
         obj.insert("name".into(), json!(f.storage));
         obj.insert("field_type".into(), kind.to_json());
@@ -309,7 +326,9 @@ pub fn collection_schema(
         if f.index {
             obj.insert("indexed".into(), json!(true));
         }
-        fields.push(Json::Object(obj));
+        if !key_link {
+            fields.push(Json::Object(obj));
+        }
         if let Some(target) = &f.target {
             // `cascade` is sent as is: a server without it rejects the
             // schema instead of silently downgrading it (API.md §16 row 12).
@@ -1717,5 +1736,49 @@ mod tests {
         )
         .unwrap();
         assert_eq!(back, pred);
+    }
+
+    #[test]
+    fn links_to_string_keys_are_relationships_alone() {
+        let book = ModelSchema {
+            name: "Book".into(),
+            primary_key: Some("id".into()),
+            fields: vec![
+                FieldDef::new("id", FieldKind::Int),
+                FieldDef::link("author", "Author", None),
+                FieldDef::link("shelf", "Shelf", Some(OnDelete::SetNull)),
+            ],
+            relationships: vec![],
+        };
+        let key_kind = |target: &str| match target {
+            "Author" => Some(FieldKind::Str),
+            _ => Some(FieldKind::Int),
+        };
+        let awp = collection_schema(&book, &key_kind);
+        let names: Vec<&str> = awp["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        // AuraDB's form for the string key; the integer key keeps its field.
+        assert_eq!(names, ["id", "shelf"]);
+        assert_eq!(
+            awp["relationships"],
+            json!([
+                {"name": "author", "target": "Author", "cardinality": "to_one", "on_delete": "restrict"},
+                {"name": "shelf", "target": "Shelf", "cardinality": "to_one", "on_delete": "set_null"},
+            ])
+        );
+        // The server stores the relationship alone as a nullable link field.
+        let coll = parse_collection(&awp).unwrap();
+        let author = coll.schema.field("author").unwrap();
+        assert_eq!(
+            (author.kind, author.target.as_deref(), author.nullable),
+            (FieldKind::Link, Some("Author"), true)
+        );
+        assert_eq!(coll.kind_of("author"), Some(WireKind::String));
+        assert_eq!(coll.schema.field("shelf").unwrap().kind, FieldKind::Link);
+        assert_eq!(coll.awp["fields"].as_array().unwrap().len(), 2);
     }
 }
