@@ -140,6 +140,33 @@ pub(super) struct Plan {
     threshold: Threshold,
 }
 
+/// Each term's weight at its list's largest tf and shortest row; None when
+/// one is not finite (nothing could then be skipped safely).
+fn bounds(terms: &[IndexTerm<'_>], norms: &mut NormCache) -> Option<Vec<f64>> {
+    let bounds: Vec<f64> = terms
+        .iter()
+        .map(|t| {
+            let norm = norms.get(t.list.min_len);
+            t.weight.with_norm(f64::from(t.list.max_tf), norm)
+        })
+        .collect();
+    bounds.iter().all(|b| b.is_finite()).then_some(bounds)
+}
+
+/// The weakest terms whose bounds together cannot reach `threshold`.
+fn non_essential(bounds: &[f64], threshold: f64) -> Vec<usize> {
+    let mut by_bound: Vec<usize> = (0..bounds.len()).collect();
+    by_bound.sort_by(|a, b| bounds[*a].total_cmp(&bounds[*b]));
+    let mut sum = 0.0;
+    by_bound
+        .into_iter()
+        .take_while(|i| {
+            sum += bounds[*i];
+            cannot_reach(sum, threshold)
+        })
+        .collect()
+}
+
 impl Plan {
     /// The plan of a top-`k` query; None when pruning cannot be exact
     /// (a bound is not finite, or too many terms for the slack).
@@ -147,58 +174,38 @@ impl Plan {
         if terms.len() > MAX_TERMS {
             return None;
         }
-        let bounds: Vec<f64> = terms
-            .iter()
-            .map(|t| {
-                let norm = norms.get(t.list.min_len);
-                t.weight.with_norm(f64::from(t.list.max_tf), norm)
-            })
-            .collect();
-        if bounds.iter().any(|b| !b.is_finite()) {
-            return None;
-        }
-        // Ascending bounds: the weakest terms become non-essential first.
-        let mut by_bound: Vec<usize> = (0..terms.len()).collect();
-        by_bound.sort_by(|a, b| bounds[*a].total_cmp(&bounds[*b]));
-        let seed = by_bound
-            .last()
-            .map_or(f64::NEG_INFINITY, |i| seed(&terms[*i], k, norms));
-        let mut non_essential = Vec::new();
-        let mut left_out = 0.0;
-        for i in by_bound {
-            if !cannot_reach(left_out + bounds[i], seed) {
-                break;
-            }
-            left_out += bounds[i];
-            non_essential.push(i);
-        }
+        let bounds = bounds(terms, norms)?;
+        // The strongest term is never non-essential: its seed is one of
+        // its own weights, so it cannot exceed its bound.
+        let strongest = (0..terms.len()).max_by(|a, b| bounds[*a].total_cmp(&bounds[*b]))?;
+        let seed = seed(&terms[strongest], k, norms);
+        let left_out = non_essential(&bounds, seed);
         let mut scanned = vec![true; terms.len()];
-        non_essential.iter().for_each(|i| scanned[*i] = false);
+        left_out.iter().for_each(|i| scanned[*i] = false);
         let scan_len: usize = terms
             .iter()
             .zip(&scanned)
             .filter(|(_, s)| **s)
             .map(|(t, _)| t.list.len())
             .sum();
-        // Short non-essential lists are scanned after all; fewer bounds
-        // left out only lower `rest`.
+        // Short non-essential lists are scanned after all (leaving fewer
+        // bounds out only lowers `rest`).
         let mut rest = 0.0;
-        for i in non_essential {
+        for i in left_out {
             if terms[i].list.len() <= PROBE_RATIO.saturating_mul(scan_len) {
                 scanned[i] = true;
             } else {
                 rest += bounds[i];
             }
         }
-        let threshold = Threshold {
-            k,
-            best: BinaryHeap::with_capacity(k.min(1024) + 1),
-            seed,
-        };
         Some(Plan {
             scanned,
             rest,
-            threshold,
+            threshold: Threshold {
+                k,
+                best: BinaryHeap::with_capacity(k.min(1024) + 1),
+                seed,
+            },
         })
     }
 
@@ -217,8 +224,10 @@ impl Plan {
             .map(|(t, _)| t)
     }
 
-    /// Pushes the rows of `s.touched` that can reach the threshold, with
-    /// their exact scores (`s.acc` holds their scanned terms' sums).
+    /// Pushes the rows of `s.touched` that reach the final threshold, with
+    /// their exact scores (`s.acc` holds their scanned terms' sums). Rows
+    /// are held back until the threshold is final, so the collector only
+    /// sees the top k and the rows tied with the k-th.
     pub fn collect<'t>(
         &mut self,
         terms: &[IndexTerm<'_>],
@@ -228,12 +237,13 @@ impl Plan {
         out: &mut Collector<'t, '_>,
     ) -> Result<()> {
         let complete = self.scanned.iter().all(|s| *s);
+        let mut held: Vec<Hit<'t>> = Vec::new();
         for (i, &slot) in s.touched.iter().enumerate() {
             if i % CHECK_EVERY == CHECK_EVERY - 1 {
                 deadline.check()?;
             }
             let t = self.threshold.value();
-            let partial = s.acc[slot as usize];
+            let partial = s.acc[slot as usize].score;
             if cannot_reach(partial + self.rest, t) {
                 continue;
             }
@@ -244,11 +254,15 @@ impl Plan {
             };
             if score >= t {
                 if let Some(row) = slots.row(slot as usize) {
-                    out.push(Hit::new(score, row));
+                    held.push(Hit::new(score, row));
                     self.threshold.offer(score);
                 }
             }
         }
+        let t = self.threshold.value();
+        held.into_iter()
+            .filter(|h| h.score >= t)
+            .for_each(|h| out.push(h));
         Ok(())
     }
 }

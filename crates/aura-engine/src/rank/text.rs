@@ -278,11 +278,19 @@ impl NormCache {
     }
 }
 
+/// One row's running score and how many query terms it holds, side by
+/// side so a posting touches one cache line.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Acc {
+    pub score: f64,
+    pub seen: u32,
+}
+
 /// Per-thread accumulators for the index path, reset after each query.
 #[derive(Default)]
 pub(super) struct Scratch {
-    pub acc: Vec<f64>,
-    pub seen: Vec<u16>,
+    /// By slot.
+    pub acc: Vec<Acc>,
     pub touched: Vec<u32>,
     pub norms: NormCache,
 }
@@ -325,8 +333,7 @@ pub(crate) fn from_index<'t>(
     let slots = &table.search.slots;
     SCRATCH.with_borrow_mut(|s| {
         if s.acc.len() < slots.len() {
-            s.acc.resize(slots.len(), 0.0);
-            s.seen.resize(slots.len(), 0);
+            s.acc.resize(slots.len(), Acc::default());
         }
         s.norms.reset(LengthNorm { avgdl: avg, k1, b });
         let plan = out
@@ -338,8 +345,8 @@ pub(crate) fn from_index<'t>(
                 .and_then(|()| plan.collect(&terms, s, slots, deadline, out)),
             None => accumulate(terms.iter(), s, deadline).map(|()| {
                 for &slot in &s.touched {
-                    let (score, seen) = (s.acc[slot as usize], usize::from(s.seen[slot as usize]));
-                    if tq.admits(seen) && out.may_take(score) {
+                    let Acc { score, seen } = s.acc[slot as usize];
+                    if tq.admits(seen as usize) && out.may_take(score) {
                         if let Some(row) = slots.row(slot as usize) {
                             out.push(Hit::new(score, row));
                         }
@@ -348,8 +355,7 @@ pub(crate) fn from_index<'t>(
             }),
         };
         for &slot in &s.touched {
-            s.acc[slot as usize] = 0.0;
-            s.seen[slot as usize] = 0;
+            s.acc[slot as usize] = Acc::default();
         }
         s.touched.clear();
         result
@@ -370,11 +376,13 @@ fn accumulate<'a>(
             deadline.check()?;
             for ((&slot, &tf), &len) in slots.iter().zip(tfs).zip(lens) {
                 let at = slot as usize;
-                if s.seen[at] == 0 {
+                let w = weight.with_norm(f64::from(tf), s.norms.get(len));
+                let acc = &mut s.acc[at];
+                if acc.seen == 0 {
                     s.touched.push(slot);
                 }
-                s.seen[at] = s.seen[at].saturating_add(1);
-                s.acc[at] += weight.with_norm(f64::from(tf), s.norms.get(len));
+                acc.seen = acc.seen.saturating_add(1);
+                acc.score += w;
             }
         }
     }
