@@ -141,6 +141,12 @@ fn assert_pruning_exact(e: &Engine, base: &Select, limit: u64, offset: u64) {
     let mut scanned = bounded.clone();
     scanned.filters = vec![cmp(Op::Ge, "Doc", "id", json!(0))];
     assert_eq!(ranked(&e.select(None, &scanned).unwrap()), want);
+    // The first ranked page (no cursor yet) is pruned the same way.
+    let mut page = base.clone();
+    page.page_size = Some(limit);
+    page.offset = Some(offset);
+    let (first, _) = e.search_page(None, &page).unwrap();
+    assert_eq!(ranked(&first), want, "first page");
 }
 
 const K1S: [Option<f64>; 5] = [None, Some(0.0), Some(0.4), Some(1.2), Some(3.0)];
