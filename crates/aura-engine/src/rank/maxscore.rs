@@ -239,12 +239,15 @@ impl Plan {
         let mut held: Vec<Hit<'t>> = Vec::new();
         if self.scanned.iter().all(|s| *s) {
             // Every term was scanned: the sums are the scores.
+            let mut t = self.threshold.value();
             for (i, &slot) in s.touched.iter().enumerate() {
                 if i % CHECK_EVERY == CHECK_EVERY - 1 {
                     deadline.check()?;
                 }
                 let score = s.acc[slot as usize].score;
-                self.hold(score, slot, slots, &mut held);
+                if score >= t {
+                    t = self.hold(score, slot, slots, &mut held);
+                }
             }
         } else {
             self.rescore(terms, s, slots, deadline, &mut held)?;
@@ -256,15 +259,19 @@ impl Plan {
         Ok(())
     }
 
-    /// Keeps the row when its score reaches the threshold so far.
-    #[inline]
-    fn hold<'t>(&mut self, score: f64, slot: u32, slots: &'t Slots, held: &mut Vec<Hit<'t>>) {
-        if score >= self.threshold.value() {
-            if let Some(row) = slots.row(slot as usize) {
-                held.push(Hit::new(score, row));
-                self.threshold.offer(score);
-            }
+    /// Keeps a row that reaches the threshold; returns the new threshold.
+    fn hold<'t>(
+        &mut self,
+        score: f64,
+        slot: u32,
+        slots: &'t Slots,
+        held: &mut Vec<Hit<'t>>,
+    ) -> f64 {
+        if let Some(row) = slots.row(slot as usize) {
+            held.push(Hit::new(score, row));
+            self.threshold.offer(score);
         }
+        self.threshold.value()
     }
 
     /// Scores, in slot order, the touched rows that the bounds of the
@@ -288,12 +295,12 @@ impl Plan {
             .collect();
         pending.sort_unstable();
         let mut at = vec![0usize; terms.len()];
+        let mut t = seed;
         for (i, &slot) in pending.iter().enumerate() {
             if i % CHECK_EVERY == CHECK_EVERY - 1 {
                 deadline.check()?;
             }
-            let partial = s.acc[slot as usize].score;
-            if cannot_reach(partial + rest, self.threshold.value()) {
+            if cannot_reach(s.acc[slot as usize].score + rest, t) {
                 continue;
             }
             // Query term order, as the exhaustive path sums.
@@ -306,7 +313,9 @@ impl Plan {
                     score += term.weight.with_norm(f64::from(list.tfs[*at]), norm);
                 }
             }
-            self.hold(score, slot, slots, held);
+            if score >= t {
+                t = self.hold(score, slot, slots, held);
+            }
         }
         Ok(())
     }
