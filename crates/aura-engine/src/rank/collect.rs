@@ -101,6 +101,13 @@ impl<'t, 'q> Collector<'t, 'q> {
         self.keep
     }
 
+    /// How many best hits a scorer that skips rows must still push: the
+    /// kept rows, unless a keyset position needs every hit before it
+    /// counted (`skipped`) or nothing is kept at all.
+    pub fn top_k(&self) -> Option<usize> {
+        self.keep.filter(|k| *k > 0 && self.after.is_none())
+    }
+
     /// False when a hit with this score cannot enter the kept rows (lets
     /// callers skip fetching its row).
     #[inline]

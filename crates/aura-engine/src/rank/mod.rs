@@ -7,6 +7,7 @@ pub(crate) mod collect;
 pub(crate) mod cursor;
 pub(crate) mod hybrid;
 pub(crate) mod legacy;
+mod maxscore;
 pub(crate) mod text;
 pub(crate) mod vector;
 

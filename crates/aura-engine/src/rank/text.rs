@@ -11,11 +11,13 @@ use serde_json::{json, Value as Json};
 
 use crate::deadline::Deadline;
 use crate::field_access::FieldAccess;
+use crate::search::text_index::PostingList;
 use crate::search::tokenize;
 use crate::search::TextIndex;
 use crate::table::Table;
 
 use super::collect::{Collector, Hit};
+use super::maxscore;
 
 pub(crate) const DEFAULT_K1: f64 = 1.2;
 pub(crate) const DEFAULT_B: f64 = 0.75;
@@ -112,22 +114,48 @@ impl TextQuery {
 /// equal by the formula tie here too, so ties break by key as specified.
 /// Both paths use it, so they agree to the bit.
 #[derive(Debug, Clone, Copy)]
-struct TermWeight {
+pub(super) struct TermWeight {
     idf: f64,
-    avgdl: f64,
-    k1: f64,
-    b: f64,
+    norm: LengthNorm,
+}
+
+/// The row-length part of the BM25 denominator, shared by all the terms
+/// of a query: a row's value can be computed once and reused per term.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct LengthNorm {
+    pub avgdl: f64,
+    pub k1: f64,
+    pub b: f64,
+}
+
+impl LengthNorm {
+    /// `k1 · (1 − b + b · dl / avgdl)`, the same operations as the formula.
+    #[inline(always)]
+    pub(super) fn of(&self, dl: f64) -> f64 {
+        let LengthNorm { avgdl, k1, b } = *self;
+        k1 * (1.0 - b + b * dl / avgdl)
+    }
 }
 
 impl TermWeight {
     fn new(idf: f64, avgdl: f64, k1: f64, b: f64) -> Self {
-        TermWeight { idf, avgdl, k1, b }
+        TermWeight {
+            idf,
+            norm: LengthNorm { avgdl, k1, b },
+        }
     }
 
     #[inline(always)]
     fn of(&self, tf: f64, dl: f64) -> f64 {
-        let TermWeight { idf, avgdl, k1, b } = *self;
-        idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avgdl))
+        self.with_norm(tf, self.norm.of(dl))
+    }
+
+    /// The weight in a row whose `LengthNorm` is `norm`; bit-identical to
+    /// `of(tf, dl)` for `norm = LengthNorm::of(dl)`.
+    #[inline(always)]
+    pub(super) fn with_norm(&self, tf: f64, norm: f64) -> f64 {
+        let k1 = self.norm.k1;
+        self.idf * tf * (k1 + 1.0) / (tf + norm)
     }
 }
 
@@ -215,19 +243,71 @@ pub(crate) fn scan<'t>(
         .collect())
 }
 
+/// Length norms by row length for one query (`reset` first), computed on
+/// first use: rows share few distinct lengths, so most postings cost a
+/// lookup instead of a division.
+#[derive(Default)]
+pub(super) struct NormCache {
+    norm: LengthNorm,
+    by_len: Vec<f64>,
+}
+
+impl NormCache {
+    /// Lengths below this are cached (longer rows compute their norm).
+    const CACHED: usize = 512;
+    /// Marks an entry not computed yet (norms are never negative).
+    const UNSET: f64 = -1.0;
+
+    fn reset(&mut self, norm: LengthNorm) {
+        self.norm = norm;
+        self.by_len.clear();
+        self.by_len.resize(Self::CACHED, Self::UNSET);
+    }
+
+    #[inline]
+    pub(super) fn get(&mut self, len: u32) -> f64 {
+        let norm = self.norm;
+        match self.by_len.get_mut(len as usize) {
+            Some(v) if *v != Self::UNSET => *v,
+            Some(v) => {
+                *v = norm.of(f64::from(len));
+                *v
+            }
+            None => norm.of(f64::from(len)),
+        }
+    }
+}
+
+/// One row's running score and how many query terms it holds, side by
+/// side so a posting touches one cache line.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Acc {
+    pub score: f64,
+    pub seen: u32,
+}
+
 /// Per-thread accumulators for the index path, reset after each query.
 #[derive(Default)]
-struct Scratch {
-    acc: Vec<f64>,
-    seen: Vec<u16>,
-    touched: Vec<u32>,
+pub(super) struct Scratch {
+    /// By slot.
+    pub acc: Vec<Acc>,
+    pub touched: Vec<u32>,
+    pub norms: NormCache,
 }
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-/// Scores through the inverted index (unfiltered BM25 only).
+/// A query term present in the index: its postings and its weight.
+pub(super) struct IndexTerm<'a> {
+    pub list: &'a PostingList,
+    pub weight: TermWeight,
+}
+
+/// Scores through the inverted index (unfiltered BM25 only). A bounded
+/// `or` query skips rows that cannot reach the top k (`maxscore`); any
+/// other scores every posting.
 pub(crate) fn from_index<'t>(
     table: &'t Table,
     index: &TextIndex,
@@ -238,56 +318,71 @@ pub(crate) fn from_index<'t>(
     let Ranking::Bm25 { k1, b } = tq.ranking else {
         return Err(Error::query("term_frequency ranking has no index path"));
     };
-    let slots = &table.search.slots;
     let n = index.docs as f64;
     let avg = avgdl(index.total_len as f64, n);
+    // One lookup per distinct term, in query order (the order of the sum).
+    let terms: Vec<IndexTerm<'_>> = tq
+        .terms
+        .iter()
+        .filter_map(|t| index.postings.get(t))
+        .map(|list| IndexTerm {
+            list,
+            weight: TermWeight::new(idf(n, list.len() as f64), avg, k1, b),
+        })
+        .collect();
+    let slots = &table.search.slots;
     SCRATCH.with_borrow_mut(|s| {
         if s.acc.len() < slots.len() {
-            s.acc.resize(slots.len(), 0.0);
-            s.seen.resize(slots.len(), 0);
+            s.acc.resize(slots.len(), Acc::default());
         }
-        let result = accumulate(index, tq, s, n, avg, (k1, b), deadline);
-        for &slot in &s.touched {
-            let slot = slot as usize;
-            let (score, seen) = (s.acc[slot], usize::from(s.seen[slot]));
-            if result.is_ok() && tq.admits(seen) && out.may_take(score) {
-                if let Some(row) = slots.row(slot) {
-                    out.push(Hit::new(score, row));
+        s.norms.reset(LengthNorm { avgdl: avg, k1, b });
+        let plan = out
+            .top_k()
+            .filter(|_| !tq.require_all)
+            .and_then(|k| maxscore::Plan::new(&terms, k, &mut s.norms));
+        let result = match plan {
+            Some(mut plan) => accumulate(plan.scanned(&terms), s, deadline)
+                .and_then(|()| plan.collect(&terms, s, slots, deadline, out)),
+            None => accumulate(terms.iter(), s, deadline).map(|()| {
+                for &slot in &s.touched {
+                    let Acc { score, seen } = s.acc[slot as usize];
+                    if tq.admits(seen as usize) && out.may_take(score) {
+                        if let Some(row) = slots.row(slot as usize) {
+                            out.push(Hit::new(score, row));
+                        }
+                    }
                 }
-            }
-            s.acc[slot] = 0.0;
-            s.seen[slot] = 0;
+            }),
+        };
+        for &slot in &s.touched {
+            s.acc[slot as usize] = Acc::default();
         }
         s.touched.clear();
         result
     })
 }
 
-fn accumulate(
-    index: &TextIndex,
-    tq: &TextQuery,
+/// Every posting of `terms`, summed per row in the order given.
+fn accumulate<'a>(
+    terms: impl Iterator<Item = &'a IndexTerm<'a>>,
     s: &mut Scratch,
-    n: f64,
-    avg: f64,
-    (k1, b): (f64, f64),
     deadline: &Deadline,
 ) -> Result<()> {
-    for term in &tq.terms {
-        let Some(list) = index.postings.get(term) else {
-            continue;
-        };
-        let weight = TermWeight::new(idf(n, list.len() as f64), avg, k1, b);
+    const BLOCK: usize = 4096;
+    for IndexTerm { list, weight } in terms {
         // The clock is read once per block, not per posting.
-        for block in list.chunks(4096) {
+        let blocks = list.slots.chunks(BLOCK).zip(list.tfs.chunks(BLOCK));
+        for ((slots, tfs), lens) in blocks.zip(list.lens.chunks(BLOCK)) {
             deadline.check()?;
-            for &(slot, tf) in block {
+            for ((&slot, &tf), &len) in slots.iter().zip(tfs).zip(lens) {
                 let at = slot as usize;
-                let dl = f64::from(index.len_of(at).unwrap_or(0));
-                if s.seen[at] == 0 {
+                let w = weight.with_norm(f64::from(tf), s.norms.get(len));
+                let acc = &mut s.acc[at];
+                if acc.seen == 0 {
                     s.touched.push(slot);
                 }
-                s.seen[at] = s.seen[at].saturating_add(1);
-                s.acc[at] += weight.of(f64::from(tf), dl);
+                acc.seen = acc.seen.saturating_add(1);
+                acc.score += w;
             }
         }
     }

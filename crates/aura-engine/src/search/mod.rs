@@ -164,13 +164,13 @@ impl SearchState {
         if !self.enabled() {
             return;
         }
-        let slot = self.slots.rows.push(&[Some(row.clone())]);
-        self.slots.of.insert(pk.clone(), slot as u32);
+        let slot = self.slots.rows.push(&[Some(row.clone())]) as u32;
+        self.slots.of.insert(pk.clone(), slot);
         for col in &mut self.vectors {
             col.push(row);
         }
         for text in &mut self.texts {
-            text.push(row);
+            text.push(slot, row);
         }
     }
 
@@ -178,8 +178,7 @@ impl SearchState {
         let Some(slot) = self.slots.of.remove(pk) else {
             return;
         };
-        let slot = slot as usize;
-        self.slots.rows.get_mut(slot)[0] = None;
+        self.slots.rows.get_mut(slot as usize)[0] = None;
         for text in &mut self.texts {
             text.remove(slot, row);
         }

@@ -1,27 +1,80 @@
 //! BM25 inverted index of one `full_text` string field: per term, the slots
-//! holding it with their term frequency (ascending slots), plus each slot's
-//! token count. Postings are shared between snapshots and copied per term
-//! on write.
+//! holding it (ascending) with their term frequency and their row's token
+//! count, plus the largest frequency and the shortest row of the list (the
+//! inputs of the term's score bound for top-k pruning). Postings are shared
+//! between snapshots and copied per term on write.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use aura_core::Value;
 
-use super::chunked::Chunked;
 use super::tokenize;
 
-/// Length of a slot whose row has no string value.
-pub const NO_DOC: u32 = u32::MAX;
+/// One term's postings as parallel arrays: cursors that only seek read
+/// `slots`, and scoring reads `tfs` and `lens` at the same position. A row
+/// keeps its slot and length for life (an update takes a new slot), so the
+/// length stored here never goes stale.
+#[derive(Debug, Clone)]
+pub(crate) struct PostingList {
+    pub slots: Vec<u32>,
+    pub tfs: Vec<u32>,
+    pub lens: Vec<u32>,
+    /// At least every `tfs` entry (exact after each insert and delete).
+    pub max_tf: u32,
+    /// At most every `lens` entry (exact after each insert and delete).
+    pub min_len: u32,
+}
 
-pub type Postings = Arc<Vec<(u32, u32)>>;
+impl Default for PostingList {
+    fn default() -> Self {
+        PostingList {
+            slots: Vec::new(),
+            tfs: Vec::new(),
+            lens: Vec::new(),
+            max_tf: 0,
+            min_len: u32::MAX,
+        }
+    }
+}
+
+impl PostingList {
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    fn push(&mut self, slot: u32, tf: u32, len: u32) {
+        self.slots.push(slot);
+        self.tfs.push(tf);
+        self.lens.push(len);
+        self.max_tf = self.max_tf.max(tf);
+        self.min_len = self.min_len.min(len);
+    }
+
+    fn remove(&mut self, slot: u32) {
+        let Ok(at) = self.slots.binary_search(&slot) else {
+            return;
+        };
+        self.slots.remove(at);
+        let tf = self.tfs.remove(at);
+        let len = self.lens.remove(at);
+        if tf == self.max_tf || len == self.min_len {
+            self.max_tf = self.tfs.iter().copied().max().unwrap_or(0);
+            self.min_len = self.lens.iter().copied().min().unwrap_or(u32::MAX);
+        }
+    }
+}
+
+pub type Postings = Arc<PostingList>;
 
 #[derive(Debug, Clone)]
 pub(crate) struct TextIndex {
     pub pos: usize,
     pub postings: imbl::HashMap<String, Postings>,
-    /// Token count per slot, `NO_DOC` when not in the corpus.
-    pub lens: Chunked<u32>,
     /// Rows whose value is a string (`N`) and their total token count.
     pub docs: u64,
     pub total_len: u64,
@@ -42,28 +95,26 @@ impl TextIndex {
         TextIndex {
             pos,
             postings: imbl::HashMap::new(),
-            lens: Chunked::new(1),
             docs: 0,
             total_len: 0,
         }
     }
 
-    pub fn push(&mut self, row: &[Value]) {
+    /// Indexes the row stored in `slot` (slots only grow).
+    pub fn push(&mut self, slot: u32, row: &[Value]) {
         let Some(Value::Str(text)) = row.get(self.pos) else {
-            self.lens.push(&[NO_DOC]);
             return;
         };
         let (counts, len) = term_counts(text);
-        let slot = self.lens.push(&[len]) as u32;
         for (term, tf) in counts {
             let list = self.postings.entry(term).or_default();
-            Arc::make_mut(list).push((slot, tf));
+            Arc::make_mut(list).push(slot, tf, len);
         }
         self.docs += 1;
         self.total_len += u64::from(len);
     }
 
-    pub fn remove(&mut self, slot: usize, row: &[Value]) {
+    pub fn remove(&mut self, slot: u32, row: &[Value]) {
         let Some(Value::Str(text)) = row.get(self.pos) else {
             return;
         };
@@ -73,22 +124,68 @@ impl TextIndex {
                 continue;
             };
             let list = Arc::make_mut(list);
-            if let Ok(at) = list.binary_search_by_key(&(slot as u32), |p| p.0) {
-                list.remove(at);
-            }
+            list.remove(slot);
             if list.is_empty() {
                 self.postings.remove(&term);
             }
         }
-        self.lens.get_mut(slot)[0] = NO_DOC;
         self.docs = self.docs.saturating_sub(1);
         self.total_len = self.total_len.saturating_sub(u64::from(len));
     }
+}
 
-    /// The slot's token count, if its row is in the corpus.
-    #[inline]
-    pub fn len_of(&self, slot: usize) -> Option<u32> {
-        let n = self.lens.get(slot)[0];
-        (n != NO_DOC).then_some(n)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bounds(list: &PostingList) -> (u32, u32) {
+        (list.max_tf, list.min_len)
+    }
+
+    #[test]
+    fn list_bounds_stay_exact_through_removals() {
+        let mut list = PostingList::default();
+        assert_eq!(bounds(&list), (0, u32::MAX));
+        for (slot, tf, len) in [(0, 1, 9), (2, 4, 12), (5, 2, 3), (7, 4, 30)] {
+            list.push(slot, tf, len);
+        }
+        assert_eq!(bounds(&list), (4, 3));
+        list.remove(5);
+        assert_eq!(bounds(&list), (4, 9), "the shortest row left");
+        list.remove(2);
+        assert_eq!(bounds(&list), (4, 9), "another row still has tf 4");
+        list.remove(7);
+        assert_eq!(bounds(&list), (1, 9));
+        list.remove(6);
+        assert_eq!(list.slots, vec![0]);
+        list.remove(0);
+        assert_eq!(bounds(&list), (0, u32::MAX));
+        assert!(list.is_empty());
+    }
+
+    #[test]
+    fn index_keeps_counts_lengths_and_slots() {
+        let mut index = TextIndex::new(0);
+        index.push(0, &[Value::str("a b a")]);
+        index.push(1, &[Value::Null]);
+        index.push(2, &[Value::str("b")]);
+        let a = index.postings.get("a").cloned();
+        let b = index.postings.get("b").cloned();
+        let (Some(a), Some(b)) = (a, b) else {
+            panic!("both terms are indexed");
+        };
+        assert_eq!(
+            (a.slots.clone(), a.tfs.clone(), a.lens.clone()),
+            (vec![0], vec![2], vec![3])
+        );
+        assert_eq!(
+            (b.slots.clone(), b.tfs.clone(), b.lens.clone()),
+            (vec![0, 2], vec![1, 1], vec![3, 1])
+        );
+        assert_eq!((index.docs, index.total_len), (2, 4));
+        index.remove(0, &[Value::str("a b a")]);
+        assert!(index.postings.get("a").is_none());
+        assert_eq!(index.postings.get("b").map(|b| bounds(b)), Some((1, 1)));
+        assert_eq!((index.docs, index.total_len), (1, 1));
     }
 }

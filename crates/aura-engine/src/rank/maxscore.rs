@@ -1,0 +1,366 @@
+//! Exact top-k BM25 over the inverted index with MaxScore pruning, term at
+//! a time: before scanning, a lower bound on the k-th best score (the
+//! threshold) splits the query terms into non-essential ones, whose bounds
+//! together stay below it, and essential ones. Only the essential terms'
+//! postings are accumulated; a row found there is looked up in the other
+//! lists only when its partial score plus their bounds can still reach
+//! the threshold, and rows that cannot are never scored.
+//!
+//! Exactness rests on four facts:
+//! - a term's bound is its weight at the list's largest tf and shortest
+//!   row. The exact BM25 weight never decreases with tf nor increases with
+//!   the row length, and the computed one is within a few roundings of it,
+//!   so no posting's computed weight exceeds the bound by more than a few
+//!   ulps (with k1 = 0, `idf·tf/tf` does vary by an ulp with tf);
+//! - a row is skipped only when a bound on its score stays *strictly* below
+//!   the threshold after a relative slack far larger than those ulps plus
+//!   the rounding of summing in another order; rows tied with the k-th
+//!   score are pushed, so ties still break by key downstream;
+//! - a row's computed score is at least its computed weight for any one
+//!   term (rounded sums of non-negative values never decrease), so the
+//!   k-th best weight of one term's list, over k distinct rows, is a valid
+//!   starting threshold;
+//! - a row that is kept gets its score summed in the query's term order,
+//!   exactly as the exhaustive path does (an absent term is skipped there
+//!   and here alike).
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use aura_core::Result;
+
+use crate::deadline::Deadline;
+use crate::search::Slots;
+
+use super::collect::{Collector, Hit};
+use super::text::{IndexTerm, NormCache, Scratch};
+
+/// Queries with more distinct terms take the exhaustive path: the slack
+/// below covers the rounding of sums of up to this many terms.
+const MAX_TERMS: usize = 4096;
+
+/// Relative slack on score bounds. A computed weight is within about 16·ε
+/// (ε = 2⁻⁵³) of the exact one, and sums of n non-negative terms in two
+/// orders differ by at most about 2·n·ε relative: for n ≤ `MAX_TERMS` all
+/// of it stays below 1e-11, far under this slack.
+const SLACK: f64 = 1.0 + 1e-9;
+
+/// Postings the starting threshold reads at most.
+const SEED_POSTINGS: usize = 1024;
+
+/// Rows checked between two deadline checks.
+const CHECK_EVERY: usize = 4096;
+
+/// True when a score bounded by `bound` cannot reach `threshold`.
+#[inline]
+fn cannot_reach(bound: f64, threshold: f64) -> bool {
+    bound * SLACK < threshold
+}
+
+/// A score ordered totally (scores here are never NaN: bounds are finite).
+#[derive(Clone, Copy, PartialEq)]
+struct Score(f64);
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// A lower bound on the query's k-th best score: the k-th best score pushed
+/// so far, or the seed known before scanning, whichever is higher. Every
+/// row of the true top k (and every row tied with its last) scores at least
+/// this, so none of them is ever skipped.
+struct Threshold {
+    k: usize,
+    best: BinaryHeap<Reverse<Score>>,
+    seed: f64,
+}
+
+impl Threshold {
+    fn kth_pushed(&self) -> f64 {
+        match self.best.peek() {
+            Some(Reverse(Score(s))) if self.best.len() >= self.k => *s,
+            _ => f64::NEG_INFINITY,
+        }
+    }
+
+    /// Scores strictly below this cannot enter the top k.
+    fn value(&self) -> f64 {
+        self.kth_pushed().max(self.seed)
+    }
+
+    fn offer(&mut self, score: f64) {
+        if self.best.len() < self.k {
+            self.best.push(Reverse(Score(score)));
+        } else if score > self.kth_pushed() {
+            self.best.pop();
+            self.best.push(Reverse(Score(score)));
+        }
+    }
+}
+
+/// The k-th best weight of `term` among its first postings (−∞ when they
+/// are fewer than k): k distinct rows score at least this.
+fn seed(term: &IndexTerm<'_>, k: usize, norms: &mut NormCache) -> f64 {
+    let list = term.list;
+    let n = list.len().min(SEED_POSTINGS);
+    if n < k {
+        return f64::NEG_INFINITY;
+    }
+    let mut weights: Vec<f64> = (0..n)
+        .map(|i| {
+            term.weight
+                .with_norm(f64::from(list.tfs[i]), norms.get(list.lens[i]))
+        })
+        .collect();
+    let (_, kth, _) = weights.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    *kth
+}
+
+/// A non-essential term is looked up per row instead of scanned only when
+/// its list is this many times longer than the scanned lists together: a
+/// sequential scan is far cheaper per posting than a lookup.
+const PROBE_RATIO: usize = 4;
+
+/// Which terms a bounded query scans, and what the others may add.
+pub(super) struct Plan {
+    /// Per query term: its postings are accumulated.
+    scanned: Vec<bool>,
+    /// The sum of the bounds of the terms not scanned (0 when none).
+    rest: f64,
+    threshold: Threshold,
+}
+
+/// Each term's weight at its list's largest tf and shortest row; None when
+/// one is not finite (nothing could then be skipped safely).
+fn bounds(terms: &[IndexTerm<'_>], norms: &mut NormCache) -> Option<Vec<f64>> {
+    let bounds: Vec<f64> = terms
+        .iter()
+        .map(|t| {
+            let norm = norms.get(t.list.min_len);
+            t.weight.with_norm(f64::from(t.list.max_tf), norm)
+        })
+        .collect();
+    bounds.iter().all(|b| b.is_finite()).then_some(bounds)
+}
+
+/// The weakest terms whose bounds together cannot reach `threshold`.
+fn non_essential(bounds: &[f64], threshold: f64) -> Vec<usize> {
+    let mut by_bound: Vec<usize> = (0..bounds.len()).collect();
+    by_bound.sort_by(|a, b| bounds[*a].total_cmp(&bounds[*b]));
+    let mut sum = 0.0;
+    by_bound
+        .into_iter()
+        .take_while(|i| {
+            sum += bounds[*i];
+            cannot_reach(sum, threshold)
+        })
+        .collect()
+}
+
+impl Plan {
+    /// The plan of a top-`k` query; None when pruning cannot be exact
+    /// (a bound is not finite, or too many terms for the slack).
+    pub fn new(terms: &[IndexTerm<'_>], k: usize, norms: &mut NormCache) -> Option<Plan> {
+        if terms.len() > MAX_TERMS {
+            return None;
+        }
+        let bounds = bounds(terms, norms)?;
+        // The strongest term is never non-essential: its seed is one of
+        // its own weights, so it cannot exceed its bound.
+        let strongest = (0..terms.len()).max_by(|a, b| bounds[*a].total_cmp(&bounds[*b]))?;
+        let seed = seed(&terms[strongest], k, norms);
+        let left_out = non_essential(&bounds, seed);
+        let mut scanned = vec![true; terms.len()];
+        left_out.iter().for_each(|i| scanned[*i] = false);
+        let scan_len: usize = terms
+            .iter()
+            .zip(&scanned)
+            .filter(|(_, s)| **s)
+            .map(|(t, _)| t.list.len())
+            .sum();
+        // Short non-essential lists are scanned after all (leaving fewer
+        // bounds out only lowers `rest`).
+        let mut rest = 0.0;
+        for i in left_out {
+            if terms[i].list.len() <= PROBE_RATIO.saturating_mul(scan_len) {
+                scanned[i] = true;
+            } else {
+                rest += bounds[i];
+            }
+        }
+        Some(Plan {
+            scanned,
+            rest,
+            threshold: Threshold {
+                k,
+                best: BinaryHeap::with_capacity(k.min(1024) + 1),
+                seed,
+            },
+        })
+    }
+
+    /// The terms whose postings are accumulated, in query order.
+    pub fn scanned<'p, 'a>(
+        &'p self,
+        terms: &'a [IndexTerm<'a>],
+    ) -> impl Iterator<Item = &'a IndexTerm<'a>> + 'p
+    where
+        'a: 'p,
+    {
+        terms
+            .iter()
+            .zip(&self.scanned)
+            .filter(|(_, s)| **s)
+            .map(|(t, _)| t)
+    }
+
+    /// Pushes the rows of `s.touched` that reach the final threshold, with
+    /// their exact scores (`s.acc` holds their scanned terms' sums). Rows
+    /// are held back until the threshold is final, so the collector only
+    /// sees the top k and the rows tied with the k-th.
+    pub fn collect<'t>(
+        &mut self,
+        terms: &[IndexTerm<'_>],
+        s: &mut Scratch,
+        slots: &'t Slots,
+        deadline: &Deadline,
+        out: &mut Collector<'t, '_>,
+    ) -> Result<()> {
+        let mut held: Vec<Hit<'t>> = Vec::new();
+        if self.scanned.iter().all(|s| *s) {
+            // Every term was scanned: the sums are the scores.
+            let mut t = self.threshold.value();
+            for (i, &slot) in s.touched.iter().enumerate() {
+                if i % CHECK_EVERY == CHECK_EVERY - 1 {
+                    deadline.check()?;
+                }
+                let score = s.acc[slot as usize].score;
+                if score >= t {
+                    t = self.hold(score, slot, slots, &mut held);
+                }
+            }
+        } else {
+            self.rescore(terms, s, slots, deadline, &mut held)?;
+        }
+        let t = self.threshold.value();
+        held.into_iter()
+            .filter(|h| h.score >= t)
+            .for_each(|h| out.push(h));
+        Ok(())
+    }
+
+    /// Keeps a row that reaches the threshold; returns the new threshold.
+    fn hold<'t>(
+        &mut self,
+        score: f64,
+        slot: u32,
+        slots: &'t Slots,
+        held: &mut Vec<Hit<'t>>,
+    ) -> f64 {
+        if let Some(row) = slots.row(slot as usize) {
+            held.push(Hit::new(score, row));
+            self.threshold.offer(score);
+        }
+        self.threshold.value()
+    }
+
+    /// Scores, in slot order, the touched rows that the bounds of the
+    /// terms left out do not rule out: one forward cursor per term reads
+    /// each list once instead of searching it per row.
+    fn rescore<'t>(
+        &mut self,
+        terms: &[IndexTerm<'_>],
+        s: &mut Scratch,
+        slots: &'t Slots,
+        deadline: &Deadline,
+        held: &mut Vec<Hit<'t>>,
+    ) -> Result<()> {
+        let seed = self.threshold.value();
+        let (rest, acc) = (self.rest, &s.acc);
+        let mut pending: Vec<u32> = s
+            .touched
+            .iter()
+            .copied()
+            .filter(|slot| !cannot_reach(acc[*slot as usize].score + rest, seed))
+            .collect();
+        pending.sort_unstable();
+        let mut at = vec![0usize; terms.len()];
+        let mut t = seed;
+        for (i, &slot) in pending.iter().enumerate() {
+            if i % CHECK_EVERY == CHECK_EVERY - 1 {
+                deadline.check()?;
+            }
+            if cannot_reach(s.acc[slot as usize].score + rest, t) {
+                continue;
+            }
+            // Query term order, as the exhaustive path sums.
+            let mut score = 0.0;
+            for (term, at) in terms.iter().zip(at.iter_mut()) {
+                let list = term.list;
+                *at = seek(&list.slots, *at, slot);
+                if list.slots.get(*at) == Some(&slot) {
+                    let norm = s.norms.get(list.lens[*at]);
+                    score += term.weight.with_norm(f64::from(list.tfs[*at]), norm);
+                }
+            }
+            if score >= t {
+                t = self.hold(score, slot, slots, held);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first position at or after `from` whose slot is at least `slot`
+/// (galloping: a run of close targets costs little more than a walk).
+fn seek(slots: &[u32], from: usize, slot: u32) -> usize {
+    let mut lo = from;
+    let mut step = 1;
+    while lo + step < slots.len() && slots[lo + step] < slot {
+        lo += step;
+        step *= 2;
+    }
+    let hi = (lo + step + 1).min(slots.len());
+    lo.min(hi) + slots[lo.min(hi)..hi].partition_point(|s| *s < slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seek_finds_the_first_slot_not_below_the_target() {
+        let slots = [2, 3, 5, 8, 13, 21, 34, 55, 89];
+        for from in 0..=slots.len() {
+            for target in 0..100 {
+                let want = from + slots[from..].partition_point(|s| *s < target);
+                assert_eq!(
+                    seek(&slots, from, target),
+                    want,
+                    "from {from} target {target}"
+                );
+            }
+        }
+        assert_eq!(seek(&[], 0, 7), 0);
+    }
+
+    #[test]
+    fn non_essential_terms_are_the_weakest_below_the_threshold() {
+        assert_eq!(non_essential(&[3.0, 1.0, 2.0, 9.0], 6.5), vec![1, 2, 0]);
+        assert_eq!(non_essential(&[3.0, 1.0, 2.0, 9.0], 6.0), vec![1, 2]);
+        assert_eq!(
+            non_essential(&[3.0, 1.0], f64::NEG_INFINITY),
+            Vec::<usize>::new()
+        );
+    }
+}
