@@ -26,11 +26,24 @@ fn read_i64(path: &str) -> Vec<i64> {
         .collect()
 }
 
+/// CPU seconds this process has run (user + system), from /proc: unlike
+/// wall time, it does not count waiting while other processes run.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<f64> = after_name
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, in 1/100 s ticks.
+    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
+}
+
 fn query(q: &[f32]) -> Select {
     let mut sel = Select::new("Vec");
     sel.vector = Some(VectorClause {
         field: "v".into(),
-        metric: "cosine".into(),
+        metric: std::env::var("METRIC").unwrap_or_else(|_| "cosine".into()),
         query: q.iter().map(|x| f64::from(*x)).collect(),
     });
     sel.limit = Some(10);
@@ -70,11 +83,15 @@ fn main() {
     e.insert(None, "Vec", rows, OnConflict::Error)
         .expect("insert");
     let qs: Vec<&[f32]> = queries.chunks_exact(dim).collect();
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_seconds());
     e.select(None, &query(qs[0])).expect("build");
-    println!("build {:.2}s", start.elapsed().as_secs_f64());
+    let build_cpu = cpu_seconds() - cpu;
+    println!(
+        "build {:.2}s (cpu {build_cpu:.2}s)",
+        start.elapsed().as_secs_f64()
+    );
     let rounds: usize = args.get(5).map_or(5, |r| r.parse().expect("rounds"));
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), cpu_seconds());
     let mut found = 0usize;
     for _ in 0..rounds {
         for (qi, q) in qs.iter().enumerate() {
@@ -87,10 +104,13 @@ fn main() {
                 .count();
         }
     }
-    let per = start.elapsed().as_secs_f64() / (rounds * qs.len()) as f64;
+    let queries = (rounds * qs.len()) as f64;
+    let per = start.elapsed().as_secs_f64() / queries;
+    let per_cpu = (cpu_seconds() - cpu) / queries;
     println!(
-        "query {:.1}us  recall@10 {:.4}",
+        "query {:.1}us (cpu {:.1}us)  recall@10 {:.4}",
         per * 1e6,
+        per_cpu * 1e6,
         found as f64 / (rounds * qs.len() * 10) as f64
     );
 }

@@ -70,9 +70,11 @@ impl Ord for Cand {
 }
 
 /// Generation-stamped visited marks, reused across searches on a thread.
+/// Sixteen bits keep the array small enough to stay in cache; the marks
+/// are cleared once every 65,535 searches, when the generation wraps.
 struct Visited {
-    marks: Vec<u32>,
-    generation: u32,
+    marks: Vec<u16>,
+    generation: u16,
 }
 
 impl Visited {
