@@ -325,13 +325,18 @@ impl<'a, 'py> Hydrator<'a, 'py> {
                 })?;
             // One bytes object rather than a float object per component:
             // the Vector decodes them only if they are read.
-            let bytes = PyBytes::new_with(py, items.len() * 8, |buf| {
-                for (dst, x) in buf.chunks_exact_mut(8).zip(items.iter()) {
-                    dst.copy_from_slice(&x.to_ne_bytes());
-                }
-                Ok(())
-            })?;
-            return from_native.bind(py).call1((bytes,));
+            // SAFETY: the pointer and length cover exactly the memory of
+            // `items` (f64 has no padding bytes, so every byte is
+            // initialised, and u8 needs no alignment); the borrow of
+            // `items` outlives `raw`, which is copied into the bytes object
+            // at once.
+            let raw = unsafe {
+                std::slice::from_raw_parts(
+                    items.as_ptr().cast::<u8>(),
+                    std::mem::size_of_val::<[f64]>(items),
+                )
+            };
+            return from_native.bind(py).call1((PyBytes::new(py, raw),));
         }
         let raw = value_to_py(py, value)?;
         match &field.load {
