@@ -15,7 +15,8 @@ Rust and hydrating the ten result rows into model instances.
   Also reports bytes scanned per second against this machine's measured
   single-thread memory read bandwidth.
 - hnsw:  HNSW (M=16, ef_construction=200, ef=64) on 100k x 128 against
-  hnswlib on one thread: build time, queries/s and recall@10 against exact.
+  hnswlib on one thread: build time, queries/s (best of five alternating
+  passes of 200 queries per peer) and recall@10 against exact.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ from aura import Field, Model, Vector  # noqa: E402
 
 DIM = 128
 K = 10
+# Timed query passes per peer in the HNSW bench (the best one counts).
+PASSES = 5
 
 
 class BenchText(Model):
@@ -229,30 +232,39 @@ async def bench_hnsw(scale: float) -> dict[str, Any]:
 
     _, their_build = timed(build)
     index.set_ef(64)
-    start = time.perf_counter()
-    theirs = [index.knn_query(q, k=K)[0][0].tolist() for q in queries]
-    their_s = time.perf_counter() - start
+
+    def theirs_pass() -> list[list[int]]:
+        return [index.knn_query(q, k=K)[0][0].tolist() for q in queries]
 
     params = {"m": 16, "ef_construction": 200, "ef_search": 64}
     async with aura.connect("memory://", models=[BenchVec]) as db:
         await load_vectors(db, data)
         search = db.search(BenchVec)
+        # Same queries, hydrating only the primary key (what hnswlib returns).
+        ids_only = search.select(BenchVec.id)
         qlists = queries.tolist()
         # The first approximate query builds the graph; later writes keep it.
         first = search.search_vector("v", qlists[0], top_k=K, approximate=params)
         _, our_build = await timed_async(first.all())
-        start = time.perf_counter()
-        ours = [
-            [r.id for r in await search.search_vector("v", q, top_k=K, approximate=params).all()]
-            for q in qlists
-        ]
-        our_s = time.perf_counter() - start
-        # Same queries, hydrating only the primary key (what hnswlib returns).
-        ids_only = search.select(BenchVec.id)
-        start = time.perf_counter()
-        for q in qlists:
-            await ids_only.search_vector("v", q, top_k=K, approximate=params).all()
-        ids_s = time.perf_counter() - start
+
+        async def ours_pass(builder: Any) -> list[list[int]]:
+            out = []
+            for q in qlists:
+                rows = await builder.search_vector("v", q, top_k=K, approximate=params).all()
+                out.append([r.id for r in rows])
+            return out
+
+        # One pass of 200 queries lasts tens of milliseconds, so a pause of
+        # the machine skews it: passes alternate between the peers and each
+        # keeps its best.
+        their_s = our_s = ids_s = float("inf")
+        for _ in range(PASSES):
+            theirs, seconds = timed(theirs_pass)
+            their_s = min(their_s, seconds)
+            ours, seconds = await timed_async(ours_pass(search))
+            our_s = min(our_s, seconds)
+            _, seconds = await timed_async(ours_pass(ids_only))
+            ids_s = min(ids_s, seconds)
 
     def recall(results: list[list[int]]) -> float:
         return float(np.mean([len(set(r) & t) / K for r, t in zip(results, truth, strict=True)]))

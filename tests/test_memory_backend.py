@@ -326,6 +326,16 @@ async def test_typed_round_trip(db: aura.Client) -> None:
     assert later == [row]
 
 
+async def test_hydrated_vector_written_back_unread(db: aura.Client) -> None:
+    """A hydrated vector whose components were never read stores as they were."""
+    await db.insert(MemDoc(id=1, title="a", body="b", embedding=[1.0, -2.5, 0.125]))
+    stored = await db.query(MemDoc).where(MemDoc.id == 1).one()
+    await db.insert(MemDoc(id=2, title="c", body="d", embedding=stored.embedding))
+    back = await db.query(MemDoc).order_by(MemDoc.id).all()
+    assert [d.embedding.to_list() for d in back] == [[1.0, -2.5, 0.125]] * 2
+    assert back[1].embedding == back[0].embedding == Vector([1.0, -2.5, 0.125])
+
+
 async def test_stream_batches_and_cancellation(library: aura.Client, backend: str) -> None:
     ids = [b.id async for b in library.query(MemBook).order_by(MemBook.id).stream(batch_size=3)]
     assert ids == [1, 2, 3, 4]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 import struct
+from array import array
 from decimal import Decimal
 from typing import Optional
 
@@ -122,6 +123,20 @@ def test_from_trusted_wraps_without_copying() -> None:
     vec = Vector._from_trusted(values)
     assert vec._values is values
     assert type(vec) is Vector
+
+
+def test_native_f64_components_decode_on_first_use() -> None:
+    values = [1.0, -2.5, 1e-300, 3.0000001]
+    vec = Vector._from_native_f64(array("d", values).tobytes())
+    assert type(vec) is Vector
+    assert type(vec._store) is bytes
+    assert len(vec) == 4
+    assert type(vec._store) is list
+    assert vec._values == values
+    assert vec._values is vec._values
+    assert vec == Vector(values)
+    assert hash(vec) == hash(Vector(values))
+    assert pickle.loads(pickle.dumps(vec)) == values
 
 
 def test_numpy_input() -> None:

@@ -1,7 +1,10 @@
 """Fixed-dimension float vectors (API.md §2.4).
 
-A ``Vector`` keeps its components as a plain ``list[float]`` in ``_values`` so
-Rust hydration can build one without copying (``Vector._from_trusted``).
+A ``Vector`` keeps its components as a plain ``list[float]`` (``_values``), so
+a trusted list is wrapped without copying (``Vector._from_trusted``). Rust
+hydration hands over the components as native f64 bytes instead
+(``Vector._from_native_f64``), decoded into the list on first use: a search
+result's vector that is never read costs no float objects.
 ``Vector[N]`` is a cached subclass carrying ``dim = N``; model fields always
 hold plain ``Vector`` instances.
 """
@@ -14,6 +17,7 @@ import struct
 import threading
 import types
 import typing
+from array import array
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any, ClassVar, overload
@@ -111,12 +115,13 @@ def unpack_f32(data: Any, dimension: int) -> list[float]:
 class Vector:
     """An immutable sequence of finite floats; ``Vector[N]`` fixes the dimension."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_store",)
     __aura_vector__: ClassVar[bool] = True
     dim: ClassVar[int | None] = None
     _sized: ClassVar[dict[int, type[Vector]]] = {}
 
-    _values: list[float]
+    # The components, or their native f64 bytes until first read.
+    _store: list[float] | bytes
 
     def __init__(self, values: Iterable[Any], *, dim: int | None = None) -> None:
         expected = type(self).dim
@@ -128,7 +133,14 @@ class Vector:
                     context={"expected": expected, "actual": dim},
                 )
             expected = dim
-        self._values = coerce_components(values, expected)
+        self._store = coerce_components(values, expected)
+
+    @property
+    def _values(self) -> list[float]:
+        store = self._store
+        if isinstance(store, bytes):
+            store = self._store = array("d", store).tolist()
+        return store
 
     def __class_getitem__(cls, dim: Any) -> type[Vector]:
         check_dimension(dim)
@@ -146,7 +158,15 @@ class Vector:
     def _from_trusted(cls, values: list[float]) -> Vector:
         """Wrap an already validated list without copying (Rust hydration)."""
         vec = object.__new__(cls)
-        vec._values = values
+        vec._store = values
+        return vec
+
+    @classmethod
+    def _from_native_f64(cls, data: bytes) -> Vector:
+        """Wrap validated components packed as native-endian f64 (Rust
+        hydration); they are decoded on first use."""
+        vec = object.__new__(cls)
+        vec._store = data
         return vec
 
     @classmethod

@@ -11,7 +11,7 @@ use aura_core::value::Value;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
 use aura_engine::{Included, ResultRow};
@@ -19,7 +19,7 @@ use aura_engine::{Included, ResultRow};
 use crate::plan::ModelPlan;
 
 static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static VECTOR_FROM_TRUSTED: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static VECTOR_FROM_NATIVE_F64: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static VALIDATION_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// `AuraValidationError(message, context=...)`.
@@ -320,16 +320,28 @@ impl<'a, 'py> Hydrator<'a, 'py> {
             return Ok(py.None().into_bound(py));
         }
         if let (FieldKind::Vector, Value::Vector(items)) = (field.kind, value) {
-            let from_trusted =
-                VECTOR_FROM_TRUSTED.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+            let from_native =
+                VECTOR_FROM_NATIVE_F64.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
                     Ok(py
                         .import("aura.vectors")?
                         .getattr("Vector")?
-                        .getattr("_from_trusted")?
+                        .getattr("_from_native_f64")?
                         .unbind())
                 })?;
-            let list = PyList::new(py, items.iter())?;
-            return from_trusted.bind(py).call1((list,));
+            // One bytes object rather than a float object per component:
+            // the Vector decodes them only if they are read.
+            // SAFETY: the pointer and length cover exactly the memory of
+            // `items` (f64 has no padding bytes, so every byte is
+            // initialised, and u8 needs no alignment); the borrow of
+            // `items` outlives `raw`, which is copied into the bytes object
+            // at once.
+            let raw = unsafe {
+                std::slice::from_raw_parts(
+                    items.as_ptr().cast::<u8>(),
+                    std::mem::size_of_val::<[f64]>(items),
+                )
+            };
+            return from_native.bind(py).call1((PyBytes::new(py, raw),));
         }
         let raw = value_to_py(py, value)?;
         match &field.load {

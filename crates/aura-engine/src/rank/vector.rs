@@ -265,10 +265,7 @@ fn ann_search<'t>(
         return;
     };
     let slots = &table.search.slots;
-    let vecs = Vectors {
-        data: &col.data,
-        norms: &col.norms,
-    };
+    let vecs = Vectors::new(&col.data, &col.norms);
     let k = out.keep().unwrap_or(slots.live());
     // Deleted rows stay in the graph as waypoints: widen the search so the
     // candidate list still holds about `ef` live rows.

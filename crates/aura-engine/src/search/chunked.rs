@@ -12,7 +12,9 @@ pub const CHUNK: usize = 1024;
 pub struct Chunked<T> {
     stride: usize,
     len: usize,
-    chunks: Vec<Arc<Vec<T>>>,
+    /// Slices rather than `Vec`s: the length sits next to the pointer, so
+    /// reaching a record takes one less dependent load.
+    chunks: Vec<Arc<[T]>>,
 }
 
 impl<T: Clone + Default> Chunked<T> {
@@ -48,7 +50,7 @@ impl<T: Clone + Default> Chunked<T> {
         let slot = self.len;
         if slot % CHUNK == 0 {
             self.chunks
-                .push(Arc::new(vec![T::default(); CHUNK * self.stride]));
+                .push(Arc::from(vec![T::default(); CHUNK * self.stride]));
         }
         let record = self.get_mut(slot);
         for (dst, src) in record.iter_mut().zip(values) {

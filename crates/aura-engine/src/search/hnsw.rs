@@ -5,12 +5,12 @@
 //! slot. Levels come from a seeded generator, so builds are reproducible.
 
 use std::cell::RefCell;
-use std::cmp::Ordering;
+use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use super::chunked::Chunked;
-use super::kernels::score;
+use super::kernels::Folds;
 pub use super::kernels::Metric;
 use super::Slots;
 
@@ -54,12 +54,14 @@ struct Cand(f32, u32);
 impl Eq for Cand {}
 
 impl PartialOrd for Cand {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl Ord for Cand {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         self.0
             .total_cmp(&other.0)
@@ -68,9 +70,11 @@ impl Ord for Cand {
 }
 
 /// Generation-stamped visited marks, reused across searches on a thread.
+/// Sixteen bits keep the array small enough to stay in cache; the marks
+/// are cleared once every 65,535 searches, when the generation wraps.
 struct Visited {
-    marks: Vec<u32>,
-    generation: u32,
+    marks: Vec<u16>,
+    generation: u16,
 }
 
 impl Visited {
@@ -95,39 +99,82 @@ impl Visited {
     }
 }
 
-thread_local! {
-    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { marks: Vec::new(), generation: 0 }) };
+/// Per-thread scratch reused by every level search: visited marks and both
+/// heaps keep their capacity, so a search allocates nothing.
+struct Scratch {
+    visited: Visited,
+    /// Nodes still to expand, best first.
+    frontier: BinaryHeap<Cand>,
+    /// The `ef` best nodes found, worst on top.
+    best: BinaryHeap<Reverse<Cand>>,
+    /// Neighbours of the node being expanded not visited before.
+    fresh: Vec<u32>,
 }
 
-/// Hints the cache to load the start of `record` (graph walks jump between
-/// records at random; fetching the next one overlaps with scoring this one).
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch {
+            visited: Visited { marks: Vec::new(), generation: 0 },
+            frontier: BinaryHeap::new(),
+            best: BinaryHeap::new(),
+            fresh: Vec::new(),
+        })
+    };
+}
+
+/// Bytes of a record `prefetch` asks for: a 128-d f32 vector whole.
+const PREFETCH_BYTES: usize = 512;
+
+/// Hints the cache to load (the start of) `record`: graph walks jump
+/// between records at random, and fetching the next one overlaps with
+/// scoring this one.
 #[inline(always)]
-fn prefetch(record: &[f32]) {
+fn prefetch<T>(record: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        for line in record.chunks(16).take(4) {
+        let start = record.as_ptr().cast::<i8>();
+        let bytes = std::mem::size_of_val(record).min(PREFETCH_BYTES);
+        for offset in (0..bytes).step_by(64) {
             // SAFETY: a prefetch is only a hint; it never faults or reads
-            // into the program, and the pointer comes from a live slice.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast::<i8>()) };
+            // into the program, and the address lies inside `record`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = record;
 }
 
-/// The vectors a graph reads.
+/// The vectors a graph reads, and the kernels that score them.
 #[derive(Clone, Copy)]
 pub(crate) struct Vectors<'a> {
-    pub data: &'a Chunked<f32>,
-    pub norms: &'a Chunked<f32>,
+    data: &'a Chunked<f32>,
+    norms: &'a Chunked<f32>,
+    folds: Folds,
 }
 
-impl Vectors<'_> {
-    #[inline]
+impl<'a> Vectors<'a> {
+    pub fn new(data: &'a Chunked<f32>, norms: &'a Chunked<f32>) -> Self {
+        Vectors {
+            data,
+            norms,
+            folds: Folds::detect(),
+        }
+    }
+
+    #[inline(always)]
     fn score_to(&self, metric: Metric, q: &[f32], q_norm: f32, slot: u32) -> f32 {
         let s = slot as usize;
-        score(metric, q, q_norm, self.data.get(s), self.norms.get(s)[0])
+        let (v, v_norm) = (self.data.get(s), self.norms.get(s)[0]);
+        self.folds.score(metric, q, q_norm, v, v_norm)
+    }
+
+    /// Starts loading `slot`'s vector and norm into the cache.
+    #[inline(always)]
+    fn prefetch(&self, slot: u32) {
+        let s = slot as usize;
+        prefetch(self.data.get(s));
+        prefetch(self.norms.get(s));
     }
 }
 
@@ -166,6 +213,7 @@ impl Hnsw {
         (level as u8).min(MAX_LEVEL)
     }
 
+    #[inline]
     fn neighbours(&self, node: u32, level: u8) -> &[u32] {
         if level == 0 {
             let rec = self.layer0.get(node as usize);
@@ -192,6 +240,23 @@ impl Hnsw {
         }
     }
 
+    /// Appends `n` to `node`'s list at `level` (which has room for it).
+    fn push_neighbour(&mut self, node: u32, level: u8, n: u32) {
+        if level == 0 {
+            let rec = self.layer0.get_mut(node as usize);
+            let len = rec[0] as usize;
+            if let Some(free) = rec.get_mut(1 + len) {
+                *free = n;
+                rec[0] += 1;
+            }
+        } else if let Some(list) = Arc::make_mut(&mut self.upper)
+            .get_mut(&node)
+            .and_then(|lists| lists.get_mut(level as usize - 1))
+        {
+            list.push(n);
+        }
+    }
+
     fn max_degree(&self, level: u8) -> usize {
         if level == 0 {
             self.m0
@@ -200,7 +265,9 @@ impl Hnsw {
         }
     }
 
-    /// Best-first search of one level; returns up to `ef` nodes, best first.
+    /// Best-first search of one level: up to `ef` nodes into `out`, best
+    /// first.
+    #[allow(clippy::too_many_arguments)] // one search's inputs and its output
     fn search_level(
         &self,
         vecs: Vectors<'_>,
@@ -209,16 +276,23 @@ impl Hnsw {
         entries: &[Cand],
         ef: usize,
         level: u8,
-    ) -> Vec<Cand> {
+        out: &mut Vec<Cand>,
+    ) {
         let metric = self.params.metric;
-        VISITED.with_borrow_mut(|visited| {
+        SCRATCH.with_borrow_mut(|scratch| {
+            let Scratch {
+                visited,
+                frontier,
+                best,
+                fresh,
+            } = scratch;
             visited.reset(self.levels.len());
-            let mut frontier: BinaryHeap<Cand> = BinaryHeap::new();
-            let mut best: BinaryHeap<std::cmp::Reverse<Cand>> = BinaryHeap::new();
+            frontier.clear();
+            best.clear();
             for e in entries {
                 if visited.first_visit(e.1) {
                     frontier.push(*e);
-                    best.push(std::cmp::Reverse(*e));
+                    best.push(Reverse(*e));
                 }
             }
             while best.len() > ef {
@@ -229,28 +303,36 @@ impl Hnsw {
                 if c.0 < worst && best.len() >= ef {
                     break;
                 }
-                let neighbours = self.neighbours(c.1, level);
-                for (i, &n) in neighbours.iter().enumerate() {
-                    if let Some(&next) = neighbours.get(i + 1) {
-                        prefetch(vecs.data.get(next as usize));
+                // The next node to expand is likely the one now on top:
+                // fetch its list while this one's neighbours are scored.
+                if let (Some(next), 0) = (frontier.peek(), level) {
+                    prefetch(self.layer0.get(next.1 as usize));
+                }
+                // Request every unvisited neighbour's vector before scoring
+                // the first, so their cache misses overlap.
+                fresh.clear();
+                for &n in self.neighbours(c.1, level) {
+                    if visited.first_visit(n) {
+                        vecs.prefetch(n);
+                        fresh.push(n);
                     }
-                    if !visited.first_visit(n) {
-                        continue;
-                    }
+                }
+                for &n in fresh.iter() {
                     let s = vecs.score_to(metric, q, q_norm, n);
                     let worst = best.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
                     if best.len() < ef || s > worst {
                         frontier.push(Cand(s, n));
-                        best.push(std::cmp::Reverse(Cand(s, n)));
+                        best.push(Reverse(Cand(s, n)));
                         if best.len() > ef {
                             best.pop();
                         }
                     }
                 }
             }
-            let mut out: Vec<Cand> = best.into_iter().map(|r| r.0).collect();
-            out.sort_by(|a, b| b.cmp(a));
-            out
+            out.clear();
+            out.extend(best.drain().map(|r| r.0));
+            // Slots are unique, so the order is total and the sort stable.
+            out.sort_unstable_by(|a, b| b.cmp(a));
         })
     }
 
@@ -281,7 +363,7 @@ impl Hnsw {
 
     /// Adds `slot` (whose vector is present in the column) to the graph.
     pub fn insert(&mut self, slot: usize, data: &Chunked<f32>, norms: &Chunked<f32>) {
-        let vecs = Vectors { data, norms };
+        let vecs = Vectors::new(data, norms);
         self.grow_to(slot);
         let node = slot as u32;
         let level = self.random_level();
@@ -297,17 +379,20 @@ impl Hnsw {
         let (q, q_norm) = (data.get(slot), norms.get(slot)[0]);
         let metric = self.params.metric;
         let mut eps = vec![Cand(vecs.score_to(metric, q, q_norm, entry), entry)];
+        let mut found = Vec::new();
         for l in (level.saturating_add(1)..=top).rev() {
-            eps = self.search_level(vecs, q, q_norm, &eps, 1, l);
+            self.search_level(vecs, q, q_norm, &eps, 1, l, &mut found);
+            std::mem::swap(&mut eps, &mut found);
         }
+        let efc = self.params.ef_construction;
         for l in (0..=level.min(top)).rev() {
-            let found = self.search_level(vecs, q, q_norm, &eps, self.params.ef_construction, l);
+            self.search_level(vecs, q, q_norm, &eps, efc, l, &mut found);
             let chosen = self.select(vecs, &found, self.params.m);
             self.set_neighbours(node, l, &chosen);
             for &n in &chosen {
                 self.link(vecs, n, node, l);
             }
-            eps = found;
+            std::mem::swap(&mut eps, &mut found);
         }
         if level > top {
             self.entry = Some((node, level));
@@ -319,9 +404,7 @@ impl Hnsw {
         let current = self.neighbours(from, level);
         let max = self.max_degree(level);
         if current.len() < max {
-            let mut list = current.to_vec();
-            list.push(to);
-            self.set_neighbours(from, level, &list);
+            self.push_neighbour(from, level, to);
             return;
         }
         let metric = self.params.metric;
@@ -355,10 +438,12 @@ impl Hnsw {
         };
         let metric = self.params.metric;
         let mut eps = vec![Cand(vecs.score_to(metric, q, q_norm, entry), entry)];
+        let mut found = Vec::new();
         for l in (1..=top).rev() {
-            eps = self.search_level(vecs, q, q_norm, &eps, 1, l);
+            self.search_level(vecs, q, q_norm, &eps, 1, l, &mut found);
+            std::mem::swap(&mut eps, &mut found);
         }
-        let found = self.search_level(vecs, q, q_norm, &eps, ef.max(k), 0);
+        self.search_level(vecs, q, q_norm, &eps, ef.max(k), 0, &mut found);
         found
             .into_iter()
             .filter(|c| slots.row(c.1 as usize).is_some())

@@ -1,7 +1,9 @@
 //! f32 vector kernels. Each keeps sixteen independent accumulators in a
-//! fixed order, so the compiler vectorizes the loop (SSE2 everywhere, AVX2
-//! when the CPU has it) and every path — scan, filtered rows, HNSW — gets
-//! bit-identical scores: Rust never contracts or reorders float operations.
+//! fixed order: the portable copy lets the compiler vectorize (SSE2), the
+//! AVX2 copy (chosen at run time) holds the same lanes in two registers.
+//! Both perform the same float operations in the same order, so every path
+//! — scan, filtered rows, HNSW — gets bit-identical scores: Rust never
+//! contracts or reorders float operations, and no fused multiply-add is used.
 
 const LANES: usize = 16;
 
@@ -56,51 +58,98 @@ fn sq_dist_lanes(a: &[f32], b: &[f32]) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod wide {
+    use std::arch::x86_64::{
+        __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+        _mm256_sub_ps,
+    };
+
+    use super::{reduce, LANES};
+
+    /// Proof that the CPU supports AVX2: only `detect` makes one.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Avx2(());
+
+    impl Avx2 {
+        pub fn detect() -> Option<Avx2> {
+            std::arch::is_x86_feature_detected!("avx2").then_some(Avx2(()))
+        }
+
+        #[inline(always)]
+        pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+            // SAFETY: `self` exists only on a CPU with AVX2.
+            unsafe { fold::<false>(a, b) }
+        }
+
+        #[inline(always)]
+        pub fn sq_dist(self, a: &[f32], b: &[f32]) -> f32 {
+            // SAFETY: `self` exists only on a CPU with AVX2.
+            unsafe { fold::<true>(a, b) }
+        }
+    }
+
+    /// `x·y`, or `(x−y)²` when `SQ`.
+    #[inline(always)]
+    fn term<const SQ: bool>(x: f32, y: f32) -> f32 {
+        if SQ {
+            let d = x - y;
+            d * d
+        } else {
+            x * y
+        }
+    }
+
+    /// `term` on eight lanes at once.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn terms<const SQ: bool>(x: __m256, y: __m256) -> __m256 {
+        if SQ {
+            let d = _mm256_sub_ps(x, y);
+            _mm256_mul_ps(d, d)
+        } else {
+            _mm256_mul_ps(x, y)
+        }
+    }
+
+    /// `fold_lanes` with lanes 0..8 and 8..16 in two registers: each lane
+    /// gets the same multiplications and additions in the same order (no
+    /// fused multiply-add), so the result is bit-identical to the portable
+    /// kernel.
+    ///
     /// # Safety
     /// The caller must have checked that the CPU supports AVX2.
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-        super::dot_lanes(a, b)
+    unsafe fn fold<const SQ: bool>(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let whole = n / LANES * LANES;
+        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut base = 0;
+        while base < whole {
+            // SAFETY: `base + 16 <= whole <= n`, so the four unaligned
+            // eight-float loads stay inside both slices.
+            let (xl, xh, yl, yh) = unsafe {
+                let (x, y) = (a.as_ptr().add(base), b.as_ptr().add(base));
+                (
+                    _mm256_loadu_ps(x),
+                    _mm256_loadu_ps(x.add(8)),
+                    _mm256_loadu_ps(y),
+                    _mm256_loadu_ps(y.add(8)),
+                )
+            };
+            lo = _mm256_add_ps(lo, terms::<SQ>(xl, yl));
+            hi = _mm256_add_ps(hi, terms::<SQ>(xh, yh));
+            base += LANES;
+        }
+        let mut acc = [0.0f32; LANES];
+        // SAFETY: `acc` holds sixteen floats: eight at 0 and eight at 8.
+        unsafe {
+            _mm256_storeu_ps(acc.as_mut_ptr(), lo);
+            _mm256_storeu_ps(acc.as_mut_ptr().add(LANES / 2), hi);
+        }
+        for i in whole..n {
+            acc[i - whole] += term::<SQ>(a[i], b[i]);
+        }
+        reduce(acc)
     }
-
-    /// # Safety
-    /// The caller must have checked that the CPU supports AVX2.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
-        super::sq_dist_lanes(a, b)
-    }
-
-    pub fn available() -> bool {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-}
-
-/// `Σ aᵢbᵢ` over the common length.
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if wide::available() {
-        // SAFETY: AVX2 support was just checked at run time.
-        return unsafe { wide::dot(a, b) };
-    }
-    dot_lanes(a, b)
-}
-
-/// `Σ (aᵢ−bᵢ)²` over the common length.
-#[inline]
-pub fn sq_dist(a: &[f32], b: &[f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    if wide::available() {
-        // SAFETY: AVX2 support was just checked at run time.
-        return unsafe { wide::sq_dist(a, b) };
-    }
-    sq_dist_lanes(a, b)
-}
-
-/// Euclidean norm.
-#[inline]
-pub fn norm(a: &[f32]) -> f32 {
-    dot(a, a).sqrt()
 }
 
 /// The vector metrics of API.md §5.2; higher scores rank first.
@@ -121,72 +170,83 @@ impl Metric {
     }
 }
 
+/// The kernels this CPU runs: AVX2 when it has it, portable otherwise.
+/// Both give bit-identical results; only speed differs.
+#[derive(Debug, Clone, Copy)]
+pub enum Folds {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2(wide::Avx2),
+}
+
+impl Folds {
+    #[inline]
+    pub fn detect() -> Folds {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = wide::Avx2::detect() {
+            return Folds::Avx2(avx2);
+        }
+        Folds::Portable
+    }
+
+    /// `Σ aᵢbᵢ` over the common length.
+    #[inline(always)]
+    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Folds::Portable => dot_lanes(a, b),
+            #[cfg(target_arch = "x86_64")]
+            Folds::Avx2(avx2) => avx2.dot(a, b),
+        }
+    }
+
+    /// `Σ (aᵢ−bᵢ)²` over the common length.
+    #[inline(always)]
+    pub fn sq_dist(self, a: &[f32], b: &[f32]) -> f32 {
+        match self {
+            Folds::Portable => sq_dist_lanes(a, b),
+            #[cfg(target_arch = "x86_64")]
+            Folds::Avx2(avx2) => avx2.sq_dist(a, b),
+        }
+    }
+
+    /// Score of `v` against `q` given both norms (used by cosine only).
+    #[inline(always)]
+    pub fn score(self, metric: Metric, q: &[f32], q_norm: f32, v: &[f32], v_norm: f32) -> f32 {
+        match metric {
+            Metric::Dot => self.dot(q, v),
+            Metric::Cosine => {
+                let denom = q_norm * v_norm;
+                if denom == 0.0 {
+                    0.0
+                } else {
+                    self.dot(q, v) / denom
+                }
+            }
+            Metric::Euclidean => -self.sq_dist(q, v).sqrt(),
+        }
+    }
+}
+
+/// `Σ aᵢbᵢ` over the common length.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    Folds::detect().dot(a, b)
+}
+
+/// Euclidean norm.
+#[inline]
+pub fn norm(a: &[f32]) -> f32 {
+    dot(a, a).sqrt()
+}
+
 /// Score of `v` against `q` given both norms (used by cosine only).
 #[inline]
 pub fn score(metric: Metric, q: &[f32], q_norm: f32, v: &[f32], v_norm: f32) -> f32 {
-    match metric {
-        Metric::Dot => dot(q, v),
-        Metric::Cosine => {
-            let denom = q_norm * v_norm;
-            if denom == 0.0 {
-                0.0
-            } else {
-                dot(q, v) / denom
-            }
-        }
-        Metric::Euclidean => -sq_dist(q, v).sqrt(),
-    }
-}
-
-#[inline(always)]
-fn score_lanes(metric: Metric, q: &[f32], q_norm: f32, v: &[f32], v_norm: f32) -> f32 {
-    match metric {
-        Metric::Dot => dot_lanes(q, v),
-        Metric::Cosine => {
-            let denom = q_norm * v_norm;
-            if denom == 0.0 {
-                0.0
-            } else {
-                dot_lanes(q, v) / denom
-            }
-        }
-        Metric::Euclidean => -sq_dist_lanes(q, v).sqrt(),
-    }
-}
-
-#[inline(always)]
-fn score_run_lanes(
-    metric: Metric,
-    q: &[f32],
-    q_norm: f32,
-    records: &[f32],
-    norms: &[f32],
-    out: &mut Vec<f32>,
-) {
-    out.clear();
-    let dim = q.len().max(1);
-    for (record, norm) in records.chunks_exact(dim).zip(norms) {
-        out.push(score_lanes(metric, q, q_norm, record, *norm));
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-/// # Safety
-/// The caller must have checked that the CPU supports AVX2.
-#[target_feature(enable = "avx2")]
-unsafe fn score_run_wide(
-    metric: Metric,
-    q: &[f32],
-    q_norm: f32,
-    records: &[f32],
-    norms: &[f32],
-    out: &mut Vec<f32>,
-) {
-    score_run_lanes(metric, q, q_norm, records, norms, out)
+    Folds::detect().score(metric, q, q_norm, v, v_norm)
 }
 
 /// Scores of consecutive `q.len()`-wide records (one norm each) into
-/// `out`, dispatching once per run: exactly `score` of each record.
+/// `out`, detecting the CPU once per run: exactly `score` of each record.
 pub fn score_run(
     metric: Metric,
     q: &[f32],
@@ -195,12 +255,12 @@ pub fn score_run(
     norms: &[f32],
     out: &mut Vec<f32>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if wide::available() {
-        // SAFETY: AVX2 support was just checked at run time.
-        return unsafe { score_run_wide(metric, q, q_norm, records, norms, out) };
+    let folds = Folds::detect();
+    out.clear();
+    let dim = q.len().max(1);
+    for (record, norm) in records.chunks_exact(dim).zip(norms) {
+        out.push(folds.score(metric, q, q_norm, record, *norm));
     }
-    score_run_lanes(metric, q, q_norm, records, norms, out)
 }
 
 #[cfg(test)]
@@ -228,7 +288,10 @@ mod tests {
                 .zip(&b)
                 .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
                 .sum();
-            assert!((f64::from(sq_dist(&a, &b)) - d).abs() < 1e-4, "{n}");
+            assert!(
+                (f64::from(Folds::detect().sq_dist(&a, &b)) - d).abs() < 1e-4,
+                "{n}"
+            );
         }
         assert_eq!(norm(&[3.0, 4.0]), 5.0);
     }
@@ -254,7 +317,16 @@ mod tests {
     fn wide_and_narrow_paths_are_bit_identical() {
         let a: Vec<f32> = (0..133).map(|i| (i as f32 * 0.73).sin() * 3.1).collect();
         let b: Vec<f32> = (0..133).map(|i| (i as f32 * 0.29).cos() / 1.7).collect();
-        assert_eq!(dot(&a, &b).to_bits(), dot_lanes(&a, &b).to_bits());
-        assert_eq!(sq_dist(&a, &b).to_bits(), sq_dist_lanes(&a, &b).to_bits());
+        for n in [0, 1, 15, 16, 17, 64, 128, 133] {
+            let (a, b) = (&a[..n], &b[..n]);
+            let (best, portable) = (Folds::detect(), Folds::Portable);
+            assert_eq!(
+                best.dot(a, b).to_bits(),
+                portable.dot(a, b).to_bits(),
+                "{n}"
+            );
+            let (d, p) = (best.sq_dist(a, b), portable.sq_dist(a, b));
+            assert_eq!(d.to_bits(), p.to_bits(), "{n}");
+        }
     }
 }
