@@ -3,7 +3,9 @@
 //! server, multi-row inserts.
 
 use aura_core::{Error, FieldKind, ModelSchema, Result, Row, Value};
-use aura_sql::{Catalog, Dialect, OnConflict, RawRows, SqlConnection, SqlValue, Statement};
+use aura_sql::{
+    Catalog, Chunker, Dialect, OnConflict, RawRows, SqlConnection, SqlValue, Statement,
+};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Params};
 
@@ -169,14 +171,11 @@ impl SqlConnection for MyConn<'_> {
             .exec_iter(sql.as_str(), bound(&stmt.params))
             .await
             .map_err(fail)?;
-        let mut batch = Vec::with_capacity(chunk);
+        let mut out = Chunker::new(chunk, sink);
         while let Some(row) = result.next().await.map_err(fail)? {
-            batch.push(read_row(schema, &row)?);
-            if batch.len() >= chunk {
-                sink(std::mem::replace(&mut batch, Vec::with_capacity(chunk)));
-            }
+            out.push(read_row(schema, &row)?);
         }
-        Ok(batch)
+        Ok(out.rest())
     }
 
     async fn column(&mut self, kind: FieldKind, stmt: &Statement) -> Result<Vec<Value>> {

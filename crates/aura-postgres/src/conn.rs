@@ -6,7 +6,7 @@ use std::pin::{pin, Pin};
 
 use aura_core::{Error, FieldKind, ModelSchema, Result, Row, Value};
 use aura_sql::{
-    Catalog, Dialect, KeyedFeed, OnConflict, RawRows, SqlConnection, SqlValue, Statement,
+    Catalog, Chunker, Dialect, KeyedFeed, OnConflict, RawRows, SqlConnection, SqlValue, Statement,
 };
 use deadpool_postgres::ClientWrapper;
 use futures_util::future::try_join_all;
@@ -179,14 +179,11 @@ impl SqlConnection for PgConn<'_> {
             .query_raw(&prepared, refs(&bound))
             .await
             .map_err(|e| self.error(e))?);
-        let mut batch = Vec::with_capacity(chunk);
+        let mut out = Chunker::new(chunk, sink);
         while let Some(row) = stream.try_next().await.map_err(|e| self.error(e))? {
-            batch.push(read_row(schema, &row)?);
-            if batch.len() >= chunk {
-                sink(std::mem::replace(&mut batch, Vec::with_capacity(chunk)));
-            }
+            out.push(read_row(schema, &row)?);
         }
-        Ok(batch)
+        Ok(out.rest())
     }
 
     async fn column(&mut self, kind: FieldKind, stmt: &Statement) -> Result<Vec<Value>> {

@@ -154,3 +154,35 @@ pub trait SqlConnection: Send {
         }
     }
 }
+
+/// Gathers decoded rows into chunks of `size`, handing each full chunk to
+/// `sink` as soon as it fills (the body of every `rows_chunked`).
+pub struct Chunker<T, F: FnMut(Vec<T>)> {
+    size: usize,
+    batch: Vec<T>,
+    sink: F,
+}
+
+impl<T, F: FnMut(Vec<T>)> Chunker<T, F> {
+    pub fn new(size: usize, sink: F) -> Self {
+        let size = size.max(1);
+        Chunker {
+            size,
+            batch: Vec::with_capacity(size),
+            sink,
+        }
+    }
+
+    pub fn push(&mut self, item: T) {
+        self.batch.push(item);
+        if self.batch.len() >= self.size {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(self.size));
+            (self.sink)(full);
+        }
+    }
+
+    /// The last, partial chunk.
+    pub fn rest(self) -> Vec<T> {
+        self.batch
+    }
+}

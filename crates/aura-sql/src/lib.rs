@@ -39,7 +39,7 @@ use aura_core::ModelSchema;
 
 pub use aggregate::{aggregate, AggregatePlan, AggregateStatement};
 pub use codec::{decode, decode_untyped, encode, storage, SqlRef, SqlValue, Storage};
-pub use connection::{RawRows, SqlConnection};
+pub use connection::{Chunker, RawRows, SqlConnection};
 pub use ddl::{create_table, drop_table};
 pub use dialect::{escape_like, like_pattern, Dialect, LIKE_ESCAPE};
 pub use exec::{Chunks, Executor, Fetched, KeyedFeed, Loaded, Op, Outcome, RowFeed, RowSender};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aura_core::ir::{Filtered, Include, Select};
 use aura_core::{Error, Key, ModelSchema, Result, Row, Value};
-use aura_sql::{encode, Dialect, RelatedQuery, Relation, SqlValue};
+use aura_sql::{encode, Chunker, Dialect, RelatedQuery, Relation, SqlValue};
 use serde_json::Value as Json;
 
 use crate::session::{params, raw_ref, Session};
@@ -56,17 +56,11 @@ pub fn select_chunked(
         let mut rows = prepared
             .query(params(&stmt.params))
             .map_err(|e| s.error(e))?;
-        let mut batch = Vec::with_capacity(chunk.min(1024));
+        let mut out = Chunker::new(chunk, &mut *sink);
         while let Some(row) = rows.next().map_err(|e| s.error(e))? {
-            batch.push(Fetched {
-                row: crate::session::read_row(&schema, row)?,
-                includes: Vec::new(),
-            });
-            if batch.len() >= chunk {
-                sink(std::mem::replace(&mut batch, Vec::with_capacity(chunk)));
-            }
+            out.push(Fetched::plain(crate::session::read_row(&schema, row)?));
         }
-        Ok(batch)
+        Ok(out.rest())
     })
 }
 
