@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::frame::{Frame, Opcode};
-use crate::io::{read_frame, ReadError};
+use crate::io::{read_frame, ReadError, READ_BUFFER};
 use crate::tls::{client_config, ClientTls};
 
 /// Connection settings.
@@ -295,6 +295,7 @@ impl Connection {
             cause: Mutex::new(None),
             address: opts.address(),
         });
+        let read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
         let reader = tokio::spawn(reader_loop(read, state.clone(), opts.max_payload));
         let mut conn = Connection {
             writer: tokio::sync::Mutex::new(Writer {

@@ -65,14 +65,56 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         .map_err(ReadError::Frame)
 }
 
+/// Read buffer of a connection: many pipelined frames per read call.
+pub const READ_BUFFER: usize = 64 * 1024;
+
 /// Encode and write one frame, then flush.
 pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &Frame,
+) -> std::io::Result<()> {
+    queue_frame(writer, frame).await?;
+    writer.flush().await
+}
+
+/// Encode and write one frame without flushing (a buffered writer sends it
+/// with the next flush).
+pub async fn queue_frame<W: AsyncWrite + Unpin>(
     writer: &mut W,
     frame: &Frame,
 ) -> std::io::Result<()> {
     let bytes = frame
         .encode()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-    writer.write_all(&bytes).await?;
-    writer.flush().await
+    writer.write_all(&bytes).await
+}
+
+/// True when `buffered` already holds a whole next frame, so reading it
+/// will not wait for the peer.
+pub fn holds_frame(buffered: &[u8], max_payload: usize) -> bool {
+    let Some(header) = buffered.first_chunk::<HEADER_LEN>() else {
+        return false;
+    };
+    body_len(header, max_payload).is_ok_and(|len| buffered.len() - HEADER_LEN >= len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Opcode;
+
+    #[test]
+    fn holds_frame_only_when_a_whole_frame_is_buffered() {
+        let frame = Frame::new(Opcode::Ping, 7, 0, b"{}".to_vec())
+            .encode()
+            .unwrap();
+        assert!(!holds_frame(&[], 1024));
+        assert!(!holds_frame(&frame[..HEADER_LEN - 1], 1024));
+        assert!(!holds_frame(&frame[..frame.len() - 1], 1024));
+        assert!(holds_frame(&frame, 1024));
+        let two = [frame.clone(), frame.clone()].concat();
+        assert!(holds_frame(&two, 1024));
+        // A payload over the limit is never "held": reading it fails instead.
+        assert!(!holds_frame(&frame, 1));
+    }
 }

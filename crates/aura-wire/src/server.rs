@@ -17,14 +17,14 @@ use aura_core::{Error, ErrorCode, Value};
 use aura_engine::{Engine, Included, OnConflict, ResultRow, TxnId};
 use parking_lot::RwLock;
 use serde_json::{json, Map, Value as Json};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::auth::TokenVerifier;
 use crate::awp::{self, Catalog, Collection};
 use crate::frame::{fatal_error_frame, Frame, Opcode, DEFAULT_MAX_PAYLOAD};
-use crate::io::{read_frame, write_frame, ReadError};
+use crate::io::{holds_frame, queue_frame, read_frame, write_frame, ReadError, READ_BUFFER};
 
 /// Capabilities this server advertises (a subset of AWP1.md §5.1: only
 /// what it really serves).
@@ -363,11 +363,16 @@ impl Conn {
         stream: S,
         mut stop: watch::Receiver<bool>,
     ) -> String {
-        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (reader, writer) = tokio::io::split(stream);
+        let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
+        let mut writer = BufWriter::new(writer);
         let max = self.shared.config.max_payload_bytes;
         loop {
             let frame = tokio::select! {
-                _ = stop.changed() => return "shutdown".to_owned(),
+                _ = stop.changed() => {
+                    let _ = writer.flush().await;
+                    return "shutdown".to_owned();
+                }
                 read = read_frame(&mut reader, max) => read,
             };
             let frame = match frame {
@@ -389,7 +394,13 @@ impl Conn {
             self.requests += 1;
             let (opcode, txn, payload) = self.handle(&frame);
             let reply = Frame::new(opcode, frame.request_id, txn, payload);
-            if write_frame(&mut writer, &reply).await.is_err() {
+            // Replies to pipelined requests go out together: flush only
+            // when the next request is not already here in full.
+            let sent = match holds_frame(reader.buffer(), max) {
+                true => queue_frame(&mut writer, &reply).await,
+                false => write_frame(&mut writer, &reply).await,
+            };
+            if sent.is_err() {
                 return "io_error".to_owned();
             }
         }

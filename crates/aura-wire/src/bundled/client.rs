@@ -172,6 +172,7 @@ impl BundledConnection {
             cause: Mutex::new(None),
             address: opts.base.address(),
         });
+        let read = tokio::io::BufReader::with_capacity(crate::io::READ_BUFFER, read);
         let reader = tokio::spawn(reader_loop(read, state.clone(), opts.base.max_payload));
         let mut conn = BundledConnection {
             writer: tokio::sync::Mutex::new(write),

@@ -235,7 +235,8 @@ impl Conn {
         stream: S,
         mut stop: watch::Receiver<bool>,
     ) -> String {
-        let (mut reader, mut writer) = tokio::io::split(stream);
+        let (reader, mut writer) = tokio::io::split(stream);
+        let mut reader = tokio::io::BufReader::with_capacity(crate::io::READ_BUFFER, reader);
         let max = self.shared.config.max_payload_bytes;
         loop {
             let mut head = [0u8; HEADER_LEN];
