@@ -609,6 +609,15 @@ async def test_pool_config_opens_min_size_and_caps_at_max_size(scheme: str) -> N
         async with aura.connect(dsn, models=[AwpAuthor], pool=single) as db:
             await asyncio.gather(*(db.query(AwpAuthor).count() for _ in range(100)))
             assert db.backend.pool_status() == (1, 1)
+        # Busy connections make the pool grow (one opening at a time, while
+        # the open ones keep serving) up to max_size, never past it.
+        growing = PoolConfig(min_size=1, max_size=3)
+        async with aura.connect(dsn, models=[AwpAuthor], pool=growing) as db:
+            counts = await asyncio.gather(*(db.query(AwpAuthor).count() for _ in range(400)))
+            assert counts == [50] * 400
+            open_, max_size = db.backend.pool_status()
+            assert max_size == 3 and 2 <= open_ <= 3
+            assert srv.active_connections == open_
 
 
 async def test_an_expired_pooled_connection_is_replaced(server: AuraServer) -> None:

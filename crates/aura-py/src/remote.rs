@@ -12,7 +12,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -167,6 +167,16 @@ impl<C: Remote> Pooled<C> {
     }
 }
 
+/// Clears the router's "a connection is being opened" flag when the
+/// opening ends, also when its request is cancelled midway.
+struct Growing<'a>(&'a AtomicBool);
+
+impl Drop for Growing<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// The connections of one client and the models it hydrates.
 pub struct Router<C: Remote> {
     pub opts: C::Options,
@@ -174,6 +184,8 @@ pub struct Router<C: Remote> {
     policy: PoolPolicy,
     pool: tokio::sync::Mutex<Vec<Pooled<C>>>,
     open_count: AtomicUsize,
+    /// A request is opening another connection (outside the pool lock).
+    growing: AtomicBool,
     /// The connection each open transaction lives on.
     txns: Mutex<HashMap<u64, Arc<C>>>,
     advertised: RwLock<HashSet<String>>,
@@ -188,6 +200,7 @@ impl<C: Remote> Router<C> {
             policy,
             pool: tokio::sync::Mutex::new(Vec::new()),
             open_count: AtomicUsize::new(0),
+            growing: AtomicBool::new(false),
             txns: Mutex::new(HashMap::new()),
             advertised: RwLock::new(HashSet::new()),
             server_version: RwLock::new(String::new()),
@@ -261,7 +274,9 @@ impl<C: Remote> Router<C> {
     }
 
     /// The least busy usable connection; a new one when every open one
-    /// is busy and the pool is not full, or when none is usable.
+    /// is busy and the pool is not full, or when none is usable. A new
+    /// connection beside busy ones is opened outside the pool lock (one at
+    /// a time), so other requests keep using the open ones meanwhile.
     pub async fn shared(&self) -> Result<Arc<C>, Error> {
         let mut pool = self.pool.lock().await;
         // Dropped here, closed when their in-flight requests finish.
@@ -273,18 +288,35 @@ impl<C: Remote> Router<C> {
             .enumerate()
             .map(|(i, p)| (i, p.conn.in_flight(), p.last_used))
             .min_by_key(|&(_, load, used)| (load, used));
-        let index = match least {
-            Some((i, load, _)) if load < BUSY || pool.len() >= self.policy.max_size => i,
-            _ => {
-                pool.push(self.connect().await?);
-                pool.len() - 1
+        let full = pool.len() >= self.policy.max_size;
+        match least {
+            Some((i, load, _)) if load < BUSY || full || self.growing.load(Ordering::Acquire) => {
+                return Ok(self.lease(&mut pool, i));
             }
+            // Nothing open: every request waits for this connection.
+            None => {
+                pool.push(self.connect().await?);
+                let last = pool.len() - 1;
+                return Ok(self.lease(&mut pool, last));
+            }
+            Some(_) => self.growing.store(true, Ordering::Release),
+        }
+        drop(pool);
+        let opened = {
+            let _growing = Growing(&self.growing);
+            self.connect().await?
         };
+        let mut pool = self.pool.lock().await;
+        pool.push(opened);
+        let last = pool.len() - 1;
+        Ok(self.lease(&mut pool, last))
+    }
+
+    fn lease(&self, pool: &mut [Pooled<C>], index: usize) -> Arc<C> {
+        self.open_count.store(pool.len(), Ordering::Relaxed);
         let chosen = &mut pool[index];
         chosen.last_used = Instant::now();
-        let conn = chosen.conn.clone();
-        self.open_count.store(pool.len(), Ordering::Relaxed);
-        Ok(conn)
+        chosen.conn.clone()
     }
 
     /// `(open, max)` pooled connections (transactions' included: they are
