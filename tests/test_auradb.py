@@ -68,7 +68,17 @@ class AwpCopy(Model):
     shelf: AwpShelf | None = Field(default=None, on_delete="set_null")
 
 
-MODELS = [AwpAuthor, AwpBook, AwpTyped, AwpShelf, AwpCopy]
+class AwpBadge(Model):
+    id: uuid.UUID = Field(primary_key=True)
+    label: str
+
+
+class AwpHolder(Model):
+    id: int = Field(primary_key=True)
+    badge: AwpBadge
+
+
+MODELS = [AwpAuthor, AwpBook, AwpTyped, AwpShelf, AwpCopy, AwpBadge, AwpHolder]
 TOKEN = "s3cret-token-value"
 
 
@@ -127,6 +137,13 @@ async def test_links_to_string_keys_are_relationships_alone(client: aura.Client)
     assert await client.delete(AwpShelf).where(AwpShelf.code == "A-1").execute() == 1
     orphan = await client.query(AwpCopy).include("shelf").where(AwpCopy.id == 1).one()
     assert orphan.shelf is None
+    # A UUID key travels as its string form, like AuraDB's record keys.
+    badge = await client.insert(AwpBadge(id=uuid.UUID(int=7), label="gold"))
+    await client.insert(AwpHolder(id=1, badge=badge))
+    holder = await client.query(AwpHolder).include("badge").where(AwpHolder.id == 1).one()
+    assert holder.badge == AwpBadge(id=uuid.UUID(int=7), label="gold")
+    holders = await client.query(AwpHolder).where(AwpHolder.badge == badge).all()
+    assert [h.id for h in holders] == [1]
 
 
 async def test_typed_values_use_the_wire_wrappers(client: aura.Client) -> None:

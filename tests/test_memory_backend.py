@@ -742,3 +742,26 @@ async def test_hydration_builds_mixins_and_refuses_builtin_layouts() -> None:
         await db.insert(MemOverDict(id=1))
         with pytest.raises(TypeError, match="is not safe"):
             await db.query(MemOverDict).one()
+
+
+class MemBadge(Model):
+    id: uuid.UUID = Field(primary_key=True)
+    label: str
+
+
+class MemHolder(Model):
+    id: int = Field(primary_key=True)
+    badge: MemBadge | None = None
+
+
+@pytest.mark.parametrize("kind", DOCUMENT_BACKENDS)
+async def test_links_to_uuid_keys(kind: str) -> None:
+    # The key is stored in its storage form, as the target's own key field.
+    async with connect_backend(kind, [MemBadge, MemHolder]) as db:
+        badge = await db.insert(MemBadge(id=uuid.UUID(int=7), label="gold"))
+        await db.insert(MemHolder(id=1, badge=badge))
+        await db.insert(MemHolder(id=2))
+        holder = await db.query(MemHolder).include("badge").where(MemHolder.id == 1).one()
+        assert holder.badge == MemBadge(id=uuid.UUID(int=7), label="gold")
+        found = await db.query(MemHolder).where(MemHolder.badge == badge).all()
+        assert [h.id for h in found] == [1]

@@ -9,9 +9,9 @@
 //! then settles every queued future in one callback, converting results
 //! (hydrating rows, building exceptions) on its own thread.
 //!
-//! Cancelling the asyncio future aborts the Rust task. Drivers with
-//! threads of their own (SQLite) settle caller-made futures through the
-//! same queue with `Pending`.
+//! A future done before its task (cancelled, or failed by a step) aborts
+//! the Rust task. Drivers with threads of their own (SQLite) settle
+//! caller-made futures through the same queue with `Pending`.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -199,20 +199,17 @@ where
     })
 }
 
-/// Aborts the task once its asyncio future is cancelled.
+/// Aborts the task once its asyncio future is done. A future settled by
+/// its task is done only after the task's last step, so the abort is a
+/// no-op then; a future done earlier was cancelled, or failed by a step
+/// (a chunk that could not be hydrated), and its work is not wanted.
 #[pyclass(frozen, module = "aura._core")]
 struct Canceller(AbortHandle);
 
 #[pymethods]
 impl Canceller {
-    fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        if future
-            .call_method0(pyo3::intern!(future.py(), "cancelled"))?
-            .is_truthy()?
-        {
-            self.0.abort();
-        }
-        Ok(())
+    fn __call__(&self, _future: &Bound<'_, PyAny>) {
+        self.0.abort();
     }
 }
 

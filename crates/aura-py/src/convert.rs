@@ -143,7 +143,17 @@ pub fn is_vector(obj: &Bound<'_, PyAny>) -> bool {
 
 /// The components of a `Vector` instance.
 pub fn vector_components(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
-    obj.getattr(pyo3::intern!(obj.py(), "_values"))?.extract()
+    // A hydrated vector never read still holds its native f64 bytes: take
+    // them as they are instead of decoding them into floats first.
+    let store = obj.getattr(pyo3::intern!(obj.py(), "_store"))?;
+    if let Ok(bytes) = store.cast::<pyo3::types::PyBytes>() {
+        return Ok(bytes
+            .as_bytes()
+            .chunks_exact(8)
+            .map(|b| f64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+            .collect());
+    }
+    store.extract()
 }
 
 /// Python value (already in storage form, or a natively converted type)

@@ -167,6 +167,16 @@ impl<C: Remote> Pooled<C> {
     }
 }
 
+/// The pooled connection with the fewest requests in flight; equal loads
+/// go to the least recently used, so every pooled connection stays in use
+/// (none idles out below `min_size`).
+fn least_busy<C: Remote>(pool: &[Pooled<C>]) -> Option<usize> {
+    pool.iter()
+        .enumerate()
+        .min_by_key(|(_, p)| (p.conn.in_flight(), p.last_used))
+        .map(|(i, _)| i)
+}
+
 /// Clears the router's "a connection is being opened" flag when the
 /// opening ends, also when its request is cancelled midway.
 struct Growing<'a>(&'a AtomicBool);
@@ -281,16 +291,10 @@ impl<C: Remote> Router<C> {
         let mut pool = self.pool.lock().await;
         // Dropped here, closed when their in-flight requests finish.
         pool.retain(|p| p.usable(&self.policy));
-        // Equal loads go to the least recently used connection, so every
-        // pooled connection stays in use (none idles out below min_size).
-        let least = pool
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (i, p.conn.in_flight(), p.last_used))
-            .min_by_key(|&(_, load, used)| (load, used));
+        let least = least_busy(&pool).map(|i| (i, pool[i].conn.in_flight()));
         let full = pool.len() >= self.policy.max_size;
         match least {
-            Some((i, load, _)) if load < BUSY || full || self.growing.load(Ordering::Acquire) => {
+            Some((i, load)) if load < BUSY || full || self.growing.load(Ordering::Acquire) => {
                 return Ok(self.lease(&mut pool, i));
             }
             // Nothing open: every request waits for this connection.
@@ -304,10 +308,17 @@ impl<C: Remote> Router<C> {
         drop(pool);
         let opened = {
             let _growing = Growing(&self.growing);
-            self.connect().await?
+            self.connect().await
         };
         let mut pool = self.pool.lock().await;
-        pool.push(opened);
+        match opened {
+            Ok(opened) => pool.push(opened),
+            // The open connections are busy, not broken: use one of them.
+            Err(err) => match least_busy(&pool) {
+                Some(i) => return Ok(self.lease(&mut pool, i)),
+                None => return Err(err),
+            },
+        }
         let last = pool.len() - 1;
         Ok(self.lease(&mut pool, last))
     }

@@ -121,12 +121,28 @@ fn link_value(
             return Ok(Value::Null);
         }
         let pk = related.call_method0(intern!(attr.py(), "primary_key_value"))?;
-        return py_to_value(&pk);
+        return key_value(&pk);
     }
     match links.map(|l| l.get_item(attr)).transpose()?.flatten() {
-        Some(fk) => py_to_value(&fk),
+        Some(fk) => key_value(&fk),
         None => Ok(Value::Null),
     }
+}
+
+static TO_STORAGE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// A key as stored: natively when Rust converts its type, else (UUID,
+/// datetime, Decimal keys) through `aura._convert.to_storage`, as the
+/// target's own key field is.
+fn key_value(key: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if let Ok(value) = py_to_value(key) {
+        return Ok(value);
+    }
+    let py = key.py();
+    let to_storage = TO_STORAGE.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+        Ok(py.import("aura._convert")?.getattr("to_storage")?.unbind())
+    })?;
+    py_to_value(&to_storage.bind(py).call1((key,))?)
 }
 
 /// Model instance -> engine row in the plan's field order.

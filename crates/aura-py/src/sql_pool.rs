@@ -30,6 +30,14 @@ use crate::rows::{
 
 type Plans = Arc<RwLock<HashMap<String, Py<ModelPlan>>>>;
 
+/// An executor answer of the wrong shape for its request (a bug).
+fn unexpected(request: &str) -> Error {
+    Error::new(
+        aura_core::ErrorCode::AuraError,
+        format!("internal error: {request} got an answer of another kind"),
+    )
+}
+
 fn closed() -> Error {
     Error::new(aura_core::ErrorCode::ClientClosed, "Client is closed")
 }
@@ -134,7 +142,7 @@ fn streamed<'py>(
         let op = Op::Stream(Select::clone(&q), chunks);
         async move {
             let Outcome::Rows(rest) = db.run(op, txn.as_deref()).await? else {
-                return Err(Error::serialization("a streamed select returned no rows").into());
+                return Err(unexpected("a streamed select").into());
             };
             Ok(Deferred::new(move |py| {
                 extend_hydrated(py, &list, &plans, &q, rest)?;
@@ -180,11 +188,10 @@ fn fed_insert<'py>(
             rest: Some(rest),
         };
         async move {
-            let written = match db.run(op, txn.as_deref()).await? {
-                Outcome::Count(n) => n,
-                _ => 0,
-            };
-            Ok(written)
+            match db.run(op, txn.as_deref()).await? {
+                Outcome::Count(written) => Ok(written),
+                _ => Err(unexpected("an insert").into()),
+            }
         }
     })
 }
@@ -403,7 +410,7 @@ impl SqlPoolConnection {
         txn: Option<PyRef<'py, SqlPoolTxn>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let (op, shape) = match parse_request(ir)? {
-            Request::Select(q) if q.include.is_empty() && q.text_search.is_none() => {
+            Request::Select(q) if Chunks::fit(&q) => {
                 let txn = txn.map(|t| t.txn.clone());
                 return streamed(py, self.database()?, self.plans.clone(), q, txn);
             }

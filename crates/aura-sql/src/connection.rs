@@ -186,3 +186,25 @@ impl<T, F: FnMut(Vec<T>)> Chunker<T, F> {
         self.batch
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Chunker;
+
+    fn chunked(size: usize, n: u32) -> (Vec<Vec<u32>>, Vec<u32>) {
+        let mut full = Vec::new();
+        let mut out = Chunker::new(size, |c| full.push(c));
+        (0..n).for_each(|i| out.push(i));
+        let rest = out.rest();
+        (full, rest)
+    }
+
+    #[test]
+    fn full_chunks_go_to_the_sink_and_the_rest_comes_back() {
+        assert_eq!(chunked(2, 5), (vec![vec![0, 1], vec![2, 3]], vec![4]));
+        // An exact multiple leaves no rest; size 0 means 1.
+        assert_eq!(chunked(2, 4), (vec![vec![0, 1], vec![2, 3]], vec![]));
+        assert_eq!(chunked(0, 2), (vec![vec![0], vec![1]], vec![]));
+        assert_eq!(chunked(5, 3), (vec![], vec![0, 1, 2]));
+    }
+}

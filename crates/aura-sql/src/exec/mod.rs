@@ -31,6 +31,12 @@ pub struct Chunks {
 }
 
 impl Chunks {
+    /// True when `q` can stream: its rows are final as soon as they are
+    /// read (no includes to load after them, no ranking to attach).
+    pub fn fit(q: &Select) -> bool {
+        q.include.is_empty() && q.text_search.is_none()
+    }
+
     pub fn new(size: usize, sink: impl Fn(Vec<Fetched>) + Send + Sync + 'static) -> Self {
         Chunks {
             size: size.max(1),
@@ -242,8 +248,8 @@ pub type Stored = Option<Row>;
 pub enum Op {
     Select(Select),
     /// A select whose full chunks go to `Chunks` as they are read; the
-    /// rest comes back as `Outcome::Rows`. Selects with includes or a
-    /// ranking are read whole (their rows are complete only at the end).
+    /// rest comes back as `Outcome::Rows`. A select that does not fit
+    /// (`Chunks::fit`) is run as `Op::Select` would run it.
     Stream(Select, Chunks),
     Count(Filtered),
     Exists(Filtered),
@@ -293,7 +299,7 @@ impl<C: SqlConnection> Executor<'_, C> {
     /// Runs one request.
     pub async fn run(&mut self, op: Op) -> Result<Outcome> {
         Ok(match op {
-            Op::Select(q) if q.text_search.is_some() => {
+            Op::Select(q) | Op::Stream(q, _) if q.text_search.is_some() => {
                 Outcome::Ranked(self.select_ranked(&q).await?)
             }
             Op::Select(q) => Outcome::Rows(self.select(&q).await?),

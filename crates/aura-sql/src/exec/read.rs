@@ -55,7 +55,7 @@ impl<C: SqlConnection> Executor<'_, C> {
     /// A plain select whose full chunks go to `chunks` as they are read;
     /// returns the rest.
     pub async fn select_streamed(&mut self, q: &Select, chunks: &Chunks) -> Result<Vec<Fetched>> {
-        if !q.include.is_empty() || q.text_search.is_some() {
+        if !Chunks::fit(q) {
             return self.select(q).await;
         }
         let schema = self.schema(&q.model)?;

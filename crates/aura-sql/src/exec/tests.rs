@@ -52,14 +52,9 @@ impl SqlConnection for Scripted {
         sink: &mut (dyn FnMut(Vec<Row>) + Send),
     ) -> Result<Vec<Row>> {
         self.record(&stmt.sql)?;
-        let mut chunks = self.rows.chunks(chunk);
-        let rest = if self.rows.len() % chunk == 0 {
-            None
-        } else {
-            chunks.next_back()
-        };
-        chunks.for_each(|c| sink(c.to_vec()));
-        Ok(rest.map(<[Row]>::to_vec).unwrap_or_default())
+        let mut out = crate::Chunker::new(chunk, sink);
+        self.rows.iter().for_each(|row| out.push(row.clone()));
+        Ok(out.rest())
     }
 
     async fn column(&mut self, _: FieldKind, stmt: &Statement) -> Result<Vec<Value>> {
