@@ -269,62 +269,49 @@ fn owner_rows(ids: std::ops::Range<i64>) -> Vec<Row> {
     ids.map(|i| Row::from(vec![Value::Int(i)])).collect()
 }
 
-#[test]
-fn a_fed_insert_writes_every_chunk_in_one_transaction() {
+/// Inserts Owner 1, then whatever `feed` sends for `pending` more rows;
+/// returns the result and the statements run.
+fn fed_insert(pending: usize, feed: impl FnOnce(&RowSender)) -> (Result<u64>, Vec<String>) {
     let catalog = catalog();
     let mut conn = Scripted::default();
-    let (send, mut rest) = RowFeed::channel(3);
-    send.send(Ok(owner_rows(2..4))).unwrap();
-    send.send(Ok(owner_rows(4..5))).unwrap();
-    let n = finish(Executor::new(&mut conn, &catalog, false).insert_fed(
+    let (send, mut rest) = RowFeed::channel(pending);
+    feed(&send);
+    drop(send);
+    let result = finish(Executor::new(&mut conn, &catalog, false).insert_fed(
         "Owner",
         owner_rows(1..2),
         OnConflict::Error,
         &mut rest,
-    ))
-    .unwrap();
-    assert_eq!(n, 4);
-    assert_eq!(conn.log.first().map(String::as_str), Some("BEGIN"));
-    assert_eq!(
-        conn.log.len(),
-        6,
-        "BEGIN, four inserts, COMMIT: {:?}",
-        conn.log
-    );
-    assert_eq!(conn.log.last().map(String::as_str), Some("COMMIT"));
+    ));
+    (result, conn.log)
+}
+
+#[test]
+fn a_fed_insert_writes_every_chunk_in_one_transaction() {
+    let (n, log) = fed_insert(3, |send| {
+        send.send(Ok(owner_rows(2..4))).unwrap();
+        send.send(Ok(owner_rows(4..5))).unwrap();
+    });
+    assert_eq!(n.unwrap(), 4);
+    assert_eq!(log.first().map(String::as_str), Some("BEGIN"));
+    assert_eq!(log.len(), 6, "BEGIN, four inserts, COMMIT: {log:?}");
+    assert_eq!(log.last().map(String::as_str), Some("COMMIT"));
 }
 
 #[test]
 fn an_abandoned_feed_rolls_the_insert_back() {
-    let catalog = catalog();
-    let mut conn = Scripted::default();
-    let (send, mut rest) = RowFeed::channel(3);
-    send.send(Ok(owner_rows(2..3))).unwrap();
-    drop(send); // two rows never come: the request was cancelled
-    let err = finish(Executor::new(&mut conn, &catalog, false).insert_fed(
-        "Owner",
-        owner_rows(1..2),
-        OnConflict::Error,
-        &mut rest,
-    ))
-    .unwrap_err();
+    // Two rows never come: the request was cancelled.
+    let (result, log) = fed_insert(3, |send| send.send(Ok(owner_rows(2..3))).unwrap());
+    let err = result.unwrap_err();
     assert!(err.message.contains("abandoned"), "{err:?}");
-    assert_eq!(conn.log, ["BEGIN", "ROLLBACK"]);
+    assert_eq!(log, ["BEGIN", "ROLLBACK"]);
 }
 
 #[test]
 fn a_fed_chunk_without_its_key_is_refused() {
-    let catalog = catalog();
-    let mut conn = Scripted::default();
-    let (send, mut rest) = RowFeed::channel(1);
-    send.send(Ok(vec![Row::from(vec![Value::Null])])).unwrap();
-    let err = finish(Executor::new(&mut conn, &catalog, false).insert_fed(
-        "Owner",
-        owner_rows(1..2),
-        OnConflict::Error,
-        &mut rest,
-    ))
-    .unwrap_err();
-    assert_eq!(err.code, ErrorCode::ConstraintViolation);
-    assert_eq!(conn.log, ["BEGIN", "ROLLBACK"]);
+    let (result, log) = fed_insert(1, |send| {
+        send.send(Ok(vec![Row::from(vec![Value::Null])])).unwrap()
+    });
+    assert_eq!(result.unwrap_err().code, ErrorCode::ConstraintViolation);
+    assert_eq!(log, ["BEGIN", "ROLLBACK"]);
 }
