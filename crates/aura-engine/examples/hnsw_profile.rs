@@ -10,6 +10,9 @@ use aura_engine::aura_core::{FieldDef, FieldKind, ModelSchema, Row, Value};
 use aura_engine::{Engine, OnConflict};
 use serde_json::{json, Map};
 
+mod common;
+use common::cpu_seconds;
+
 fn read_f32(path: &str) -> Vec<f32> {
     let bytes = std::fs::read(path).expect("read");
     bytes
@@ -24,19 +27,6 @@ fn read_i64(path: &str) -> Vec<i64> {
         .chunks_exact(8)
         .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
         .collect()
-}
-
-/// CPU seconds this process has run (user + system), from /proc: unlike
-/// wall time, it does not count waiting while other processes run.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after_name = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<f64> = after_name
-        .split_whitespace()
-        .map(|f| f.parse().unwrap_or(0.0))
-        .collect();
-    // utime and stime are fields 14 and 15 of the line, in 1/100 s ticks.
-    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / 100.0
 }
 
 fn query(q: &[f32]) -> Select {

@@ -374,16 +374,19 @@ fn accumulate<'a>(
         let blocks = list.slots.chunks(BLOCK).zip(list.tfs.chunks(BLOCK));
         for ((slots, tfs), lens) in blocks.zip(list.lens.chunks(BLOCK)) {
             deadline.check()?;
+            // Every slot is written past the end of `touched`, which only
+            // grows when the row is new: no branch on whether it is.
+            let mut n = s.touched.len();
+            s.touched.resize(n + slots.len(), 0);
             for ((&slot, &tf), &len) in slots.iter().zip(tfs).zip(lens) {
-                let at = slot as usize;
                 let w = weight.with_norm(f64::from(tf), s.norms.get(len));
-                let acc = &mut s.acc[at];
-                if acc.seen == 0 {
-                    s.touched.push(slot);
-                }
+                let acc = &mut s.acc[slot as usize];
+                s.touched[n] = slot;
+                n += usize::from(acc.seen == 0);
                 acc.seen = acc.seen.saturating_add(1);
                 acc.score += w;
             }
+            s.touched.truncate(n);
         }
     }
     Ok(())

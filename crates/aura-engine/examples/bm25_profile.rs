@@ -1,0 +1,95 @@
+//! Times top-10 BM25 queries through the engine API, without Python:
+//! `bm25_profile CORPUS.txt QUERIES.txt [rounds]` (one document, or one
+//! query, per line). Prints the CPU time per query, a checksum of the returned
+//! ids (two builds can be compared on the same input) and the slowest
+//! queries.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aura_engine::aura_core::ir::{Select, TextSearch};
+use aura_engine::aura_core::{FieldDef, FieldKind, ModelSchema, Row, Value};
+use aura_engine::{Engine, OnConflict};
+
+mod common;
+use common::cpu_seconds;
+
+fn lines(path: &str) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .expect("read")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn query(text: &str) -> Select {
+    let mut sel = Select::new("Doc");
+    sel.text_search = Some(TextSearch {
+        field: "body".into(),
+        query: text.into(),
+        operator: "or".into(),
+        rank: "bm25".into(),
+        k1: None,
+        b: None,
+    });
+    sel.limit = Some(10);
+    sel
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let corpus = lines(&args[1]);
+    let queries = lines(&args[2]);
+    let rounds: usize = args.get(3).map_or(20, |r| r.parse().expect("rounds"));
+    let e = Engine::new();
+    let mut body = FieldDef::new("body", FieldKind::Str);
+    body.full_text = true;
+    e.create_table(Arc::new(ModelSchema {
+        name: "Doc".into(),
+        primary_key: Some("id".into()),
+        fields: vec![FieldDef::new("id", FieldKind::Int), body],
+        relationships: vec![],
+    }))
+    .expect("create");
+    let rows: Vec<Row> = corpus
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Arc::from(vec![Value::Int(i as i64), Value::str(d)]))
+        .collect();
+    e.insert(None, "Doc", rows, OnConflict::Error)
+        .expect("insert");
+    let (start, cpu) = (Instant::now(), cpu_seconds());
+    let mut checksum = 0i64;
+    for _ in 0..rounds {
+        for q in &queries {
+            let out = e.select(None, &query(q)).expect("select");
+            for (rank, r) in out.rows.iter().enumerate() {
+                if let Value::Int(id) = r.row[0] {
+                    checksum = checksum
+                        .wrapping_mul(31)
+                        .wrapping_add(id * (rank as i64 + 1));
+                }
+            }
+        }
+    }
+    let n = (rounds * queries.len()) as f64;
+    let mut slowest: Vec<(f64, &String)> = queries
+        .iter()
+        .map(|q| {
+            let start = Instant::now();
+            for _ in 0..rounds {
+                e.select(None, &query(q)).expect("select");
+            }
+            (start.elapsed().as_secs_f64() / rounds as f64, q)
+        })
+        .collect();
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (seconds, q) in &slowest[..5] {
+        println!("{:8.1}us  {q}", seconds * 1e6);
+    }
+    println!(
+        "query {:.2}us (cpu {:.2}us)  checksum {checksum}",
+        start.elapsed().as_secs_f64() / n * 1e6,
+        (cpu_seconds() - cpu) / n * 1e6
+    );
+}
