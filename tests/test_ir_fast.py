@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import aura
-from aura import Field, Model, _core, and_, not_, or_
+from aura import Field, Model, Vector, _core, and_, not_, or_
 
 
 class FastIr(Model):
@@ -18,6 +18,8 @@ class FastIr(Model):
     s: str | None = None
     x: float | None = None
     tags: list[str] = Field(default_factory=list)
+    body: str | None = Field(default=None, full_text=True)
+    v: Vector[3] | None = None
 
 
 VALUES: dict[str, list[Any]] = {
@@ -71,6 +73,9 @@ def random_ir(client: aura.Client, rng: random.Random) -> dict[str, Any]:
         q = q.timeout(rng.randint(1, 5000))
     if rng.random() < 0.2:
         q = q.order_by(FastIr.n.desc())
+    q = ranked(q, rng)
+    if rng.random() < 0.2:
+        q = q.select(*rng.sample([FastIr.id, FastIr.s, FastIr.v], 2))
     ir = q.explain()
     kind = rng.choice(["select", "select", "count", "exists"])
     if kind != "select":
@@ -83,19 +88,44 @@ def random_ir(client: aura.Client, rng: random.Random) -> dict[str, Any]:
     return ir
 
 
+def ranked(q: Any, rng: random.Random) -> Any:
+    """A top-k vector or text search on ``q``, or ``q`` unchanged."""
+    roll = rng.random()
+    if roll < 0.2:
+        return q.search_vector(
+            "v",
+            [rng.uniform(-1, 1) for _ in range(3)],
+            top_k=rng.randint(1, 20),
+            metric=rng.choice(["cosine", "euclidean", "dot"]),
+            approximate=rng.choice([None, True, {"m": 8, "ef_search": 32}]),
+        )
+    if roll < 0.4:
+        return q.search_text(
+            "body",
+            rng.choice(["a b", "é x", "b"]),
+            operator=rng.choice(["or", "and"]),
+            rank=rng.choice(["bm25", "term_frequency"]),
+            k1=rng.choice([None, 0, 0.5, 2]),
+            b=rng.choice([None, 0, 0.3, 1]),
+        )
+    return q
+
+
 async def test_both_readers_agree_on_random_builder_queries() -> None:
     rng = random.Random(7)
-    accepted = 0
+    accepted = searches = 0
     async with aura.connect("memory://", models=[FastIr]) as client:
         for _ in range(1500):
             ir = random_ir(client, rng)
             fast, general = _core.ir_parse_paths(ir)
             if fast is not None:
                 accepted += 1
+                searches += "vector" in ir or "text_search" in ir
                 assert fast == general, ir
             else:  # only shapes the fast reader does not cover
                 assert "sort" in ir, ir
     assert accepted > 1000
+    assert searches > 200, "top-k searches take the fast reader"
 
 
 @pytest.mark.parametrize(
@@ -132,3 +162,12 @@ def test_valid_shapes_it_does_not_cover_are_read_by_the_general_reader() -> None
     fast, general = _core.ir_parse_paths(ir)
     assert fast is None
     assert general["filters"] == [{"kind": "literal", "value": None}]
+
+
+def test_vector_queries_of_ints_are_converted_by_the_general_reader() -> None:
+    vector = {"field": "v", "metric": "cosine", "query": [1, 2.5, -3]}
+    fast, general = _core.ir_parse_paths(
+        {"operation": "select", "model": "FastIr", "vector": vector}
+    )
+    assert fast is None
+    assert general["vector"]["query"] == [1.0, 2.5, -3.0]

@@ -19,6 +19,7 @@ from aura.vectors import check_dimension, coerce_components, pack_f32, unpack_f3
 __all__ = [
     "NATIVE_AVAILABLE",
     "crc32",
+    "finite_floats",
     "native_backend_name",
     "native_status",
     "pack_f32_vector",
@@ -93,6 +94,21 @@ def validate_vector(values: Any, dimension: int) -> list[float]:
         except _RECHECK:
             pass
     return _py_validate(values, dimension)
+
+
+# A shortcut, not one of the §13 helpers: absent from an older build.
+_finite_floats = getattr(_core, "native_finite_floats", None)
+
+
+def finite_floats(values: Any) -> tuple[float, ...] | None:
+    """``values`` as a tuple when it is a list or tuple of finite floats
+    (the same float objects), else ``None``."""
+    if _finite_floats is not None:
+        try:
+            return _finite_floats(values)
+        except _RECHECK:
+            return None
+    return None
 
 
 def pack_f32_vector(values: Any, dimension: int) -> bytes:

@@ -1,7 +1,8 @@
 //! The most frequent requests (a select, count or exists with plain
-//! filters and a window) read straight from the IR dict, without serde's
-//! per-key visitor machinery: on a point lookup that machinery costs more
-//! than the engine's work.
+//! filters and a window, and top-k text and vector searches) read straight
+//! from the IR dict, without serde's per-key visitor machinery: on a point
+//! lookup that machinery costs more than the engine's work, and a vector
+//! query's 128 floats cost more through it than the rest of the request.
 //!
 //! Keys are interned Python strings, so each lookup hashes nothing.
 //!
@@ -10,10 +11,11 @@
 //! definition of what is valid and of every error message. A test checks
 //! that both readers agree on every shape the builders produce.
 
-use aura_core::ir::{BoolOp, CompareOp, Expr, Filtered, Request, Select};
+use aura_core::ir::{BoolOp, CompareOp, Expr, Filtered, Request, Select, TextSearch, VectorClause};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyInt, PyList, PyString};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString};
+use serde_json::{Map, Value as Json};
 
 /// The request, when `ir` is one of the shapes read here.
 pub fn parse(ir: &Bound<'_, PyAny>) -> Option<Request> {
@@ -50,8 +52,94 @@ fn select(dict: &Bound<'_, PyDict>) -> Option<Select> {
         q.timeout_ms = Some(count(&timeout)?);
         seen += 1;
     }
-    // Any other key (search clauses, includes, ...) is serde's to read.
+    seen += search_clauses(dict, &mut q)?;
+    // Any other key (hybrid, includes, sorts, pages, ...) is serde's to read.
     (dict.len() == seen).then_some(q)
+}
+
+/// The projection and the top-k search clauses of a select (the keys every
+/// ranked query sends); returns how many keys it read.
+fn search_clauses(dict: &Bound<'_, PyDict>, q: &mut Select) -> Option<usize> {
+    let py = dict.py();
+    let mut seen = 0;
+    if let Some(projection) = dict.get_item(intern!(py, "projection")).ok()? {
+        let list = projection.cast_exact::<PyList>().ok()?;
+        q.projection = list.iter().map(|f| text(&f)).collect::<Option<_>>()?;
+        seen += 1;
+    }
+    if let Some(vector) = dict.get_item(intern!(py, "vector")).ok()? {
+        q.vector = Some(vector_clause(&vector)?);
+        seen += 1;
+    }
+    if let Some(ann) = dict.get_item(intern!(py, "vector_ann")).ok()? {
+        q.vector_ann = Some(int_options(&ann)?);
+        seen += 1;
+    }
+    if let Some(search) = dict.get_item(intern!(py, "text_search")).ok()? {
+        q.text_search = Some(text_search(&search)?);
+        seen += 1;
+    }
+    Some(seen)
+}
+
+/// `{field, metric, query}` with a list of floats (ints and other numbers
+/// are serde's to convert).
+fn vector_clause(obj: &Bound<'_, PyAny>) -> Option<VectorClause> {
+    let dict = obj.cast_exact::<PyDict>().ok()?;
+    let py = dict.py();
+    let item = |key| dict.get_item(key).ok().flatten();
+    let list = item(intern!(py, "query"))?;
+    let list = list.cast_exact::<PyList>().ok()?;
+    let query = list
+        .iter()
+        .map(|x| Some(x.cast_exact::<PyFloat>().ok()?.value()))
+        .collect::<Option<Vec<f64>>>()?;
+    let clause = VectorClause {
+        field: text(&item(intern!(py, "field"))?)?,
+        metric: text(&item(intern!(py, "metric"))?)?,
+        query,
+    };
+    (dict.len() == 3).then_some(clause)
+}
+
+/// A dict of str to int (the approximate-search options).
+fn int_options(obj: &Bound<'_, PyAny>) -> Option<Map<String, Json>> {
+    let dict = obj.cast_exact::<PyDict>().ok()?;
+    dict.iter()
+        .map(|(k, v)| {
+            let v = v.cast_exact::<PyInt>().ok()?.extract::<i64>().ok()?;
+            Some((text(&k)?, Json::from(v)))
+        })
+        .collect()
+}
+
+/// A float, or an int as serde converts it (bool is not a number here).
+fn number(obj: &Bound<'_, PyAny>) -> Option<f64> {
+    match obj.cast_exact::<PyFloat>() {
+        Ok(float) => Some(float.value()),
+        Err(_) => Some(obj.cast_exact::<PyInt>().ok()?.extract::<i64>().ok()? as f64),
+    }
+}
+
+/// `{field, query, operator, rank, k1?, b?}`.
+fn text_search(obj: &Bound<'_, PyAny>) -> Option<TextSearch> {
+    let dict = obj.cast_exact::<PyDict>().ok()?;
+    let py = dict.py();
+    let item = |key| dict.get_item(key).ok().flatten();
+    let param = |key| match item(key) {
+        None => Some(None),
+        Some(v) => Some(Some(number(&v)?)),
+    };
+    let search = TextSearch {
+        field: text(&item(intern!(py, "field"))?)?,
+        query: text(&item(intern!(py, "query"))?)?,
+        operator: text(&item(intern!(py, "operator"))?)?,
+        rank: text(&item(intern!(py, "rank"))?)?,
+        k1: param(intern!(py, "k1"))?,
+        b: param(intern!(py, "b"))?,
+    };
+    let keys = 4 + usize::from(search.k1.is_some()) + usize::from(search.b.is_some());
+    (dict.len() == keys).then_some(search)
 }
 
 fn filtered(dict: &Bound<'_, PyDict>) -> Option<Filtered> {

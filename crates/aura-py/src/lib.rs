@@ -65,6 +65,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sqlite::SqliteCursor>()?;
     m.add_function(wrap_pyfunction!(native::native_crc32, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_validate_vector, m)?)?;
+    m.add_function(wrap_pyfunction!(native::native_finite_floats, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_pack_f32_vector, m)?)?;
     m.add_function(wrap_pyfunction!(native::native_unpack_f32_vector, m)?)?;
     m.add_function(wrap_pyfunction!(native::backend_name, m)?)?;

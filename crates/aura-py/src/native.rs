@@ -1,8 +1,9 @@
 //! The native helpers of API.md §13 (`aura._native` falls back to pure
 //! Python when they are disabled; results are byte-identical).
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt};
+use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyList, PyTuple};
 
 use crate::rows::validation_error_with;
 
@@ -81,6 +82,30 @@ pub fn native_validate_vector(
     dimension: &Bound<'_, PyAny>,
 ) -> PyResult<Vec<f64>> {
     validated(values, dimension)
+}
+
+/// `values` (a list or tuple) as a tuple of the same float objects when
+/// every item is a finite `float`; a `ValueError` otherwise, so the caller
+/// takes its general path (ints, numpy scalars, the documented errors). A
+/// query vector then crosses into Rust without a float being re-created.
+#[pyfunction]
+pub fn native_finite_floats<'py>(values: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    let finite = |item: Bound<'py, PyAny>| {
+        item.cast_exact::<PyFloat>()
+            .is_ok_and(|f| f.value().is_finite())
+    };
+    if let Ok(tuple) = values.cast_exact::<PyTuple>() {
+        if tuple.iter().all(finite) {
+            return Ok(tuple.clone());
+        }
+    } else if let Ok(list) = values.cast_exact::<PyList>() {
+        if list.iter().all(finite) {
+            return Ok(list.to_tuple());
+        }
+    }
+    Err(PyValueError::new_err(
+        "not a list or tuple of finite floats",
+    ))
 }
 
 #[pyfunction]

@@ -220,6 +220,8 @@ def _non_negative(what: str, value: Any) -> int:
 
 
 def _positive(value: Any, message: str) -> int:
+    if type(value) is int and value > 0:  # the common case, checked first
+        return value
     if not _is_int(value) or value <= 0:
         raise AuraQueryError(message)
     return int(value)
@@ -272,7 +274,8 @@ def _ann_options(approximate: Any) -> tuple[tuple[str, int], ...] | None:
             raise AuraQueryError(
                 f"Unknown approximate option {key!r} (allowed: m, ef_construction, ef_search)"
             )
-        _positive(value, f"approximate option '{key}' must be a positive int")
+        if type(value) is not int or value <= 0:
+            _positive(value, f"approximate option '{key}' must be a positive int")
     return tuple((key, approximate[key]) for key in _ANN_KEYS if key in approximate)
 
 

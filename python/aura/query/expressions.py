@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from aura._convert import to_storage
-from aura._native import validate_vector
+from aura._native import finite_floats, validate_vector
 from aura.errors import AuraQueryError, AuraValidationError
 
 if TYPE_CHECKING:
@@ -491,8 +491,11 @@ def float_vector(values: Any, label: str) -> tuple[float, ...]:
     if isinstance(values, (str, bytes, bytearray, Mapping)) or not isinstance(values, Iterable):
         raise AuraValidationError(f"{label} must be a sequence of numbers")
     if isinstance(values, (list, tuple)) and values:
-        # Native fast path (query vectors sit on every vector search); any
+        # Native fast paths (query vectors sit on every vector search); any
         # rejection is re-checked below so the error stays the documented one.
+        floats = finite_floats(values)
+        if floats is not None:
+            return floats
         try:
             return tuple(validate_vector(values, len(values)))
         except AuraValidationError:
