@@ -25,6 +25,7 @@ mod ddl;
 mod dialect;
 pub mod exec;
 mod filter;
+pub mod integrity;
 mod introspect;
 mod pool;
 mod query;

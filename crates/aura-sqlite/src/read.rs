@@ -1,11 +1,9 @@
 //! Reads: select (with `.include()` loaded one query per relationship
 //! level), count, exists, raw statements and explain.
 
-use std::collections::HashMap;
-
 use aura_core::ir::{Filtered, Include, Select};
-use aura_core::{Error, Key, ModelSchema, Result, Row, Value};
-use aura_sql::{encode, Chunker, Dialect, RelatedQuery, Relation, SqlValue};
+use aura_core::{Error, ModelSchema, Result, Value};
+use aura_sql::{Chunker, Dialect, Relation, SqlValue};
 use serde_json::Value as Json;
 
 use crate::session::{params, raw_ref, Session};
@@ -14,6 +12,7 @@ const SQLITE: Dialect = Dialect::Sqlite;
 /// Keys per `IN (...)` list (SQLite allows 32766 parameters).
 const KEYS_PER_QUERY: usize = 10_000;
 
+use aura_sql::exec::IncludeLevel;
 /// Result rows are the shared executor's (one definition for every SQL driver).
 pub use aura_sql::{Fetched, Loaded};
 
@@ -82,28 +81,6 @@ pub(crate) fn load_includes(
     Ok(())
 }
 
-fn distinct(values: impl Iterator<Item = Value>) -> Vec<Value> {
-    let mut seen = std::collections::HashSet::new();
-    values
-        .filter(|v| !v.is_null() && seen.insert(Key(v.clone())))
-        .collect()
-}
-
-/// Rows of `target` whose `key` column is in `keys`, in chunks.
-fn related_rows(session: &Session, query: &RelatedQuery<'_>, keys: &[Value]) -> Result<Vec<Row>> {
-    let kind = query.target.fields[query.key].kind;
-    let mut out = Vec::new();
-    for chunk in keys.chunks(KEYS_PER_QUERY) {
-        let params = chunk
-            .iter()
-            .map(|v| encode(kind, v))
-            .collect::<Result<Vec<SqlValue>>>()?;
-        let stmt = aura_sql::related(SQLITE, query, params)?;
-        out.extend(session.rows(query.target, &stmt)?);
-    }
-    Ok(out)
-}
-
 /// Loads one include for every fetched row: a single query per level.
 fn load(
     session: &Session,
@@ -113,54 +90,12 @@ fn load(
     fetched: &mut [Fetched],
 ) -> Result<()> {
     let target = session.schema(relation.target())?;
-    match relation {
-        Relation::Link { attr, fk, .. } => {
-            let pk = target
-                .pk_index()
-                .ok_or_else(|| Error::schema(format!("{} has no primary key", target.name)))?;
-            let keys = distinct(fetched.iter().map(|f| f.row[*fk].clone()));
-            let query = RelatedQuery {
-                target: &target,
-                key: pk,
-                sort: &[],
-                limit: None,
-            };
-            let found: HashMap<Key, Row> = related_rows(session, &query, &keys)?
-                .into_iter()
-                .map(|row| (Key(row[pk].clone()), row))
-                .collect();
-            for item in fetched.iter_mut() {
-                let row = found.get(&Key(item.row[*fk].clone())).cloned();
-                item.includes.push(Loaded::One {
-                    attr: attr.clone(),
-                    row: row.filter(|_| !item.row[*fk].is_null()),
-                });
-            }
-        }
-        Relation::Collection { attr, via, .. } => {
-            let pk = schema
-                .pk_index()
-                .ok_or_else(|| Error::schema(format!("{} has no primary key", schema.name)))?;
-            let keys = distinct(fetched.iter().map(|f| f.row[pk].clone()));
-            let query = RelatedQuery {
-                target: &target,
-                key: *via,
-                sort: &include.sort,
-                limit: include.limit,
-            };
-            let mut groups: HashMap<Key, Vec<Row>> = HashMap::new();
-            for row in related_rows(session, &query, &keys)? {
-                groups.entry(Key(row[*via].clone())).or_default().push(row);
-            }
-            for item in fetched.iter_mut() {
-                let rows = groups.get(&Key(item.row[pk].clone())).cloned();
-                item.includes.push(Loaded::Many {
-                    attr: attr.clone(),
-                    rows: rows.unwrap_or_default(),
-                });
-            }
-        }
+    let level = IncludeLevel::new(schema, &target, relation, include, fetched)?;
+    let mut rows = Vec::new();
+    for stmt in level.statements(SQLITE, KEYS_PER_QUERY)? {
+        rows.extend(session.rows(level.target(), &stmt)?);
     }
+    level.attach(fetched, rows);
     Ok(())
 }
 

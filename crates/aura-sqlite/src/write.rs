@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use aura_core::ir::{Filtered, Update, Upsert};
 use aura_core::{Error, FieldKind, Key, ModelSchema, OnDelete, Result, Row, Value};
-use aura_sql::{encode, Catalog, Dialect, OnConflict, SqlValue, UpsertPlan};
+use aura_sql::integrity::{
+    encode_keys, missing_pk, pk_column, pk_kind, referrers, still_referenced, Referrer,
+};
+use aura_sql::{Catalog, Dialect, OnConflict, UpsertPlan};
 
 use crate::session::{params, Session};
 
@@ -87,15 +90,6 @@ pub fn drop_schema(session: &mut Session, names: Vec<String>) -> Result<()> {
     Ok(())
 }
 
-fn missing_pk(schema: &ModelSchema) -> Error {
-    Error::constraint(format!(
-        "{} insert is missing primary key '{}'",
-        schema.name,
-        schema.pk_name()
-    ))
-    .with_context("model", schema.name.as_str())
-}
-
 /// Inserts `rows` in one write transaction; returns rows written.
 pub fn insert(session: &mut Session, model: &str, rows: Vec<Row>, mode: OnConflict) -> Result<u64> {
     let schema = session.schema(model)?;
@@ -113,48 +107,6 @@ pub fn insert(session: &mut Session, model: &str, rows: Vec<Row>, mode: OnConfli
         }
         Ok(written)
     })
-}
-
-/// A link field of some registered model pointing at `model`.
-struct Referrer {
-    schema: Arc<ModelSchema>,
-    column: String,
-    attr: String,
-    on_delete: Option<OnDelete>,
-}
-
-fn referrers(catalog: &Catalog, model: &str) -> Vec<Referrer> {
-    let mut found: Vec<Referrer> = catalog
-        .values()
-        .flat_map(|schema| {
-            schema
-                .fields
-                .iter()
-                .filter(|f| f.kind == FieldKind::Link && f.target.as_deref() == Some(model))
-                .map(|f| Referrer {
-                    schema: schema.clone(),
-                    column: f.storage.clone(),
-                    attr: f.attr.clone(),
-                    on_delete: f.on_delete,
-                })
-        })
-        .collect();
-    found.sort_by(|a, b| {
-        a.schema
-            .name
-            .cmp(&b.schema.name)
-            .then(a.column.cmp(&b.column))
-    });
-    found
-}
-
-fn still_referenced(model: &str, by: &Referrer) -> Error {
-    Error::constraint(format!(
-        "{model} row is still referenced by {}.{}",
-        by.schema.name, by.attr
-    ))
-    .with_context("model", model)
-    .with_context("referenced_by", format!("{}.{}", by.schema.name, by.attr))
 }
 
 /// `UPDATE`; returns matched rows. A referenced row is never re-keyed.
@@ -182,10 +134,6 @@ pub fn update(session: &mut Session, q: &Update) -> Result<u64> {
     })
 }
 
-fn encode_keys(kind: FieldKind, keys: &[Value]) -> Result<Vec<SqlValue>> {
-    keys.iter().map(|k| encode(kind, k)).collect()
-}
-
 /// `DELETE`; returns matched rows (cascaded rows not counted). `on_delete`
 /// actions run level by level, restrict checked last (as SQL checks at
 /// statement end), all in one write transaction.
@@ -209,20 +157,6 @@ pub fn delete(session: &mut Session, q: &Filtered) -> Result<u64> {
             Ok(matched)
         })
     })
-}
-
-fn pk_kind(schema: &ModelSchema) -> Result<FieldKind> {
-    schema
-        .pk_index()
-        .map(|i| schema.fields[i].kind)
-        .ok_or_else(|| Error::schema(format!("{} has no primary key", schema.name)))
-}
-
-fn pk_column(schema: &ModelSchema) -> Result<&str> {
-    schema
-        .pk_index()
-        .map(|i| schema.fields[i].storage.as_str())
-        .ok_or_else(|| Error::schema(format!("{} has no primary key", schema.name)))
 }
 
 fn cascade(

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use crate::{Catalog, OnConflict, RawRows, SqlConnection, SqlValue};
 
-pub use read::{Fetched, Loaded};
+pub use read::{Fetched, IncludeLevel, Loaded};
 pub use write::KeyedFeed;
 
 /// Where a streamed select hands its rows, a chunk at a time, as they are

@@ -9,7 +9,7 @@ use aura_core::{Error, FieldKind, Key, ModelSchema, Result, Row, Value};
 use serde_json::Value as Json;
 
 use super::{json_param, Chunks, Executor, Need, KEYS_PER_QUERY};
-use crate::{encode, RawRows, RelatedQuery, Relation, SqlConnection, SqlValue};
+use crate::{encode, Dialect, RawRows, RelatedQuery, Relation, SqlConnection, SqlValue, Statement};
 
 /// One result row and its loaded relationships (in include order).
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,115 @@ fn distinct(values: impl Iterator<Item = Value>) -> Vec<Value> {
 
 fn no_pk(schema: &ModelSchema) -> Error {
     Error::schema(format!("{} has no primary key", schema.name))
+}
+
+/// One `.include()` level, the same on every SQL backend: the statements
+/// that read the related rows of every fetched row at once, and how those
+/// rows are hung on the fetched rows. Only running the statements differs
+/// (async drivers, SQLite).
+pub struct IncludeLevel<'a> {
+    relation: &'a Relation,
+    query: RelatedQuery<'a>,
+    /// The fetched rows' key values the related rows match (distinct).
+    keys: Vec<Value>,
+    /// Position of that key in a fetched row (the link's field, or the pk).
+    own: usize,
+}
+
+impl<'a> IncludeLevel<'a> {
+    pub fn new(
+        schema: &ModelSchema,
+        target: &'a ModelSchema,
+        relation: &'a Relation,
+        include: &'a Include,
+        fetched: &[Fetched],
+    ) -> Result<Self> {
+        let (query, own) = match relation {
+            Relation::Link { fk, .. } => {
+                let pk = target.pk_index().ok_or_else(|| no_pk(target))?;
+                let query = RelatedQuery {
+                    target,
+                    key: pk,
+                    sort: &[],
+                    limit: None,
+                };
+                (query, *fk)
+            }
+            Relation::Collection { via, .. } => {
+                let pk = schema.pk_index().ok_or_else(|| no_pk(schema))?;
+                let query = RelatedQuery {
+                    target,
+                    key: *via,
+                    sort: &include.sort,
+                    limit: include.limit,
+                };
+                (query, pk)
+            }
+        };
+        let keys = distinct(fetched.iter().map(|f| f.row[own].clone()));
+        Ok(IncludeLevel {
+            relation,
+            query,
+            keys,
+            own,
+        })
+    }
+
+    /// The model the statements read.
+    pub fn target(&self) -> &'a ModelSchema {
+        self.query.target
+    }
+
+    /// The related-rows statements, `per_query` keys in each.
+    pub fn statements(&self, dialect: Dialect, per_query: usize) -> Result<Vec<Statement>> {
+        let kind = self.query.target.fields[self.query.key].kind;
+        self.keys
+            .chunks(per_query.max(1))
+            .map(|chunk| {
+                let params = chunk
+                    .iter()
+                    .map(|v| encode(kind, v))
+                    .collect::<Result<Vec<SqlValue>>>()?;
+                crate::related(dialect, &self.query, params)
+            })
+            .collect()
+    }
+
+    /// Hangs the rows the statements returned on every fetched row.
+    pub fn attach(&self, fetched: &mut [Fetched], rows: Vec<Row>) {
+        let key = self.query.key;
+        match self.relation {
+            Relation::Link { attr, .. } => {
+                let found: HashMap<Key, Row> = rows
+                    .into_iter()
+                    .map(|row| (Key(row[key].clone()), row))
+                    .collect();
+                for item in fetched.iter_mut() {
+                    let fk = &item.row[self.own];
+                    let row = (!fk.is_null())
+                        .then(|| found.get(&Key(fk.clone())).cloned())
+                        .flatten();
+                    item.includes.push(Loaded::One {
+                        attr: attr.clone(),
+                        row,
+                    });
+                }
+            }
+            Relation::Collection { attr, .. } => {
+                let mut groups: HashMap<Key, Vec<Row>> = HashMap::new();
+                for row in rows {
+                    groups.entry(Key(row[key].clone())).or_default().push(row);
+                }
+                for item in fetched.iter_mut() {
+                    let rows = groups.get(&Key(item.row[self.own].clone())).cloned();
+                    item.includes.push(Loaded::Many {
+                        attr: attr.clone(),
+                        rows: rows.unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
 }
 
 impl<C: SqlConnection> Executor<'_, C> {
@@ -208,21 +317,6 @@ impl<C: SqlConnection> Executor<'_, C> {
         Ok(fetched)
     }
 
-    /// Rows of `target` whose `key` column is in `keys`, in chunks.
-    async fn related_rows(&mut self, query: &RelatedQuery<'_>, keys: &[Value]) -> Result<Vec<Row>> {
-        let kind = query.target.fields[query.key].kind;
-        let mut out = Vec::new();
-        for chunk in keys.chunks(KEYS_PER_QUERY) {
-            let params = chunk
-                .iter()
-                .map(|v| encode(kind, v))
-                .collect::<Result<Vec<SqlValue>>>()?;
-            let stmt = crate::related(C::DIALECT, query, params)?;
-            out.extend(self.conn.rows(query.target, &stmt).await?);
-        }
-        Ok(out)
-    }
-
     /// Loads one include for every fetched row: a single query per level.
     async fn load(
         &mut self,
@@ -232,57 +326,12 @@ impl<C: SqlConnection> Executor<'_, C> {
         fetched: &mut [Fetched],
     ) -> Result<()> {
         let target = self.schema(relation.target())?;
-        match relation {
-            Relation::Link { attr, fk, .. } => {
-                let pk = target.pk_index().ok_or_else(|| no_pk(&target))?;
-                let keys = distinct(fetched.iter().map(|f| f.row[*fk].clone()));
-                let query = RelatedQuery {
-                    target: &target,
-                    key: pk,
-                    sort: &[],
-                    limit: None,
-                };
-                let found: HashMap<Key, Row> = self
-                    .related_rows(&query, &keys)
-                    .await?
-                    .into_iter()
-                    .map(|row| (Key(row[pk].clone()), row))
-                    .collect();
-                for item in fetched.iter_mut() {
-                    let fk_value = &item.row[*fk];
-                    let row = if fk_value.is_null() {
-                        None
-                    } else {
-                        found.get(&Key(fk_value.clone())).cloned()
-                    };
-                    item.includes.push(Loaded::One {
-                        attr: attr.clone(),
-                        row,
-                    });
-                }
-            }
-            Relation::Collection { attr, via, .. } => {
-                let pk = schema.pk_index().ok_or_else(|| no_pk(schema))?;
-                let keys = distinct(fetched.iter().map(|f| f.row[pk].clone()));
-                let query = RelatedQuery {
-                    target: &target,
-                    key: *via,
-                    sort: &include.sort,
-                    limit: include.limit,
-                };
-                let mut groups: HashMap<Key, Vec<Row>> = HashMap::new();
-                for row in self.related_rows(&query, &keys).await? {
-                    groups.entry(Key(row[*via].clone())).or_default().push(row);
-                }
-                for item in fetched.iter_mut() {
-                    let rows = groups.get(&Key(item.row[pk].clone())).cloned();
-                    item.includes.push(Loaded::Many {
-                        attr: attr.clone(),
-                        rows: rows.unwrap_or_default(),
-                    });
-                }
-            }
+        let level = IncludeLevel::new(schema, &target, relation, include, fetched)?;
+        let mut rows = Vec::new();
+        for stmt in level.statements(C::DIALECT, KEYS_PER_QUERY)? {
+            rows.extend(self.conn.rows(level.target(), &stmt).await?);
         }
+        level.attach(fetched, rows);
         Ok(())
     }
 

@@ -6,81 +6,13 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use aura_core::ir::{Filtered, Update, Upsert};
-use aura_core::{Error, FieldKind, Key, ModelSchema, OnDelete, Result, Row, Value};
+use aura_core::{FieldKind, Key, ModelSchema, OnDelete, Result, Row, Value};
 
 use super::{Executor, Need, RowFeed, Stored, KEYS_PER_QUERY};
-use crate::{encode, Catalog, OnConflict, SqlConnection, SqlValue, Statement, UpsertPlan};
-
-/// A link field of some registered model pointing at `model`.
-struct Referrer {
-    schema: Arc<ModelSchema>,
-    column: String,
-    attr: String,
-    on_delete: Option<OnDelete>,
-}
-
-/// Referrers in a stable order (model name, then column), so cascades and
-/// their errors are deterministic.
-fn referrers(catalog: &Catalog, model: &str) -> Vec<Referrer> {
-    let mut found: Vec<Referrer> = catalog
-        .values()
-        .flat_map(|schema| {
-            schema
-                .fields
-                .iter()
-                .filter(|f| f.kind == FieldKind::Link && f.target.as_deref() == Some(model))
-                .map(|f| Referrer {
-                    schema: schema.clone(),
-                    column: f.storage.clone(),
-                    attr: f.attr.clone(),
-                    on_delete: f.on_delete,
-                })
-        })
-        .collect();
-    found.sort_by(|a, b| {
-        a.schema
-            .name
-            .cmp(&b.schema.name)
-            .then(a.column.cmp(&b.column))
-    });
-    found
-}
-
-fn still_referenced(model: &str, by: &Referrer) -> Error {
-    Error::constraint(format!(
-        "{model} row is still referenced by {}.{}",
-        by.schema.name, by.attr
-    ))
-    .with_context("model", model)
-    .with_context("referenced_by", format!("{}.{}", by.schema.name, by.attr))
-}
-
-fn missing_pk(schema: &ModelSchema) -> Error {
-    Error::constraint(format!(
-        "{} insert is missing primary key '{}'",
-        schema.name,
-        schema.pk_name()
-    ))
-    .with_context("model", schema.name.as_str())
-}
-
-fn pk_kind(schema: &ModelSchema) -> Result<FieldKind> {
-    schema
-        .pk_index()
-        .map(|i| schema.fields[i].kind)
-        .ok_or_else(|| Error::schema(format!("{} has no primary key", schema.name)))
-}
-
-fn pk_column(schema: &ModelSchema) -> Result<&str> {
-    schema
-        .pk_index()
-        .map(|i| schema.fields[i].storage.as_str())
-        .ok_or_else(|| Error::schema(format!("{} has no primary key", schema.name)))
-}
-
-fn encode_keys(kind: FieldKind, keys: &[Value]) -> Result<Vec<SqlValue>> {
-    keys.iter().map(|k| encode(kind, k)).collect()
-}
+use crate::integrity::{
+    encode_keys, missing_pk, pk_column, pk_kind, referrers, still_referenced, Referrer,
+};
+use crate::{OnConflict, SqlConnection, Statement, UpsertPlan};
 
 impl<C: SqlConnection> Executor<'_, C> {
     /// Creates the tables and indexes of `schemas` (already in the catalog).
