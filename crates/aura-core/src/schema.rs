@@ -199,6 +199,16 @@ impl ModelSchema {
         self.primary_key.as_deref().unwrap_or("id")
     }
 
+    /// The error of writing a row without its primary key (every backend's).
+    pub fn missing_pk(&self) -> crate::Error {
+        crate::Error::constraint(format!(
+            "{} insert is missing primary key '{}'",
+            self.name,
+            self.pk_name()
+        ))
+        .with_context("model", self.name.as_str())
+    }
+
     /// Position of the primary-key field, if the model has one.
     pub fn pk_index(&self) -> Option<usize> {
         self.field_index(self.pk_name())

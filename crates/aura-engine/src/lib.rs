@@ -33,4 +33,4 @@ pub use output::{Included, QueryOutput, ResultRow, Scores};
 pub use planner::AccessPath;
 /// Constraint checks and their errors, shared with the database backends so a
 /// violation reads the same everywhere.
-pub use table::{check_value, duplicate_pk, missing_pk, not_unique};
+pub use table::{check_value, duplicate_pk, not_unique};

@@ -147,7 +147,7 @@ impl Table {
         }
         let pk = match self.pk.map(|p| &row[p]) {
             Some(v) if !v.is_null() => Key(v.clone()),
-            _ => return Err(missing_pk(schema)),
+            _ => return Err(schema.missing_pk()),
         };
         for (field, value) in schema.fields.iter().zip(row) {
             check_value(schema, field, value)?;
@@ -253,15 +253,6 @@ pub fn check_value(schema: &ModelSchema, field: &FieldDef, value: &Value) -> Res
         },
         _ => Ok(()),
     }
-}
-
-pub fn missing_pk(schema: &ModelSchema) -> Error {
-    Error::constraint(format!(
-        "{} insert is missing primary key '{}'",
-        schema.name,
-        schema.pk_name()
-    ))
-    .with_context("model", schema.name.as_str())
 }
 
 pub fn duplicate_pk(schema: &ModelSchema) -> Error {

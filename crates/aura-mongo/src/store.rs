@@ -440,9 +440,7 @@ impl MongoStore {
                     schema.name, rel.target, schema.name
                 ))
             })?;
-        let pk = schema
-            .pk_index()
-            .ok_or_else(|| aura_engine::missing_pk(schema))?;
+        let pk = schema.pk_index().ok_or_else(|| schema.missing_pk())?;
         let pks: Vec<Value> = out.iter().map(|r| r.row[pk].clone()).collect();
         let via_key = doc_key(&target, &target.fields[via].storage).to_owned();
         let found = self.find_in(&target, &via_key, &pks, &include.sort).await?;
@@ -522,13 +520,11 @@ impl MongoStore {
         rows: &[Row],
         mode: OnConflict,
     ) -> Result<u64> {
-        let pk = schema
-            .pk_index()
-            .ok_or_else(|| aura_engine::missing_pk(schema))?;
+        let pk = schema.pk_index().ok_or_else(|| schema.missing_pk())?;
         let mut docs = Vec::with_capacity(rows.len());
         for row in rows {
             if row[pk].is_null() {
-                return Err(aura_engine::missing_pk(schema));
+                return Err(schema.missing_pk());
             }
             for (field, value) in schema.fields.iter().zip(row.iter()) {
                 aura_engine::check_value(schema, field, value)?;

@@ -77,7 +77,7 @@ pub fn pk_text(schema: &ModelSchema, pk: &Value) -> Result<String> {
     match pk {
         Value::Int(i) => Ok(i.to_string()),
         Value::Str(s) => Ok(s.to_string()),
-        Value::Null => Err(aura_engine::missing_pk(schema)),
+        Value::Null => Err(schema.missing_pk()),
         other => Err(Error::serialization(format!(
             "{} primary key of type {} cannot form a Redis key",
             schema.name,

@@ -160,12 +160,10 @@ impl RedisStore {
     }
 
     fn pk_of<'r>(schema: &ModelSchema, row: &'r Row) -> Result<&'r Value> {
-        let pos = schema
-            .pk_index()
-            .ok_or_else(|| aura_engine::missing_pk(schema))?;
+        let pos = schema.pk_index().ok_or_else(|| schema.missing_pk())?;
         match row.get(pos) {
             Some(v) if !v.is_null() => Ok(v),
-            _ => Err(aura_engine::missing_pk(schema)),
+            _ => Err(schema.missing_pk()),
         }
     }
 
@@ -481,9 +479,7 @@ impl RedisStore {
                 "upsert keys other than the primary key (key-value only)",
             ));
         }
-        let pk_field = schema
-            .field(pk)
-            .ok_or_else(|| aura_engine::missing_pk(schema))?;
+        let pk_field = schema.field(pk).ok_or_else(|| schema.missing_pk())?;
         let pk_json = q.key.values().next().unwrap_or(&serde_json::Value::Null);
         let pk_value = Value::from_json(pk_json, pk_field.kind).map_err(|_| {
             Error::validation(format!(

@@ -53,16 +53,6 @@ pub fn still_referenced(model: &str, by: &Referrer) -> Error {
     .with_context("referenced_by", format!("{}.{}", by.schema.name, by.attr))
 }
 
-/// The error of inserting a row without its primary key.
-pub fn missing_pk(schema: &ModelSchema) -> Error {
-    Error::constraint(format!(
-        "{} insert is missing primary key '{}'",
-        schema.name,
-        schema.pk_name()
-    ))
-    .with_context("model", schema.name.as_str())
-}
-
 /// The kind of `schema`'s primary key.
 pub fn pk_kind(schema: &ModelSchema) -> Result<FieldKind> {
     schema

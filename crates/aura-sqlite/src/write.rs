@@ -6,9 +6,7 @@ use std::sync::Arc;
 
 use aura_core::ir::{Filtered, Update, Upsert};
 use aura_core::{Error, FieldKind, Key, ModelSchema, OnDelete, Result, Row, Value};
-use aura_sql::integrity::{
-    encode_keys, missing_pk, pk_column, pk_kind, referrers, still_referenced, Referrer,
-};
+use aura_sql::integrity::{encode_keys, pk_column, pk_kind, referrers, still_referenced, Referrer};
 use aura_sql::{Catalog, Dialect, OnConflict, UpsertPlan};
 
 use crate::session::{params, Session};
@@ -100,7 +98,7 @@ pub fn insert(session: &mut Session, model: &str, rows: Vec<Row>, mode: OnConfli
         let mut written = 0u64;
         for row in &rows {
             if pk.is_some_and(|i| row[i].is_null()) || pk.is_none() {
-                return Err(missing_pk(&schema));
+                return Err(schema.missing_pk());
             }
             let values = aura_sql::encode_row(&schema, row)?;
             written += stmt.execute(params(&values)).map_err(|e| s.error(e))? as u64;
@@ -233,7 +231,7 @@ pub fn upsert(session: &mut Session, q: &Upsert, row: Option<Row>) -> Result<Opt
     let schema = session.schema(&q.model)?;
     if let Some(row) = &row {
         if schema.pk_index().is_some_and(|i| row[i].is_null()) {
-            return Err(missing_pk(&schema));
+            return Err(schema.missing_pk());
         }
     }
     let plan = aura_sql::upsert(SQLITE, &schema, q, row.as_deref())?;

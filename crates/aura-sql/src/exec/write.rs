@@ -9,9 +9,7 @@ use aura_core::ir::{Filtered, Update, Upsert};
 use aura_core::{FieldKind, Key, ModelSchema, OnDelete, Result, Row, Value};
 
 use super::{Executor, Need, RowFeed, Stored, KEYS_PER_QUERY};
-use crate::integrity::{
-    encode_keys, missing_pk, pk_column, pk_kind, referrers, still_referenced, Referrer,
-};
+use crate::integrity::{encode_keys, pk_column, pk_kind, referrers, still_referenced, Referrer};
 use crate::{OnConflict, SqlConnection, Statement, UpsertPlan};
 
 impl<C: SqlConnection> Executor<'_, C> {
@@ -47,9 +45,9 @@ impl<C: SqlConnection> Executor<'_, C> {
     /// Inserts `rows` atomically; returns rows written.
     pub async fn insert(&mut self, model: &str, rows: &[Row], mode: OnConflict) -> Result<u64> {
         let schema = self.schema(model)?;
-        let pk = schema.pk_index().ok_or_else(|| missing_pk(&schema))?;
+        let pk = schema.pk_index().ok_or_else(|| schema.missing_pk())?;
         if rows.iter().any(|row| row[pk].is_null()) {
-            return Err(missing_pk(&schema));
+            return Err(schema.missing_pk());
         }
         if rows.is_empty() {
             return Ok(0);
@@ -69,7 +67,7 @@ impl<C: SqlConnection> Executor<'_, C> {
         rest: &mut RowFeed,
     ) -> Result<u64> {
         let schema = self.schema(model)?;
-        let pk = schema.pk_index().ok_or_else(|| missing_pk(&schema))?;
+        let pk = schema.pk_index().ok_or_else(|| schema.missing_pk())?;
         let mut feed = KeyedFeed {
             first: Some(rows),
             rest,
@@ -239,7 +237,7 @@ impl<C: SqlConnection> Executor<'_, C> {
         let schema = self.schema(&q.model)?;
         if let Some(row) = &row {
             if schema.pk_index().is_none_or(|i| row[i].is_null()) {
-                return Err(missing_pk(&schema));
+                return Err(schema.missing_pk());
             }
         }
         let plan = crate::upsert(C::DIALECT, &schema, q, row.as_deref())?;
@@ -311,7 +309,7 @@ impl KeyedFeed<'_> {
         };
         if let Some(rows) = &chunk {
             if rows.iter().any(|row| row[self.pk].is_null()) {
-                return Err(missing_pk(self.schema));
+                return Err(self.schema.missing_pk());
             }
         }
         Ok(chunk)
