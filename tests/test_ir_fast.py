@@ -171,3 +171,45 @@ def test_vector_queries_of_ints_are_converted_by_the_general_reader() -> None:
     )
     assert fast is None
     assert general["vector"]["query"] == [1.0, 2.5, -3.0]
+
+
+@pytest.mark.parametrize(
+    "clause",
+    [
+        {"vector": {"field": "v", "metric": "cosine", "query": [float("nan"), 1.0, 2.0]}},
+        {"vector": {"field": "v", "metric": "cosine", "query": [float("inf"), 1.0, 2.0]}},
+        {
+            "text_search": {
+                "field": "body",
+                "query": "a",
+                "operator": "or",
+                "rank": "bm25",
+                "k1": float("inf"),
+            }
+        },
+        {
+            "text_search": {
+                "field": "body",
+                "query": "a",
+                "operator": "or",
+                "rank": "bm25",
+                "b": float("nan"),
+            }
+        },
+    ],
+)
+@pytest.mark.parametrize("operation_first", [True, False])
+async def test_non_finite_numbers_are_left_to_the_general_reader(
+    clause: dict[str, Any], operation_first: bool
+) -> None:
+    head = {"operation": "select", "model": "FastIr"}
+    ir = {**head, **clause} if operation_first else {**clause, **head}
+    try:
+        fast, _ = _core.ir_parse_paths(ir)
+    except aura.AuraQueryError:
+        # The general reader refuses it: so must a request that runs.
+        async with aura.connect("memory://", models=[FastIr]) as client:
+            with pytest.raises(aura.AuraQueryError):
+                client._backend.connection.execute(ir, None)
+        return
+    assert fast is None

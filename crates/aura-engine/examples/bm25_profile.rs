@@ -1,8 +1,8 @@
 //! Times top-10 BM25 queries through the engine API, without Python:
 //! `bm25_profile CORPUS.txt QUERIES.txt [rounds]` (one document, or one
-//! query, per line). Prints the CPU time per query, a checksum of the returned
-//! ids (two builds can be compared on the same input) and the slowest
-//! queries.
+//! query, per line). Prints the time and CPU time per query, a checksum of
+//! the returned ids (two builds can be compared on the same input) and the
+//! five slowest queries (wall time).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,10 +14,12 @@ use aura_engine::{Engine, OnConflict};
 mod common;
 use common::cpu_seconds;
 
+/// The file's non-blank lines.
 fn lines(path: &str) -> Vec<String> {
     std::fs::read_to_string(path)
         .expect("read")
         .lines()
+        .filter(|l| !l.trim().is_empty())
         .map(str::to_owned)
         .collect()
 }
@@ -73,6 +75,12 @@ fn main() {
         }
     }
     let n = (rounds * queries.len()) as f64;
+    println!(
+        "query {:.2}us (cpu {:.2}us)  checksum {checksum}",
+        start.elapsed().as_secs_f64() / n * 1e6,
+        (cpu_seconds() - cpu) / n * 1e6
+    );
+    // Wall time per query, slowest first.
     let mut slowest: Vec<(f64, &String)> = queries
         .iter()
         .map(|q| {
@@ -84,12 +92,7 @@ fn main() {
         })
         .collect();
     slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
-    for (seconds, q) in &slowest[..5] {
+    for (seconds, q) in slowest.iter().take(5) {
         println!("{:8.1}us  {q}", seconds * 1e6);
     }
-    println!(
-        "query {:.2}us (cpu {:.2}us)  checksum {checksum}",
-        start.elapsed().as_secs_f64() / n * 1e6,
-        (cpu_seconds() - cpu) / n * 1e6
-    );
 }

@@ -92,7 +92,7 @@ fn vector_clause(obj: &Bound<'_, PyAny>) -> Option<VectorClause> {
     let list = list.cast_exact::<PyList>().ok()?;
     let query = list
         .iter()
-        .map(|x| Some(x.cast_exact::<PyFloat>().ok()?.value()))
+        .map(|x| finite(x.cast_exact::<PyFloat>().ok()?.value()))
         .collect::<Option<Vec<f64>>>()?;
     let clause = VectorClause {
         field: text(&item(intern!(py, "field"))?)?,
@@ -113,12 +113,19 @@ fn int_options(obj: &Bound<'_, PyAny>) -> Option<Map<String, Json>> {
         .collect()
 }
 
-/// A float, or an int as serde converts it (bool is not a number here).
+/// A finite float, or an int as serde converts it (bool is not a number
+/// here).
 fn number(obj: &Bound<'_, PyAny>) -> Option<f64> {
     match obj.cast_exact::<PyFloat>() {
-        Ok(float) => Some(float.value()),
+        Ok(float) => finite(float.value()),
         Err(_) => Some(obj.cast_exact::<PyInt>().ok()?.extract::<i64>().ok()? as f64),
     }
+}
+
+/// NaN and infinities are serde's to judge: depending on the key order it
+/// reads them as floats or, through JSON values, as null.
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
 }
 
 /// `{field, query, operator, rank, k1?, b?}`.

@@ -3,6 +3,7 @@
 
 use aura_core::ir::{Filtered, Include, Select};
 use aura_core::{Error, ModelSchema, Result, Value};
+use aura_sql::exec::IncludeLevel;
 use aura_sql::{Chunker, Dialect, Relation, SqlValue};
 use serde_json::Value as Json;
 
@@ -12,7 +13,6 @@ const SQLITE: Dialect = Dialect::Sqlite;
 /// Keys per `IN (...)` list (SQLite allows 32766 parameters).
 const KEYS_PER_QUERY: usize = 10_000;
 
-use aura_sql::exec::IncludeLevel;
 /// Result rows are the shared executor's (one definition for every SQL driver).
 pub use aura_sql::{Fetched, Loaded};
 
