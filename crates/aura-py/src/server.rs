@@ -11,8 +11,8 @@ use std::time::Duration;
 use aura_core::error::{Error, ErrorCode};
 use aura_engine::Engine;
 use aura_wire::auth::TokenVerifier;
-use aura_wire::bundled::server::BundledServer;
-use aura_wire::server::{Server, ServerConfig};
+use aura_wire::listener::Listener;
+use aura_wire::server::ServerConfig;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 
@@ -25,38 +25,9 @@ fn config_error(message: String) -> PyErr {
     to_py(Error::new(ErrorCode::ConfigError, message))
 }
 
-/// The listener of one protocol.
-enum Running {
-    Awp(Server),
-    Bundled(BundledServer),
-}
-
-impl Running {
-    fn active_connections(&self) -> usize {
-        match self {
-            Running::Awp(s) => s.active_connections(),
-            Running::Bundled(s) => s.active_connections(),
-        }
-    }
-
-    fn open_cursors(&self) -> usize {
-        match self {
-            Running::Awp(s) => s.open_cursors(),
-            Running::Bundled(s) => s.open_cursors(),
-        }
-    }
-
-    async fn shutdown(self) {
-        match self {
-            Running::Awp(s) => s.shutdown().await,
-            Running::Bundled(s) => s.shutdown().await,
-        }
-    }
-}
-
 #[pyclass(frozen, module = "aura._core")]
 pub struct AwpServer {
-    server: Mutex<Option<Running>>,
+    server: Mutex<Option<Listener>>,
     protocol: &'static str,
     address: String,
     tls: bool,
@@ -150,16 +121,16 @@ impl AwpServer {
             format!("{host}:{port}")
         };
         let runtime = crate::bridge::runtime();
-        let started = py.detach(|| -> std::io::Result<(Running, String)> {
-            if protocol == "bundled" {
-                let s = runtime.block_on(BundledServer::start(&bind, engine, config, log))?;
-                let addr = s.local_addr().to_string();
-                Ok((Running::Bundled(s), addr))
+        let started = py.detach(|| -> std::io::Result<(Listener, String)> {
+            let server = if protocol == "bundled" {
+                runtime.block_on(aura_wire::bundled::server::serve(
+                    &bind, engine, config, log,
+                ))?
             } else {
-                let s = runtime.block_on(Server::start(&bind, engine, config, log))?;
-                let addr = s.local_addr().to_string();
-                Ok((Running::Awp(s), addr))
-            }
+                runtime.block_on(aura_wire::server::serve(&bind, engine, config, log))?
+            };
+            let addr = server.local_addr().to_string();
+            Ok((server, addr))
         });
         let (server, address) = started.map_err(|e| {
             to_py(Error::new(
@@ -202,13 +173,16 @@ impl AwpServer {
         self.server
             .lock()
             .as_ref()
-            .map_or(0, Running::active_connections)
+            .map_or(0, Listener::active_connections)
     }
 
     /// Server cursors currently held (all connections).
     #[getter]
     fn open_cursors(&self) -> usize {
-        self.server.lock().as_ref().map_or(0, Running::open_cursors)
+        self.server
+            .lock()
+            .as_ref()
+            .map_or(0, Listener::open_cursors)
     }
 
     /// `"awp"` or `"bundled"`.

@@ -13,5 +13,6 @@ pub mod bundled;
 pub mod client;
 pub mod frame;
 pub mod io;
+pub mod listener;
 pub mod server;
 pub mod tls;

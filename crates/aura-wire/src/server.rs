@@ -7,7 +7,6 @@
 //! is handling, rolls back what it still holds and closes.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,13 +17,14 @@ use aura_engine::{Engine, Included, OnConflict, ResultRow, TxnId};
 use parking_lot::RwLock;
 use serde_json::{json, Map, Value as Json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::auth::TokenVerifier;
 use crate::awp::{self, Catalog, Collection};
 use crate::frame::{fatal_error_frame, Frame, Opcode, DEFAULT_MAX_PAYLOAD};
 use crate::io::{holds_frame, queue_frame, read_frame, write_frame, ReadError, READ_BUFFER};
+use crate::listener::{Accept, Session};
+pub use crate::listener::{Listener, LogSink};
 
 /// Capabilities this server advertises (a subset of AWP1.md §5.1: only
 /// what it really serves).
@@ -81,18 +81,13 @@ impl Default for ServerConfig {
     }
 }
 
-/// Where the one-line-per-connection log goes.
-pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
-
 struct Shared {
     engine: Arc<Engine>,
     config: ServerConfig,
     collections: RwLock<HashMap<String, Arc<Collection>>>,
     next_cursor: AtomicU64,
-    active: AtomicUsize,
     open_cursors: Arc<AtomicUsize>,
     timeouts_total: AtomicU64,
-    log: LogSink,
 }
 
 impl Catalog for Shared {
@@ -101,127 +96,30 @@ impl Catalog for Shared {
     }
 }
 
-/// A running server. Dropping it without `shutdown` stops it abruptly.
-pub struct Server {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    done: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Server {
-    /// Bind `addr` and start serving on the current tokio runtime.
-    pub async fn start(
-        addr: &str,
-        engine: Arc<Engine>,
-        config: ServerConfig,
-        log: LogSink,
-    ) -> std::io::Result<Server> {
-        let listener = TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            engine,
-            config,
-            collections: RwLock::new(HashMap::new()),
-            next_cursor: AtomicU64::new(1),
-            active: AtomicUsize::new(0),
-            open_cursors: Arc::new(AtomicUsize::new(0)),
-            timeouts_total: AtomicU64::new(0),
-            log,
-        });
-        let (stop, stopped) = watch::channel(false);
-        let done = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
-        Ok(Server {
-            addr: local,
-            shared,
-            stop,
-            done: Some(done),
-        })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Connections currently open.
-    pub fn active_connections(&self) -> usize {
-        self.shared.active.load(Ordering::SeqCst)
-    }
-
-    /// Server cursors currently held (all connections).
-    pub fn open_cursors(&self) -> usize {
-        self.shared.open_cursors.load(Ordering::SeqCst)
-    }
-
-    /// Stop accepting, let every connection finish its current request,
-    /// roll back what they hold, and wait for them to close.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(done) = self.done.take() {
-            let _ = done.await;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stopped.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                let stop = stopped.clone();
-                tasks.spawn(async move { serve_stream(stream, peer, shared, stop).await });
-            }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
-    }
-    drop(listener);
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn serve_stream(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
-) {
-    shared.active.fetch_add(1, Ordering::SeqCst);
-    let started = Instant::now();
-    let mut conn = Conn::new(shared.clone());
-    let tls = shared.config.tls.clone();
-    let outcome = match tls {
-        Some(config) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(config);
-            match acceptor.accept(stream).await {
-                Ok(tls_stream) => conn.run(tls_stream, stop).await,
-                Err(_) => "tls_handshake_failed".to_owned(),
-            }
-        }
-        None => conn.run(stream, stop).await,
+/// Serves `engine` over AWP 1 on `addr` (on the current tokio runtime).
+pub async fn serve(
+    addr: &str,
+    engine: Arc<Engine>,
+    config: ServerConfig,
+    log: LogSink,
+) -> std::io::Result<Listener> {
+    let open_cursors = Arc::new(AtomicUsize::new(0));
+    let tls = config.tls.clone();
+    let shared = Arc::new(Shared {
+        engine,
+        config,
+        collections: RwLock::new(HashMap::new()),
+        next_cursor: AtomicU64::new(1),
+        open_cursors: open_cursors.clone(),
+        timeouts_total: AtomicU64::new(0),
+    });
+    let accept = Accept {
+        label: "aura-serve",
+        tls,
+        log,
+        session: move || Conn::new(shared.clone()),
     };
-    conn.release();
-    let line = format!(
-        "aura-serve connection peer={peer} tls={} authenticated={} requests={} duration_ms={} close={outcome}",
-        shared.config.tls.is_some(),
-        conn.authenticated,
-        conn.requests,
-        started.elapsed().as_millis(),
-    );
-    (shared.log)(&line);
-    shared.active.fetch_sub(1, Ordering::SeqCst);
+    Listener::start(addr, accept, open_cursors).await
 }
 
 /// Counts open cursors server-wide while it lives.
@@ -337,19 +235,7 @@ fn error_reply(err: &Error, txn: u64) -> Reply {
     )
 }
 
-impl Conn {
-    fn new(shared: Arc<Shared>) -> Conn {
-        let authenticated = shared.config.token.is_none();
-        Conn {
-            shared,
-            authenticated,
-            requests: 0,
-            txns: HashMap::new(),
-            timed_out: Vec::new(),
-            cursors: HashMap::new(),
-        }
-    }
-
+impl Session for Conn {
     /// Roll back every transaction this connection still holds.
     fn release(&mut self) {
         for (txn, _) in self.txns.drain() {
@@ -358,7 +244,7 @@ impl Conn {
         self.cursors.clear();
     }
 
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &mut self,
         stream: S,
         mut stop: watch::Receiver<bool>,
@@ -403,6 +289,24 @@ impl Conn {
             if sent.is_err() {
                 return "io_error".to_owned();
             }
+        }
+    }
+
+    fn summary(&self) -> (bool, u64) {
+        (self.authenticated, self.requests)
+    }
+}
+
+impl Conn {
+    fn new(shared: Arc<Shared>) -> Conn {
+        let authenticated = shared.config.token.is_none();
+        Conn {
+            shared,
+            authenticated,
+            requests: 0,
+            txns: HashMap::new(),
+            timed_out: Vec::new(),
+            cursors: HashMap::new(),
         }
     }
 

@@ -8,7 +8,6 @@ use aura_wire::bundled::client::{BundledConnection, BundledOptions};
 use aura_wire::bundled::frame::{
     self, decode, DecodeError, Frame, Opcode, FLAG_COMPRESSED, HEADER_LEN,
 };
-use aura_wire::bundled::server::BundledServer;
 use aura_wire::client::ClientOptions;
 use aura_wire::server::ServerConfig;
 use proptest::prelude::*;
@@ -197,9 +196,10 @@ fn options(port: u16, token: Option<&str>) -> BundledOptions {
 async fn client_and_server_multiplex_and_close_cursors_in_order() {
     let engine = Arc::new(aura_engine::Engine::new());
     let log: aura_wire::server::LogSink = Arc::new(|_: &str| {});
-    let server = BundledServer::start("127.0.0.1:0", engine, ServerConfig::default(), log)
-        .await
-        .unwrap();
+    let server =
+        aura_wire::bundled::server::serve("127.0.0.1:0", engine, ServerConfig::default(), log)
+            .await
+            .unwrap();
     let conn = BundledConnection::connect(&options(server.local_addr().port(), None))
         .await
         .unwrap();
@@ -275,7 +275,7 @@ async fn a_wrong_token_is_an_authentication_error_without_the_token() {
         token: Some(aura_wire::auth::TokenVerifier::new("right-token").unwrap()),
         ..ServerConfig::default()
     };
-    let server = BundledServer::start("127.0.0.1:0", engine, config, log)
+    let server = aura_wire::bundled::server::serve("127.0.0.1:0", engine, config, log)
         .await
         .unwrap();
     let port = server.local_addr().port();

@@ -6,7 +6,8 @@ use aura_engine::Engine;
 use aura_wire::auth::TokenVerifier;
 use aura_wire::frame::{Frame, Opcode};
 use aura_wire::io::{read_frame, write_frame};
-use aura_wire::server::{LogSink, Server, ServerConfig};
+use aura_wire::listener::Listener;
+use aura_wire::server::{LogSink, ServerConfig};
 use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
 use tokio::io::AsyncWriteExt;
@@ -18,7 +19,7 @@ struct Peer {
 }
 
 impl Peer {
-    async fn connect(server: &Server) -> Peer {
+    async fn connect(server: &Listener) -> Peer {
         Peer {
             stream: TcpStream::connect(server.local_addr()).await.unwrap(),
             next: 1,
@@ -60,9 +61,9 @@ fn capture() -> (LogSink, Arc<Mutex<Vec<String>>>) {
     )
 }
 
-async fn start(config: ServerConfig) -> (Server, Arc<Mutex<Vec<String>>>) {
+async fn start(config: ServerConfig) -> (Listener, Arc<Mutex<Vec<String>>>) {
     let (log, lines) = capture();
-    let server = Server::start("127.0.0.1:0", Arc::new(Engine::new()), config, log)
+    let server = aura_wire::server::serve("127.0.0.1:0", Arc::new(Engine::new()), config, log)
         .await
         .unwrap();
     (server, lines)

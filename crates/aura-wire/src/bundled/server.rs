@@ -3,15 +3,15 @@
 //! the server parses `{ir}` and hands it to the engine; rows travel as
 //! positional arrays of storage-form values (the model's field order).
 //!
-//! Connection handling matches the AWP server: TLS or plaintext per
-//! listener, token auth (the handshake's `authorization: Bearer <token>`
-//! header, checked against the salted hash), the payload limit, one log
-//! line per connection without secrets, and graceful shutdown (finish the
-//! request in hand, roll back, close). A frame that fails to decode gets
+//! Connections are accepted as the AWP server's are (`crate::listener`:
+//! TLS or plaintext per listener, one log line per connection without
+//! secrets, graceful shutdown that finishes the request in hand, rolls
+//! back and closes); this module adds token auth (the handshake's
+//! `authorization: Bearer <token>` header, checked against the salted
+//! hash) and the payload limit. A frame that fails to decode gets
 //! one ERROR (request id 0) and the connection is closed.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,12 +22,12 @@ use aura_core::{Error, ErrorCode};
 use aura_engine::{Engine, OnConflict, ResultRow, TxnId};
 use serde_json::{json, Map, Value as Json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::frame::{self, Frame, Opcode, FLAG_END_OF_STREAM, FLAG_MORE_FRAMES, HEADER_LEN};
 use super::rows::{result_rows_json, row_from_json, row_json};
-use crate::server::{LogSink, ServerConfig};
+use crate::listener::{Accept, Listener, LogSink, Session};
+use crate::server::ServerConfig;
 
 /// Features a handshake acknowledges: what this server executes.
 pub const FEATURES: &[&str] = &[
@@ -54,124 +54,33 @@ pub const FEATURES: &[&str] = &[
 struct Shared {
     engine: Arc<Engine>,
     config: ServerConfig,
-    active: AtomicUsize,
-    open_cursors: AtomicUsize,
+    open_cursors: Arc<AtomicUsize>,
     next_cursor: AtomicU64,
+}
+
+/// Serves `engine` over the bundled protocol on `addr` (on the current
+/// tokio runtime).
+pub async fn serve(
+    addr: &str,
+    engine: Arc<Engine>,
+    config: ServerConfig,
     log: LogSink,
-}
-
-/// A running bundled-protocol server.
-pub struct BundledServer {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    stop: watch::Sender<bool>,
-    done: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl BundledServer {
-    /// Bind `addr` and serve `engine` on the current tokio runtime.
-    pub async fn start(
-        addr: &str,
-        engine: Arc<Engine>,
-        config: ServerConfig,
-        log: LogSink,
-    ) -> std::io::Result<BundledServer> {
-        let listener = TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        let shared = Arc::new(Shared {
-            engine,
-            config,
-            active: AtomicUsize::new(0),
-            open_cursors: AtomicUsize::new(0),
-            next_cursor: AtomicU64::new(1),
-            log,
-        });
-        let (stop, stopped) = watch::channel(false);
-        let done = tokio::spawn(accept_loop(listener, shared.clone(), stopped));
-        Ok(BundledServer {
-            addr: local,
-            shared,
-            stop,
-            done: Some(done),
-        })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    pub fn active_connections(&self) -> usize {
-        self.shared.active.load(Ordering::SeqCst)
-    }
-
-    pub fn open_cursors(&self) -> usize {
-        self.shared.open_cursors.load(Ordering::SeqCst)
-    }
-
-    /// Stop accepting; connections finish the request in hand and close.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        if let Some(done) = self.done.take() {
-            let _ = done.await;
-        }
-    }
-}
-
-impl Drop for BundledServer {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stopped.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let shared = shared.clone();
-                let stop = stopped.clone();
-                tasks.spawn(async move { serve_stream(stream, peer, shared, stop).await });
-            }
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-        }
-    }
-    drop(listener);
-    while tasks.join_next().await.is_some() {}
-}
-
-async fn serve_stream(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    stop: watch::Receiver<bool>,
-) {
-    shared.active.fetch_add(1, Ordering::SeqCst);
-    let started = Instant::now();
-    let mut conn = Conn::new(shared.clone());
-    let outcome = match shared.config.tls.clone() {
-        Some(config) => match tokio_rustls::TlsAcceptor::from(config).accept(stream).await {
-            Ok(tls) => conn.run(tls, stop).await,
-            Err(_) => "tls_handshake_failed".to_owned(),
-        },
-        None => conn.run(stream, stop).await,
+) -> std::io::Result<Listener> {
+    let open_cursors = Arc::new(AtomicUsize::new(0));
+    let tls = config.tls.clone();
+    let shared = Arc::new(Shared {
+        engine,
+        config,
+        open_cursors: open_cursors.clone(),
+        next_cursor: AtomicU64::new(1),
+    });
+    let accept = Accept {
+        label: "aura-serve bundled",
+        tls,
+        log,
+        session: move || Conn::new(shared.clone()),
     };
-    conn.release();
-    let line = format!(
-        "aura-serve bundled connection peer={peer} tls={} authenticated={} requests={} duration_ms={} close={outcome}",
-        shared.config.tls.is_some(),
-        conn.authenticated,
-        conn.requests,
-        started.elapsed().as_millis(),
-    );
-    (shared.log)(&line);
-    shared.active.fetch_sub(1, Ordering::SeqCst);
+    Listener::start(addr, accept, open_cursors).await
 }
 
 struct Cursor {
@@ -205,32 +114,8 @@ fn error_body(err: &Error) -> Json {
     })
 }
 
-impl Conn {
-    fn new(shared: Arc<Shared>) -> Conn {
-        let authenticated = shared.config.token.is_none();
-        Conn {
-            shared,
-            authenticated,
-            requests: 0,
-            txns: HashMap::new(),
-            cursors: HashMap::new(),
-        }
-    }
-
-    fn release(&mut self) {
-        for (txn, _) in self.txns.drain() {
-            let _ = self.shared.engine.rollback(txn);
-        }
-        self.drop_cursors();
-    }
-
-    fn drop_cursors(&mut self) {
-        let n = self.cursors.len();
-        self.cursors.clear();
-        self.shared.open_cursors.fetch_sub(n, Ordering::SeqCst);
-    }
-
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+impl Session for Conn {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin + Send>(
         &mut self,
         stream: S,
         mut stop: watch::Receiver<bool>,
@@ -282,6 +167,36 @@ impl Conn {
                 return "io_error".to_owned();
             }
         }
+    }
+
+    fn release(&mut self) {
+        for (txn, _) in self.txns.drain() {
+            let _ = self.shared.engine.rollback(txn);
+        }
+        self.drop_cursors();
+    }
+
+    fn summary(&self) -> (bool, u64) {
+        (self.authenticated, self.requests)
+    }
+}
+
+impl Conn {
+    fn new(shared: Arc<Shared>) -> Conn {
+        let authenticated = shared.config.token.is_none();
+        Conn {
+            shared,
+            authenticated,
+            requests: 0,
+            txns: HashMap::new(),
+            cursors: HashMap::new(),
+        }
+    }
+
+    fn drop_cursors(&mut self) {
+        let n = self.cursors.len();
+        self.cursors.clear();
+        self.shared.open_cursors.fetch_sub(n, Ordering::SeqCst);
     }
 
     fn parse(frame: &Frame) -> Result<Json, Error> {
