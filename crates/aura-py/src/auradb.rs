@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use aura_core::error::Error;
-use aura_core::ir::{CompareOp, Expr, Request, Select};
+use aura_core::ir::{CompareOp, Expr, Filtered, Request, Select};
 use aura_core::schema::{FieldKind, ModelSchema, Row};
 use aura_engine::Included;
 use aura_wire::awp;
@@ -50,7 +50,7 @@ impl Router<Connection> {
     }
 
     fn find_payload(&self, q: &Select, schema: &ModelSchema) -> Result<Json, Error> {
-        let mut find = awp::find_query(q, schema, &self.advertised())?;
+        let mut find = awp::find_query(q, schema, &*self.advertised())?;
         let mut out = Map::new();
         out.insert("query".into(), json!("find"));
         out.append(&mut find);
@@ -288,7 +288,8 @@ impl AuraDbConnection {
         })
     }
 
-    /// Run a select/count/exists/update/delete IR.
+    /// Run a select/count/exists/update/delete IR. Only the IR is read
+    /// here, on the event loop; its AWP payload is built on the runtime.
     #[pyo3(signature = (ir, txn=None))]
     fn execute<'py>(
         &self,
@@ -302,78 +303,45 @@ impl AuraDbConnection {
         let model = request.model().unwrap_or_default().to_owned();
         let schema = inner.schema(&model).map_err(err)?;
         match request {
-            Request::Select(q) => {
-                let payload = inner.find_payload(&q, &schema).map_err(err)?;
-                future_into_py(py, async move {
-                    let rows = fetch_all(&inner, &payload, txn, &schema).await?;
-                    Ok(hydrated(inner.plans.clone(), q, rows))
-                })
-            }
-            Request::Count(q) | Request::Exists(q) => {
-                let kind = if matches!(
-                    ir.get_item("operation")?.extract::<String>()?.as_str(),
-                    "count"
-                ) {
-                    "count"
-                } else {
-                    "exists"
-                };
-                if q.timeout_ms.is_some() && !inner.advertises("query_timeouts") {
-                    return Err(err(Error::capability(
-                        "auradb",
-                        "query_timeouts",
-                        "query timeouts",
-                    )));
-                }
-                let payload = awp::filtered_query(kind, &q, &schema).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
-                    let value = count_of(&reply, kind)?;
-                    Ok(Deferred::new(move |py| json_to_py(py, &value)))
-                })
-            }
-            Request::Update(q) => {
-                let payload = awp::update_mutation(&q, &schema).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
-                    let n = count_of(&reply, "updated")?;
-                    Ok(n.as_u64().unwrap_or(0))
-                })
-            }
-            Request::Delete(q) => {
-                let payload = awp::delete_mutation(&q, &schema).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
-                    let n = count_of(&reply, "deleted")?;
-                    Ok(n.as_u64().unwrap_or(0))
-                })
-            }
-            Request::SearchPage(q) => {
-                let caps = inner.advertised();
-                let payload = awp::search_page_query(&q, &schema, &caps).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
-                    let page = reply.json()?;
-                    let rows = decode_rows(&wire_rows(&page)?, &schema, &inner)?;
-                    let cursor = page
-                        .get("next_cursor")
-                        .and_then(Json::as_str)
-                        .map(str::to_owned);
-                    let rows = hydrated(inner.plans.clone(), q, rows);
-                    Ok(Deferred::new(move |py| {
-                        (rows, cursor).into_pyobject(py).map(Bound::into_any)
-                    }))
-                })
-            }
-            Request::Aggregate(q) => {
-                let caps = inner.advertised();
-                let payload = awp::aggregate_query(&q, &schema, &caps).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
-                    let result = awp::aggregate_result_from_wire(&reply.json()?)?;
-                    Ok(Deferred::new(move |py| json_to_py(py, &result)))
-                })
-            }
+            Request::Select(q) => future_into_py(py, async move {
+                let payload = inner.find_payload(&q, &schema)?;
+                let rows = fetch_all(&inner, &payload, txn, &schema).await?;
+                Ok(hydrated(inner.plans.clone(), q, rows))
+            }),
+            Request::Count(q) => counted(py, inner, "count", q, schema, txn),
+            Request::Exists(q) => counted(py, inner, "exists", q, schema, txn),
+            Request::Update(q) => future_into_py(py, async move {
+                let payload = awp::update_mutation(&q, &schema)?;
+                let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
+                let n = count_of(&reply, "updated")?;
+                Ok(n.as_u64().unwrap_or(0))
+            }),
+            Request::Delete(q) => future_into_py(py, async move {
+                let payload = awp::delete_mutation(&q, &schema)?;
+                let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
+                let n = count_of(&reply, "deleted")?;
+                Ok(n.as_u64().unwrap_or(0))
+            }),
+            Request::SearchPage(q) => future_into_py(py, async move {
+                let payload = awp::search_page_query(&q, &schema, &*inner.advertised())?;
+                let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
+                let page = reply.json()?;
+                let rows = decode_rows(&wire_rows(&page)?, &schema, &inner)?;
+                let cursor = page
+                    .get("next_cursor")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned);
+                let rows = hydrated(inner.plans.clone(), q, rows);
+                Ok(Deferred::new(move |py| {
+                    (rows, cursor).into_pyobject(py).map(Bound::into_any)
+                }))
+            }),
+            Request::Aggregate(q) => future_into_py(py, async move {
+                let payload = awp::aggregate_query(&q, &schema, &*inner.advertised())?;
+                let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
+                let result = awp::aggregate_result_from_wire(&reply.json()?)?;
+                Ok(Deferred::new(move |py| json_to_py(py, &result)))
+            }),
             other => Err(err(other.not_served("auradb"))),
         }
     }
@@ -490,12 +458,10 @@ impl AuraDbConnection {
             Request::Count(q) => awp::filtered_query("count", q, &schema).map_err(err)?,
             Request::Exists(q) => awp::filtered_query("exists", q, &schema).map_err(err)?,
             Request::SearchPage(q) => {
-                let caps = self.inner.advertised();
-                awp::search_page_query(q, &schema, &caps).map_err(err)?
+                awp::search_page_query(q, &schema, &*self.inner.advertised()).map_err(err)?
             }
             Request::Aggregate(q) => {
-                let caps = self.inner.advertised();
-                awp::aggregate_query(q, &schema, &caps).map_err(err)?
+                awp::aggregate_query(q, &schema, &*self.inner.advertised()).map_err(err)?
             }
             Request::Update(q) => awp::update_mutation(q, &schema).map_err(err)?,
             Request::Delete(q) => awp::delete_mutation(q, &schema).map_err(err)?,
@@ -576,6 +542,30 @@ impl AuraDbConnection {
             Ok(())
         })
     }
+}
+
+/// A `count` or `exists` query: its value, converted on the loop.
+fn counted<'py>(
+    py: Python<'py>,
+    inner: Arc<Inner>,
+    kind: &'static str,
+    q: Filtered,
+    schema: Arc<ModelSchema>,
+    txn: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    if q.timeout_ms.is_some() && !inner.advertises("query_timeouts") {
+        return Err(err(Error::capability(
+            "auradb",
+            "query_timeouts",
+            "query timeouts",
+        )));
+    }
+    future_into_py(py, async move {
+        let payload = awp::filtered_query(kind, &q, &schema)?;
+        let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
+        let value = count_of(&reply, kind)?;
+        Ok(Deferred::new(move |py| json_to_py(py, &value)))
+    })
 }
 
 /// A find, following its cursor to the end (a plain `.all()`); re-run
