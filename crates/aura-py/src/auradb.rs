@@ -21,10 +21,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use serde_json::{json, Map, Value as Json};
 
-use crate::bridge::future_into_py;
+use crate::bridge::{future_into_py, observed_future_into_py};
 use crate::convert::json_to_py;
 use crate::errors::to_py;
 use crate::memory::parse_request;
+use crate::metrics::{Metrics, Observer};
 use crate::plan::ModelPlan;
 use crate::remote::{client_options, CursorState, PoolPolicy, Router};
 use crate::rows::to_row;
@@ -290,60 +291,24 @@ impl AuraDbConnection {
 
     /// Run a select/count/exists/update/delete IR. Only the IR is read
     /// here, on the event loop; its AWP payload is built on the runtime.
-    #[pyo3(signature = (ir, txn=None))]
+    /// With `metrics`, the request is counted and timed when it completes
+    /// (the client's per-request recording, without a Python coroutine).
+    #[pyo3(signature = (ir, txn=None, metrics=None))]
     fn execute<'py>(
         &self,
         py: Python<'py>,
         ir: &Bound<'py, PyAny>,
         txn: Option<u64>,
+        metrics: Option<&Bound<'py, Metrics>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = parse_request(ir)?;
-        let inner = self.inner.clone();
-        let txn = txn.unwrap_or(0);
-        let model = request.model().unwrap_or_default().to_owned();
-        let schema = inner.schema(&model).map_err(err)?;
-        match request {
-            Request::Select(q) => future_into_py(py, async move {
-                let payload = inner.find_payload(&q, &schema)?;
-                let rows = fetch_all(&inner, &payload, txn, &schema).await?;
-                Ok(hydrated(inner.plans.clone(), q, rows))
-            }),
-            Request::Count(q) => counted(py, inner, "count", q, schema, txn),
-            Request::Exists(q) => counted(py, inner, "exists", q, schema, txn),
-            Request::Update(q) => future_into_py(py, async move {
-                let payload = awp::update_mutation(&q, &schema)?;
-                let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
-                let n = count_of(&reply, "updated")?;
-                Ok(n.as_u64().unwrap_or(0))
-            }),
-            Request::Delete(q) => future_into_py(py, async move {
-                let payload = awp::delete_mutation(&q, &schema)?;
-                let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
-                let n = count_of(&reply, "deleted")?;
-                Ok(n.as_u64().unwrap_or(0))
-            }),
-            Request::SearchPage(q) => future_into_py(py, async move {
-                let payload = awp::search_page_query(&q, &schema, &*inner.advertised())?;
-                let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
-                let page = reply.json()?;
-                let rows = decode_rows(&wire_rows(&page)?, &schema, &inner)?;
-                let cursor = page
-                    .get("next_cursor")
-                    .and_then(Json::as_str)
-                    .map(str::to_owned);
-                let rows = hydrated(inner.plans.clone(), q, rows);
-                Ok(Deferred::new(move |py| {
-                    (rows, cursor).into_pyobject(py).map(Bound::into_any)
-                }))
-            }),
-            Request::Aggregate(q) => future_into_py(py, async move {
-                let payload = awp::aggregate_query(&q, &schema, &*inner.advertised())?;
-                let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
-                let result = awp::aggregate_result_from_wire(&reply.json()?)?;
-                Ok(Deferred::new(move |py| json_to_py(py, &result)))
-            }),
-            other => Err(err(other.not_served("auradb"))),
+        let observer = metrics
+            .map(|m| Observer::new(m, ir).map(Arc::new))
+            .transpose()?;
+        let started = self.start(py, ir, txn.unwrap_or(0), observer.clone());
+        if let (Err(e), Some(observer)) = (&started, observer) {
+            observer.record(py, Some(e));
         }
+        started
     }
 
     /// Insert instances: one `insert` or an atomic `bulk_insert`;
@@ -531,6 +496,62 @@ impl AuraDbConnection {
 }
 
 impl AuraDbConnection {
+    /// `execute` after its metrics set-up.
+    fn start<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: u64,
+        observer: Option<Arc<Observer>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = parse_request(ir)?;
+        let inner = self.inner.clone();
+        let model = request.model().unwrap_or_default().to_owned();
+        let schema = inner.schema(&model).map_err(err)?;
+        match request {
+            Request::Select(q) => observed_future_into_py(py, observer, async move {
+                let payload = inner.find_payload(&q, &schema)?;
+                let rows = fetch_all(&inner, &payload, txn, &schema).await?;
+                Ok(hydrated(inner.plans.clone(), q, rows))
+            }),
+            Request::Count(q) => counted(py, inner, "count", q, schema, txn, observer),
+            Request::Exists(q) => counted(py, inner, "exists", q, schema, txn, observer),
+            Request::Update(q) => observed_future_into_py(py, observer, async move {
+                let payload = awp::update_mutation(&q, &schema)?;
+                let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
+                let n = count_of(&reply, "updated")?;
+                Ok(n.as_u64().unwrap_or(0))
+            }),
+            Request::Delete(q) => observed_future_into_py(py, observer, async move {
+                let payload = awp::delete_mutation(&q, &schema)?;
+                let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
+                let n = count_of(&reply, "deleted")?;
+                Ok(n.as_u64().unwrap_or(0))
+            }),
+            Request::SearchPage(q) => observed_future_into_py(py, observer, async move {
+                let payload = awp::search_page_query(&q, &schema, &*inner.advertised())?;
+                let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
+                let page = reply.json()?;
+                let rows = decode_rows(&wire_rows(&page)?, &schema, &inner)?;
+                let cursor = page
+                    .get("next_cursor")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned);
+                let rows = hydrated(inner.plans.clone(), q, rows);
+                Ok(Deferred::new(move |py| {
+                    (rows, cursor).into_pyobject(py).map(Bound::into_any)
+                }))
+            }),
+            Request::Aggregate(q) => observed_future_into_py(py, observer, async move {
+                let payload = awp::aggregate_query(&q, &schema, &*inner.advertised())?;
+                let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
+                let result = awp::aggregate_result_from_wire(&reply.json()?)?;
+                Ok(Deferred::new(move |py| json_to_py(py, &result)))
+            }),
+            other => Err(err(other.not_served("auradb"))),
+        }
+    }
+
     fn finish<'py>(&self, py: Python<'py>, txn: u64, op: Opcode) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
@@ -552,6 +573,7 @@ fn counted<'py>(
     q: Filtered,
     schema: Arc<ModelSchema>,
     txn: u64,
+    observer: Option<Arc<Observer>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if q.timeout_ms.is_some() && !inner.advertises("query_timeouts") {
         return Err(err(Error::capability(
@@ -560,7 +582,7 @@ fn counted<'py>(
             "query timeouts",
         )));
     }
-    future_into_py(py, async move {
+    observed_future_into_py(py, observer, async move {
         let payload = awp::filtered_query(kind, &q, &schema)?;
         let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
         let value = count_of(&reply, kind)?;
