@@ -59,10 +59,11 @@ impl Router<Connection> {
     }
 }
 
-fn wire_rows(page: &Json) -> Result<Vec<Json>, Error> {
-    page.get("rows")
-        .and_then(Json::as_array)
-        .cloned()
+/// The rows of a result page, taken out of it.
+fn wire_rows(page: &mut Json) -> Result<Vec<Json>, Error> {
+    page.get_mut("rows")
+        .and_then(Json::as_array_mut)
+        .map(std::mem::take)
         .ok_or_else(|| aura_wire::client::protocol_error("result page without rows"))
 }
 
@@ -456,8 +457,8 @@ impl AuraDbConnection {
         future_into_py(py, async move {
             let conn = inner.conn_for(txn).await?;
             let reply = conn.request(Opcode::Query, txn, &payload).await?;
-            let page = reply.json()?;
-            let rows = wire_rows(&page)?;
+            let mut page = reply.json()?;
+            let rows = wire_rows(&mut page)?;
             let cursor_id = page.get("cursor_id").and_then(Json::as_u64);
             Ok(AuraDbCursor {
                 state: Arc::new(Mutex::new(CursorState::new(rows, cursor_id))),
@@ -531,8 +532,8 @@ impl AuraDbConnection {
             Request::SearchPage(q) => observed_future_into_py(py, observer, async move {
                 let payload = awp::search_page_query(&q, &schema, &*inner.advertised())?;
                 let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
-                let page = reply.json()?;
-                let rows = decode_rows(&wire_rows(&page)?, &schema, &inner)?;
+                let mut page = reply.json()?;
+                let rows = decode_rows(&wire_rows(&mut page)?, &schema, &inner)?;
                 let cursor = page
                     .get("next_cursor")
                     .and_then(Json::as_str)
@@ -614,7 +615,7 @@ async fn collect_pages(
     schema: &ModelSchema,
 ) -> Result<Vec<aura_engine::ResultRow>, Error> {
     let mut page = reply.json()?;
-    let mut rows = decode_rows(&wire_rows(&page)?, schema, inner)?;
+    let mut rows = decode_rows(&wire_rows(&mut page)?, schema, inner)?;
     while let Some(id) = page.get("cursor_id").and_then(Json::as_u64) {
         let next = conn
             .request(
@@ -624,7 +625,7 @@ async fn collect_pages(
             )
             .await?;
         page = next.json()?;
-        rows.extend(decode_rows(&wire_rows(&page)?, schema, inner)?);
+        rows.extend(decode_rows(&wire_rows(&mut page)?, schema, inner)?);
     }
     Ok(rows)
 }
@@ -705,8 +706,8 @@ impl AuraDbCursor {
                         &json!({"cursor_id": id, "limit": want}),
                     )
                     .await?;
-                let page = reply.json()?;
-                let rows = wire_rows(&page)?;
+                let mut page = reply.json()?;
+                let rows = wire_rows(&mut page)?;
                 let next = page.get("cursor_id").and_then(Json::as_u64);
                 state.lock().received(rows, next);
             }
