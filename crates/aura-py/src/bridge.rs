@@ -69,7 +69,8 @@ type Step = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<()> + Send>;
 
 /// What a loop has to do for one future: settle it, or run a step first.
 enum Entry {
-    Settle(Arc<Py<PyAny>>, Settle),
+    /// The future, its `Canceller` (if it has one) and what settles it.
+    Settle(Arc<Py<PyAny>>, Option<Py<Canceller>>, Settle),
     Step(Arc<Py<PyAny>>, Step),
 }
 
@@ -137,12 +138,19 @@ where
         .event_loop
         .bind(py)
         .call_method0(pyo3::intern!(py, "create_future"))?;
+    let cancel = Py::new(
+        py,
+        Canceller {
+            task: OnceLock::new(),
+            observer: observer.clone(),
+        },
+    )?;
     let pending = Pending {
         future: Arc::new(future.clone().unbind()),
+        canceller: Some(cancel.clone_ref(py)),
         queue: waker.queue.clone(),
     };
     let work = make(pending.stepper());
-    let settled = observer.clone();
     let task = runtime().spawn(async move {
         let outcome = work.await;
         pending.settle(move |py| {
@@ -150,16 +158,13 @@ where
                 Ok(value) => value.into_bound_py_any(py),
                 Err(failure) => Err(failure.into_py()),
             };
-            if let Some(observer) = settled {
+            if let Some(observer) = observer {
                 observer.record(py, result.as_ref().err());
             }
             result
         });
     });
-    let cancel = Canceller {
-        task: task.abort_handle(),
-        observer,
-    };
+    let _ = cancel.get().task.set(task.abort_handle());
     // The loop's own context: the callback reads no context variable, and
     // copying the caller's for each request would cost an allocation.
     let kwargs = [(pyo3::intern!(py, "context"), waker.context.bind(py))].into_py_dict(py)?;
@@ -175,6 +180,7 @@ where
 /// how drivers with threads of their own (SQLite) deliver results.
 pub struct Pending {
     future: Arc<Py<PyAny>>,
+    canceller: Option<Py<Canceller>>,
     queue: Arc<Queue>,
 }
 
@@ -183,6 +189,7 @@ impl Pending {
     pub fn new(py: Python<'_>, future: Py<PyAny>, event_loop: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(Pending {
             future: Arc::new(future),
+            canceller: None,
             queue: waker_for(py, event_loop)?.get().queue.clone(),
         })
     }
@@ -193,7 +200,7 @@ impl Pending {
         settle: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send + 'static,
     ) {
         self.queue
-            .push(Entry::Settle(self.future, Box::new(settle)));
+            .push(Entry::Settle(self.future, self.canceller, Box::new(settle)));
     }
 
     /// A handle that runs steps on the loop before the future settles.
@@ -251,14 +258,17 @@ where
 /// observed request not recorded at settling is recorded now.
 #[pyclass(frozen, module = "aura._core")]
 struct Canceller {
-    task: AbortHandle,
+    /// Set right after the task is spawned, before the loop can run this.
+    task: OnceLock<AbortHandle>,
     observer: Option<Arc<Observer>>,
 }
 
 #[pymethods]
 impl Canceller {
     fn __call__(&self, future: &Bound<'_, PyAny>) {
-        self.task.abort();
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
         if let Some(observer) = &self.observer {
             observer.record(future.py(), None);
         }
@@ -321,19 +331,37 @@ impl LoopWaker {
             // One future that cannot be settled (its loop is shutting
             // down) must not strand the others.
             let _ = match entry {
-                Entry::Settle(future, settle) => settle_one(py, future.bind(py), settle),
+                Entry::Settle(future, canceller, settle) => {
+                    settle_one(py, future.bind(py), canceller, settle)
+                }
                 Entry::Step(future, step) => step_one(py, future.bind(py), step),
             };
         }
     }
 }
 
-fn settle_one(py: Python<'_>, future: &Bound<'_, PyAny>, settle: Settle) -> PyResult<()> {
+fn settle_one(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    canceller: Option<Py<Canceller>>,
+    settle: Settle,
+) -> PyResult<()> {
+    let pending = match canceller {
+        // The task is done: its canceller has nothing left to do, and taking
+        // it off spares the loop one callback per request. A future already
+        // done (cancelled) has handed its callbacks over: none is removed.
+        Some(canceller) => {
+            future
+                .call_method1(pyo3::intern!(py, "remove_done_callback"), (canceller,))?
+                .extract::<usize>()?
+                > 0
+        }
+        None => !future
+            .call_method0(pyo3::intern!(py, "done"))?
+            .is_truthy()?,
+    };
     // A cancelled await leaves a done future: drop the result.
-    if future
-        .call_method0(pyo3::intern!(py, "done"))?
-        .is_truthy()?
-    {
+    if !pending {
         return Ok(());
     }
     match settle(py) {
