@@ -232,11 +232,15 @@ class Client:
             await self._ensure(model)
         backend = self._backend
         check_capabilities(backend.capabilities, ir)
-        run_now = backend.execute_now
-        if run_now is not None and not self._tracer.enabled:
-            # Run, count and time in one native call (no coroutine, no
-            # Python-side timing); spans still go through _observe.
-            return run_now(ir, txn, self._native_metrics)
+        if not self._tracer.enabled:
+            # Count and time natively (no coroutine, no Python-side
+            # timing); spans still go through _observe.
+            run_now = backend.execute_now
+            if run_now is not None:
+                return run_now(ir, txn, self._native_metrics)
+            run_async = backend.execute_async
+            if run_async is not None:
+                return await run_async(ir, txn, self._native_metrics)
         return await self._observe(ir, backend.execute(ir, txn))
 
     async def _observe(self, ir: dict[str, Any], work: Awaitable[T]) -> T:

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use aura_core::error::Error;
-use aura_core::ir::{CompareOp, Expr, Request, Select};
+use aura_core::ir::{CompareOp, Expr, Filtered, Request, Select};
 use aura_core::schema::{FieldKind, ModelSchema, Row};
 use aura_engine::Included;
 use aura_wire::awp;
@@ -21,10 +21,11 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 use serde_json::{json, Map, Value as Json};
 
-use crate::bridge::future_into_py;
+use crate::bridge::{future_into_py, observed_future_into_py};
 use crate::convert::json_to_py;
 use crate::errors::to_py;
 use crate::memory::parse_request;
+use crate::metrics::{Metrics, Observer};
 use crate::plan::ModelPlan;
 use crate::remote::{client_options, CursorState, PoolPolicy, Router};
 use crate::rows::to_row;
@@ -50,7 +51,7 @@ impl Router<Connection> {
     }
 
     fn find_payload(&self, q: &Select, schema: &ModelSchema) -> Result<Json, Error> {
-        let mut find = awp::find_query(q, schema, &self.advertised())?;
+        let mut find = awp::find_query(q, schema, &*self.advertised())?;
         let mut out = Map::new();
         out.insert("query".into(), json!("find"));
         out.append(&mut find);
@@ -58,10 +59,11 @@ impl Router<Connection> {
     }
 }
 
-fn wire_rows(page: &Json) -> Result<Vec<Json>, Error> {
-    page.get("rows")
-        .and_then(Json::as_array)
-        .cloned()
+/// The rows of a result page, taken out of it.
+fn wire_rows(page: &mut Json) -> Result<Vec<Json>, Error> {
+    page.get_mut("rows")
+        .and_then(Json::as_array_mut)
+        .map(std::mem::take)
         .ok_or_else(|| aura_wire::client::protocol_error("result page without rows"))
 }
 
@@ -288,94 +290,26 @@ impl AuraDbConnection {
         })
     }
 
-    /// Run a select/count/exists/update/delete IR.
-    #[pyo3(signature = (ir, txn=None))]
+    /// Run a select/count/exists/update/delete IR. Only the IR is read
+    /// here, on the event loop; its AWP payload is built on the runtime.
+    /// With `metrics`, the request is counted and timed when it completes
+    /// (the client's per-request recording, without a Python coroutine).
+    #[pyo3(signature = (ir, txn=None, metrics=None))]
     fn execute<'py>(
         &self,
         py: Python<'py>,
         ir: &Bound<'py, PyAny>,
         txn: Option<u64>,
+        metrics: Option<&Bound<'py, Metrics>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let request = parse_request(ir)?;
-        let inner = self.inner.clone();
-        let txn = txn.unwrap_or(0);
-        let model = request.model().unwrap_or_default().to_owned();
-        let schema = inner.schema(&model).map_err(err)?;
-        match request {
-            Request::Select(q) => {
-                let payload = inner.find_payload(&q, &schema).map_err(err)?;
-                future_into_py(py, async move {
-                    let rows = fetch_all(&inner, &payload, txn, &schema).await?;
-                    Ok(hydrated(inner.plans.clone(), q, rows))
-                })
-            }
-            Request::Count(q) | Request::Exists(q) => {
-                let kind = if matches!(
-                    ir.get_item("operation")?.extract::<String>()?.as_str(),
-                    "count"
-                ) {
-                    "count"
-                } else {
-                    "exists"
-                };
-                if q.timeout_ms.is_some() && !inner.advertises("query_timeouts") {
-                    return Err(err(Error::capability(
-                        "auradb",
-                        "query_timeouts",
-                        "query timeouts",
-                    )));
-                }
-                let payload = awp::filtered_query(kind, &q, &schema).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
-                    let value = count_of(&reply, kind)?;
-                    Ok(Deferred::new(move |py| json_to_py(py, &value)))
-                })
-            }
-            Request::Update(q) => {
-                let payload = awp::update_mutation(&q, &schema).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
-                    let n = count_of(&reply, "updated")?;
-                    Ok(n.as_u64().unwrap_or(0))
-                })
-            }
-            Request::Delete(q) => {
-                let payload = awp::delete_mutation(&q, &schema).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
-                    let n = count_of(&reply, "deleted")?;
-                    Ok(n.as_u64().unwrap_or(0))
-                })
-            }
-            Request::SearchPage(q) => {
-                let caps = inner.advertised();
-                let payload = awp::search_page_query(&q, &schema, &caps).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
-                    let page = reply.json()?;
-                    let rows = decode_rows(&wire_rows(&page)?, &schema, &inner)?;
-                    let cursor = page
-                        .get("next_cursor")
-                        .and_then(Json::as_str)
-                        .map(str::to_owned);
-                    let rows = hydrated(inner.plans.clone(), q, rows);
-                    Ok(Deferred::new(move |py| {
-                        (rows, cursor).into_pyobject(py).map(Bound::into_any)
-                    }))
-                })
-            }
-            Request::Aggregate(q) => {
-                let caps = inner.advertised();
-                let payload = awp::aggregate_query(&q, &schema, &caps).map_err(err)?;
-                future_into_py(py, async move {
-                    let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
-                    let result = awp::aggregate_result_from_wire(&reply.json()?)?;
-                    Ok(Deferred::new(move |py| json_to_py(py, &result)))
-                })
-            }
-            other => Err(err(other.not_served("auradb"))),
+        let observer = metrics
+            .map(|m| Observer::new(m, ir).map(Arc::new))
+            .transpose()?;
+        let started = self.start(py, ir, txn.unwrap_or(0), observer.clone());
+        if let (Err(e), Some(observer)) = (&started, observer) {
+            observer.record(py, Some(e));
         }
+        started
     }
 
     /// Insert instances: one `insert` or an atomic `bulk_insert`;
@@ -490,12 +424,10 @@ impl AuraDbConnection {
             Request::Count(q) => awp::filtered_query("count", q, &schema).map_err(err)?,
             Request::Exists(q) => awp::filtered_query("exists", q, &schema).map_err(err)?,
             Request::SearchPage(q) => {
-                let caps = self.inner.advertised();
-                awp::search_page_query(q, &schema, &caps).map_err(err)?
+                awp::search_page_query(q, &schema, &*self.inner.advertised()).map_err(err)?
             }
             Request::Aggregate(q) => {
-                let caps = self.inner.advertised();
-                awp::aggregate_query(q, &schema, &caps).map_err(err)?
+                awp::aggregate_query(q, &schema, &*self.inner.advertised()).map_err(err)?
             }
             Request::Update(q) => awp::update_mutation(q, &schema).map_err(err)?,
             Request::Delete(q) => awp::delete_mutation(q, &schema).map_err(err)?,
@@ -525,8 +457,8 @@ impl AuraDbConnection {
         future_into_py(py, async move {
             let conn = inner.conn_for(txn).await?;
             let reply = conn.request(Opcode::Query, txn, &payload).await?;
-            let page = reply.json()?;
-            let rows = wire_rows(&page)?;
+            let mut page = reply.json()?;
+            let rows = wire_rows(&mut page)?;
             let cursor_id = page.get("cursor_id").and_then(Json::as_u64);
             Ok(AuraDbCursor {
                 state: Arc::new(Mutex::new(CursorState::new(rows, cursor_id))),
@@ -565,6 +497,62 @@ impl AuraDbConnection {
 }
 
 impl AuraDbConnection {
+    /// `execute` after its metrics set-up.
+    fn start<'py>(
+        &self,
+        py: Python<'py>,
+        ir: &Bound<'py, PyAny>,
+        txn: u64,
+        observer: Option<Arc<Observer>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = parse_request(ir)?;
+        let inner = self.inner.clone();
+        let model = request.model().unwrap_or_default().to_owned();
+        let schema = inner.schema(&model).map_err(err)?;
+        match request {
+            Request::Select(q) => observed_future_into_py(py, observer, async move {
+                let payload = inner.find_payload(&q, &schema)?;
+                let rows = fetch_all(&inner, &payload, txn, &schema).await?;
+                Ok(hydrated(inner.plans.clone(), q, rows))
+            }),
+            Request::Count(q) => counted(py, inner, "count", q, schema, txn, observer),
+            Request::Exists(q) => counted(py, inner, "exists", q, schema, txn, observer),
+            Request::Update(q) => observed_future_into_py(py, observer, async move {
+                let payload = awp::update_mutation(&q, &schema)?;
+                let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
+                let n = count_of(&reply, "updated")?;
+                Ok(n.as_u64().unwrap_or(0))
+            }),
+            Request::Delete(q) => observed_future_into_py(py, observer, async move {
+                let payload = awp::delete_mutation(&q, &schema)?;
+                let reply = inner.send(Opcode::Mutate, txn, &payload).await?;
+                let n = count_of(&reply, "deleted")?;
+                Ok(n.as_u64().unwrap_or(0))
+            }),
+            Request::SearchPage(q) => observed_future_into_py(py, observer, async move {
+                let payload = awp::search_page_query(&q, &schema, &*inner.advertised())?;
+                let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
+                let mut page = reply.json()?;
+                let rows = decode_rows(&wire_rows(&mut page)?, &schema, &inner)?;
+                let cursor = page
+                    .get("next_cursor")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned);
+                let rows = hydrated(inner.plans.clone(), q, rows);
+                Ok(Deferred::new(move |py| {
+                    (rows, cursor).into_pyobject(py).map(Bound::into_any)
+                }))
+            }),
+            Request::Aggregate(q) => observed_future_into_py(py, observer, async move {
+                let payload = awp::aggregate_query(&q, &schema, &*inner.advertised())?;
+                let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
+                let result = awp::aggregate_result_from_wire(&reply.json()?)?;
+                Ok(Deferred::new(move |py| json_to_py(py, &result)))
+            }),
+            other => Err(err(other.not_served("auradb"))),
+        }
+    }
+
     fn finish<'py>(&self, py: Python<'py>, txn: u64, op: Opcode) -> PyResult<Bound<'py, PyAny>> {
         let inner = self.inner.clone();
         future_into_py(py, async move {
@@ -576,6 +564,31 @@ impl AuraDbConnection {
             Ok(())
         })
     }
+}
+
+/// A `count` or `exists` query: its value, converted on the loop.
+fn counted<'py>(
+    py: Python<'py>,
+    inner: Arc<Inner>,
+    kind: &'static str,
+    q: Filtered,
+    schema: Arc<ModelSchema>,
+    txn: u64,
+    observer: Option<Arc<Observer>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    if q.timeout_ms.is_some() && !inner.advertises("query_timeouts") {
+        return Err(err(Error::capability(
+            "auradb",
+            "query_timeouts",
+            "query timeouts",
+        )));
+    }
+    observed_future_into_py(py, observer, async move {
+        let payload = awp::filtered_query(kind, &q, &schema)?;
+        let reply = inner.send_read(Opcode::Query, txn, &payload).await?;
+        let value = count_of(&reply, kind)?;
+        Ok(Deferred::new(move |py| json_to_py(py, &value)))
+    })
 }
 
 /// A find, following its cursor to the end (a plain `.all()`); re-run
@@ -602,7 +615,7 @@ async fn collect_pages(
     schema: &ModelSchema,
 ) -> Result<Vec<aura_engine::ResultRow>, Error> {
     let mut page = reply.json()?;
-    let mut rows = decode_rows(&wire_rows(&page)?, schema, inner)?;
+    let mut rows = decode_rows(&wire_rows(&mut page)?, schema, inner)?;
     while let Some(id) = page.get("cursor_id").and_then(Json::as_u64) {
         let next = conn
             .request(
@@ -612,7 +625,7 @@ async fn collect_pages(
             )
             .await?;
         page = next.json()?;
-        rows.extend(decode_rows(&wire_rows(&page)?, schema, inner)?);
+        rows.extend(decode_rows(&wire_rows(&mut page)?, schema, inner)?);
     }
     Ok(rows)
 }
@@ -693,8 +706,8 @@ impl AuraDbCursor {
                         &json!({"cursor_id": id, "limit": want}),
                     )
                     .await?;
-                let page = reply.json()?;
-                let rows = wire_rows(&page)?;
+                let mut page = reply.json()?;
+                let rows = wire_rows(&mut page)?;
                 let next = page.get("cursor_id").and_then(Json::as_u64);
                 state.lock().received(rows, next);
             }

@@ -25,11 +25,13 @@ use parking_lot::Mutex;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::types::IntoPyDict;
 use pyo3::IntoPyObjectExt;
 use tokio::runtime::Runtime;
 use tokio::task::AbortHandle;
 
 use crate::errors::to_py;
+use crate::metrics::Observer;
 
 /// Why an awaitable failed; an `aura_core::Error` becomes its Python
 /// exception only on the event loop.
@@ -67,7 +69,8 @@ type Step = Box<dyn for<'py> FnOnce(Python<'py>) -> PyResult<()> + Send>;
 
 /// What a loop has to do for one future: settle it, or run a step first.
 enum Entry {
-    Settle(Arc<Py<PyAny>>, Settle),
+    /// The future, its `Canceller` (if it has one) and what settles it.
+    Settle(Arc<Py<PyAny>>, Option<Py<Canceller>>, Settle),
     Step(Arc<Py<PyAny>>, Step),
 }
 
@@ -89,7 +92,21 @@ where
     F: Future<Output = Outcome<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
-    stepped_future_into_py(py, |_| work)
+    spawn_settled(py, None, |_| work)
+}
+
+/// `future_into_py` for a request that `observer` records into
+/// `client.metrics` when it completes (none: not recorded).
+pub fn observed_future_into_py<'py, F, T>(
+    py: Python<'py>,
+    observer: Option<Arc<Observer>>,
+    work: F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Outcome<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    spawn_settled(py, observer, |_| work)
 }
 
 /// `future_into_py` for work that hands the loop part of its result
@@ -103,26 +120,59 @@ where
     F: Future<Output = Outcome<T>> + Send + 'static,
     T: for<'a> IntoPyObject<'a> + Send + 'static,
 {
+    spawn_settled(py, None, make)
+}
+
+fn spawn_settled<'py, F, T>(
+    py: Python<'py>,
+    observer: Option<Arc<Observer>>,
+    make: impl FnOnce(Stepper) -> F,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = Outcome<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
     let waker = running_waker(py)?;
+    let waker = waker.get();
     let future = waker
-        .get()
         .event_loop
         .bind(py)
         .call_method0(pyo3::intern!(py, "create_future"))?;
+    let cancel = Py::new(
+        py,
+        Canceller {
+            task: OnceLock::new(),
+            observer: observer.clone(),
+        },
+    )?;
     let pending = Pending {
         future: Arc::new(future.clone().unbind()),
-        queue: waker.get().queue.clone(),
+        canceller: Some(cancel.clone_ref(py)),
+        queue: waker.queue.clone(),
     };
     let work = make(pending.stepper());
     let task = runtime().spawn(async move {
         let outcome = work.await;
-        pending.settle(move |py| match outcome {
-            Ok(value) => value.into_bound_py_any(py),
-            Err(failure) => Err(failure.into_py()),
+        pending.settle(move |py| {
+            let result = match outcome {
+                Ok(value) => value.into_bound_py_any(py),
+                Err(failure) => Err(failure.into_py()),
+            };
+            if let Some(observer) = observer {
+                observer.record(py, result.as_ref().err());
+            }
+            result
         });
     });
-    let cancel = Canceller(task.abort_handle());
-    future.call_method1(pyo3::intern!(py, "add_done_callback"), (cancel,))?;
+    let _ = cancel.get().task.set(task.abort_handle());
+    // The loop's own context: the callback reads no context variable, and
+    // copying the caller's for each request would cost an allocation.
+    let kwargs = [(pyo3::intern!(py, "context"), waker.context.bind(py))].into_py_dict(py)?;
+    future.call_method(
+        pyo3::intern!(py, "add_done_callback"),
+        (cancel,),
+        Some(&kwargs),
+    )?;
     Ok(future)
 }
 
@@ -130,6 +180,7 @@ where
 /// how drivers with threads of their own (SQLite) deliver results.
 pub struct Pending {
     future: Arc<Py<PyAny>>,
+    canceller: Option<Py<Canceller>>,
     queue: Arc<Queue>,
 }
 
@@ -138,6 +189,7 @@ impl Pending {
     pub fn new(py: Python<'_>, future: Py<PyAny>, event_loop: &Bound<'_, PyAny>) -> PyResult<Self> {
         Ok(Pending {
             future: Arc::new(future),
+            canceller: None,
             queue: waker_for(py, event_loop)?.get().queue.clone(),
         })
     }
@@ -148,7 +200,7 @@ impl Pending {
         settle: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>> + Send + 'static,
     ) {
         self.queue
-            .push(Entry::Settle(self.future, Box::new(settle)));
+            .push(Entry::Settle(self.future, self.canceller, Box::new(settle)));
     }
 
     /// A handle that runs steps on the loop before the future settles.
@@ -202,14 +254,24 @@ where
 /// Aborts the task once its asyncio future is done. A future settled by
 /// its task is done only after the task's last step, so the abort is a
 /// no-op then; a future done earlier was cancelled, or failed by a step
-/// (a chunk that could not be hydrated), and its work is not wanted.
+/// (a chunk that could not be hydrated), and its work is not wanted. An
+/// observed request not recorded at settling is recorded now.
 #[pyclass(frozen, module = "aura._core")]
-struct Canceller(AbortHandle);
+struct Canceller {
+    /// Set right after the task is spawned, before the loop can run this.
+    task: OnceLock<AbortHandle>,
+    observer: Option<Arc<Observer>>,
+}
 
 #[pymethods]
 impl Canceller {
-    fn __call__(&self, _future: &Bound<'_, PyAny>) {
-        self.0.abort();
+    fn __call__(&self, future: &Bound<'_, PyAny>) {
+        if let Some(task) = self.task.get() {
+            task.abort();
+        }
+        if let Some(observer) = &self.observer {
+            observer.record(future.py(), None);
+        }
     }
 }
 
@@ -254,6 +316,9 @@ struct LoopWaker {
     event_loop: Py<PyAny>,
     queue: Arc<Queue>,
     reader: UnixStream,
+    /// An empty `contextvars.Context` the loop runs done-callbacks in
+    /// (one per loop: a context cannot be entered by two threads at once).
+    context: Py<PyAny>,
 }
 
 #[pymethods]
@@ -266,19 +331,37 @@ impl LoopWaker {
             // One future that cannot be settled (its loop is shutting
             // down) must not strand the others.
             let _ = match entry {
-                Entry::Settle(future, settle) => settle_one(py, future.bind(py), settle),
+                Entry::Settle(future, canceller, settle) => {
+                    settle_one(py, future.bind(py), canceller, settle)
+                }
                 Entry::Step(future, step) => step_one(py, future.bind(py), step),
             };
         }
     }
 }
 
-fn settle_one(py: Python<'_>, future: &Bound<'_, PyAny>, settle: Settle) -> PyResult<()> {
+fn settle_one(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    canceller: Option<Py<Canceller>>,
+    settle: Settle,
+) -> PyResult<()> {
+    let pending = match canceller {
+        // The task is done: its canceller has nothing left to do, and taking
+        // it off spares the loop one callback per request. A future already
+        // done (cancelled) has handed its callbacks over: none is removed.
+        Some(canceller) => {
+            future
+                .call_method1(pyo3::intern!(py, "remove_done_callback"), (canceller,))?
+                .extract::<usize>()?
+                > 0
+        }
+        None => !future
+            .call_method0(pyo3::intern!(py, "done"))?
+            .is_truthy()?,
+    };
     // A cancelled await leaves a done future: drop the result.
-    if future
-        .call_method0(pyo3::intern!(py, "done"))?
-        .is_truthy()?
-    {
+    if !pending {
         return Ok(());
     }
     match settle(py) {
@@ -348,6 +431,7 @@ fn new_waker(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<LoopW
     reader.set_nonblocking(true).map_err(io)?;
     wake.set_nonblocking(true).map_err(io)?;
     let fd = reader.as_raw_fd();
+    let context = py.import("contextvars")?.getattr("Context")?.call0()?;
     let waker = Py::new(
         py,
         LoopWaker {
@@ -357,6 +441,7 @@ fn new_waker(py: Python<'_>, event_loop: &Bound<'_, PyAny>) -> PyResult<Py<LoopW
                 wake,
             }),
             reader,
+            context: context.unbind(),
         },
     )?;
     let drain = waker.bind(py).getattr("drain")?;

@@ -3,7 +3,8 @@
 //! Python dict and deque operations.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -166,6 +167,20 @@ impl Tally {
     }
 }
 
+/// The IR's `operation`, or `"unknown"` for a malformed IR (whose error
+/// is still the caller's result).
+fn operation_of(ir: &Bound<'_, PyAny>) -> PyResult<String> {
+    let operation = ir.get_item(pyo3::intern!(ir.py(), "operation"));
+    match operation
+        .as_ref()
+        .ok()
+        .and_then(|o| o.cast::<PyString>().ok())
+    {
+        Some(name) => Ok(name.to_str()?.to_owned()),
+        None => Ok("unknown".to_owned()),
+    }
+}
+
 impl Metrics {
     /// One request run by a native call: counted under the IR's
     /// `operation`, timed, and its error (if any) counted by code.
@@ -175,24 +190,57 @@ impl Metrics {
         elapsed: Duration,
         error: Option<&PyErr>,
     ) -> PyResult<()> {
-        let py = ir.py();
-        // A malformed IR still counts (its error is the caller's result).
-        let operation = ir.get_item(pyo3::intern!(py, "operation"));
-        match operation
-            .as_ref()
-            .ok()
-            .and_then(|o| o.cast::<PyString>().ok())
-        {
-            Some(name) => self.queries.add(name.to_str()?),
-            None => self.queries.add("unknown"),
-        }
+        self.record_request(ir.py(), &operation_of(ir)?, elapsed, error);
+        Ok(())
+    }
+
+    fn record_request(
+        &mut self,
+        py: Python<'_>,
+        operation: &str,
+        elapsed: Duration,
+        error: Option<&PyErr>,
+    ) {
+        self.queries.add(operation);
         self.request_latency
             .borrow_mut(py)
             .record(elapsed.as_secs_f64());
         if let Some(error) = error {
             self.record_error(error.value(py));
         }
-        Ok(())
+    }
+}
+
+/// A request answered by an awaitable, recorded into `client.metrics`
+/// once, when it completes: when the bridge settles its future (result or
+/// error), or when the future is done without that (cancelled), which
+/// counts and times it without an error, like a cancelled Python await.
+pub struct Observer {
+    metrics: Py<Metrics>,
+    operation: String,
+    started: Instant,
+    recorded: AtomicBool,
+}
+
+impl Observer {
+    pub fn new(metrics: &Bound<'_, Metrics>, ir: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Observer {
+            metrics: metrics.clone().unbind(),
+            operation: operation_of(ir)?,
+            started: Instant::now(),
+            recorded: AtomicBool::new(false),
+        })
+    }
+
+    /// Record the request (only the first call does).
+    pub fn record(&self, py: Python<'_>, error: Option<&PyErr>) {
+        if self.recorded.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        // Recording never replaces the request's own outcome.
+        if let Ok(mut metrics) = self.metrics.bind(py).try_borrow_mut() {
+            metrics.record_request(py, &self.operation, self.started.elapsed(), error);
+        }
     }
 }
 

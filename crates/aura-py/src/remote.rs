@@ -198,7 +198,8 @@ pub struct Router<C: Remote> {
     growing: AtomicBool,
     /// The connection each open transaction lives on.
     txns: Mutex<HashMap<u64, Arc<C>>>,
-    advertised: RwLock<HashSet<String>>,
+    /// Shared, not copied, by every request that reads it.
+    advertised: RwLock<Arc<HashSet<String>>>,
     server_version: RwLock<String>,
 }
 
@@ -212,7 +213,7 @@ impl<C: Remote> Router<C> {
             open_count: AtomicUsize::new(0),
             growing: AtomicBool::new(false),
             txns: Mutex::new(HashMap::new()),
-            advertised: RwLock::new(HashSet::new()),
+            advertised: RwLock::new(Arc::default()),
             server_version: RwLock::new(String::new()),
         }
     }
@@ -241,7 +242,7 @@ impl<C: Remote> Router<C> {
     }
 
     /// What the server advertised (empty before the first connection).
-    pub fn advertised(&self) -> HashSet<String> {
+    pub fn advertised(&self) -> Arc<HashSet<String>> {
         self.advertised.read().clone()
     }
 
@@ -262,7 +263,7 @@ impl<C: Remote> Router<C> {
 
     async fn connect(&self) -> Result<Pooled<C>, Error> {
         let conn = C::connect(&self.opts).await?;
-        *self.advertised.write() = conn.advertised().clone();
+        *self.advertised.write() = Arc::new(conn.advertised().clone());
         *self.server_version.write() = conn.server_version().to_owned();
         let now = Instant::now();
         Ok(Pooled {

@@ -52,6 +52,9 @@ class AuraDBNativeBackend(AsyncConnectionBackend):
         self.connection = _core.AuraDbConnection(
             config.host, config.port, **wire_client_options(config)
         )
+        # Requests record their own metrics: the client awaits the
+        # connection's future directly.
+        self.execute_async = self.connection.execute
 
     @property
     def capabilities(self) -> BackendCapabilities:

@@ -7,7 +7,7 @@ receives query text built from user values.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -98,6 +98,11 @@ class Backend(ABC):
     # in-process engine): `execute_now(ir, txn, metrics)` runs a read or
     # write IR and, given `client.metrics`, counts and times it natively.
     execute_now: Callable[[dict[str, Any], Any, Any], Any] | None = None
+    # Set by a backend whose connection answers with an awaitable that
+    # records itself: `execute_async(ir, txn, metrics)` returns it and,
+    # given `client.metrics`, the request is counted and timed natively
+    # when it completes (no Python coroutine of its own per request).
+    execute_async: Callable[[dict[str, Any], Any, Any], Awaitable[Any]] | None = None
 
     @property
     @abstractmethod
