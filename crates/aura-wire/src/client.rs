@@ -19,10 +19,10 @@ use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedMutexGuard};
 
 use crate::frame::{Frame, Opcode};
-use crate::io::{read_frame, ReadError, READ_BUFFER};
+use crate::io::{read_frame, write_detached, ReadError, READ_BUFFER};
 use crate::tls::{client_config, ClientTls};
 
 /// Connection settings.
@@ -68,6 +68,12 @@ type Waiter = oneshot::Sender<Result<Frame, Error>>;
 struct Writer {
     half: WriteHalf<Pin<Box<dyn Stream>>>,
     next_id: u128,
+}
+
+impl Writer {
+    fn half(&mut self) -> &mut WriteHalf<Pin<Box<dyn Stream>>> {
+        &mut self.half
+    }
 }
 
 /// A request whose answer nobody awaits (CURSOR_CLOSE of an abandoned
@@ -120,7 +126,7 @@ impl Reply {
 
 /// One open AWP connection.
 pub struct Connection {
-    writer: tokio::sync::Mutex<Writer>,
+    writer: Arc<tokio::sync::Mutex<Writer>>,
     /// Fire-and-forget requests queued by synchronous code; flushed under
     /// the writer lock before any later request, so they precede it on the
     /// wire (the server answers in order).
@@ -298,10 +304,10 @@ impl Connection {
         let read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
         let reader = tokio::spawn(reader_loop(read, state.clone(), opts.max_payload));
         let mut conn = Connection {
-            writer: tokio::sync::Mutex::new(Writer {
+            writer: Arc::new(tokio::sync::Mutex::new(Writer {
                 half: write,
                 next_id: 1,
-            }),
+            })),
             deferred: Mutex::new(Vec::new()),
             state,
             reader,
@@ -455,12 +461,12 @@ impl Connection {
         if self.deferred.lock().is_empty() {
             return Ok(());
         }
-        let mut w = self.writer.lock().await;
+        let mut w = self.writer.clone().lock_owned().await;
         if self.is_closed() {
             return Ok(());
         }
         let bytes = self.take_deferred(&mut w)?;
-        self.write_locked(&mut w, &bytes).await
+        self.write(w, bytes).await
     }
 
     /// Encode the deferred requests and register discarding waiters; the
@@ -482,23 +488,17 @@ impl Connection {
         Ok(bytes)
     }
 
-    async fn write_locked(&self, w: &mut Writer, bytes: &[u8]) -> Result<(), Error> {
-        let written = match tokio::time::timeout(self.request_timeout, async {
-            w.half.write_all(bytes).await?;
-            w.half.flush().await
-        })
-        .await
-        {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err("write timed out".to_owned()),
+    /// Writes `bytes` whole, even if the caller stops waiting; a failed
+    /// write fails the connection.
+    async fn write(&self, w: OwnedMutexGuard<Writer>, bytes: Vec<u8>) -> Result<(), Error> {
+        let (state, reader) = (self.state.clone(), self.reader.abort_handle());
+        let broken = move |why: String| {
+            let err = connection_error(format!("sending to {} failed: {why}", state.address));
+            state.fail_all(err.clone());
+            reader.abort();
+            err
         };
-        if let Err(e) = written {
-            let err = connection_error(format!("sending to {} failed: {e}", self.state.address));
-            self.state.fail_all(err.clone());
-            self.reader.abort();
-            return Err(err);
-        }
-        Ok(())
+        write_detached(w, Writer::half, bytes, self.request_timeout, broken).await
     }
 
     async fn send(
@@ -507,7 +507,7 @@ impl Connection {
         txn: u64,
         payload: Vec<u8>,
     ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
-        let mut w = self.writer.lock().await;
+        let mut w = self.writer.clone().lock_owned().await;
         if self.is_closed() {
             return Err(self.closed_error());
         }
@@ -521,7 +521,7 @@ impl Connection {
         let (tx, rx) = oneshot::channel();
         self.state.pending.lock().push_back((id, tx));
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.write_locked(&mut w, &bytes).await?;
+        self.write(w, bytes).await?;
         Ok(rx)
     }
 }

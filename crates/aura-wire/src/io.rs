@@ -98,6 +98,46 @@ pub fn holds_frame(buffered: &[u8], max_payload: usize) -> bool {
     body_len(header, max_payload).is_ok_and(|len| buffered.len() - HEADER_LEN >= len)
 }
 
+/// Writes `bytes` whole on the writer `guard` holds, in a task of its own:
+/// a caller that stops waiting (a cancelled request) never leaves part of a
+/// frame on the wire, which would garble every request after it. `half`
+/// picks the byte stream out of the guarded value. When the write fails or
+/// outlasts `timeout`, the stream is unusable: `broken` (run in the task,
+/// so even when nobody waits) marks the connection failed and gives the
+/// error.
+pub async fn write_detached<T, W, B>(
+    mut guard: tokio::sync::OwnedMutexGuard<T>,
+    half: fn(&mut T) -> &mut W,
+    bytes: Vec<u8>,
+    timeout: std::time::Duration,
+    broken: B,
+) -> Result<(), aura_core::Error>
+where
+    T: Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+    B: FnOnce(String) -> aura_core::Error + Send + 'static,
+{
+    let task = tokio::spawn(async move {
+        let w = half(&mut guard);
+        let written = tokio::time::timeout(timeout, async {
+            w.write_all(&bytes).await?;
+            w.flush().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(broken(e.to_string())),
+            Err(_) => Err(broken("write timed out".to_owned())),
+        }
+    });
+    task.await.unwrap_or_else(|e| {
+        Err(aura_core::Error::new(
+            aura_core::ErrorCode::ConnectionError,
+            format!("write task ended: {e}"),
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -298,3 +298,31 @@ async fn a_wrong_token_is_an_authentication_error_without_the_token() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_abandoned_while_it_is_written_leaves_the_connection_usable() {
+    let engine = Arc::new(aura_engine::Engine::new());
+    let log: aura_wire::server::LogSink = Arc::new(|_: &str| {});
+    let server =
+        aura_wire::bundled::server::serve("127.0.0.1:0", engine, ServerConfig::default(), log)
+            .await
+            .unwrap();
+    let mut opts = options(server.local_addr().port(), None);
+    opts.compression = false; // the padding must stay large on the wire
+    let conn = BundledConnection::connect(&opts).await.unwrap();
+    let big = json!({"pad": "x".repeat(12 << 20)});
+    let sender = conn.clone();
+    let request = tokio::spawn(async move { sender.request(Opcode::Ping, 0, &big).await });
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    request.abort();
+    assert!(
+        request.await.is_err(),
+        "the request was still being written"
+    );
+    let pong = conn
+        .request(Opcode::Ping, 0, &serde_json::Value::Null)
+        .await
+        .unwrap();
+    assert_eq!(pong.opcode, Opcode::Pong);
+    server.shutdown().await;
+}

@@ -621,3 +621,35 @@ async fn a_deferred_cursor_close_precedes_the_next_request() {
     conn.close().await;
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_request_abandoned_while_it_is_written_leaves_the_connection_usable() {
+    let (server, _) = start(ServerConfig::default()).await;
+    let opts = aura_wire::client::ClientOptions {
+        host: "127.0.0.1".into(),
+        port: server.local_addr().port(),
+        tls: None,
+        token: None,
+        connect_timeout: std::time::Duration::from_secs(5),
+        request_timeout: std::time::Duration::from_secs(5),
+        max_payload: 1 << 24,
+        client_version: "t".into(),
+    };
+    let conn = Arc::new(aura_wire::client::Connection::connect(&opts).await.unwrap());
+    // Far more than the socket buffers hold: the frame is still being
+    // written (the server must read first) when its request is dropped.
+    let big = json!({"query": "find", "collection": "Nope", "pad": "x".repeat(12 << 20)});
+    let sender = conn.clone();
+    let request = tokio::spawn(async move { sender.request(Opcode::Query, 0, &big).await });
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    request.abort();
+    assert!(
+        request.await.is_err(),
+        "the request was still being written"
+    );
+    // The abandoned frame was finished on the wire, so this one is read
+    // whole and answered.
+    let pong = conn.request(Opcode::Ping, 0, &Json::Null).await.unwrap();
+    assert_eq!(pong.opcode, Opcode::Pong);
+    server.shutdown().await;
+}

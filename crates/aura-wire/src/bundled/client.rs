@@ -13,10 +13,11 @@ use aura_core::{Error, ErrorCode};
 use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, WriteHalf};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedMutexGuard};
 
 use super::frame::{self, Frame, Opcode, HEADER_LEN};
 use crate::client::{connection_error, open_stream, protocol_error, ClientOptions, Stream};
+use crate::io::write_detached;
 
 /// Bundled-protocol settings on top of the shared connection options.
 #[derive(Clone, Debug)]
@@ -137,9 +138,12 @@ async fn reader_loop<R: AsyncRead + Unpin>(mut read: R, state: Arc<State>, max: 
     }
 }
 
+/// The writing half of a connection's stream.
+type WriteStream = WriteHalf<Pin<Box<dyn Stream>>>;
+
 /// One open bundled-protocol connection.
 pub struct BundledConnection {
-    writer: tokio::sync::Mutex<WriteHalf<Pin<Box<dyn Stream>>>>,
+    writer: Arc<tokio::sync::Mutex<WriteStream>>,
     state: Arc<State>,
     next_id: AtomicU64,
     reader: tokio::task::JoinHandle<()>,
@@ -175,7 +179,7 @@ impl BundledConnection {
         let read = tokio::io::BufReader::with_capacity(crate::io::READ_BUFFER, read);
         let reader = tokio::spawn(reader_loop(read, state.clone(), opts.base.max_payload));
         let mut conn = BundledConnection {
-            writer: tokio::sync::Mutex::new(write),
+            writer: Arc::new(tokio::sync::Mutex::new(write)),
             state,
             next_id: AtomicU64::new(1),
             reader,
@@ -258,9 +262,9 @@ impl BundledConnection {
         if self.deferred.lock().is_empty() {
             return Ok(());
         }
-        let mut w = self.writer.lock().await;
+        let w = self.writer.clone().lock_owned().await;
         let bytes = self.take_deferred();
-        self.write_locked(&mut w, &bytes).await
+        self.write(w, bytes).await
     }
 
     fn encode(&self, opcode: Opcode, id: u64, txn: u64, body: &Json) -> Vec<u8> {
@@ -285,37 +289,28 @@ impl BundledConnection {
         bytes
     }
 
-    async fn write_locked(
+    /// Writes `bytes` whole, even if the caller stops waiting; a failed
+    /// write fails the connection.
+    async fn write(
         &self,
-        w: &mut WriteHalf<Pin<Box<dyn Stream>>>,
-        bytes: &[u8],
+        w: OwnedMutexGuard<WriteHalf<Pin<Box<dyn Stream>>>>,
+        bytes: Vec<u8>,
     ) -> Result<(), Error> {
+        let (state, reader) = (self.state.clone(), self.reader.abort_handle());
+        let broken = move |why: String| {
+            let err = connection_error(format!("sending to {} failed: {why}", state.address));
+            state.fail_all(err.clone());
+            reader.abort();
+            err
+        };
         let timeout = self.opts.base.request_timeout;
-        let written = tokio::time::timeout(timeout, async {
-            w.write_all(bytes).await?;
-            w.flush().await
-        })
-        .await;
-        match written {
-            Ok(Ok(())) => Ok(()),
-            other => {
-                let why = match other {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "write timed out".to_owned(),
-                };
-                let err =
-                    connection_error(format!("sending to {} failed: {why}", self.state.address));
-                self.state.fail_all(err.clone());
-                self.reader.abort();
-                Err(err)
-            }
-        }
+        write_detached(w, |w| w, bytes, timeout, broken).await
     }
 
     /// Send one request and wait for its answer; ERROR becomes `Err`.
     pub async fn request(&self, opcode: Opcode, txn: u64, body: &Json) -> Result<Frame, Error> {
         let rx = {
-            let mut w = self.writer.lock().await;
+            let w = self.writer.clone().lock_owned().await;
             if self.is_closed() {
                 return Err(self.closed_error());
             }
@@ -331,7 +326,7 @@ impl BundledConnection {
             bytes.extend_from_slice(&frame);
             let (tx, rx) = oneshot::channel();
             self.state.pending.lock().insert(id, tx);
-            self.write_locked(&mut w, &bytes).await?;
+            self.write(w, bytes).await?;
             rx
         };
         let timeout = self.opts.base.request_timeout;
