@@ -85,6 +85,13 @@ mod wide {
             // SAFETY: `self` exists only on a CPU with AVX2.
             unsafe { fold::<true>(a, b) }
         }
+
+        /// `dot` (or `sq_dist` when `SQ`) of `q` with four records.
+        #[inline(always)]
+        pub fn fold4<const SQ: bool>(self, q: &[f32], records: [&[f32]; 4]) -> [f32; 4] {
+            // SAFETY: `self` exists only on a CPU with AVX2.
+            unsafe { fold4::<SQ>(q, records) }
+        }
     }
 
     /// `x·y`, or `(x−y)²` when `SQ`.
@@ -150,6 +157,54 @@ mod wide {
         }
         reduce(acc)
     }
+
+    /// `fold` of `q` with four records at once. Each record keeps its own
+    /// sixteen lanes and gets the same operations in the same order as
+    /// `fold`, so each result is bit-identical to it; the four independent
+    /// chains of additions keep the adders busy where one chain would wait
+    /// on the last addition.
+    ///
+    /// # Safety
+    /// The caller must have checked that the CPU supports AVX2.
+    #[target_feature(enable = "avx2")]
+    unsafe fn fold4<const SQ: bool>(q: &[f32], records: [&[f32]; 4]) -> [f32; 4] {
+        let n = records.iter().map(|r| r.len()).fold(q.len(), usize::min);
+        let whole = n / LANES * LANES;
+        let mut lo = [_mm256_setzero_ps(); 4];
+        let mut hi = [_mm256_setzero_ps(); 4];
+        let mut base = 0;
+        while base < whole {
+            // SAFETY: `base + 16 <= whole <= n`, and `n` is at most the
+            // length of `q` and of every record: each unaligned eight-float
+            // load stays inside its slice.
+            unsafe {
+                let (ql, qh) = (
+                    _mm256_loadu_ps(q.as_ptr().add(base)),
+                    _mm256_loadu_ps(q.as_ptr().add(base + 8)),
+                );
+                for k in 0..4 {
+                    let r = records[k].as_ptr().add(base);
+                    lo[k] = _mm256_add_ps(lo[k], terms::<SQ>(ql, _mm256_loadu_ps(r)));
+                    hi[k] = _mm256_add_ps(hi[k], terms::<SQ>(qh, _mm256_loadu_ps(r.add(8))));
+                }
+            }
+            base += LANES;
+        }
+        let mut out = [0.0f32; 4];
+        for k in 0..4 {
+            let mut acc = [0.0f32; LANES];
+            // SAFETY: `acc` holds sixteen floats: eight at 0 and eight at 8.
+            unsafe {
+                _mm256_storeu_ps(acc.as_mut_ptr(), lo[k]);
+                _mm256_storeu_ps(acc.as_mut_ptr().add(LANES / 2), hi[k]);
+            }
+            for i in whole..n {
+                acc[i - whole] += term::<SQ>(q[i], records[k][i]);
+            }
+            out[k] = reduce(acc);
+        }
+        out
+    }
 }
 
 /// The vector metrics of API.md §5.2; higher scores rank first.
@@ -212,18 +267,44 @@ impl Folds {
     /// Score of `v` against `q` given both norms (used by cosine only).
     #[inline(always)]
     pub fn score(self, metric: Metric, q: &[f32], q_norm: f32, v: &[f32], v_norm: f32) -> f32 {
-        match metric {
-            Metric::Dot => self.dot(q, v),
-            Metric::Cosine => {
-                let denom = q_norm * v_norm;
-                if denom == 0.0 {
-                    0.0
-                } else {
-                    self.dot(q, v) / denom
-                }
-            }
-            Metric::Euclidean => -self.sq_dist(q, v).sqrt(),
+        let raw = match metric {
+            Metric::Euclidean => self.sq_dist(q, v),
+            Metric::Dot | Metric::Cosine => self.dot(q, v),
+        };
+        finish(metric, raw, q_norm, v_norm)
+    }
+
+    /// `score`'s sums for four records at once (bit-identical to four
+    /// single folds).
+    #[inline(always)]
+    fn fold4(self, metric: Metric, q: &[f32], records: [&[f32]; 4]) -> [f32; 4] {
+        let sq = metric == Metric::Euclidean;
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Folds::Avx2(avx2) if sq => avx2.fold4::<true>(q, records),
+            #[cfg(target_arch = "x86_64")]
+            Folds::Avx2(avx2) => avx2.fold4::<false>(q, records),
+            _ if sq => records.map(|r| self.sq_dist(q, r)),
+            _ => records.map(|r| self.dot(q, r)),
         }
+    }
+}
+
+/// A metric's score from its sum (a dot product, or the squared distance
+/// for euclidean), exactly as `Folds::score` computes it.
+#[inline(always)]
+fn finish(metric: Metric, raw: f32, q_norm: f32, v_norm: f32) -> f32 {
+    match metric {
+        Metric::Dot => raw,
+        Metric::Cosine => {
+            let denom = q_norm * v_norm;
+            if denom == 0.0 {
+                0.0
+            } else {
+                raw / denom
+            }
+        }
+        Metric::Euclidean => -raw.sqrt(),
     }
 }
 
@@ -258,8 +339,24 @@ pub fn score_run(
     let folds = Folds::detect();
     out.clear();
     let dim = q.len().max(1);
-    for (record, norm) in records.chunks_exact(dim).zip(norms) {
-        out.push(folds.score(metric, q, q_norm, record, *norm));
+    let n = (records.len() / dim).min(norms.len());
+    let record = |i: usize| &records[i * dim..(i + 1) * dim];
+    let mut i = 0;
+    // Four records at a time: their sums are independent, so the CPU
+    // overlaps them.
+    while i + 4 <= n {
+        let raw = folds.fold4(
+            metric,
+            q,
+            [record(i), record(i + 1), record(i + 2), record(i + 3)],
+        );
+        for (k, raw) in raw.into_iter().enumerate() {
+            out.push(finish(metric, raw, q_norm, norms[i + k]));
+        }
+        i += 4;
+    }
+    for (j, v_norm) in norms.iter().enumerate().take(n).skip(i) {
+        out.push(folds.score(metric, q, q_norm, record(j), *v_norm));
     }
 }
 
@@ -298,18 +395,30 @@ mod tests {
 
     #[test]
     fn batch_scores_equal_single_scores() {
-        let q: Vec<f32> = (0..20).map(|i| (i as f32 * 0.3).sin()).collect();
-        let records: Vec<f32> = (0..60).map(|i| (i as f32 * 0.17).cos()).collect();
-        let norms: Vec<f32> = records.chunks(20).map(norm).collect();
-        for metric in [Metric::Cosine, Metric::Dot, Metric::Euclidean] {
-            let mut out = Vec::new();
-            score_run(metric, &q, norm(&q), &records, &norms, &mut out);
-            let single: Vec<f32> = records
-                .chunks(20)
-                .zip(&norms)
-                .map(|(r, n)| score(metric, &q, norm(&q), r, *n))
+        for (dim, count) in [(20, 3), (20, 11), (128, 9), (133, 6), (7, 4)] {
+            let q: Vec<f32> = (0..dim).map(|i| (i as f32 * 0.3).sin()).collect();
+            let records: Vec<f32> = (0..dim * count)
+                .map(|i| (i as f32 * 0.17).cos() * 2.3)
                 .collect();
-            assert_eq!(out, single);
+            let mut norms: Vec<f32> = records.chunks(dim).map(norm).collect();
+            norms[0] = 0.0; // a zero norm scores 0 under cosine
+            for metric in [Metric::Cosine, Metric::Dot, Metric::Euclidean] {
+                let mut out = Vec::new();
+                score_run(metric, &q, norm(&q), &records, &norms, &mut out);
+                let single: Vec<u32> = records
+                    .chunks(dim)
+                    .zip(&norms)
+                    .map(|(r, n)| score(metric, &q, norm(&q), r, *n).to_bits())
+                    .collect();
+                let batch: Vec<u32> = out.iter().map(|s| s.to_bits()).collect();
+                assert_eq!(batch, single, "{metric:?} dim {dim} count {count}");
+                let portable: Vec<u32> = records
+                    .chunks(dim)
+                    .zip(&norms)
+                    .map(|(r, n)| Folds::Portable.score(metric, &q, norm(&q), r, *n).to_bits())
+                    .collect();
+                assert_eq!(batch, portable, "{metric:?} dim {dim} count {count}");
+            }
         }
     }
 
