@@ -175,6 +175,15 @@ proptest! {
     }
 }
 
+/// A bundled server on a free port, default settings, log discarded.
+async fn serve_quietly() -> aura_wire::listener::Listener {
+    let engine = Arc::new(aura_engine::Engine::new());
+    let log: aura_wire::server::LogSink = Arc::new(|_: &str| {});
+    aura_wire::bundled::server::serve("127.0.0.1:0", engine, ServerConfig::default(), log)
+        .await
+        .unwrap()
+}
+
 fn options(port: u16, token: Option<&str>) -> BundledOptions {
     BundledOptions {
         base: ClientOptions {
@@ -194,12 +203,7 @@ fn options(port: u16, token: Option<&str>) -> BundledOptions {
 
 #[tokio::test]
 async fn client_and_server_multiplex_and_close_cursors_in_order() {
-    let engine = Arc::new(aura_engine::Engine::new());
-    let log: aura_wire::server::LogSink = Arc::new(|_: &str| {});
-    let server =
-        aura_wire::bundled::server::serve("127.0.0.1:0", engine, ServerConfig::default(), log)
-            .await
-            .unwrap();
+    let server = serve_quietly().await;
     let conn = BundledConnection::connect(&options(server.local_addr().port(), None))
         .await
         .unwrap();
@@ -301,12 +305,7 @@ async fn a_wrong_token_is_an_authentication_error_without_the_token() {
 
 #[tokio::test]
 async fn a_request_abandoned_while_it_is_written_leaves_the_connection_usable() {
-    let engine = Arc::new(aura_engine::Engine::new());
-    let log: aura_wire::server::LogSink = Arc::new(|_: &str| {});
-    let server =
-        aura_wire::bundled::server::serve("127.0.0.1:0", engine, ServerConfig::default(), log)
-            .await
-            .unwrap();
+    let server = serve_quietly().await;
     let mut opts = options(server.local_addr().port(), None);
     opts.compression = false; // the padding must stay large on the wire
     let conn = BundledConnection::connect(&opts).await.unwrap();

@@ -551,14 +551,9 @@ async fn ranked_text_hybrid_pages_and_aggregates() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_deferred_cursor_close_precedes_the_next_request() {
-    let (server, _) = start(ServerConfig {
-        page_size: 2,
-        ..ServerConfig::default()
-    })
-    .await;
-    let opts = aura_wire::client::ClientOptions {
+/// Options of a client of `server` (plaintext, no token).
+fn client_options(server: &Listener) -> aura_wire::client::ClientOptions {
+    aura_wire::client::ClientOptions {
         host: "127.0.0.1".into(),
         port: server.local_addr().port(),
         tls: None,
@@ -567,7 +562,17 @@ async fn a_deferred_cursor_close_precedes_the_next_request() {
         request_timeout: std::time::Duration::from_secs(5),
         max_payload: 1 << 24,
         client_version: "t".into(),
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_deferred_cursor_close_precedes_the_next_request() {
+    let (server, _) = start(ServerConfig {
+        page_size: 2,
+        ..ServerConfig::default()
+    })
+    .await;
+    let opts = client_options(&server);
     let conn = aura_wire::client::Connection::connect(&opts).await.unwrap();
     conn.request(Opcode::SchemaCreate, 0, &text_schema())
         .await
@@ -625,16 +630,7 @@ async fn a_deferred_cursor_close_precedes_the_next_request() {
 #[tokio::test]
 async fn a_request_abandoned_while_it_is_written_leaves_the_connection_usable() {
     let (server, _) = start(ServerConfig::default()).await;
-    let opts = aura_wire::client::ClientOptions {
-        host: "127.0.0.1".into(),
-        port: server.local_addr().port(),
-        tls: None,
-        token: None,
-        connect_timeout: std::time::Duration::from_secs(5),
-        request_timeout: std::time::Duration::from_secs(5),
-        max_payload: 1 << 24,
-        client_version: "t".into(),
-    };
+    let opts = client_options(&server);
     let conn = Arc::new(aura_wire::client::Connection::connect(&opts).await.unwrap());
     // Far more than the socket buffers hold: the frame is still being
     // written (the server must read first) when its request is dropped.
