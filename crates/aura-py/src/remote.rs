@@ -307,21 +307,28 @@ impl<C: Remote> Router<C> {
             Some(_) => self.growing.store(true, Ordering::Release),
         }
         drop(pool);
-        let opened = {
-            let _growing = Growing(&self.growing);
-            self.connect().await
-        };
+        // The flag stays set until the new connection is in the pool, so
+        // no second opening starts on the count from before it.
+        let _growing = Growing(&self.growing);
+        let opened = self.connect().await;
         let mut pool = self.pool.lock().await;
         match opened {
-            Ok(opened) => pool.push(opened),
-            // The open connections are busy, not broken: use one of them.
-            Err(err) => match least_busy(&pool) {
-                Some(i) => return Ok(self.lease(&mut pool, i)),
-                None => return Err(err),
+            Ok(opened) if pool.len() < self.policy.max_size => {
+                pool.push(opened);
+                let last = pool.len() - 1;
+                Ok(self.lease(&mut pool, last))
+            }
+            // Filled meanwhile (the extra one closes as it drops), or the
+            // open connections are busy, not broken: use one of them.
+            other => match (least_busy(&pool), other) {
+                (Some(i), _) => Ok(self.lease(&mut pool, i)),
+                (None, Ok(opened)) => {
+                    pool.push(opened);
+                    Ok(self.lease(&mut pool, 0))
+                }
+                (None, Err(err)) => Err(err),
             },
         }
-        let last = pool.len() - 1;
-        Ok(self.lease(&mut pool, last))
     }
 
     fn lease(&self, pool: &mut [Pooled<C>], index: usize) -> Arc<C> {

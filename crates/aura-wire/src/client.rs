@@ -10,7 +10,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
 use crate::frame::{Frame, Opcode};
-use crate::io::{read_frame, write_detached, ReadError, READ_BUFFER};
+use crate::io::{read_frame, write_detached, ReadError, Waiting, READ_BUFFER};
 use crate::tls::{client_config, ClientTls};
 
 /// Connection settings.
@@ -138,6 +138,8 @@ pub struct Connection {
     pub auth_required: bool,
     request_timeout: Duration,
     requests: AtomicU64,
+    /// Requests waiting for the writer (in flight, not yet pending).
+    waiting: AtomicUsize,
 }
 
 pub fn connection_error(message: impl Into<String>) -> Error {
@@ -316,6 +318,7 @@ impl Connection {
             auth_required: false,
             request_timeout: opts.request_timeout,
             requests: AtomicU64::new(0),
+            waiting: AtomicUsize::new(0),
         };
         let mut hello = json!({"client_version": opts.client_version, "protocol_version": 1});
         if let Some(token) = &opts.token {
@@ -368,8 +371,9 @@ impl Connection {
     }
 
     /// Requests sent and not yet answered (a pool's load measure).
+    /// Requests sent or waiting to be sent, not yet answered.
     pub fn in_flight(&self) -> usize {
-        self.state.pending.lock().len()
+        self.state.pending.lock().len() + self.waiting.load(Ordering::Relaxed)
     }
 
     pub fn requests_sent(&self) -> u64 {
@@ -507,6 +511,7 @@ impl Connection {
         txn: u64,
         payload: Vec<u8>,
     ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
+        let waiting = Waiting::enter(&self.waiting);
         let mut w = self.writer.clone().lock_owned().await;
         if self.is_closed() {
             return Err(self.closed_error());
@@ -520,6 +525,7 @@ impl Connection {
         bytes.extend_from_slice(&frame);
         let (tx, rx) = oneshot::channel();
         self.state.pending.lock().push_back((id, tx));
+        drop(waiting);
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.write(w, bytes).await?;
         Ok(rx)

@@ -98,6 +98,24 @@ pub fn holds_frame(buffered: &[u8], max_payload: usize) -> bool {
     body_len(header, max_payload).is_ok_and(|len| buffered.len() - HEADER_LEN >= len)
 }
 
+/// Counts a request waiting for its connection's writer while it lives:
+/// a router choosing the least busy connection must see requests already
+/// routed to one, not only those written.
+pub struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    pub fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Writes `bytes` whole on the writer `guard` holds, in a task of its own:
 /// a caller that stops waiting (a cancelled request) never leaves part of a
 /// frame on the wire, which would garble every request after it. `half`

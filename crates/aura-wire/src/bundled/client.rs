@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use aura_core::{Error, ErrorCode};
@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, OwnedMutexGuard};
 
 use super::frame::{self, Frame, Opcode, HEADER_LEN};
 use crate::client::{connection_error, open_stream, protocol_error, ClientOptions, Stream};
-use crate::io::write_detached;
+use crate::io::{write_detached, Waiting};
 
 /// Bundled-protocol settings on top of the shared connection options.
 #[derive(Clone, Debug)]
@@ -150,6 +150,8 @@ pub struct BundledConnection {
     /// Fire-and-forget requests written ahead of the next request.
     deferred: Mutex<Vec<(Opcode, u64, Json)>>,
     opts: BundledOptions,
+    /// Requests waiting for the writer (in flight, not yet pending).
+    waiting: AtomicUsize,
     pub features: HashSet<String>,
     pub server_version: String,
 }
@@ -182,6 +184,7 @@ impl BundledConnection {
             writer: Arc::new(tokio::sync::Mutex::new(write)),
             state,
             next_id: AtomicU64::new(1),
+            waiting: AtomicUsize::new(0),
             reader,
             deferred: Mutex::new(Vec::new()),
             opts: opts.clone(),
@@ -230,8 +233,9 @@ impl BundledConnection {
     }
 
     /// Requests sent and not yet answered (a pool's load measure).
+    /// Requests sent or waiting to be sent, not yet answered.
     pub fn in_flight(&self) -> usize {
-        self.state.pending.lock().len()
+        self.state.pending.lock().len() + self.waiting.load(Ordering::Relaxed)
     }
 
     pub async fn close(&self) {
@@ -310,6 +314,7 @@ impl BundledConnection {
     /// Send one request and wait for its answer; ERROR becomes `Err`.
     pub async fn request(&self, opcode: Opcode, txn: u64, body: &Json) -> Result<Frame, Error> {
         let rx = {
+            let waiting = Waiting::enter(&self.waiting);
             let w = self.writer.clone().lock_owned().await;
             if self.is_closed() {
                 return Err(self.closed_error());
@@ -326,6 +331,7 @@ impl BundledConnection {
             bytes.extend_from_slice(&frame);
             let (tx, rx) = oneshot::channel();
             self.state.pending.lock().insert(id, tx);
+            drop(waiting);
             self.write(w, bytes).await?;
             rx
         };
