@@ -26,6 +26,12 @@ mod sqlite;
 
 use pyo3::prelude::*;
 
+/// Rows, frames and IR are built on one thread and freed on another (the
+/// event loop and the runtime's workers); glibc's per-thread arenas make
+/// those frees take a lock. mimalloc frees across threads without one.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
