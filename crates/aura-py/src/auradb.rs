@@ -718,19 +718,15 @@ impl AuraDbCursor {
     }
 
     /// Release now. When the server still holds rows, CURSOR_CLOSE is
-    /// queued on the cursor's connection: it is written before any later
-    /// request on that connection (so the server, answering in order, has
-    /// freed the cursor before it answers that request), and a background
-    /// flush sends it if nothing else does. Idempotent; safe from `__del__`.
+    /// queued on the cursor's connection without waiting for its answer:
+    /// it goes out before any later request on that connection (so the
+    /// server, answering in order, has freed the cursor before it answers
+    /// that request). Idempotent; safe from `__del__`.
     fn close(&self) {
         let id = self.state.lock().close();
         if let Some(id) = id {
             self.conn
                 .defer(Opcode::CursorClose, self.txn, &json!({"cursor_id": id}));
-            let conn = self.conn.clone();
-            crate::bridge::runtime().spawn(async move {
-                let _ = conn.flush_deferred().await;
-            });
         }
     }
 

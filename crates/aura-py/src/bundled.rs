@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use serde_json::{json, Value as Json};
 
-use crate::bridge::{future_into_py, runtime};
+use crate::bridge::future_into_py;
 use crate::convert::{json_to_py, py_to_json, value_to_py};
 use crate::errors::to_py;
 use crate::memory::parse_request;
@@ -568,16 +568,12 @@ impl BundledCursor {
     }
 
     /// Release now; CURSOR_CLOSE is queued ahead of the connection's next
-    /// request (and flushed in the background). Idempotent.
+    /// request, its answer not awaited. Idempotent.
     fn close(&self) {
         let id = self.state.lock().close();
         if let Some(id) = id {
             self.conn
-                .defer(Opcode::CursorClose, self.txn, json!({"cursor": id}));
-            let conn = self.conn.clone();
-            runtime().spawn(async move {
-                let _ = conn.flush_deferred().await;
-            });
+                .defer(Opcode::CursorClose, self.txn, &json!({"cursor": id}));
         }
     }
 

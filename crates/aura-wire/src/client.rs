@@ -10,19 +10,19 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aura_core::{Error, ErrorCode};
 use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, OwnedMutexGuard};
+use tokio::sync::oneshot;
 
 use crate::frame::{Frame, Opcode};
-use crate::io::{read_frame, write_detached, ReadError, Waiting, READ_BUFFER};
+use crate::io::{read_frame, Outbox, ReadError, READ_BUFFER};
 use crate::tls::{client_config, ClientTls};
 
 /// Connection settings.
@@ -65,24 +65,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
 type Waiter = oneshot::Sender<Result<Frame, Error>>;
 
-struct Writer {
-    half: WriteHalf<Pin<Box<dyn Stream>>>,
-    next_id: u128,
-}
-
-impl Writer {
-    fn half(&mut self) -> &mut WriteHalf<Pin<Box<dyn Stream>>> {
-        &mut self.half
-    }
-}
-
-/// A request whose answer nobody awaits (CURSOR_CLOSE of an abandoned
-/// stream), written ahead of the next request on the connection.
-struct Deferred {
-    opcode: Opcode,
-    txn: u64,
-    payload: Vec<u8>,
-}
+/// The writing half of a connection's stream.
+pub(crate) type WriteStream = WriteHalf<Pin<Box<dyn Stream>>>;
 
 struct State {
     pending: Mutex<VecDeque<(u128, Waiter)>>,
@@ -126,11 +110,7 @@ impl Reply {
 
 /// One open AWP connection.
 pub struct Connection {
-    writer: Arc<tokio::sync::Mutex<Writer>>,
-    /// Fire-and-forget requests queued by synchronous code; flushed under
-    /// the writer lock before any later request, so they precede it on the
-    /// wire (the server answers in order).
-    deferred: Mutex<Vec<Deferred>>,
+    outbox: Arc<Outbox<WriteStream>>,
     state: Arc<State>,
     reader: tokio::task::JoinHandle<()>,
     pub capabilities: HashSet<String>,
@@ -138,8 +118,6 @@ pub struct Connection {
     pub auth_required: bool,
     request_timeout: Duration,
     requests: AtomicU64,
-    /// Requests waiting for the writer (in flight, not yet pending).
-    waiting: AtomicUsize,
 }
 
 pub fn connection_error(message: impl Into<String>) -> Error {
@@ -305,12 +283,14 @@ impl Connection {
         });
         let read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
         let reader = tokio::spawn(reader_loop(read, state.clone(), opts.max_payload));
+        let (failing, abort) = (state.clone(), reader.abort_handle());
+        let outbox = Outbox::new(write, opts.request_timeout, move |why| {
+            let err = format!("sending to {} failed: {why}", failing.address);
+            failing.fail_all(connection_error(err));
+            abort.abort();
+        });
         let mut conn = Connection {
-            writer: Arc::new(tokio::sync::Mutex::new(Writer {
-                half: write,
-                next_id: 1,
-            })),
-            deferred: Mutex::new(Vec::new()),
+            outbox,
             state,
             reader,
             capabilities: HashSet::new(),
@@ -318,7 +298,6 @@ impl Connection {
             auth_required: false,
             request_timeout: opts.request_timeout,
             requests: AtomicU64::new(0),
-            waiting: AtomicUsize::new(0),
         };
         let mut hello = json!({"client_version": opts.client_version, "protocol_version": 1});
         if let Some(token) = &opts.token {
@@ -371,9 +350,8 @@ impl Connection {
     }
 
     /// Requests sent and not yet answered (a pool's load measure).
-    /// Requests sent or waiting to be sent, not yet answered.
     pub fn in_flight(&self) -> usize {
-        self.state.pending.lock().len() + self.waiting.load(Ordering::Relaxed)
+        self.state.pending.lock().len()
     }
 
     pub fn requests_sent(&self) -> u64 {
@@ -386,8 +364,7 @@ impl Connection {
             "connection to {} closed",
             self.state.address
         )));
-        let mut w = self.writer.lock().await;
-        let _ = w.half.shutdown().await;
+        self.outbox.shutdown().await;
         self.reader.abort();
     }
 
@@ -414,7 +391,7 @@ impl Connection {
         txn: u64,
         payload: Vec<u8>,
     ) -> Result<Reply, Error> {
-        let rx = self.send(opcode, txn, payload).await?;
+        let rx = self.send(opcode, txn, payload, true)?;
         let frame = match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(result)) => result?,
             Ok(Err(_)) => return Err(self.closed_error()),
@@ -440,95 +417,48 @@ impl Connection {
         })
     }
 
-    /// Queue a request whose answer is not awaited; it is written before
-    /// the next request sent on this connection (or by `flush_deferred`).
-    /// Callable from synchronous code (a cursor's `close()`, `__del__`).
+    /// Send a request whose answer is not awaited (CURSOR_CLOSE of an
+    /// abandoned stream). Callable from synchronous code (a cursor's
+    /// `close()`, `__del__`): it is queued now, so it precedes on the wire
+    /// every request sent after it (the server answers in order).
     pub fn defer(&self, opcode: Opcode, txn: u64, body: &Json) {
         if self.is_closed() {
             return; // the server drops cursors with the connection
         }
         let payload = serde_json::to_vec(body).unwrap_or_default();
-        self.deferred.lock().push(Deferred {
-            opcode,
-            txn,
-            payload,
-        });
+        let _ = self.send(opcode, txn, payload, false);
     }
 
-    /// Requests queued by `defer` and not yet written.
-    pub fn deferred_len(&self) -> usize {
-        self.deferred.lock().len()
-    }
-
-    /// Write the deferred requests now (if a request has not already).
-    pub async fn flush_deferred(&self) -> Result<(), Error> {
-        if self.deferred.lock().is_empty() {
-            return Ok(());
-        }
-        let mut w = self.writer.clone().lock_owned().await;
-        if self.is_closed() {
-            return Ok(());
-        }
-        let bytes = self.take_deferred(&mut w)?;
-        self.write(w, bytes).await
-    }
-
-    /// Encode the deferred requests and register discarding waiters; the
-    /// caller holds the writer lock, so their ids precede what follows.
-    fn take_deferred(&self, w: &mut Writer) -> Result<Vec<u8>, Error> {
-        let queued: Vec<Deferred> = std::mem::take(&mut *self.deferred.lock());
-        let mut bytes = Vec::new();
-        for d in queued {
-            let id = w.next_id;
-            w.next_id += 1;
-            let frame = Frame::new(d.opcode, id, d.txn, d.payload)
-                .encode()
-                .map_err(|e| Error::query(e.to_string()))?;
-            bytes.extend_from_slice(&frame);
-            let (tx, _discarded) = oneshot::channel();
-            self.state.pending.lock().push_back((id, tx));
-            self.requests.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(bytes)
-    }
-
-    /// Writes `bytes` whole, even if the caller stops waiting; a failed
-    /// write fails the connection.
-    async fn write(&self, w: OwnedMutexGuard<Writer>, bytes: Vec<u8>) -> Result<(), Error> {
-        let (state, reader) = (self.state.clone(), self.reader.abort_handle());
-        let broken = move |why: String| {
-            let err = connection_error(format!("sending to {} failed: {why}", state.address));
-            state.fail_all(err.clone());
-            reader.abort();
-            err
-        };
-        write_detached(w, Writer::half, bytes, self.request_timeout, broken).await
-    }
-
-    async fn send(
+    /// Queue one request frame and register its waiter (a discarding one
+    /// unless `answered`).
+    fn send(
         &self,
         opcode: Opcode,
         txn: u64,
         payload: Vec<u8>,
+        answered: bool,
     ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
-        let waiting = Waiting::enter(&self.waiting);
-        let mut w = self.writer.clone().lock_owned().await;
         if self.is_closed() {
             return Err(self.closed_error());
         }
-        let mut bytes = self.take_deferred(&mut w)?;
-        let id = w.next_id;
-        w.next_id += 1;
-        let frame = Frame::new(opcode, id, txn, payload)
-            .encode()
-            .map_err(|e| Error::query(e.to_string()))?;
-        bytes.extend_from_slice(&frame);
-        let (tx, rx) = oneshot::channel();
-        self.state.pending.lock().push_back((id, tx));
-        drop(waiting);
+        let rx = self.outbox.send(|queue| {
+            let id = u128::from(queue.next_id);
+            let frame = Frame::new(opcode, id, txn, payload)
+                .encode()
+                .map_err(|e| Error::query(e.to_string()))?;
+            queue.next_id += 1;
+            queue.bytes.extend_from_slice(&frame);
+            let (tx, rx) = oneshot::channel();
+            self.state.pending.lock().push_back((id, tx));
+            Ok::<_, Error>(rx)
+        })?;
+        // `fail_all` marks the connection closed before it drains the
+        // waiters: closed now means ours may have missed the drain.
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.write(w, bytes).await?;
-        Ok(rx)
+        Ok(if answered { rx } else { oneshot::channel().1 })
     }
 }
 

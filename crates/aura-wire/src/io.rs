@@ -98,62 +98,106 @@ pub fn holds_frame(buffered: &[u8], max_payload: usize) -> bool {
     body_len(header, max_payload).is_ok_and(|len| buffered.len() - HEADER_LEN >= len)
 }
 
-/// Counts a request waiting for its connection's writer while it lives:
-/// a router choosing the least busy connection must see requests already
-/// routed to one, not only those written.
-pub struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    pub fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
-        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Waiting(count)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-/// Writes `bytes` whole on the writer `guard` holds, in a task of its own:
-/// a caller that stops waiting (a cancelled request) never leaves part of a
-/// frame on the wire, which would garble every request after it. `half`
-/// picks the byte stream out of the guarded value. When the write fails or
-/// outlasts `timeout`, the stream is unusable: `broken` (run in the task,
-/// so even when nobody waits) marks the connection failed and gives the
-/// error.
-pub async fn write_detached<T, W, B>(
-    mut guard: tokio::sync::OwnedMutexGuard<T>,
-    half: fn(&mut T) -> &mut W,
-    bytes: Vec<u8>,
+/// The write side of a multiplexed connection. A request appends its whole
+/// encoded frame under a short lock and returns without waiting; one writer
+/// task at a time sends everything queued, in one write. Frames queued
+/// together (many requests in flight) leave in one system call, and a frame
+/// once queued is written whole even if its request is cancelled: half a
+/// frame on the wire would garble every request after it.
+pub struct Outbox<W> {
+    queue: parking_lot::Mutex<Queue>,
+    half: tokio::sync::Mutex<W>,
     timeout: std::time::Duration,
-    broken: B,
-) -> Result<(), aura_core::Error>
-where
-    T: Send + 'static,
-    W: AsyncWrite + Unpin + Send + 'static,
-    B: FnOnce(String) -> aura_core::Error + Send + 'static,
-{
-    let task = tokio::spawn(async move {
-        let w = half(&mut guard);
-        let written = tokio::time::timeout(timeout, async {
-            w.write_all(&bytes).await?;
-            w.flush().await
+    /// Marks the connection failed when a write fails or outlasts
+    /// `timeout` (run in the writer task, so even when nobody waits).
+    broken: Box<dyn Fn(String) + Send + Sync>,
+    /// Writers start from any thread, a Python finaliser's included.
+    runtime: tokio::runtime::Handle,
+}
+
+/// What an `Outbox` holds between writes.
+pub struct Queue {
+    /// Encoded frames not yet handed to the writer, in wire order.
+    pub bytes: Vec<u8>,
+    /// The request id the next frame takes.
+    pub next_id: u64,
+    writing: bool,
+    /// A write failed: the stream is unusable, nothing more is written.
+    failed: bool,
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
+    /// Must be called inside the runtime the writers will run on.
+    pub fn new(
+        half: W,
+        timeout: std::time::Duration,
+        broken: impl Fn(String) + Send + Sync + 'static,
+    ) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Outbox {
+            queue: parking_lot::Mutex::new(Queue {
+                bytes: Vec::new(),
+                next_id: 1,
+                writing: false,
+                failed: false,
+            }),
+            half: tokio::sync::Mutex::new(half),
+            timeout,
+            broken: Box::new(broken),
+            runtime: tokio::runtime::Handle::current(),
         })
-        .await;
-        match written {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(broken(e.to_string())),
-            Err(_) => Err(broken("write timed out".to_owned())),
+    }
+
+    /// Runs `fill` under the queue's lock (it appends whole frames and
+    /// registers their waiters, so the wire order is the order of
+    /// registration) and makes sure a writer will send what it queued.
+    pub fn send<R>(self: &std::sync::Arc<Self>, fill: impl FnOnce(&mut Queue) -> R) -> R {
+        let mut queue = self.queue.lock();
+        let out = fill(&mut queue);
+        if !queue.writing && !queue.failed && !queue.bytes.is_empty() {
+            queue.writing = true;
+            self.runtime.spawn(self.clone().drain());
         }
-    });
-    task.await.unwrap_or_else(|e| {
-        Err(aura_core::Error::new(
-            aura_core::ErrorCode::ConnectionError,
-            format!("write task ended: {e}"),
-        ))
-    })
+        out
+    }
+
+    /// Sends what is queued until nothing is: frames queued while a write
+    /// is under way go out together in the next one.
+    async fn drain(self: std::sync::Arc<Self>) {
+        let mut half = self.half.lock().await;
+        let mut spare = Vec::new();
+        loop {
+            let bytes = {
+                let mut queue = self.queue.lock();
+                if queue.bytes.is_empty() {
+                    queue.writing = false;
+                    return;
+                }
+                std::mem::replace(&mut queue.bytes, spare)
+            };
+            let written = tokio::time::timeout(self.timeout, async {
+                half.write_all(&bytes).await?;
+                half.flush().await
+            })
+            .await;
+            let why = match written {
+                Ok(Ok(())) => {
+                    spare = bytes;
+                    spare.clear();
+                    continue;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "write timed out".to_owned(),
+            };
+            self.queue.lock().failed = true;
+            (self.broken)(why);
+            return;
+        }
+    }
+
+    /// Shuts the stream down once the write under way (if any) is done.
+    pub async fn shutdown(&self) {
+        let _ = self.half.lock().await.shutdown().await;
+    }
 }
 
 #[cfg(test)]

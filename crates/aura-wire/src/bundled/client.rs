@@ -5,19 +5,18 @@
 //! request and closes (no resync), a request timeout closes too.
 
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use aura_core::{Error, ErrorCode};
 use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, WriteHalf};
-use tokio::sync::{oneshot, OwnedMutexGuard};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::oneshot;
 
 use super::frame::{self, Frame, Opcode, HEADER_LEN};
-use crate::client::{connection_error, open_stream, protocol_error, ClientOptions, Stream};
-use crate::io::{write_detached, Waiting};
+use crate::client::{connection_error, open_stream, protocol_error, ClientOptions, WriteStream};
+use crate::io::Outbox;
 
 /// Bundled-protocol settings on top of the shared connection options.
 #[derive(Clone, Debug)]
@@ -138,20 +137,12 @@ async fn reader_loop<R: AsyncRead + Unpin>(mut read: R, state: Arc<State>, max: 
     }
 }
 
-/// The writing half of a connection's stream.
-type WriteStream = WriteHalf<Pin<Box<dyn Stream>>>;
-
 /// One open bundled-protocol connection.
 pub struct BundledConnection {
-    writer: Arc<tokio::sync::Mutex<WriteStream>>,
+    outbox: Arc<Outbox<WriteStream>>,
     state: Arc<State>,
-    next_id: AtomicU64,
     reader: tokio::task::JoinHandle<()>,
-    /// Fire-and-forget requests written ahead of the next request.
-    deferred: Mutex<Vec<(Opcode, u64, Json)>>,
     opts: BundledOptions,
-    /// Requests waiting for the writer (in flight, not yet pending).
-    waiting: AtomicUsize,
     pub features: HashSet<String>,
     pub server_version: String,
 }
@@ -180,13 +171,16 @@ impl BundledConnection {
         });
         let read = tokio::io::BufReader::with_capacity(crate::io::READ_BUFFER, read);
         let reader = tokio::spawn(reader_loop(read, state.clone(), opts.base.max_payload));
+        let (failing, abort) = (state.clone(), reader.abort_handle());
+        let outbox = Outbox::new(write, opts.base.request_timeout, move |why| {
+            let err = format!("sending to {} failed: {why}", failing.address);
+            failing.fail_all(connection_error(err));
+            abort.abort();
+        });
         let mut conn = BundledConnection {
-            writer: Arc::new(tokio::sync::Mutex::new(write)),
+            outbox,
             state,
-            next_id: AtomicU64::new(1),
-            waiting: AtomicUsize::new(0),
             reader,
-            deferred: Mutex::new(Vec::new()),
             opts: opts.clone(),
             features: HashSet::new(),
             server_version: String::new(),
@@ -233,9 +227,8 @@ impl BundledConnection {
     }
 
     /// Requests sent and not yet answered (a pool's load measure).
-    /// Requests sent or waiting to be sent, not yet answered.
     pub fn in_flight(&self) -> usize {
-        self.state.pending.lock().len() + self.waiting.load(Ordering::Relaxed)
+        self.state.pending.lock().len()
     }
 
     pub async fn close(&self) {
@@ -243,7 +236,7 @@ impl BundledConnection {
             "connection to {} closed",
             self.state.address
         )));
-        let _ = self.writer.lock().await.shutdown().await;
+        self.outbox.shutdown().await;
         self.reader.abort();
     }
 
@@ -253,22 +246,12 @@ impl BundledConnection {
         })
     }
 
-    /// Queue a request whose answer is not awaited (CURSOR_CLOSE from a
-    /// synchronous close); it is written before the next request.
-    pub fn defer(&self, opcode: Opcode, txn: u64, body: Json) {
+    /// Send a request whose answer is not awaited (CURSOR_CLOSE from a
+    /// synchronous close); it precedes every request sent after it.
+    pub fn defer(&self, opcode: Opcode, txn: u64, body: &Json) {
         if !self.is_closed() {
-            self.deferred.lock().push((opcode, txn, body));
+            let _ = self.send(opcode, txn, body, false);
         }
-    }
-
-    /// Write queued deferred requests now, if a request has not already.
-    pub async fn flush_deferred(&self) -> Result<(), Error> {
-        if self.deferred.lock().is_empty() {
-            return Ok(());
-        }
-        let w = self.writer.clone().lock_owned().await;
-        let bytes = self.take_deferred();
-        self.write(w, bytes).await
     }
 
     fn encode(&self, opcode: Opcode, id: u64, txn: u64, body: &Json) -> Vec<u8> {
@@ -281,46 +264,20 @@ impl BundledConnection {
             .encode(self.opts.compression, self.opts.payload_checksum)
     }
 
-    fn take_deferred(&self) -> Vec<u8> {
-        let queued = std::mem::take(&mut *self.deferred.lock());
-        let mut bytes = Vec::new();
-        for (opcode, txn, body) in queued {
-            let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-            let (tx, _discarded) = oneshot::channel();
-            self.state.pending.lock().insert(id, tx);
-            bytes.extend_from_slice(&self.encode(opcode, id, txn, &body));
-        }
-        bytes
-    }
-
-    /// Writes `bytes` whole, even if the caller stops waiting; a failed
-    /// write fails the connection.
-    async fn write(
+    /// Queue one request frame and register its waiter (a discarding one
+    /// unless `answered`).
+    fn send(
         &self,
-        w: OwnedMutexGuard<WriteHalf<Pin<Box<dyn Stream>>>>,
-        bytes: Vec<u8>,
-    ) -> Result<(), Error> {
-        let (state, reader) = (self.state.clone(), self.reader.abort_handle());
-        let broken = move |why: String| {
-            let err = connection_error(format!("sending to {} failed: {why}", state.address));
-            state.fail_all(err.clone());
-            reader.abort();
-            err
-        };
-        let timeout = self.opts.base.request_timeout;
-        write_detached(w, |w| w, bytes, timeout, broken).await
-    }
-
-    /// Send one request and wait for its answer; ERROR becomes `Err`.
-    pub async fn request(&self, opcode: Opcode, txn: u64, body: &Json) -> Result<Frame, Error> {
-        let rx = {
-            let waiting = Waiting::enter(&self.waiting);
-            let w = self.writer.clone().lock_owned().await;
-            if self.is_closed() {
-                return Err(self.closed_error());
-            }
-            let mut bytes = self.take_deferred();
-            let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        opcode: Opcode,
+        txn: u64,
+        body: &Json,
+        answered: bool,
+    ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        let rx = self.outbox.send(|queue| {
+            let id = queue.next_id;
             let frame = self.encode(opcode, id, txn, body);
             if frame.len() > HEADER_LEN + self.opts.base.max_payload + 4 {
                 return Err(Error::query(format!(
@@ -328,13 +285,23 @@ impl BundledConnection {
                     self.opts.base.max_payload
                 )));
             }
-            bytes.extend_from_slice(&frame);
+            queue.next_id += 1;
+            queue.bytes.extend_from_slice(&frame);
             let (tx, rx) = oneshot::channel();
             self.state.pending.lock().insert(id, tx);
-            drop(waiting);
-            self.write(w, bytes).await?;
-            rx
-        };
+            Ok(rx)
+        })?;
+        // `fail_all` marks the connection closed before it drains the
+        // waiters: closed now means ours may have missed the drain.
+        if self.is_closed() {
+            return Err(self.closed_error());
+        }
+        Ok(if answered { rx } else { oneshot::channel().1 })
+    }
+
+    /// Send one request and wait for its answer; ERROR becomes `Err`.
+    pub async fn request(&self, opcode: Opcode, txn: u64, body: &Json) -> Result<Frame, Error> {
+        let rx = self.send(opcode, txn, body, true)?;
         let timeout = self.opts.base.request_timeout;
         let frame = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result?,
