@@ -26,6 +26,11 @@ impl<T: Clone + Default> Chunked<T> {
         }
     }
 
+    /// Values per record.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.len

@@ -1,8 +1,15 @@
 //! Hierarchical navigable small-world graph (Malkov & Yashunin) over the
-//! slots of one vector column. Vectors are read from the column, never
-//! copied. Deleted slots stay in the graph as waypoints and are filtered out
-//! of results, so deletes never break navigation; an update inserts a new
-//! slot. Levels come from a seeded generator, so builds are reproducible.
+//! slots of one vector column. Deleted slots stay in the graph as waypoints
+//! and are filtered out of results, so deletes never break navigation; an
+//! update inserts a new slot. Levels come from a seeded generator, so builds
+//! are reproducible.
+//!
+//! The graph is built with exact scores read from the column. Queries walk
+//! it with navigation scores read from a half-float copy of each vector
+//! that the graph keeps: a walk is bound by fetching vectors from memory at
+//! random, and halves are half the bytes. The candidates a walk finds are
+//! then ranked by their exact scores, so results carry the same scores as
+//! an exact scan.
 
 use std::cell::RefCell;
 use std::cmp::{Ordering, Reverse};
@@ -10,8 +17,8 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use super::chunked::Chunked;
-use super::kernels::Folds;
 pub use super::kernels::Metric;
+use super::kernels::{to_f16, Folds};
 use super::Slots;
 
 /// Level of a slot that is not a node.
@@ -42,6 +49,9 @@ pub(crate) struct Hnsw {
     layer0: Chunked<u32>,
     /// Adjacency of levels 1.. for the few nodes that reach them.
     upper: Arc<HashMap<u32, Vec<Vec<u32>>>>,
+    /// Per slot: the vector scaled into [-1, 1] as halves, then the two
+    /// f32 (four u16) of its navigation score `a·(q·h) + b` (`Navigation`).
+    nav: Chunked<u16>,
     entry: Option<(u32, u8)>,
     rng: u64,
     nodes: usize,
@@ -178,6 +188,85 @@ impl<'a> Vectors<'a> {
     }
 }
 
+/// How one walk of the graph scores a slot against its query.
+trait Scorer {
+    fn score(&self, slot: u32) -> f32;
+    /// Starts loading what `score` will read for `slot`.
+    fn prefetch(&self, slot: u32);
+}
+
+/// Exact scores from the column's f32 records.
+struct Exact<'a> {
+    vecs: Vectors<'a>,
+    metric: Metric,
+    q: &'a [f32],
+    q_norm: f32,
+}
+
+impl Scorer for Exact<'_> {
+    #[inline(always)]
+    fn score(&self, slot: u32) -> f32 {
+        self.vecs.score_to(self.metric, self.q, self.q_norm, slot)
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, slot: u32) {
+        self.vecs.prefetch(slot);
+    }
+}
+
+/// Navigation scores from the graph's half-float records: an increasing
+/// function of the exact score up to the halves' rounding (2^-11 of each
+/// component), for reading half the bytes of the f32 record and
+/// its norm.
+struct Navigation<'a> {
+    records: &'a Chunked<u16>,
+    q: &'a [f32],
+    folds: Folds,
+}
+
+impl Navigation<'_> {
+    /// The record of `v` (norm `norm`) under `metric`: `v / s` in halves
+    /// (`s` its largest magnitude), then `a` and `b` such that
+    /// `a·(q·h) + b` is `q·v` (dot), `|q|·cos(q, v)` (cosine) or
+    /// `|q|² − |q − v|²` (euclidean), up to rounding. Per query those
+    /// are the exact score times a positive constant, or plus a constant.
+    fn record(metric: Metric, v: &[f32], norm: f32) -> Vec<u16> {
+        let s = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let mut out: Vec<u16> = if s > 0.0 {
+            v.iter().map(|x| to_f16((x / s).clamp(-1.0, 1.0))).collect()
+        } else {
+            vec![0; v.len()]
+        };
+        let (a, b) = match metric {
+            Metric::Dot => (s, 0.0),
+            Metric::Cosine if norm > 0.0 => (s / norm, 0.0),
+            Metric::Cosine => (0.0, 0.0),
+            Metric::Euclidean => (2.0 * s, -(norm * norm)),
+        };
+        for x in [a, b] {
+            let bits = x.to_bits();
+            out.extend([bits as u16, (bits >> 16) as u16]);
+        }
+        out
+    }
+}
+
+impl Scorer for Navigation<'_> {
+    #[inline(always)]
+    fn score(&self, slot: u32) -> f32 {
+        let record = self.records.get(slot as usize);
+        let (halves, tail) = record.split_at(record.len() - 4);
+        let word = |i: usize| f32::from_bits(u32::from(tail[i]) | (u32::from(tail[i + 1]) << 16));
+        word(0) * self.folds.dot_f16(self.q, halves) + word(2)
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, slot: u32) {
+        prefetch(self.records.get(slot as usize));
+    }
+}
+
 impl Hnsw {
     pub fn new(params: HnswParams) -> Self {
         let m = params.m.max(2);
@@ -187,6 +276,7 @@ impl Hnsw {
             levels: Chunked::new(1),
             layer0: Chunked::new(2 * m + 1),
             upper: Arc::new(HashMap::new()),
+            nav: Chunked::new(0),
             entry: None,
             rng: 0x9E37_79B9_7F4A_7C15,
             nodes: 0,
@@ -267,18 +357,14 @@ impl Hnsw {
 
     /// Best-first search of one level: up to `ef` nodes into `out`, best
     /// first.
-    #[allow(clippy::too_many_arguments)] // one search's inputs and its output
     fn search_level(
         &self,
-        vecs: Vectors<'_>,
-        q: &[f32],
-        q_norm: f32,
+        scorer: &impl Scorer,
         entries: &[Cand],
         ef: usize,
         level: u8,
         out: &mut Vec<Cand>,
     ) {
-        let metric = self.params.metric;
         SCRATCH.with_borrow_mut(|scratch| {
             let Scratch {
                 visited,
@@ -313,12 +399,12 @@ impl Hnsw {
                 fresh.clear();
                 for &n in self.neighbours(c.1, level) {
                     if visited.first_visit(n) {
-                        vecs.prefetch(n);
+                        scorer.prefetch(n);
                         fresh.push(n);
                     }
                 }
                 for &n in fresh.iter() {
-                    let s = vecs.score_to(metric, q, q_norm, n);
+                    let s = scorer.score(n);
                     let worst = best.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
                     if best.len() < ef || s > worst {
                         frontier.push(Cand(s, n));
@@ -358,13 +444,20 @@ impl Hnsw {
         while self.levels.len() <= slot {
             self.levels.push(&[NOT_NODE]);
             self.layer0.push(&[]);
+            self.nav.push(&[]);
         }
     }
 
     /// Adds `slot` (whose vector is present in the column) to the graph.
     pub fn insert(&mut self, slot: usize, data: &Chunked<f32>, norms: &Chunked<f32>) {
         let vecs = Vectors::new(data, norms);
+        let (q, q_norm) = (data.get(slot), norms.get(slot)[0]);
+        if self.nav.len() == 0 {
+            self.nav = Chunked::new(q.len() + 4);
+        }
         self.grow_to(slot);
+        let record = Navigation::record(self.params.metric, q, q_norm);
+        self.nav.get_mut(slot).copy_from_slice(&record);
         let node = slot as u32;
         let level = self.random_level();
         self.levels.get_mut(slot)[0] = level;
@@ -376,17 +469,22 @@ impl Hnsw {
             self.entry = Some((node, level));
             return;
         };
-        let (q, q_norm) = (data.get(slot), norms.get(slot)[0]);
         let metric = self.params.metric;
-        let mut eps = vec![Cand(vecs.score_to(metric, q, q_norm, entry), entry)];
+        let exact = Exact {
+            vecs,
+            metric,
+            q,
+            q_norm,
+        };
+        let mut eps = vec![Cand(exact.score(entry), entry)];
         let mut found = Vec::new();
         for l in (level.saturating_add(1)..=top).rev() {
-            self.search_level(vecs, q, q_norm, &eps, 1, l, &mut found);
+            self.search_level(&exact, &eps, 1, l, &mut found);
             std::mem::swap(&mut eps, &mut found);
         }
         let efc = self.params.ef_construction;
         for l in (0..=level.min(top)).rev() {
-            self.search_level(vecs, q, q_norm, &eps, efc, l, &mut found);
+            self.search_level(&exact, &eps, efc, l, &mut found);
             let chosen = self.select(vecs, &found, self.params.m);
             self.set_neighbours(node, l, &chosen);
             for &n in &chosen {
@@ -433,22 +531,116 @@ impl Hnsw {
         k: usize,
         ef: usize,
     ) -> Vec<(f32, usize)> {
-        let Some((entry, top)) = self.entry else {
-            return Vec::new();
+        let exact = Exact {
+            vecs,
+            metric: self.params.metric,
+            q,
+            q_norm,
         };
-        let metric = self.params.metric;
-        let mut eps = vec![Cand(vecs.score_to(metric, q, q_norm, entry), entry)];
-        let mut found = Vec::new();
-        for l in (1..=top).rev() {
-            self.search_level(vecs, q, q_norm, &eps, 1, l, &mut found);
-            std::mem::swap(&mut eps, &mut found);
-        }
-        self.search_level(vecs, q, q_norm, &eps, ef.max(k), 0, &mut found);
-        found
+        let found = if self.nav.stride() == q.len() + 4 {
+            let navigation = Navigation {
+                records: &self.nav,
+                q,
+                folds: vecs.folds,
+            };
+            self.walk(&navigation, ef.max(k))
+        } else {
+            self.walk(&exact, ef.max(k))
+        };
+        let mut ranked: Vec<Cand> = found
             .into_iter()
             .filter(|c| slots.row(c.1 as usize).is_some())
+            .map(|c| Cand(exact.score(c.1), c.1))
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        ranked
+            .into_iter()
             .take(k)
             .map(|c| (c.0, c.1 as usize))
             .collect()
+    }
+
+    /// The `ef` best nodes `scorer` finds from the entry point down.
+    fn walk(&self, scorer: &impl Scorer, ef: usize) -> Vec<Cand> {
+        let Some((entry, top)) = self.entry else {
+            return Vec::new();
+        };
+        let mut eps = vec![Cand(scorer.score(entry), entry)];
+        let mut found = Vec::new();
+        for l in (1..=top).rev() {
+            self.search_level(scorer, &eps, 1, l, &mut found);
+            std::mem::swap(&mut eps, &mut found);
+        }
+        self.search_level(scorer, &eps, ef, 0, &mut found);
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::kernels;
+
+    fn vector(seed: u32, dim: usize, scale: f32) -> Vec<f32> {
+        (0..dim)
+            .map(|i| ((seed as f32 * 1.7 + i as f32 * 0.61).sin()) * scale)
+            .collect()
+    }
+
+    /// What each metric's navigation score stands for, from exact maths.
+    fn expected(metric: Metric, q: &[f32], v: &[f32]) -> f64 {
+        let dot: f64 = q
+            .iter()
+            .zip(v)
+            .map(|(a, b)| f64::from(*a) * f64::from(*b))
+            .sum();
+        let sq = |x: &[f32]| x.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>();
+        match metric {
+            Metric::Dot => dot,
+            Metric::Cosine if sq(v) == 0.0 => 0.0,
+            Metric::Cosine => dot / sq(v).sqrt(),
+            Metric::Euclidean => 2.0 * dot - sq(v),
+        }
+    }
+
+    #[test]
+    fn navigation_scores_follow_the_exact_ones() {
+        let dim = 37;
+        for metric in [Metric::Cosine, Metric::Dot, Metric::Euclidean] {
+            for scale in [1e-3f32, 1.0, 250.0, 1e5] {
+                let q = vector(99, dim, scale);
+                let vs: Vec<Vec<f32>> = (0..40)
+                    .map(|s| vector(s, dim, scale))
+                    .chain([vec![0.0; dim]])
+                    .collect();
+                let mut records = Chunked::new(dim + 4);
+                for v in &vs {
+                    records.push(&Navigation::record(metric, v, kernels::norm(v)));
+                }
+                let nav = Navigation {
+                    records: &records,
+                    q: &q,
+                    folds: Folds::detect(),
+                };
+                let qn = q.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+                for (slot, v) in vs.iter().enumerate() {
+                    let (got, want) = (f64::from(nav.score(slot as u32)), expected(metric, &q, v));
+                    // Each scaled component is off by at most 2^-12, so
+                    // q·h by |q|·√dim·2^-12, times `a` (1/|v|, 1 or 2 per
+                    // unit of scale); euclidean also rounds |v|² in f32.
+                    let vn = v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
+                    let a = match metric {
+                        Metric::Cosine => 1.0,
+                        Metric::Dot => vn,
+                        Metric::Euclidean => 2.0 * vn,
+                    };
+                    let bound = qn * (dim as f64).sqrt() * a / 4096.0 + 1e-6 * vn * vn + 1e-30;
+                    assert!(
+                        (got - want).abs() <= bound,
+                        "{metric:?} scale {scale} slot {slot}: {got} vs {want}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -56,22 +56,85 @@ fn sq_dist_lanes(a: &[f32], b: &[f32]) -> f32 {
     })
 }
 
+/// IEEE half-precision bits of `x`, rounded to nearest (ties to even).
+/// `x` must be finite with `|x| <= 1`: graph records are scaled into that
+/// range before they are stored.
+pub fn to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let a = x.abs();
+    // Below 2^-14 a half is subnormal: a multiple of 2^-24. Scaling by a
+    // power of two is exact; 1024 encodes the smallest normal, as it should.
+    if a < 6.103_515_6e-5 {
+        return sign | (a * 16_777_216.0).round_ties_even() as u16;
+    }
+    let exponent = ((bits >> 23) & 0xff) + 15 - 127;
+    let mantissa = bits & 0x7f_ffff;
+    let mut half = (exponent << 10) | (mantissa >> 13);
+    let rest = mantissa & 0x1fff;
+    if rest > 0x1000 || (rest == 0x1000 && half & 1 == 1) {
+        half += 1; // a carry into the exponent is the right rounding too
+    }
+    sign | half as u16
+}
+
+/// The f32 value of half-precision bits (exact: every half is an f32).
+#[inline(always)]
+pub fn from_f16(half: u16) -> f32 {
+    let sign = u32::from(half & 0x8000) << 16;
+    let exponent = u32::from((half >> 10) & 0x1f);
+    let mantissa = u32::from(half & 0x3ff);
+    let magnitude = match exponent {
+        0 => mantissa as f32 * 5.960_464_5e-8, // 2^-24
+        31 => f32::from_bits(0x7f80_0000 | (mantissa << 13)),
+        _ => f32::from_bits(((exponent + 127 - 15) << 23) | (mantissa << 13)),
+    };
+    f32::from_bits(magnitude.to_bits() | sign)
+}
+
+#[inline(always)]
+fn dot_f16_lanes(q: &[f32], half: &[u16]) -> f32 {
+    let n = q.len().min(half.len());
+    let (q, half) = (&q[..n], &half[..n]);
+    let mut acc = [0.0f32; LANES];
+    let whole = n / LANES * LANES;
+    let mut base = 0;
+    while base < whole {
+        for i in 0..LANES {
+            acc[i] += q[base + i] * from_f16(half[base + i]);
+        }
+        base += LANES;
+    }
+    for i in whole..n {
+        acc[i - whole] += q[i] * from_f16(half[i]);
+    }
+    reduce(acc)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod wide {
     use std::arch::x86_64::{
-        __m256, _mm256_add_ps, _mm256_loadu_ps, _mm256_mul_ps, _mm256_setzero_ps, _mm256_storeu_ps,
-        _mm256_sub_ps,
+        __m128i, __m256, _mm256_add_ps, _mm256_cvtph_ps, _mm256_loadu_ps, _mm256_mul_ps,
+        _mm256_setzero_ps, _mm256_storeu_ps, _mm256_sub_ps, _mm_loadu_si128,
     };
 
-    use super::{reduce, LANES};
+    use super::{from_f16, reduce, LANES};
 
-    /// Proof that the CPU supports AVX2: only `detect` makes one.
+    /// Proof that the CPU supports AVX2 and F16C: only `detect` makes one.
     #[derive(Debug, Clone, Copy)]
     pub struct Avx2(());
 
     impl Avx2 {
         pub fn detect() -> Option<Avx2> {
-            std::arch::is_x86_feature_detected!("avx2").then_some(Avx2(()))
+            let found = std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("f16c");
+            found.then_some(Avx2(()))
+        }
+
+        #[inline(always)]
+        pub fn dot_f16(self, q: &[f32], half: &[u16]) -> f32 {
+            // SAFETY: `self` exists only on a CPU with AVX2 and F16C.
+            unsafe { fold_f16(q, half) }
         }
 
         #[inline(always)]
@@ -150,6 +213,46 @@ mod wide {
         }
         reduce(acc)
     }
+
+    /// `fold::<false>` of `q` with a record of half floats: the same lanes,
+    /// operations and order as `dot_f16_lanes` (the conversion is exact),
+    /// so both give bit-identical results.
+    ///
+    /// # Safety
+    /// The caller must have checked that the CPU supports AVX2 and F16C.
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn fold_f16(q: &[f32], half: &[u16]) -> f32 {
+        let n = q.len().min(half.len());
+        let whole = n / LANES * LANES;
+        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut base = 0;
+        while base < whole {
+            // SAFETY: `base + 16 <= whole <= n`: the eight-float and
+            // eight-half unaligned loads stay inside both slices.
+            let (ql, qh, hl, hh) = unsafe {
+                let (x, h) = (q.as_ptr().add(base), half.as_ptr().add(base));
+                (
+                    _mm256_loadu_ps(x),
+                    _mm256_loadu_ps(x.add(8)),
+                    _mm256_cvtph_ps(_mm_loadu_si128(h.cast::<__m128i>())),
+                    _mm256_cvtph_ps(_mm_loadu_si128(h.add(8).cast::<__m128i>())),
+                )
+            };
+            lo = _mm256_add_ps(lo, _mm256_mul_ps(ql, hl));
+            hi = _mm256_add_ps(hi, _mm256_mul_ps(qh, hh));
+            base += LANES;
+        }
+        let mut acc = [0.0f32; LANES];
+        // SAFETY: `acc` holds sixteen floats: eight at 0 and eight at 8.
+        unsafe {
+            _mm256_storeu_ps(acc.as_mut_ptr(), lo);
+            _mm256_storeu_ps(acc.as_mut_ptr().add(LANES / 2), hi);
+        }
+        for i in whole..n {
+            acc[i - whole] += q[i] * from_f16(half[i]);
+        }
+        reduce(acc)
+    }
 }
 
 /// The vector metrics of API.md §5.2; higher scores rank first.
@@ -170,7 +273,8 @@ impl Metric {
     }
 }
 
-/// The kernels this CPU runs: AVX2 when it has it, portable otherwise.
+/// The kernels this CPU runs: AVX2 (with F16C) when it has them, portable
+/// otherwise.
 /// Both give bit-identical results; only speed differs.
 #[derive(Debug, Clone, Copy)]
 pub enum Folds {
@@ -196,6 +300,16 @@ impl Folds {
             Folds::Portable => dot_lanes(a, b),
             #[cfg(target_arch = "x86_64")]
             Folds::Avx2(avx2) => avx2.dot(a, b),
+        }
+    }
+
+    /// `Σ qᵢhᵢ` with `h` in half floats, over the common length.
+    #[inline(always)]
+    pub fn dot_f16(self, q: &[f32], half: &[u16]) -> f32 {
+        match self {
+            Folds::Portable => dot_f16_lanes(q, half),
+            #[cfg(target_arch = "x86_64")]
+            Folds::Avx2(avx2) => avx2.dot_f16(q, half),
         }
     }
 
@@ -359,6 +473,84 @@ mod tests {
                     .collect();
                 assert_eq!(batch, portable, "{metric:?} dim {dim} count {count}");
             }
+        }
+    }
+
+    #[test]
+    fn halves_round_to_nearest_even_and_convert_back_exactly() {
+        assert_eq!(to_f16(0.0), 0);
+        assert_eq!(to_f16(-0.0), 0x8000);
+        assert_eq!(to_f16(1.0), 0x3c00);
+        assert_eq!(to_f16(-1.0), 0xbc00);
+        assert_eq!(to_f16(0.5), 0x3800);
+        assert_eq!(to_f16(0.333_333_34), 0x3555);
+        assert_eq!(to_f16(6.103_515_6e-5), 0x0400); // smallest normal
+        assert_eq!(to_f16(5.960_464_5e-8), 0x0001); // smallest subnormal
+        assert_eq!(to_f16(2.0e-8), 0); // rounds to zero
+                                       // 1 + 2^-11 is halfway between 1 and the next half: ties to even.
+        assert_eq!(to_f16(1.0 + 2f32.powi(-11)), 0x3c00);
+        assert_eq!(to_f16(1.0 - 2f32.powi(-12)), 0x3c00);
+        for h in 0u16..0x7c00 {
+            for half in [h, h | 0x8000] {
+                assert_eq!(to_f16(from_f16(half)), half, "{half:#06x}");
+            }
+        }
+        let mut x = 1.0f32;
+        while x > 1e-9 {
+            let back = from_f16(to_f16(x));
+            assert!((back - x).abs() <= x * 4.9e-4 + 3.0e-8, "{x} -> {back}");
+            x *= 0.937;
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn halves_match_the_cpu_conversion() {
+        use std::arch::x86_64::{__m128i, _mm256_cvtps_ph, _mm256_loadu_ps, _mm_storeu_si128};
+        if !std::arch::is_x86_feature_detected!("f16c") {
+            return;
+        }
+        #[target_feature(enable = "avx,f16c")]
+        fn cpu(x: [f32; 8]) -> [u16; 8] {
+            let mut out = [0u16; 8];
+            // SAFETY: both buffers hold eight elements of the loaded and
+            // stored widths; the caller checked for F16C.
+            unsafe {
+                let h = _mm256_cvtps_ph::<0>(_mm256_loadu_ps(x.as_ptr()));
+                _mm_storeu_si128(out.as_mut_ptr().cast::<__m128i>(), h);
+            }
+            out
+        }
+        let mut seed = 0x2545_f491u32;
+        for _ in 0..20_000 {
+            let mut x = [0.0f32; 8];
+            for v in &mut x {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                // Magnitudes from 1 down to about 2^-30, both signs.
+                let mag = f32::from_bits(0x3f80_0000 - (seed % (30 << 23)));
+                *v = if seed & 1 == 1 { -mag } else { mag };
+            }
+            // SAFETY: F16C was detected above.
+            let expected = unsafe { cpu(x) };
+            assert_eq!(x.map(to_f16), expected, "{x:?}");
+        }
+    }
+
+    #[test]
+    fn half_dot_products_agree_across_kernels() {
+        for n in [0usize, 1, 15, 16, 17, 64, 128, 133] {
+            let q: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin() * 2.0).collect();
+            let h: Vec<u16> = (0..n).map(|i| to_f16((i as f32 * 0.11).cos())).collect();
+            let wide = Folds::detect().dot_f16(&q, &h);
+            let portable = Folds::Portable.dot_f16(&q, &h);
+            assert_eq!(wide.to_bits(), portable.to_bits(), "{n}");
+            let widened: Vec<f32> = h.iter().map(|x| from_f16(*x)).collect();
+            assert_eq!(
+                portable.to_bits(),
+                Folds::Portable.dot(&q, &widened).to_bits()
+            );
         }
     }
 
