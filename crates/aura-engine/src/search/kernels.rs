@@ -21,9 +21,9 @@ fn reduce(mut acc: [f32; LANES]) -> f32 {
 
 /// `Σ f(aᵢ, bᵢ)` over the common length, in sixteen lanes. Plain index
 /// loops over fixed-width blocks: the compiler drops the bounds checks and
-/// vectorizes, and inlines it whole into the AVX2 copy.
+/// vectorizes.
 #[inline(always)]
-fn fold_lanes(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+fn fold_lanes<T: Copy>(a: &[f32], b: &[T], f: impl Fn(f32, T) -> f32) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f32; LANES];
@@ -94,21 +94,7 @@ pub fn from_f16(half: u16) -> f32 {
 
 #[inline(always)]
 fn dot_f16_lanes(q: &[f32], half: &[u16]) -> f32 {
-    let n = q.len().min(half.len());
-    let (q, half) = (&q[..n], &half[..n]);
-    let mut acc = [0.0f32; LANES];
-    let whole = n / LANES * LANES;
-    let mut base = 0;
-    while base < whole {
-        for i in 0..LANES {
-            acc[i] += q[base + i] * from_f16(half[base + i]);
-        }
-        base += LANES;
-    }
-    for i in whole..n {
-        acc[i - whole] += q[i] * from_f16(half[i]);
-    }
-    reduce(acc)
+    fold_lanes(q, half, |x, h| x * from_f16(h))
 }
 
 #[cfg(target_arch = "x86_64")]
