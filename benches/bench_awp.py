@@ -6,7 +6,8 @@ memory:// (same engine, in process), in one run.
 Workloads: N point lookups by primary key, sequential and 64 concurrent on
 one client (64 worker tasks sharing the keys, one connection: requests are
 multiplexed); a streamed fetch of
-all rows (server cursor, batches of 1000). Ratios are auradb / memory.
+all rows (server cursor, batches of 1000). Each workload runs three times
+and the fastest run counts. Ratios are auradb / memory.
 
 Client memory: the Python heap's peak (tracemalloc) while streaming every
 row over auradb:// in batches of 1000, against the peak of fetching one
@@ -36,10 +37,18 @@ class AwpBenchRow(Model):
     score: float
 
 
+# Timed runs per workload; the fastest counts (a pause of the machine
+# only ever slows a run down).
+RUNS = 3
+
+
 async def timed(run: Callable[[], Awaitable[Any]]) -> float:
-    start = time.perf_counter()
-    await run()
-    return time.perf_counter() - start
+    best = float("inf")
+    for _ in range(RUNS):
+        start = time.perf_counter()
+        await run()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 async def workloads(client: aura.Client, rows: int, lookups: int) -> dict[str, float]:
