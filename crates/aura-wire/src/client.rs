@@ -11,7 +11,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use aura_core::{Error, ErrorCode};
@@ -70,6 +70,8 @@ pub(crate) type WriteStream = WriteHalf<Pin<Box<dyn Stream>>>;
 
 struct State {
     pending: Mutex<VecDeque<(u128, Waiter)>>,
+    /// Closed when the connection fails, before its waiters are failed.
+    outbox: OnceLock<Weak<Outbox<WriteStream>>>,
     closed: AtomicBool,
     /// Why the connection closed (first cause wins).
     cause: Mutex<Option<Error>>,
@@ -85,6 +87,9 @@ impl State {
         }
         let stored = cause.clone().unwrap_or(err);
         drop(cause);
+        if let Some(outbox) = self.outbox.get().and_then(Weak::upgrade) {
+            outbox.close();
+        }
         let drained: Vec<_> = self.pending.lock().drain(..).collect();
         for (_, waiter) in drained {
             let _ = waiter.send(Err(stored.clone()));
@@ -111,6 +116,7 @@ impl Reply {
 /// One open AWP connection.
 pub struct Connection {
     outbox: Arc<Outbox<WriteStream>>,
+    next_id: AtomicU64,
     state: Arc<State>,
     reader: tokio::task::JoinHandle<()>,
     pub capabilities: HashSet<String>,
@@ -277,6 +283,7 @@ impl Connection {
         let (read, write) = tokio::io::split(stream);
         let state = Arc::new(State {
             pending: Mutex::new(VecDeque::new()),
+            outbox: OnceLock::new(),
             closed: AtomicBool::new(false),
             cause: Mutex::new(None),
             address: opts.address(),
@@ -289,8 +296,10 @@ impl Connection {
             failing.fail_all(connection_error(err));
             abort.abort();
         });
+        let _ = state.outbox.set(Arc::downgrade(&outbox));
         let mut conn = Connection {
             outbox,
+            next_id: AtomicU64::new(1),
             state,
             reader,
             capabilities: HashSet::new(),
@@ -391,7 +400,7 @@ impl Connection {
         txn: u64,
         payload: Vec<u8>,
     ) -> Result<Reply, Error> {
-        let rx = self.send(opcode, txn, payload, true)?;
+        let rx = self.send(opcode, txn, payload)?;
         let frame = match tokio::time::timeout(self.request_timeout, rx).await {
             Ok(Ok(result)) => result?,
             Ok(Err(_)) => return Err(self.closed_error()),
@@ -426,39 +435,31 @@ impl Connection {
             return; // the server drops cursors with the connection
         }
         let payload = serde_json::to_vec(body).unwrap_or_default();
-        let _ = self.send(opcode, txn, payload, false);
+        let _ = self.send(opcode, txn, payload); // the answer is dropped
     }
 
-    /// Queue one request frame and register its waiter (a discarding one
-    /// unless `answered`).
+    /// Queue one request frame and register its waiter.
     fn send(
         &self,
         opcode: Opcode,
         txn: u64,
         payload: Vec<u8>,
-        answered: bool,
     ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
-        let rx = self.outbox.send(|queue| {
-            let id = u128::from(queue.next_id);
-            let frame = Frame::new(opcode, id, txn, payload)
-                .encode()
-                .map_err(|e| Error::query(e.to_string()))?;
-            queue.next_id += 1;
-            queue.bytes.extend_from_slice(&frame);
-            let (tx, rx) = oneshot::channel();
-            self.state.pending.lock().push_back((id, tx));
-            Ok::<_, Error>(rx)
-        })?;
-        // `fail_all` marks the connection closed before it drains the
-        // waiters: closed now means ours may have missed the drain.
-        if self.is_closed() {
-            return Err(self.closed_error());
-        }
+        // Ids need not rise along the wire: answers come in request order
+        // and are matched against the waiters, registered in wire order.
+        let id = u128::from(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let frame = Frame::new(opcode, id, txn, payload)
+            .encode()
+            .map_err(|e| Error::query(e.to_string()))?;
+        let (tx, rx) = oneshot::channel();
+        self.outbox
+            .send(&frame, || self.state.pending.lock().push_back((id, tx)))
+            .ok_or_else(|| self.closed_error())?;
         self.requests.fetch_add(1, Ordering::Relaxed);
-        Ok(if answered { rx } else { oneshot::channel().1 })
+        Ok(rx)
     }
 }
 

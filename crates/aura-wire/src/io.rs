@@ -115,16 +115,17 @@ pub struct Outbox<W> {
     runtime: tokio::runtime::Handle,
 }
 
-/// What an `Outbox` holds between writes.
-pub struct Queue {
+#[derive(Default)]
+struct Queue {
     /// Encoded frames not yet handed to the writer, in wire order.
-    pub bytes: Vec<u8>,
-    /// The request id the next frame takes.
-    pub next_id: u64,
+    bytes: Vec<u8>,
     writing: bool,
-    /// A write failed: the stream is unusable, nothing more is written.
-    failed: bool,
+    /// Closed, or a write failed: nothing more is queued or written.
+    closed: bool,
 }
+
+/// A writer's buffer above this size is not kept for the next write.
+const KEEP_BUFFER: usize = 1 << 20;
 
 impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
     /// Must be called inside the runtime the writers will run on.
@@ -134,12 +135,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         broken: impl Fn(String) + Send + Sync + 'static,
     ) -> std::sync::Arc<Self> {
         std::sync::Arc::new(Outbox {
-            queue: parking_lot::Mutex::new(Queue {
-                bytes: Vec::new(),
-                next_id: 1,
-                writing: false,
-                failed: false,
-            }),
+            queue: parking_lot::Mutex::new(Queue::default()),
             half: tokio::sync::Mutex::new(half),
             timeout,
             broken: Box::new(broken),
@@ -147,17 +143,35 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         })
     }
 
-    /// Runs `fill` under the queue's lock (it appends whole frames and
-    /// registers their waiters, so the wire order is the order of
-    /// registration) and makes sure a writer will send what it queued.
-    pub fn send<R>(self: &std::sync::Arc<Self>, fill: impl FnOnce(&mut Queue) -> R) -> R {
+    /// Queues `frame` and runs `register` (which records its waiter) under
+    /// the same lock, so waiters are registered in wire order; makes sure a
+    /// writer will send it. `None` (nothing queued or registered) once the
+    /// outbox is closed.
+    pub fn send<R>(
+        self: &std::sync::Arc<Self>,
+        frame: &[u8],
+        register: impl FnOnce() -> R,
+    ) -> Option<R> {
         let mut queue = self.queue.lock();
-        let out = fill(&mut queue);
-        if !queue.writing && !queue.failed && !queue.bytes.is_empty() {
+        if queue.closed {
+            return None;
+        }
+        queue.bytes.extend_from_slice(frame);
+        let registered = register();
+        if !queue.writing {
             queue.writing = true;
             self.runtime.spawn(self.clone().drain());
         }
-        out
+        Some(registered)
+    }
+
+    /// Stops queuing and drops what is not yet handed to the writer: a
+    /// connection that failed must not send requests whose callers were
+    /// told they failed.
+    pub fn close(&self) {
+        let mut queue = self.queue.lock();
+        queue.closed = true;
+        queue.bytes = Vec::new();
     }
 
     /// Sends what is queued until nothing is: frames queued while a write
@@ -168,13 +182,15 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         // one write carries them all (about half the system calls with 64
         // lookups in flight).
         tokio::task::yield_now().await;
+        let mut stopped = Stopped(Some(&self));
         let mut half = self.half.lock().await;
         let mut spare = Vec::new();
         loop {
             let bytes = {
                 let mut queue = self.queue.lock();
-                if queue.bytes.is_empty() {
+                if queue.bytes.is_empty() || queue.closed {
                     queue.writing = false;
+                    stopped.0 = None;
                     return;
                 }
                 std::mem::replace(&mut queue.bytes, spare)
@@ -188,20 +204,43 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 Ok(Ok(())) => {
                     spare = bytes;
                     spare.clear();
+                    if spare.capacity() > KEEP_BUFFER {
+                        spare = Vec::new();
+                    }
                     continue;
                 }
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "write timed out".to_owned(),
             };
-            self.queue.lock().failed = true;
-            (self.broken)(why);
+            stopped.0 = None;
+            self.fail(why);
             return;
         }
     }
 
+    fn fail(&self, why: String) {
+        self.close();
+        (self.broken)(why);
+    }
+
     /// Shuts the stream down once the write under way (if any) is done.
     pub async fn shutdown(&self) {
+        self.close();
         let _ = self.half.lock().await.shutdown().await;
+    }
+}
+
+/// Fails the connection if a writer stops before its queue is empty (its
+/// task dropped with the runtime, or a panic in the stream): otherwise no
+/// writer would start again and every later request would wait for its
+/// timeout.
+struct Stopped<'a, W: AsyncWrite + Unpin + Send + 'static>(Option<&'a Outbox<W>>);
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Drop for Stopped<'_, W> {
+    fn drop(&mut self) {
+        if let Some(outbox) = self.0 {
+            outbox.fail("the writer stopped".to_owned());
+        }
     }
 }
 
@@ -223,5 +262,80 @@ mod tests {
         assert!(holds_frame(&two, 1024));
         // A payload over the limit is never "held": reading it fails instead.
         assert!(!holds_frame(&frame, 1));
+    }
+
+    /// A stream whose writes fail.
+    struct Refusing;
+
+    impl AsyncWrite for Refusing {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    const SECOND: std::time::Duration = std::time::Duration::from_secs(1);
+
+    #[tokio::test]
+    async fn queued_frames_arrive_whole_and_in_order() {
+        let (near, mut far) = tokio::io::duplex(64);
+        let outbox = Outbox::new(near, SECOND, |why| panic!("{why}"));
+        let mut order = Vec::new();
+        let frames: Vec<Vec<u8>> = (1..=50u8).map(|i| vec![i; usize::from(i) * 7]).collect();
+        for (i, frame) in frames.iter().enumerate() {
+            assert_eq!(outbox.send(frame, || order.push(i)), Some(()));
+        }
+        assert_eq!(order, (0..50).collect::<Vec<_>>());
+        let mut got = vec![0u8; frames.iter().map(Vec::len).sum()];
+        far.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, frames.concat());
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_the_connection_and_refuses_more() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let outbox = Outbox::new(Refusing, SECOND, move |why| tx.send(why).unwrap());
+        assert_eq!(outbox.send(b"frame", || 1), Some(1));
+        let why = tokio::task::spawn_blocking(move || rx.recv_timeout(SECOND))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(why.contains("broken pipe"), "{why}");
+        assert_eq!(
+            outbox.send(b"later", || 2),
+            None,
+            "nothing is queued any more"
+        );
+    }
+
+    #[tokio::test]
+    async fn closing_drops_what_is_not_yet_written() {
+        let (near, mut far) = tokio::io::duplex(64);
+        let outbox = Outbox::new(near, SECOND, |_| {});
+        // Queued, but its writer has not run yet (it yields first).
+        assert_eq!(outbox.send(b"dropped", || ()), Some(()));
+        outbox.close();
+        assert_eq!(outbox.send(b"refused", || ()), None);
+        outbox.shutdown().await;
+        let mut got = Vec::new();
+        far.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty(), "{got:?}");
     }
 }

@@ -49,9 +49,10 @@ pub(crate) struct Hnsw {
     layer0: Chunked<u32>,
     /// Adjacency of levels 1.. for the few nodes that reach them.
     upper: Arc<HashMap<u32, Vec<Vec<u32>>>>,
-    /// Per slot: the vector scaled into [-1, 1] as halves, then the two
-    /// f32 (four u16) of its navigation score `a·(q·h) + b` (`Navigation`).
+    /// Per slot: its navigation record (`Navigation`).
     nav: Chunked<u16>,
+    /// The centre navigation records are taken from.
+    centre: Vec<f32>,
     entry: Option<(u32, u8)>,
     rng: u64,
     nodes: usize,
@@ -215,38 +216,63 @@ impl Scorer for Exact<'_> {
     }
 }
 
+/// Words (u16) before the halves of a navigation record: three f32.
+const NAV_HEADER: usize = 6;
+
 /// Navigation scores from the graph's half-float records: an increasing
-/// function of the exact score up to the halves' rounding (2^-11 of each
-/// component), for reading half the bytes of the f32 record and
-/// its norm.
+/// function of the exact score up to the halves' rounding, for reading
+/// half the bytes of the f32 record and its norm.
+///
+/// A record holds `d = v − c` (`c` the graph's centre, the mean of the
+/// vectors it was built on) divided by `s = max|dᵢ|`, as halves `h`, after
+/// three f32 `a`, `b`, `e`: the navigation score is `a·(q·h) + b + e·(q·c)`.
+/// Rounding moves each component by at most `s·2⁻¹²`, so centring keeps
+/// the error to the spread of the vectors, not their distance from the
+/// origin (vectors far from it all score close together).
 struct Navigation<'a> {
     records: &'a Chunked<u16>,
     q: &'a [f32],
+    /// `q·c`, once per query.
+    q_centre: f32,
     folds: Folds,
 }
 
 impl Navigation<'_> {
-    /// The record of `v` (norm `norm`) under `metric`: `v / s` in halves
-    /// (`s` its largest magnitude), then `a` and `b` such that
-    /// `a·(q·h) + b` is `q·v` (dot), `|q|·cos(q, v)` (cosine) or
-    /// `|q|² − |q − v|²` (euclidean), up to rounding. Per query those
-    /// are the exact score times a positive constant, or plus a constant.
-    fn record(metric: Metric, v: &[f32], norm: f32) -> Vec<u16> {
-        let s = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let mut out: Vec<u16> = if s > 0.0 {
-            v.iter().map(|x| to_f16((x / s).clamp(-1.0, 1.0))).collect()
+    /// The record of `v` (norm `norm`) under `metric`, for centre `c`:
+    /// `a·(q·h) + b + e·(q·c)` is `q·v` (dot), `q·v / |v|` (cosine) or
+    /// `2q·v − |v|²` (euclidean) up to rounding. Per query those are the
+    /// exact score plus a constant, times a positive constant, or an
+    /// increasing function of it (`|q|² − |q − v|²`).
+    fn record(metric: Metric, v: &[f32], norm: f32, c: &[f32]) -> Vec<u16> {
+        let d: Vec<f32> = v
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x - c.get(i).copied().unwrap_or(0.0))
+            .collect();
+        let s = d.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        // A vector with a non-finite component has no usable score.
+        let usable = s > 0.0 && s.is_finite() && norm.is_finite();
+        let (a, b, e) = match metric {
+            _ if !norm.is_finite() => (0.0, 0.0, 0.0),
+            Metric::Dot => (s, 0.0, 0.0),
+            Metric::Cosine if norm > 0.0 => (s / norm, 0.0, 1.0 / norm),
+            Metric::Cosine => (0.0, 0.0, 0.0),
+            Metric::Euclidean => (2.0 * s, -(norm * norm), 0.0),
+        };
+        let (a, b, e) = if s.is_finite() {
+            (a, b, e)
         } else {
-            vec![0; v.len()]
+            (0.0, b, e)
         };
-        let (a, b) = match metric {
-            Metric::Dot => (s, 0.0),
-            Metric::Cosine if norm > 0.0 => (s / norm, 0.0),
-            Metric::Cosine => (0.0, 0.0),
-            Metric::Euclidean => (2.0 * s, -(norm * norm)),
-        };
-        for x in [a, b] {
+        let mut out = Vec::with_capacity(NAV_HEADER + v.len());
+        for x in [a, b, e] {
             let bits = x.to_bits();
             out.extend([bits as u16, (bits >> 16) as u16]);
+        }
+        if usable {
+            out.extend(d.iter().map(|x| to_f16((x / s).clamp(-1.0, 1.0))));
+        } else {
+            out.resize(NAV_HEADER + v.len(), 0);
         }
         out
     }
@@ -256,9 +282,9 @@ impl Scorer for Navigation<'_> {
     #[inline(always)]
     fn score(&self, slot: u32) -> f32 {
         let record = self.records.get(slot as usize);
-        let (halves, tail) = record.split_at(record.len() - 4);
-        let word = |i: usize| f32::from_bits(u32::from(tail[i]) | (u32::from(tail[i + 1]) << 16));
-        word(0) * self.folds.dot_f16(self.q, halves) + word(2)
+        let (head, halves) = record.split_at(NAV_HEADER);
+        let word = |i: usize| f32::from_bits(u32::from(head[i]) | (u32::from(head[i + 1]) << 16));
+        word(0) * self.folds.dot_f16(self.q, halves) + word(2) + word(4) * self.q_centre
     }
 
     #[inline(always)]
@@ -268,7 +294,9 @@ impl Scorer for Navigation<'_> {
 }
 
 impl Hnsw {
-    pub fn new(params: HnswParams) -> Self {
+    /// An empty graph whose navigation records are centred on `centre`
+    /// (the mean of the vectors it will be built on; empty: the origin).
+    pub fn new(params: HnswParams, centre: Vec<f32>) -> Self {
         let m = params.m.max(2);
         Hnsw {
             params: HnswParams { m, ..params },
@@ -277,6 +305,7 @@ impl Hnsw {
             layer0: Chunked::new(2 * m + 1),
             upper: Arc::new(HashMap::new()),
             nav: Chunked::new(0),
+            centre,
             entry: None,
             rng: 0x9E37_79B9_7F4A_7C15,
             nodes: 0,
@@ -453,10 +482,10 @@ impl Hnsw {
         let vecs = Vectors::new(data, norms);
         let (q, q_norm) = (data.get(slot), norms.get(slot)[0]);
         if self.nav.len() == 0 {
-            self.nav = Chunked::new(q.len() + 4);
+            self.nav = Chunked::new(NAV_HEADER + q.len());
         }
         self.grow_to(slot);
-        let record = Navigation::record(self.params.metric, q, q_norm);
+        let record = Navigation::record(self.params.metric, q, q_norm, &self.centre);
         self.nav.get_mut(slot).copy_from_slice(&record);
         let node = slot as u32;
         let level = self.random_level();
@@ -537,10 +566,11 @@ impl Hnsw {
             q,
             q_norm,
         };
-        let found = if self.nav.stride() == q.len() + 4 {
+        let found = if self.nav.stride() == NAV_HEADER + q.len() {
             let navigation = Navigation {
                 records: &self.nav,
                 q,
+                q_centre: vecs.folds.dot(q, &self.centre),
                 folds: vecs.folds,
             };
             self.walk(&navigation, ef.max(k))
@@ -587,19 +617,26 @@ mod tests {
             .collect()
     }
 
-    /// What each metric's navigation score stands for, from exact maths.
-    fn expected(metric: Metric, q: &[f32], v: &[f32]) -> f64 {
-        let dot: f64 = q
-            .iter()
-            .zip(v)
-            .map(|(a, b)| f64::from(*a) * f64::from(*b))
-            .sum();
-        let sq = |x: &[f32]| x.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>();
+    fn norm64(x: &[f32]) -> f64 {
+        x.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt()
+    }
+
+    fn dot64(a: &[f32], b: &[f32]) -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from(*x) * f64::from(*y))
+            .sum()
+    }
+
+    /// What each metric's navigation score stands for, from exact maths:
+    /// the exact score up to what is the same for every vector of a query.
+    fn expected(metric: Metric, q: &[f32], v: &[f32], c: &[f32]) -> f64 {
+        let (dot, qc, vn) = (dot64(q, v), dot64(q, c), norm64(v));
         match metric {
-            Metric::Dot => dot,
-            Metric::Cosine if sq(v) == 0.0 => 0.0,
-            Metric::Cosine => dot / sq(v).sqrt(),
-            Metric::Euclidean => 2.0 * dot - sq(v),
+            Metric::Dot => dot - qc,
+            Metric::Cosine if vn == 0.0 => 0.0,
+            Metric::Cosine => dot / vn,
+            Metric::Euclidean => 2.0 * dot - vn * vn - 2.0 * qc,
         }
     }
 
@@ -607,38 +644,67 @@ mod tests {
     fn navigation_scores_follow_the_exact_ones() {
         let dim = 37;
         for metric in [Metric::Cosine, Metric::Dot, Metric::Euclidean] {
-            for scale in [1e-3f32, 1.0, 250.0, 1e5] {
-                let q = vector(99, dim, scale);
-                let vs: Vec<Vec<f32>> = (0..40)
-                    .map(|s| vector(s, dim, scale))
-                    .chain([vec![0.0; dim]])
-                    .collect();
-                let mut records = Chunked::new(dim + 4);
-                for v in &vs {
-                    records.push(&Navigation::record(metric, v, kernels::norm(v)));
-                }
-                let nav = Navigation {
-                    records: &records,
-                    q: &q,
-                    folds: Folds::detect(),
+            for (scale, offset) in [
+                (1e-3f32, 0.0),
+                (1.0, 0.0),
+                (250.0, 0.0),
+                (1e5, 0.0),
+                (1.0, 100.0),
+            ] {
+                let shifted = |seed| -> Vec<f32> {
+                    vector(seed, dim, scale)
+                        .iter()
+                        .map(|x| x + offset)
+                        .collect()
                 };
-                let qn = q.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
-                for (slot, v) in vs.iter().enumerate() {
-                    let (got, want) = (f64::from(nav.score(slot as u32)), expected(metric, &q, v));
-                    // Each scaled component is off by at most 2^-12, so
-                    // q·h by |q|·√dim·2^-12, times `a` (1/|v|, 1 or 2 per
-                    // unit of scale); euclidean also rounds |v|² in f32.
-                    let vn = v.iter().map(|a| f64::from(*a).powi(2)).sum::<f64>().sqrt();
-                    let a = match metric {
-                        Metric::Cosine => 1.0,
-                        Metric::Dot => vn,
-                        Metric::Euclidean => 2.0 * vn,
+                let q = shifted(99);
+                let vs: Vec<Vec<f32>> = (0..40).map(shifted).chain([vec![0.0; dim]]).collect();
+                for centred in [false, true] {
+                    let c: Vec<f32> = if centred {
+                        (0..dim)
+                            .map(|i| vs.iter().map(|v| v[i]).sum::<f32>() / vs.len() as f32)
+                            .collect()
+                    } else {
+                        Vec::new()
                     };
-                    let bound = qn * (dim as f64).sqrt() * a / 4096.0 + 1e-6 * vn * vn + 1e-30;
-                    assert!(
-                        (got - want).abs() <= bound,
-                        "{metric:?} scale {scale} slot {slot}: {got} vs {want}"
-                    );
+                    let mut records = Chunked::new(NAV_HEADER + dim);
+                    for v in &vs {
+                        records.push(&Navigation::record(metric, v, kernels::norm(v), &c));
+                    }
+                    let folds = Folds::detect();
+                    let nav = Navigation {
+                        records: &records,
+                        q: &q,
+                        q_centre: folds.dot(&q, &c),
+                        folds,
+                    };
+                    let (qn, cn) = (norm64(&q), norm64(&c));
+                    for (slot, v) in vs.iter().enumerate() {
+                        let got = f64::from(nav.score(slot as u32));
+                        let want = expected(metric, &q, v, &c);
+                        // Each component of v - c is off by at most
+                        // |v - c|·2^-12, so q·v by |q|·√dim·|v - c|·2^-12,
+                        // times 1/|v| (cosine), 1 (dot) or 2 (euclidean);
+                        // the f32 sums round their terms by about 1e-7.
+                        let d: Vec<f32> = v
+                            .iter()
+                            .enumerate()
+                            .map(|(i, x)| x - c.get(i).copied().unwrap_or(0.0))
+                            .collect();
+                        let vn = norm64(v);
+                        let per_unit = match metric {
+                            Metric::Cosine if vn == 0.0 => 0.0,
+                            Metric::Cosine => 1.0 / vn,
+                            Metric::Dot => 1.0,
+                            Metric::Euclidean => 2.0,
+                        };
+                        let rounding = qn * (dim as f64).sqrt() * norm64(&d) * per_unit / 4096.0;
+                        let sums = 1e-5 * (qn * (vn + cn) * per_unit.max(1.0) + vn * vn);
+                        assert!(
+                            (got - want).abs() <= rounding + sums + 1e-30,
+                            "{metric:?} scale {scale} offset {offset} centred {centred} slot {slot}: {got} vs {want}"
+                        );
+                    }
                 }
             }
         }

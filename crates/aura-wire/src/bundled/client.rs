@@ -5,8 +5,8 @@
 //! request and closes (no resync), a request timeout closes too.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
 use aura_core::{Error, ErrorCode};
 use parking_lot::Mutex;
@@ -32,6 +32,8 @@ type Waiter = oneshot::Sender<Result<Frame, Error>>;
 
 struct State {
     pending: Mutex<HashMap<u64, Waiter>>,
+    /// Closed when the connection fails, before its waiters are failed.
+    outbox: OnceLock<Weak<Outbox<WriteStream>>>,
     closed: AtomicBool,
     cause: Mutex<Option<Error>>,
     address: String,
@@ -44,6 +46,9 @@ impl State {
             let mut cause = self.cause.lock();
             cause.get_or_insert(err).clone()
         };
+        if let Some(outbox) = self.outbox.get().and_then(Weak::upgrade) {
+            outbox.close();
+        }
         let drained: Vec<Waiter> = self.pending.lock().drain().map(|(_, w)| w).collect();
         for waiter in drained {
             let _ = waiter.send(Err(stored.clone()));
@@ -140,6 +145,7 @@ async fn reader_loop<R: AsyncRead + Unpin>(mut read: R, state: Arc<State>, max: 
 /// One open bundled-protocol connection.
 pub struct BundledConnection {
     outbox: Arc<Outbox<WriteStream>>,
+    next_id: AtomicU64,
     state: Arc<State>,
     reader: tokio::task::JoinHandle<()>,
     opts: BundledOptions,
@@ -165,6 +171,7 @@ impl BundledConnection {
         let (read, write) = tokio::io::split(stream);
         let state = Arc::new(State {
             pending: Mutex::new(HashMap::new()),
+            outbox: OnceLock::new(),
             closed: AtomicBool::new(false),
             cause: Mutex::new(None),
             address: opts.base.address(),
@@ -177,8 +184,10 @@ impl BundledConnection {
             failing.fail_all(connection_error(err));
             abort.abort();
         });
+        let _ = state.outbox.set(Arc::downgrade(&outbox));
         let mut conn = BundledConnection {
             outbox,
+            next_id: AtomicU64::new(1),
             state,
             reader,
             opts: opts.clone(),
@@ -250,7 +259,7 @@ impl BundledConnection {
     /// synchronous close); it precedes every request sent after it.
     pub fn defer(&self, opcode: Opcode, txn: u64, body: &Json) {
         if !self.is_closed() {
-            let _ = self.send(opcode, txn, body, false);
+            let _ = self.send(opcode, txn, body); // the answer is dropped
         }
     }
 
@@ -264,44 +273,35 @@ impl BundledConnection {
             .encode(self.opts.compression, self.opts.payload_checksum)
     }
 
-    /// Queue one request frame and register its waiter (a discarding one
-    /// unless `answered`).
+    /// Queue one request frame and register its waiter.
     fn send(
         &self,
         opcode: Opcode,
         txn: u64,
         body: &Json,
-        answered: bool,
     ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
-        let rx = self.outbox.send(|queue| {
-            let id = queue.next_id;
-            let frame = self.encode(opcode, id, txn, body);
-            if frame.len() > HEADER_LEN + self.opts.base.max_payload + 4 {
-                return Err(Error::query(format!(
-                    "request payload exceeds max_payload_bytes ({})",
-                    self.opts.base.max_payload
-                )));
-            }
-            queue.next_id += 1;
-            queue.bytes.extend_from_slice(&frame);
-            let (tx, rx) = oneshot::channel();
-            self.state.pending.lock().insert(id, tx);
-            Ok(rx)
-        })?;
-        // `fail_all` marks the connection closed before it drains the
-        // waiters: closed now means ours may have missed the drain.
-        if self.is_closed() {
-            return Err(self.closed_error());
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Encoded (and compressed) before the outbox's lock is taken.
+        let frame = self.encode(opcode, id, txn, body);
+        if frame.len() > HEADER_LEN + self.opts.base.max_payload + 4 {
+            return Err(Error::query(format!(
+                "request payload exceeds max_payload_bytes ({})",
+                self.opts.base.max_payload
+            )));
         }
-        Ok(if answered { rx } else { oneshot::channel().1 })
+        let (tx, rx) = oneshot::channel();
+        self.outbox
+            .send(&frame, || self.state.pending.lock().insert(id, tx))
+            .ok_or_else(|| self.closed_error())?;
+        Ok(rx)
     }
 
     /// Send one request and wait for its answer; ERROR becomes `Err`.
     pub async fn request(&self, opcode: Opcode, txn: u64, body: &Json) -> Result<Frame, Error> {
-        let rx = self.send(opcode, txn, body, true)?;
+        let rx = self.send(opcode, txn, body)?;
         let timeout = self.opts.base.request_timeout;
         let frame = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result?,
