@@ -152,15 +152,22 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         frame: &[u8],
         register: impl FnOnce() -> R,
     ) -> Option<R> {
-        let mut queue = self.queue.lock();
-        if queue.closed {
-            return None;
-        }
-        queue.bytes.extend_from_slice(frame);
-        let registered = register();
-        if !queue.writing {
-            queue.writing = true;
-            self.runtime.spawn(self.clone().drain());
+        let (registered, start) = {
+            let mut queue = self.queue.lock();
+            if queue.closed {
+                return None;
+            }
+            queue.bytes.extend_from_slice(frame);
+            (register(), !std::mem::replace(&mut queue.writing, true))
+        };
+        // Spawned outside the lock: a task the runtime drops at once (it
+        // is shutting down) fails the connection, which takes the lock.
+        if start {
+            let writer = Writer {
+                outbox: self.clone(),
+                running: true,
+            };
+            self.runtime.spawn(writer.drain());
         }
         Some(registered)
     }
@@ -174,28 +181,50 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
         queue.bytes = Vec::new();
     }
 
+    fn fail(&self, why: String) {
+        (self.broken)(why);
+        self.close();
+    }
+
+    /// Shuts the stream down once the write under way (if any) is done.
+    pub async fn shutdown(&self) {
+        self.close();
+        let _ = self.half.lock().await.shutdown().await;
+    }
+}
+
+/// The one writer task of an outbox. Dropped before it is done (its task
+/// dropped unpolled by a runtime shutting down, or a panic in the stream)
+/// it fails the connection: otherwise `writing` would stay set, no writer
+/// would start again and every later request would wait for its timeout.
+struct Writer<W: AsyncWrite + Unpin + Send + 'static> {
+    outbox: std::sync::Arc<Outbox<W>>,
+    running: bool,
+}
+
+impl<W: AsyncWrite + Unpin + Send + 'static> Writer<W> {
     /// Sends what is queued until nothing is: frames queued while a write
     /// is under way go out together in the next one.
-    async fn drain(self: std::sync::Arc<Self>) {
+    async fn drain(mut self) {
         // Requests submitted together (an event loop resuming many callers
         // at once) are ready to run: let them queue their frames first, so
         // one write carries them all (about half the system calls with 64
         // lookups in flight).
         tokio::task::yield_now().await;
-        let mut stopped = Stopped(Some(&self));
-        let mut half = self.half.lock().await;
+        let outbox = self.outbox.clone();
+        let mut half = outbox.half.lock().await;
         let mut spare = Vec::new();
         loop {
             let bytes = {
-                let mut queue = self.queue.lock();
+                let mut queue = outbox.queue.lock();
                 if queue.bytes.is_empty() || queue.closed {
                     queue.writing = false;
-                    stopped.0 = None;
+                    self.running = false;
                     return;
                 }
                 std::mem::replace(&mut queue.bytes, spare)
             };
-            let written = tokio::time::timeout(self.timeout, async {
+            let written = tokio::time::timeout(outbox.timeout, async {
                 half.write_all(&bytes).await?;
                 half.flush().await
             })
@@ -212,34 +241,18 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Outbox<W> {
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "write timed out".to_owned(),
             };
-            stopped.0 = None;
-            self.fail(why);
+            self.running = false;
+            drop(half);
+            outbox.fail(why);
             return;
         }
     }
-
-    fn fail(&self, why: String) {
-        self.close();
-        (self.broken)(why);
-    }
-
-    /// Shuts the stream down once the write under way (if any) is done.
-    pub async fn shutdown(&self) {
-        self.close();
-        let _ = self.half.lock().await.shutdown().await;
-    }
 }
 
-/// Fails the connection if a writer stops before its queue is empty (its
-/// task dropped with the runtime, or a panic in the stream): otherwise no
-/// writer would start again and every later request would wait for its
-/// timeout.
-struct Stopped<'a, W: AsyncWrite + Unpin + Send + 'static>(Option<&'a Outbox<W>>);
-
-impl<W: AsyncWrite + Unpin + Send + 'static> Drop for Stopped<'_, W> {
+impl<W: AsyncWrite + Unpin + Send + 'static> Drop for Writer<W> {
     fn drop(&mut self) {
-        if let Some(outbox) = self.0 {
-            outbox.fail("the writer stopped".to_owned());
+        if self.running {
+            self.outbox.fail("the writer stopped".to_owned());
         }
     }
 }
@@ -333,9 +346,70 @@ mod tests {
         assert_eq!(outbox.send(b"dropped", || ()), Some(()));
         outbox.close();
         assert_eq!(outbox.send(b"refused", || ()), None);
+        for _ in 0..10 {
+            tokio::task::yield_now().await; // the writer runs, and stops
+        }
+        assert!(!outbox.queue.lock().writing, "the writer has finished");
         outbox.shutdown().await;
         let mut got = Vec::new();
         far.read_to_end(&mut got).await.unwrap();
         assert!(got.is_empty(), "{got:?}");
+    }
+
+    /// A stream that panics when written to.
+    struct Panicking;
+
+    impl AsyncWrite for Panicking {
+        fn poll_write(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            panic!("the stream broke")
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_stops_early_fails_the_connection() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let outbox = Outbox::new(Panicking, SECOND, move |why| tx.send(why).unwrap());
+        assert_eq!(outbox.send(b"frame", || ()), Some(()));
+        let why = tokio::task::spawn_blocking(move || rx.recv_timeout(SECOND))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(why, "the writer stopped");
+        assert_eq!(outbox.send(b"later", || ()), None);
+    }
+
+    #[test]
+    fn a_writer_dropped_unpolled_fails_the_connection() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let outbox = runtime.block_on(async {
+            let (near, _far) = tokio::io::duplex(64);
+            Outbox::new(near, SECOND, move |why| tx.send(why).unwrap())
+        });
+        drop(runtime);
+        // The runtime is gone: the writer's task is dropped unpolled.
+        assert_eq!(outbox.send(b"frame", || ()), Some(()));
+        assert_eq!(rx.recv_timeout(SECOND).unwrap(), "the writer stopped");
+        assert_eq!(outbox.send(b"later", || ()), None);
     }
 }

@@ -51,8 +51,10 @@ pub(crate) struct Hnsw {
     upper: Arc<HashMap<u32, Vec<Vec<u32>>>>,
     /// Per slot: its navigation record (`Navigation`).
     nav: Chunked<u16>,
-    /// The centre navigation records are taken from.
+    /// The centre navigation records are taken from, and the node count
+    /// when it was computed.
     centre: Vec<f32>,
+    centred_at: usize,
     entry: Option<(u32, u8)>,
     rng: u64,
     nodes: usize,
@@ -219,13 +221,17 @@ impl Scorer for Exact<'_> {
 /// Words (u16) before the halves of a navigation record: three f32.
 const NAV_HEADER: usize = 6;
 
+/// Nodes from which the graph centres its navigation records.
+const RECENTRE_FROM: usize = 64;
+
 /// Navigation scores from the graph's half-float records: an increasing
 /// function of the exact score up to the halves' rounding, for reading
 /// half the bytes of the f32 record and its norm.
 ///
-/// A record holds `d = v − c` (`c` the graph's centre, the mean of the
-/// vectors it was built on) divided by `s = max|dᵢ|`, as halves `h`, after
-/// three f32 `a`, `b`, `e`: the navigation score is `a·(q·h) + b + e·(q·c)`.
+/// A record holds `d = v − c` (`c` the graph's centre, the mean of its
+/// vectors, recomputed each time the graph has doubled) divided by
+/// `s = max|dᵢ|`, as halves `h`, after three f32 `a`, `b`, `e`: the
+/// navigation score is `a·(q·h) + b + e·(q·c)`.
 /// Rounding moves each component by at most `s·2⁻¹²`, so centring keeps
 /// the error to the spread of the vectors, not their distance from the
 /// origin (vectors far from it all score close together).
@@ -239,10 +245,11 @@ struct Navigation<'a> {
 
 impl Navigation<'_> {
     /// The record of `v` (norm `norm`) under `metric`, for centre `c`:
-    /// `a·(q·h) + b + e·(q·c)` is `q·v` (dot), `q·v / |v|` (cosine) or
-    /// `2q·v − |v|²` (euclidean) up to rounding. Per query those are the
-    /// exact score plus a constant, times a positive constant, or an
-    /// increasing function of it (`|q|² − |q − v|²`).
+    /// `a·(q·h) + b + e·(q·c)` is, up to rounding, `q·v − q·c` (dot),
+    /// `q·v / |v|` (cosine) or `2q·v − |v|² − (2q·c − |c|²)` (euclidean,
+    /// `|q|² − |q − v|²` less a constant). For one query each is the exact
+    /// score plus a constant, times a positive constant, or an increasing
+    /// function of it.
     fn record(metric: Metric, v: &[f32], norm: f32, c: &[f32]) -> Vec<u16> {
         let d: Vec<f32> = v
             .iter()
@@ -251,19 +258,25 @@ impl Navigation<'_> {
             .collect();
         let s = d.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         // A vector with a non-finite component has no usable score.
-        let usable = s > 0.0 && s.is_finite() && norm.is_finite();
+        let finite = s.is_finite() && norm.is_finite();
+        // |v|² − |c|² = |d|² + 2c·d, at the scale of the spread.
+        let spread = || {
+            d.iter()
+                .zip(c.iter().chain(std::iter::repeat(&0.0)))
+                .map(|(x, c)| {
+                    let x = f64::from(*x);
+                    x * x + 2.0 * x * f64::from(*c)
+                })
+                .sum::<f64>() as f32
+        };
         let (a, b, e) = match metric {
-            _ if !norm.is_finite() => (0.0, 0.0, 0.0),
+            _ if !finite => (0.0, 0.0, 0.0),
             Metric::Dot => (s, 0.0, 0.0),
             Metric::Cosine if norm > 0.0 => (s / norm, 0.0, 1.0 / norm),
             Metric::Cosine => (0.0, 0.0, 0.0),
-            Metric::Euclidean => (2.0 * s, -(norm * norm), 0.0),
+            Metric::Euclidean => (2.0 * s, -spread(), 0.0),
         };
-        let (a, b, e) = if s.is_finite() {
-            (a, b, e)
-        } else {
-            (0.0, b, e)
-        };
+        let usable = finite && s > 0.0;
         let mut out = Vec::with_capacity(NAV_HEADER + v.len());
         for x in [a, b, e] {
             let bits = x.to_bits();
@@ -294,9 +307,7 @@ impl Scorer for Navigation<'_> {
 }
 
 impl Hnsw {
-    /// An empty graph whose navigation records are centred on `centre`
-    /// (the mean of the vectors it will be built on; empty: the origin).
-    pub fn new(params: HnswParams, centre: Vec<f32>) -> Self {
+    pub fn new(params: HnswParams) -> Self {
         let m = params.m.max(2);
         Hnsw {
             params: HnswParams { m, ..params },
@@ -305,7 +316,8 @@ impl Hnsw {
             layer0: Chunked::new(2 * m + 1),
             upper: Arc::new(HashMap::new()),
             nav: Chunked::new(0),
-            centre,
+            centre: Vec::new(),
+            centred_at: 0,
             entry: None,
             rng: 0x9E37_79B9_7F4A_7C15,
             nodes: 0,
@@ -494,6 +506,9 @@ impl Hnsw {
             Arc::make_mut(&mut self.upper).insert(node, vec![Vec::new(); level as usize]);
         }
         self.nodes += 1;
+        if self.nodes >= RECENTRE_FROM && self.nodes >= 2 * self.centred_at {
+            self.recentre(data, norms);
+        }
         let Some((entry, top)) = self.entry else {
             self.entry = Some((node, level));
             return;
@@ -524,6 +539,43 @@ impl Hnsw {
         if level > top {
             self.entry = Some((node, level));
         }
+    }
+
+    /// Moves the centre to the mean of the graph's vectors and rewrites
+    /// every navigation record. Records only steer walks (edges are chosen
+    /// on exact scores), so the graph itself stays as it is. Run each time
+    /// the graph has doubled: a centre taken from its first vectors would
+    /// otherwise stay, however unlike them the later ones are.
+    fn recentre(&mut self, data: &Chunked<f32>, norms: &Chunked<f32>) {
+        let dim = self.nav.stride().saturating_sub(NAV_HEADER);
+        let nodes: Vec<usize> = (0..self.levels.len())
+            .filter(|&s| self.levels.get(s)[0] != NOT_NODE)
+            .collect();
+        let mut sum = vec![0.0f64; dim];
+        let mut count = 0usize;
+        for &s in &nodes {
+            // A vector with a non-finite component would spoil the mean.
+            if norms.get(s)[0].is_finite() {
+                for (acc, x) in sum.iter_mut().zip(data.get(s)) {
+                    *acc += f64::from(*x);
+                }
+                count += 1;
+            }
+        }
+        if count == 0 {
+            return;
+        }
+        self.centre = sum.iter().map(|x| (x / count as f64) as f32).collect();
+        for s in nodes {
+            let record = Navigation::record(
+                self.params.metric,
+                data.get(s),
+                norms.get(s)[0],
+                &self.centre,
+            );
+            self.nav.get_mut(s).copy_from_slice(&record);
+        }
+        self.centred_at = self.nodes;
     }
 
     /// Adds `to` to `from`'s list, pruning by the heuristic when full.
@@ -636,7 +688,7 @@ mod tests {
             Metric::Dot => dot - qc,
             Metric::Cosine if vn == 0.0 => 0.0,
             Metric::Cosine => dot / vn,
-            Metric::Euclidean => 2.0 * dot - vn * vn - 2.0 * qc,
+            Metric::Euclidean => 2.0 * dot - vn * vn - 2.0 * qc + norm64(c).powi(2),
         }
     }
 

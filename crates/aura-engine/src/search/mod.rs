@@ -115,30 +115,12 @@ impl VectorColumn {
         self.anns.iter().find(|a| a.params().metric == metric)
     }
 
-    /// The mean of the live vectors (empty when there are none).
-    fn centre(&self, slots: &Slots) -> Vec<f32> {
-        let mut sum = vec![0.0f64; self.dim];
-        let mut count = 0usize;
-        for slot in 0..self.data.len() {
-            if slots.row(slot).is_some() && self.is_present(slot) {
-                for (s, x) in sum.iter_mut().zip(self.data.get(slot)) {
-                    *s += f64::from(*x);
-                }
-                count += 1;
-            }
-        }
-        if count == 0 {
-            return Vec::new();
-        }
-        sum.iter().map(|s| (s / count as f64) as f32).collect()
-    }
-
     /// Builds the HNSW graph for `params.metric` over every live vector.
     pub fn build_ann(&mut self, params: HnswParams, slots: &Slots) {
         if self.ann(params.metric).is_some() {
             return;
         }
-        let mut graph = Hnsw::new(params, self.centre(slots));
+        let mut graph = Hnsw::new(params);
         for slot in 0..self.data.len() {
             if slots.row(slot).is_some() && self.is_present(slot) {
                 graph.insert(slot, &self.data, &self.norms);
