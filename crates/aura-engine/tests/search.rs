@@ -98,7 +98,10 @@ fn hnsw_recall_at_10_holds_far_from_the_origin() {
                 .map(|_| rng.vector().iter().map(|x| x + offset).collect())
                 .collect();
             let found = recall_by(&e, metric, &queries);
-            assert!(found >= 0.95, "{metric}, offset {offset}: recall@10 {found}");
+            assert!(
+                found >= 0.95,
+                "{metric}, offset {offset}: recall@10 {found}"
+            );
         }
     }
 }

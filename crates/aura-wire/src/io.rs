@@ -277,15 +277,18 @@ mod tests {
         assert!(!holds_frame(&frame, 1));
     }
 
-    /// A stream whose writes fail.
-    struct Refusing;
+    /// A stream whose writes fail, or panic.
+    struct Broken {
+        panics: bool,
+    }
 
-    impl AsyncWrite for Refusing {
+    impl AsyncWrite for Broken {
         fn poll_write(
             self: std::pin::Pin<&mut Self>,
             _: &mut std::task::Context<'_>,
             _: &[u8],
         ) -> std::task::Poll<std::io::Result<usize>> {
+            assert!(!self.panics, "the stream broke");
             std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()))
         }
 
@@ -324,7 +327,9 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_fails_the_connection_and_refuses_more() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let outbox = Outbox::new(Refusing, SECOND, move |why| tx.send(why).unwrap());
+        let outbox = Outbox::new(Broken { panics: false }, SECOND, move |why| {
+            tx.send(why).unwrap()
+        });
         assert_eq!(outbox.send(b"frame", || 1), Some(1));
         let why = tokio::task::spawn_blocking(move || rx.recv_timeout(SECOND))
             .await
@@ -356,37 +361,12 @@ mod tests {
         assert!(got.is_empty(), "{got:?}");
     }
 
-    /// A stream that panics when written to.
-    struct Panicking;
-
-    impl AsyncWrite for Panicking {
-        fn poll_write(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            _: &[u8],
-        ) -> std::task::Poll<std::io::Result<usize>> {
-            panic!("the stream broke")
-        }
-
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
     #[tokio::test]
     async fn a_writer_that_stops_early_fails_the_connection() {
         let (tx, rx) = std::sync::mpsc::channel();
-        let outbox = Outbox::new(Panicking, SECOND, move |why| tx.send(why).unwrap());
+        let outbox = Outbox::new(Broken { panics: true }, SECOND, move |why| {
+            tx.send(why).unwrap()
+        });
         assert_eq!(outbox.send(b"frame", || ()), Some(()));
         let why = tokio::task::spawn_blocking(move || rx.recv_timeout(SECOND))
             .await
