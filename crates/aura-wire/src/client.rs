@@ -3,26 +3,27 @@
 //!
 //! The server answers strictly in request order (AWP1.md §1), so a FIFO of
 //! pending requests correlates responses; each response's request id is
-//! checked against the head of the queue. Writing a frame and queueing its
-//! waiter happen under one lock, so the queue order is the wire order. A
-//! framing error, an id mismatch, an id-0 ERROR, EOF or a timeout closes
-//! the connection and fails every pending request (never a resync).
+//! checked against the head of the queue. Queueing a frame and its waiter
+//! happen under one lock (`mux::Mux`, shared with the bundled client), so
+//! the queue order is the wire order. A framing error, an id mismatch, an
+//! id-0 ERROR, EOF or a timeout closes the connection and fails every
+//! pending request (never a resync).
 
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aura_core::{Error, ErrorCode};
-use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use crate::frame::{Frame, Opcode};
-use crate::io::{read_frame, Outbox, ReadError, READ_BUFFER};
+use crate::io::{read_frame, ReadError, READ_BUFFER};
+use crate::mux::{Link, Mux, Waiter};
 use crate::tls::{client_config, ClientTls};
 
 /// Connection settings.
@@ -63,39 +64,12 @@ impl ClientOptions {
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
-type Waiter = oneshot::Sender<Result<Frame, Error>>;
-
 /// The writing half of a connection's stream.
 pub(crate) type WriteStream = WriteHalf<Pin<Box<dyn Stream>>>;
 
-struct State {
-    pending: Mutex<VecDeque<(u128, Waiter)>>,
-    /// Closed when the connection fails, before its waiters are failed.
-    outbox: OnceLock<Weak<Outbox<WriteStream>>>,
-    closed: AtomicBool,
-    /// Why the connection closed (first cause wins).
-    cause: Mutex<Option<Error>>,
-    address: String,
-}
-
-impl State {
-    fn fail_all(&self, err: Error) {
-        self.closed.store(true, Ordering::SeqCst);
-        let mut cause = self.cause.lock();
-        if cause.is_none() {
-            *cause = Some(err.clone());
-        }
-        let stored = cause.clone().unwrap_or(err);
-        drop(cause);
-        if let Some(outbox) = self.outbox.get().and_then(Weak::upgrade) {
-            outbox.close();
-        }
-        let drained: Vec<_> = self.pending.lock().drain(..).collect();
-        for (_, waiter) in drained {
-            let _ = waiter.send(Err(stored.clone()));
-        }
-    }
-}
+/// Waiters in request order: the server answers in that order.
+type InOrder = VecDeque<(u128, Waiter<Frame>)>;
+type State = Link<InOrder>;
 
 /// A decoded server answer (anything but ERROR).
 #[derive(Debug, Clone)]
@@ -115,14 +89,11 @@ impl Reply {
 
 /// One open AWP connection.
 pub struct Connection {
-    outbox: Arc<Outbox<WriteStream>>,
+    mux: Mux<InOrder>,
     next_id: AtomicU64,
-    state: Arc<State>,
-    reader: tokio::task::JoinHandle<()>,
     pub capabilities: HashSet<String>,
     pub server_version: String,
     pub auth_required: bool,
-    request_timeout: Duration,
     requests: AtomicU64,
 }
 
@@ -281,31 +252,17 @@ impl Connection {
     async fn connect_inner(opts: &ClientOptions) -> Result<Arc<Connection>, Error> {
         let stream = open_stream(opts).await?;
         let (read, write) = tokio::io::split(stream);
-        let state = Arc::new(State {
-            pending: Mutex::new(VecDeque::new()),
-            outbox: OnceLock::new(),
-            closed: AtomicBool::new(false),
-            cause: Mutex::new(None),
-            address: opts.address(),
-        });
         let read = tokio::io::BufReader::with_capacity(READ_BUFFER, read);
-        let reader = tokio::spawn(reader_loop(read, state.clone(), opts.max_payload));
-        let (failing, abort) = (state.clone(), reader.abort_handle());
-        let outbox = Outbox::new(write, opts.request_timeout, move |why| {
-            let err = format!("sending to {} failed: {why}", failing.address);
-            failing.fail_all(connection_error(err));
-            abort.abort();
+        let max = opts.max_payload;
+        let mux = Mux::start(opts.address(), write, opts.request_timeout, |link| {
+            reader_loop(read, link, max)
         });
-        let _ = state.outbox.set(Arc::downgrade(&outbox));
         let mut conn = Connection {
-            outbox,
+            mux,
             next_id: AtomicU64::new(1),
-            state,
-            reader,
             capabilities: HashSet::new(),
             server_version: String::new(),
             auth_required: false,
-            request_timeout: opts.request_timeout,
             requests: AtomicU64::new(0),
         };
         let mut hello = json!({"client_version": opts.client_version, "protocol_version": 1});
@@ -355,12 +312,12 @@ impl Connection {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state.closed.load(Ordering::SeqCst)
+        self.mux.is_closed()
     }
 
     /// Requests sent and not yet answered (a pool's load measure).
     pub fn in_flight(&self) -> usize {
-        self.state.pending.lock().len()
+        self.mux.in_flight()
     }
 
     pub fn requests_sent(&self) -> u64 {
@@ -369,18 +326,7 @@ impl Connection {
 
     /// Close now; pending requests fail with a connection error.
     pub async fn close(&self) {
-        self.state.fail_all(connection_error(format!(
-            "connection to {} closed",
-            self.state.address
-        )));
-        self.outbox.shutdown().await;
-        self.reader.abort();
-    }
-
-    fn closed_error(&self) -> Error {
-        self.state.cause.lock().clone().unwrap_or_else(|| {
-            connection_error(format!("connection to {} is closed", self.state.address))
-        })
+        self.mux.close().await;
     }
 
     /// Send one request with a JSON payload (`Json::Null` = empty) and wait
@@ -401,20 +347,7 @@ impl Connection {
         payload: Vec<u8>,
     ) -> Result<Reply, Error> {
         let rx = self.send(opcode, txn, payload)?;
-        let frame = match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(_)) => return Err(self.closed_error()),
-            Err(_) => {
-                // Never resync after a timeout: drop the connection.
-                let err = Error::timeout(format!(
-                    "request to {} timed out after {:.3}s",
-                    self.state.address,
-                    self.request_timeout.as_secs_f64()
-                ));
-                self.close().await;
-                return Err(err);
-            }
-        };
+        let frame = self.mux.answer(rx).await?;
         if frame.opcode == Opcode::Error {
             return Err(server_error(&frame.payload, frame.request_id));
         }
@@ -446,7 +379,7 @@ impl Connection {
         payload: Vec<u8>,
     ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
         if self.is_closed() {
-            return Err(self.closed_error());
+            return Err(self.mux.closed_error());
         }
         // Ids need not rise along the wire: answers come in request order
         // and are matched against the waiters, registered in wire order.
@@ -454,17 +387,10 @@ impl Connection {
         let frame = Frame::new(opcode, id, txn, payload)
             .encode()
             .map_err(|e| Error::query(e.to_string()))?;
-        let (tx, rx) = oneshot::channel();
-        self.outbox
-            .send(&frame, || self.state.pending.lock().push_back((id, tx)))
-            .ok_or_else(|| self.closed_error())?;
+        let rx = self
+            .mux
+            .send(&frame, |pending, waiter| pending.push_back((id, waiter)))?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         Ok(rx)
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.reader.abort();
     }
 }

@@ -4,7 +4,8 @@
 //! * [`io`]: whole frames on async streams;
 //! * [`awp`]: the one translation between the Query IR and AWP's JSON;
 //! * [`server`]: an AWP 1 server over the in-memory engine (`aura serve`);
-//! * [`client`]: a multiplexing AWP 1 client (TCP or TLS, token auth);
+//! * [`client`]: a multiplexing AWP 1 client (TCP or TLS, token auth),
+//!   on the connection core it shares with the bundled client (`mux`);
 //! * [`auth`], [`tls`]: token verifier, rustls configurations.
 
 pub mod auth;
@@ -14,5 +15,6 @@ pub mod client;
 pub mod frame;
 pub mod io;
 pub mod listener;
+pub(crate) mod mux;
 pub mod server;
 pub mod tls;

@@ -5,18 +5,17 @@
 //! request and closes (no resync), a request timeout closes too.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use aura_core::{Error, ErrorCode};
-use parking_lot::Mutex;
 use serde_json::{json, Value as Json};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 
 use super::frame::{self, Frame, Opcode, HEADER_LEN};
-use crate::client::{connection_error, open_stream, protocol_error, ClientOptions, WriteStream};
-use crate::io::Outbox;
+use crate::client::{connection_error, open_stream, protocol_error, ClientOptions};
+use crate::mux::{Link, Mux, Waiter};
 
 /// Bundled-protocol settings on top of the shared connection options.
 #[derive(Clone, Debug)]
@@ -28,33 +27,9 @@ pub struct BundledOptions {
     pub payload_checksum: bool,
 }
 
-type Waiter = oneshot::Sender<Result<Frame, Error>>;
-
-struct State {
-    pending: Mutex<HashMap<u64, Waiter>>,
-    /// Closed when the connection fails, before its waiters are failed.
-    outbox: OnceLock<Weak<Outbox<WriteStream>>>,
-    closed: AtomicBool,
-    cause: Mutex<Option<Error>>,
-    address: String,
-}
-
-impl State {
-    fn fail_all(&self, err: Error) {
-        self.closed.store(true, Ordering::SeqCst);
-        let stored = {
-            let mut cause = self.cause.lock();
-            cause.get_or_insert(err).clone()
-        };
-        if let Some(outbox) = self.outbox.get().and_then(Weak::upgrade) {
-            outbox.close();
-        }
-        let drained: Vec<Waiter> = self.pending.lock().drain().map(|(_, w)| w).collect();
-        for waiter in drained {
-            let _ = waiter.send(Err(stored.clone()));
-        }
-    }
-}
+/// Waiters by request id: the server may answer in any order.
+type ById = HashMap<u64, Waiter<Frame>>;
+type State = Link<ById>;
 
 /// An ERROR body → the core error (API.md §14: the code names the class;
 /// an unknown code is a server error). Retryable and context are kept.
@@ -144,10 +119,8 @@ async fn reader_loop<R: AsyncRead + Unpin>(mut read: R, state: Arc<State>, max: 
 
 /// One open bundled-protocol connection.
 pub struct BundledConnection {
-    outbox: Arc<Outbox<WriteStream>>,
+    mux: Mux<ById>,
     next_id: AtomicU64,
-    state: Arc<State>,
-    reader: tokio::task::JoinHandle<()>,
     opts: BundledOptions,
     pub features: HashSet<String>,
     pub server_version: String,
@@ -169,27 +142,15 @@ impl BundledConnection {
     async fn connect_inner(opts: &BundledOptions) -> Result<Arc<BundledConnection>, Error> {
         let stream = open_stream(&opts.base).await?;
         let (read, write) = tokio::io::split(stream);
-        let state = Arc::new(State {
-            pending: Mutex::new(HashMap::new()),
-            outbox: OnceLock::new(),
-            closed: AtomicBool::new(false),
-            cause: Mutex::new(None),
-            address: opts.base.address(),
-        });
         let read = tokio::io::BufReader::with_capacity(crate::io::READ_BUFFER, read);
-        let reader = tokio::spawn(reader_loop(read, state.clone(), opts.base.max_payload));
-        let (failing, abort) = (state.clone(), reader.abort_handle());
-        let outbox = Outbox::new(write, opts.base.request_timeout, move |why| {
-            let err = format!("sending to {} failed: {why}", failing.address);
-            failing.fail_all(connection_error(err));
-            abort.abort();
+        let max = opts.base.max_payload;
+        let timeout = opts.base.request_timeout;
+        let mux = Mux::start(opts.base.address(), write, timeout, |link| {
+            reader_loop(read, link, max)
         });
-        let _ = state.outbox.set(Arc::downgrade(&outbox));
         let mut conn = BundledConnection {
-            outbox,
+            mux,
             next_id: AtomicU64::new(1),
-            state,
-            reader,
             opts: opts.clone(),
             features: HashSet::new(),
             server_version: String::new(),
@@ -232,27 +193,17 @@ impl BundledConnection {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state.closed.load(Ordering::SeqCst)
+        self.mux.is_closed()
     }
 
     /// Requests sent and not yet answered (a pool's load measure).
     pub fn in_flight(&self) -> usize {
-        self.state.pending.lock().len()
+        self.mux.in_flight()
     }
 
+    /// Close now; pending requests fail with a connection error.
     pub async fn close(&self) {
-        self.state.fail_all(connection_error(format!(
-            "connection to {} closed",
-            self.state.address
-        )));
-        self.outbox.shutdown().await;
-        self.reader.abort();
-    }
-
-    fn closed_error(&self) -> Error {
-        self.state.cause.lock().clone().unwrap_or_else(|| {
-            connection_error(format!("connection to {} is closed", self.state.address))
-        })
+        self.mux.close().await;
     }
 
     /// Send a request whose answer is not awaited (CURSOR_CLOSE from a
@@ -281,7 +232,7 @@ impl BundledConnection {
         body: &Json,
     ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
         if self.is_closed() {
-            return Err(self.closed_error());
+            return Err(self.mux.closed_error());
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // Encoded (and compressed) before the outbox's lock is taken.
@@ -292,40 +243,19 @@ impl BundledConnection {
                 self.opts.base.max_payload
             )));
         }
-        let (tx, rx) = oneshot::channel();
-        self.outbox
-            .send(&frame, || self.state.pending.lock().insert(id, tx))
-            .ok_or_else(|| self.closed_error())?;
-        Ok(rx)
+        self.mux.send(&frame, |pending, waiter| {
+            pending.insert(id, waiter);
+        })
     }
 
     /// Send one request and wait for its answer; ERROR becomes `Err`.
     pub async fn request(&self, opcode: Opcode, txn: u64, body: &Json) -> Result<Frame, Error> {
         let rx = self.send(opcode, txn, body)?;
-        let timeout = self.opts.base.request_timeout;
-        let frame = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(_)) => return Err(self.closed_error()),
-            Err(_) => {
-                let err = Error::timeout(format!(
-                    "request to {} timed out after {:.3}s",
-                    self.state.address,
-                    timeout.as_secs_f64()
-                ));
-                self.close().await;
-                return Err(err);
-            }
-        };
+        let frame = self.mux.answer(rx).await?;
         if frame.opcode == Opcode::Error {
             return Err(error_from_body(&frame.payload, frame.request_id));
         }
         Ok(frame)
-    }
-}
-
-impl Drop for BundledConnection {
-    fn drop(&mut self) {
-        self.reader.abort();
     }
 }
 
