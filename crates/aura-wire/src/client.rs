@@ -212,6 +212,21 @@ async fn reader_loop<R: AsyncRead + Unpin>(mut read: R, state: Arc<State>, max: 
     }
 }
 
+/// The names a handshake answer lists under `key`, and its
+/// `server_version`.
+pub(crate) fn advertised(body: &Json, key: &str) -> (HashSet<String>, String) {
+    let names = body
+        .get(key)
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Json::as_str)
+        .map(str::to_owned)
+        .collect();
+    let version = body.get("server_version").and_then(Json::as_str);
+    (names, version.unwrap_or_default().to_owned())
+}
+
 pub(crate) async fn open_stream(opts: &ClientOptions) -> Result<Pin<Box<dyn Stream>>, Error> {
     let address = opts.address();
     let tcp = TcpStream::connect((opts.host.as_str(), opts.port))
@@ -281,21 +296,7 @@ impl Connection {
             ));
         }
         let caps = &ack["capabilities"];
-        conn.capabilities = caps
-            .get("capabilities")
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Json::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        conn.server_version = caps
-            .get("server_version")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        (conn.capabilities, conn.server_version) = advertised(caps, "capabilities");
         conn.auth_required = ack.get("auth_required").and_then(Json::as_bool) == Some(true);
         let authenticated = ack.get("authenticated").and_then(Json::as_bool) == Some(true);
         if !authenticated {

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 
 use super::frame::{self, Frame, Opcode, HEADER_LEN};
-use crate::client::{connection_error, open_stream, protocol_error, ClientOptions};
+use crate::client::{advertised, connection_error, open_stream, protocol_error, ClientOptions};
 use crate::mux::{Link, Mux, Waiter};
 
 /// Bundled-protocol settings on top of the shared connection options.
@@ -173,22 +173,7 @@ impl BundledConnection {
                 "HANDSHAKE was not answered with HANDSHAKE_ACK",
             ));
         }
-        let body = json_of(&ack)?;
-        conn.features = body
-            .get("features")
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Json::as_str)
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        conn.server_version = body
-            .get("server_version")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .to_owned();
+        (conn.features, conn.server_version) = advertised(&json_of(&ack)?, "features");
         Ok(Arc::new(conn))
     }
 
