@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import json
 import struct
+import time
 import uuid
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,7 @@ from aura import (
     AuraNotFoundError,
     AuraProtocolError,
     AuraRetryableTransactionError,
+    AuraTimeoutError,
     Field,
     Model,
     Vector,
@@ -501,6 +503,35 @@ async def test_fatal_id_zero_error_fails_pending_requests() -> None:
         with pytest.raises(AuraConnectionError) as info:
             await client.ping()
         assert "header checksum mismatch" in str(info.value)
+        await client.close()
+
+
+async def test_a_silent_peer_fails_requests_by_the_request_timeout() -> None:
+    """A peer that stops answering: each request fails by the request
+    timeout (the connection is closed, never resynchronised; idempotent
+    requests are re-sent once on a new connection), never a hang."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readexactly(44)
+        await reader.readexactly(struct.unpack(">I", head[12:16])[0] + 4)
+        writer.write(frame(0x81, int.from_bytes(head[16:32], "big"), HELLO_ACK))
+        await writer.drain()
+        await reader.read()  # silent until the client closes
+        writer.close()
+
+    fake = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = fake.sockets[0].getsockname()[1]
+    async with fake:
+        client = await aura.connect(f"auradb://127.0.0.1:{port}?request_timeout=0.3")
+        start = time.perf_counter()
+        results = await asyncio.gather(*(client.ping() for _ in range(3)), return_exceptions=True)
+        elapsed = time.perf_counter() - start
+        assert all(isinstance(r, (AuraTimeoutError, AuraConnectionError)) for r in results)
+        assert any(isinstance(r, AuraTimeoutError) for r in results)
+        timeout = next(r for r in results if isinstance(r, AuraTimeoutError))
+        assert timeout.code == "timeout" and "timed out after 0.300s" in str(timeout)
+        # One timeout, then at most one re-sent round: well under 3 s.
+        assert 0.3 <= elapsed < 3.0, elapsed
         await client.close()
 
 

@@ -3,9 +3,9 @@
 //!
 //! The server answers strictly in request order (AWP1.md §1), so a FIFO of
 //! pending requests correlates responses; each response's request id is
-//! checked against the head of the queue. Queueing a frame and its waiter
-//! happen under one lock (`mux::Mux`, shared with the bundled client), so
-//! the queue order is the wire order. A framing error, an id mismatch, an
+//! checked against the head of the queue. A frame is queued and its waiter
+//! registered under one lock (the outbox's, in `mux::Mux`, shared with the
+//! bundled client), so the queue order is the wire order. A framing error, an id mismatch, an
 //! id-0 ERROR, EOF or a timeout closes the connection and fails every
 //! pending request (never a resync).
 
@@ -379,6 +379,8 @@ impl Connection {
         txn: u64,
         payload: Vec<u8>,
     ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
+        // Checked first so a closed connection spends no id or encoding
+        // (`Mux::send` refuses it too).
         if self.is_closed() {
             return Err(self.mux.closed_error());
         }

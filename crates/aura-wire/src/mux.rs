@@ -89,7 +89,7 @@ impl<P: Waiters> Link<P> {
 /// One multiplexed connection: requests are queued on its outbox and
 /// answered through the waiters its reader task completes.
 pub struct Mux<P: Waiters> {
-    pub link: Arc<Link<P>>,
+    link: Arc<Link<P>>,
     outbox: Arc<Outbox<WriteStream>>,
     reader: tokio::task::JoinHandle<()>,
     timeout: Duration,
@@ -115,6 +115,8 @@ impl<P: Waiters> Mux<P> {
             cause: Mutex::new(None),
             address,
         });
+        // A reader that fails before the outbox is attached below cannot
+        // close it, but it has marked the link closed, which `send` checks.
         let reader = tokio::spawn(reader(link.clone()));
         let (failing, abort) = (link.clone(), reader.abort_handle());
         let outbox = Outbox::new(write, timeout, move |why| {
@@ -135,7 +137,8 @@ impl<P: Waiters> Mux<P> {
         self.link.closed.load(Ordering::SeqCst)
     }
 
-    /// Requests queued and not yet answered (a pool's load measure).
+    /// Requests registered and not yet answered, deferred ones included
+    /// (a pool's load measure).
     pub fn in_flight(&self) -> usize {
         self.link.pending.lock().len()
     }
@@ -172,7 +175,8 @@ impl<P: Waiters> Mux<P> {
     }
 
     /// The answer `rx` waits for. Past the timeout the connection is closed
-    /// (it is never resynchronised) and the request fails.
+    /// (it is never resynchronised) and the request fails at once: the
+    /// stream is shut down in the background, after a write under way.
     pub async fn answer(
         &self,
         rx: oneshot::Receiver<Result<P::Frame, Error>>,
@@ -186,7 +190,13 @@ impl<P: Waiters> Mux<P> {
                     self.link.address,
                     self.timeout.as_secs_f64()
                 ));
-                self.close().await;
+                self.link.fail_all(connection_error(format!(
+                    "connection to {} closed",
+                    self.link.address
+                )));
+                self.reader.abort();
+                let outbox = self.outbox.clone();
+                tokio::spawn(async move { outbox.shutdown().await });
                 Err(err)
             }
         }

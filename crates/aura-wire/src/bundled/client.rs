@@ -216,6 +216,8 @@ impl BundledConnection {
         txn: u64,
         body: &Json,
     ) -> Result<oneshot::Receiver<Result<Frame, Error>>, Error> {
+        // Checked first so a closed connection spends no id or encoding
+        // (`Mux::send` refuses it too).
         if self.is_closed() {
             return Err(self.mux.closed_error());
         }
