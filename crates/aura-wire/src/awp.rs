@@ -608,28 +608,25 @@ fn literal(expr: &Expr) -> Option<&Json> {
     }
 }
 
-/// One IR predicate → an AWP Filter. `field_of` finds a model field (for
-/// the value wrappers) by storage name.
-pub fn filter_to_wire(
-    expr: &Expr,
-    field_of: &dyn Fn(&str) -> Option<FieldDef>,
-) -> Result<Json, Error> {
+/// One IR predicate → an AWP Filter. The model's fields (found by storage
+/// name) pick the value wrappers.
+pub fn filter_to_wire(expr: &Expr, schema: &ModelSchema) -> Result<Json, Error> {
     match expr {
         Expr::Bool { op, operands } => {
             let filters = operands
                 .iter()
-                .map(|e| filter_to_wire(e, field_of))
+                .map(|e| filter_to_wire(e, schema))
                 .collect::<Result<Vec<_>, _>>()?;
             let tag = if *op == BoolOp::And { "and" } else { "or" };
             Ok(json!({"type": tag, "filters": filters}))
         }
         Expr::Not { operand } => {
-            Ok(json!({"type": "not", "filter": filter_to_wire(operand, field_of)?}))
+            Ok(json!({"type": "not", "filter": filter_to_wire(operand, schema)?}))
         }
         Expr::Compare { op, left, right } => {
             let field = field_name(left)
                 .ok_or_else(|| Error::query("AuraDB filters compare a field with a literal"))?;
-            let def = field_of(field.split('.').next().unwrap_or(&field));
+            let def = schema.field(field.split('.').next().unwrap_or(&field));
             let def = def.filter(|_| !field.contains('.'));
             let value = || -> Result<Json, Error> {
                 let v = literal(right)
@@ -638,10 +635,10 @@ pub fn filter_to_wire(
                     (CompareOp::In | CompareOp::NotIn, Json::Array(items)) => Ok(Json::Array(
                         items
                             .iter()
-                            .map(|i| to_wire(i, def.as_ref()))
+                            .map(|i| to_wire(i, def))
                             .collect::<Result<_, _>>()?,
                     )),
-                    _ => to_wire(v, def.as_ref()),
+                    _ => to_wire(v, def),
                 }
             };
             let cmp = |wire_op: &str| -> Result<Json, Error> {
@@ -684,14 +681,11 @@ pub fn filter_to_wire(
     }
 }
 
-fn filters_to_wire(
-    filters: &[Expr],
-    field_of: &dyn Fn(&str) -> Option<FieldDef>,
-) -> Result<Option<Json>, Error> {
+fn filters_to_wire(filters: &[Expr], schema: &ModelSchema) -> Result<Option<Json>, Error> {
     match filters {
         [] => Ok(None),
-        [one] => filter_to_wire(one, field_of).map(Some),
-        many => filter_to_wire(&Expr::and(many.to_vec()), field_of).map(Some),
+        [one] => filter_to_wire(one, schema).map(Some),
+        many => filter_to_wire(&Expr::and(many.to_vec()), schema).map(Some),
     }
 }
 
@@ -719,10 +713,9 @@ pub fn find_query(
     schema: &ModelSchema,
     caps: &dyn Advertised,
 ) -> Result<Map<String, Json>, Error> {
-    let field_of = |name: &str| schema.field(name).cloned();
     let mut out = Map::new();
     out.insert("collection".into(), json!(q.model));
-    if let Some(filter) = filters_to_wire(&q.filters, &field_of)? {
+    if let Some(filter) = filters_to_wire(&q.filters, schema)? {
         out.insert("filter".into(), filter);
     }
     if !q.sort.is_empty() {
@@ -909,11 +902,10 @@ pub fn aggregate_query(
             "aggregations_and_facets",
         ));
     }
-    let field_of = |name: &str| schema.field(name).cloned();
     let mut out = Map::new();
     out.insert("query".into(), json!("aggregate"));
     out.insert("collection".into(), json!(q.model));
-    if let Some(filter) = filters_to_wire(&q.filters, &field_of)? {
+    if let Some(filter) = filters_to_wire(&q.filters, schema)? {
         out.insert("filter".into(), filter);
     }
     if let Some(t) = &q.text_search {
@@ -1060,11 +1052,10 @@ fn require(caps: &dyn Advertised, capability_name: &str, what: &str) -> Result<(
 
 /// `count` / `exists` IR → QUERY payload.
 pub fn filtered_query(kind: &str, q: &Filtered, schema: &ModelSchema) -> Result<Json, Error> {
-    let field_of = |name: &str| schema.field(name).cloned();
     let mut out = Map::new();
     out.insert("query".into(), json!(kind));
     out.insert("collection".into(), json!(q.model));
-    if let Some(filter) = filters_to_wire(&q.filters, &field_of)? {
+    if let Some(filter) = filters_to_wire(&q.filters, schema)? {
         out.insert("filter".into(), filter);
     }
     Ok(Json::Object(out))
@@ -1072,8 +1063,7 @@ pub fn filtered_query(kind: &str, q: &Filtered, schema: &ModelSchema) -> Result<
 
 /// `update` IR → MUTATE payload.
 pub fn update_mutation(q: &Update, schema: &ModelSchema) -> Result<Json, Error> {
-    let field_of = |name: &str| schema.field(name).cloned();
-    let filter = filters_to_wire(&q.filters, &field_of)?.unwrap_or(Json::Null);
+    let filter = filters_to_wire(&q.filters, schema)?.unwrap_or(Json::Null);
     let mut set = Map::new();
     for (k, v) in &q.set {
         let def = schema.field(k);
@@ -1085,8 +1075,7 @@ pub fn update_mutation(q: &Update, schema: &ModelSchema) -> Result<Json, Error> 
 
 /// `delete` IR → MUTATE payload.
 pub fn delete_mutation(q: &Filtered, schema: &ModelSchema) -> Result<Json, Error> {
-    let field_of = |name: &str| schema.field(name).cloned();
-    let filter = filters_to_wire(&q.filters, &field_of)?.unwrap_or(Json::Null);
+    let filter = filters_to_wire(&q.filters, schema)?.unwrap_or(Json::Null);
     Ok(json!({"mutation": "delete", "collection": q.model, "filter": filter}))
 }
 
@@ -1705,9 +1694,8 @@ mod tests {
             relationships: vec![],
         };
         let pred = Expr::compare(CompareOp::Le, Expr::field("Doc", "id"), Expr::literal(3));
-        let field_of = |n: &str| schema.field(n).cloned();
         assert_eq!(
-            filter_to_wire(&pred, &field_of).unwrap(),
+            filter_to_wire(&pred, &schema).unwrap(),
             json!({"type": "compare", "field": "id", "op": "lte", "value": 3})
         );
         let not_in = Expr::compare(
@@ -1716,7 +1704,7 @@ mod tests {
             Expr::literal(json!([1])),
         );
         assert_eq!(
-            filter_to_wire(&not_in, &field_of).unwrap(),
+            filter_to_wire(&not_in, &schema).unwrap(),
             json!({"type": "not", "filter": {"type": "compare", "field": "id", "op": "in", "value": [1]}})
         );
         let like = Expr::compare(
@@ -1724,7 +1712,7 @@ mod tests {
             Expr::field("Doc", "status"),
             Expr::literal("a%"),
         );
-        let err = filter_to_wire(&like, &field_of).unwrap_err();
+        let err = filter_to_wire(&like, &schema).unwrap_err();
         assert_eq!(err.code, ErrorCode::BackendCapabilityError);
         schema.fields[1].index = true;
         let awp = collection_schema(&schema, &|_| None);
