@@ -483,6 +483,13 @@ pub fn from_wire(json: &Json, field: &FieldDef) -> Result<Value, Error> {
                 .ok_or_else(|| Error::new(ErrorCode::ProtocolError, "bad $timestamp value"))?;
             Ok(Value::str(&epoch_ms_to_iso(ms)))
         }
+        // What `unwrap_value` would copy unchanged is read in place.
+        (Json::Null | Json::Bool(_) | Json::Number(_) | Json::String(_), kind) => {
+            Value::from_json(json, kind)
+        }
+        (Json::Object(obj), kind) if obj.len() == 1 && obj.contains_key("$vector") => {
+            Value::from_json(&obj["$vector"], kind)
+        }
         _ => {
             let storage =
                 unwrap_value(json).map_err(|e| Error::new(ErrorCode::ProtocolError, e.message))?;
