@@ -270,11 +270,9 @@ fn ann_search<'t>(
     // Deleted rows stay in the graph as waypoints: widen the search so the
     // candidate list still holds about `ef` live rows.
     let ef = ef.saturating_mul(graph.nodes()) / slots.live().max(1);
-    for (_, slot) in graph.search(vecs, slots, &vq.query, vq.norm, k, ef) {
-        if let Some(row) = slots.row(slot) {
-            let score = vq.score_record(col.data.get(slot), col.norms.get(slot)[0]);
-            out.push(Hit::new(score, row));
-        }
+    // The graph ranks what it finds by exact scores, the ones a scan gives.
+    for (score, row) in graph.search(vecs, slots, &vq.query, vq.norm, k, ef) {
+        out.push(Hit::new(f64::from(score), row));
     }
 }
 

@@ -16,6 +16,8 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use aura_core::Row;
+
 use super::chunked::Chunked;
 pub use super::kernels::Metric;
 use super::kernels::{to_f16, Folds};
@@ -601,44 +603,42 @@ impl Hnsw {
         self.set_neighbours(from, level, &kept);
     }
 
-    /// Up to `k` live slots nearest to `q` with their scores, best first;
-    /// `ef` bounds the level-0 search breadth (at least `k`).
-    pub fn search(
+    /// Up to `k` live rows nearest to `q` with their exact scores, best
+    /// first; `ef` bounds the level-0 search breadth (at least `k`).
+    pub fn search<'s>(
         &self,
         vecs: Vectors<'_>,
-        slots: &Slots,
+        slots: &'s Slots,
         q: &[f32],
         q_norm: f32,
         k: usize,
         ef: usize,
-    ) -> Vec<(f32, usize)> {
+    ) -> Vec<(f32, &'s Row)> {
+        let navigation = Navigation {
+            records: &self.nav,
+            q,
+            q_centre: vecs.folds.dot(q, &self.centre),
+            folds: vecs.folds,
+        };
         let exact = Exact {
             vecs,
             metric: self.params.metric,
             q,
             q_norm,
         };
-        let found = if self.nav.stride() == NAV_HEADER + q.len() {
-            let navigation = Navigation {
-                records: &self.nav,
-                q,
-                q_centre: vecs.folds.dot(q, &self.centre),
-                folds: vecs.folds,
-            };
-            self.walk(&navigation, ef.max(k))
-        } else {
-            self.walk(&exact, ef.max(k))
-        };
-        let mut ranked: Vec<Cand> = found
+        let mut ranked: Vec<(Cand, &Row)> = self
+            .walk(&navigation, ef.max(k))
             .into_iter()
-            .filter(|c| slots.row(c.1 as usize).is_some())
-            .map(|c| Cand(exact.score(c.1), c.1))
+            .filter_map(|c| {
+                let row = slots.row(c.1 as usize)?;
+                Some((Cand(exact.score(c.1), c.1), row))
+            })
             .collect();
-        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        ranked.sort_unstable_by_key(|(c, _)| Reverse(*c));
         ranked
             .into_iter()
             .take(k)
-            .map(|c| (c.0, c.1 as usize))
+            .map(|(c, row)| (c.0, row))
             .collect()
     }
 
