@@ -20,7 +20,7 @@ use aura_core::Row;
 
 use super::chunked::Chunked;
 pub use super::kernels::Metric;
-use super::kernels::{to_f16, Folds};
+use super::kernels::{self, to_f16, Folds};
 use super::Slots;
 
 /// Level of a slot that is not a node.
@@ -145,19 +145,10 @@ const PREFETCH_BYTES: usize = 512;
 /// scoring this one.
 #[inline(always)]
 fn prefetch<T>(record: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let start = record.as_ptr().cast::<i8>();
-        let bytes = std::mem::size_of_val(record).min(PREFETCH_BYTES);
-        for offset in (0..bytes).step_by(64) {
-            // SAFETY: a prefetch is only a hint; it never faults or reads
-            // into the program, and the address lies inside `record`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = record;
+    let len = record
+        .len()
+        .min(PREFETCH_BYTES / std::mem::size_of::<T>().max(1));
+    kernels::prefetch(&record[..len]);
 }
 
 /// The vectors a graph reads, and the kernels that score them.
