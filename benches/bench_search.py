@@ -9,7 +9,8 @@ Rust and hydrating the ten result rows into model instances.
 
 - bm25:  top-10 BM25 over a 50k-document Zipfian corpus, 200 queries, against
   bm25s (method "lucene": the same IDF, and a TF part that differs only by the
-  constant factor k1+1, so rankings agree). Both get the same tokens.
+  constant factor k1+1, so rankings agree). Both get the same tokens;
+  queries/s is the best of five alternating passes of 200 queries per peer.
 - exact: exact cosine top-10 over 100k x 128 f32, 200 queries, against numpy
   (pre-normalised matrix, one matmul + argpartition per query) on one thread.
   Also reports bytes scanned per second against this machine's measured
@@ -41,7 +42,7 @@ from aura import Field, Model, Vector  # noqa: E402
 
 DIM = 128
 K = 10
-# Timed query passes per peer in the HNSW bench (the best one counts).
+# Timed query passes per peer in the BM25 and HNSW benches (the best one counts).
 PASSES = 5
 
 
@@ -102,29 +103,42 @@ async def bench_bm25(scale: float) -> dict[str, Any]:
         " ".join(f"w{w}" for w in rng.integers(5, 3000, size=rng.integers(2, 5)))
         for _ in range(n_queries)
     ]
-    async with aura.connect("memory://", models=[BenchText]) as db:
-        rows = [BenchText(id=i, body=" ".join(d)) for i, d in enumerate(docs)]
-        _, load_s = await timed_async(db.bulk_insert(BenchText, rows, batch_size=10_000))
-        search = db.search(BenchText)
-        for q in queries[:10]:
-            await search.search_text("body", q).limit(K).all()
-        start = time.perf_counter()
-        ours = [[r.id for r in await search.search_text("body", q).limit(K).all()] for q in queries]
-        ours_s = time.perf_counter() - start
-
     # bm25s's fastest scorer is its numba backend (when numba is installed).
     backend = "numba" if _has_numba() else "numpy"
     retriever = bm25s.BM25(method="lucene", k1=1.2, b=0.75, backend=backend)
     _, index_s = timed(lambda: retriever.index(docs, show_progress=False))
     tokenized = [q.split() for q in queries]
     retriever.retrieve([tokenized[0]], k=K, show_progress=False, n_threads=1)
-    start = time.perf_counter()
-    theirs = [
-        retriever.retrieve([t], k=K, show_progress=False, n_threads=1)[0][0].tolist()
-        for t in tokenized
-    ]
-    theirs_s = time.perf_counter() - start
-    _, batch_s = timed(lambda: retriever.retrieve(tokenized, k=K, show_progress=False, n_threads=1))
+
+    def theirs_pass() -> list[list[int]]:
+        return [
+            retriever.retrieve([t], k=K, show_progress=False, n_threads=1)[0][0].tolist()
+            for t in tokenized
+        ]
+
+    async with aura.connect("memory://", models=[BenchText]) as db:
+        rows = [BenchText(id=i, body=" ".join(d)) for i, d in enumerate(docs)]
+        _, load_s = await timed_async(db.bulk_insert(BenchText, rows, batch_size=10_000))
+        search = db.search(BenchText)
+
+        async def ours_pass() -> list[list[int]]:
+            return [
+                [r.id for r in await search.search_text("body", q).limit(K).all()] for q in queries
+            ]
+
+        await ours_pass()
+        # Alternating passes, the fastest of each peer counts (one pass of
+        # 200 queries takes milliseconds: a single one is mostly noise).
+        ours_s = theirs_s = batch_s = float("inf")
+        for _ in range(PASSES):
+            ours, elapsed = await timed_async(ours_pass())
+            ours_s = min(ours_s, elapsed)
+            theirs, elapsed = timed(theirs_pass)
+            theirs_s = min(theirs_s, elapsed)
+            _, elapsed = timed(
+                lambda: retriever.retrieve(tokenized, k=K, show_progress=False, n_threads=1)
+            )
+            batch_s = min(batch_s, elapsed)
     overlap = np.mean([len(set(a) & set(b)) / K for a, b in zip(ours, theirs, strict=True)])
     same_order = np.mean([a == b for a, b in zip(ours, theirs, strict=True)])
     return {

@@ -238,3 +238,51 @@ fn ties_at_the_kth_score_break_by_key() {
     assert_pruning_exact(&e, &bm25("rare common", None, None), 3, 0);
     assert_pruning_exact(&e, &bm25("common", Some(0.0), None), 7, 2);
 }
+
+/// Lists keep their posting weights between queries for the statistics
+/// they were computed with. A query after a write (new statistics), with
+/// other k1/b, or in a snapshot taken before the write must not see stale
+/// weights: each answer equals the token scan's, which keeps none.
+#[test]
+fn cached_weights_follow_writes_parameters_and_snapshots() {
+    let mut rng = Rng::new(0x1A7);
+    let (n, vocab, max_len) = (1_500, 300, 40);
+    let e = corpus_table();
+    load(&e, &mut rng, n, vocab, max_len);
+    let qs = ["w0 w150", "w2 w40 w280", "w1", "w0 w1 w2 w3"];
+    let check = |e: &Engine, k1: Option<f64>, b: Option<f64>| {
+        for query in qs {
+            // Twice: the second run reads what the first one cached.
+            for _ in 0..2 {
+                assert_pruning_exact(e, &bm25(query, k1, b), 10, 0);
+            }
+        }
+    };
+    check(&e, None, None);
+    check(&e, Some(0.4), Some(1.0));
+    let before = e.begin();
+    let snapshot: Vec<Vec<(i64, u64)>> = qs
+        .iter()
+        .map(|q| {
+            let mut sel = bm25(q, None, None);
+            sel.limit = Some(10);
+            ranked(&e.select(Some(before), &sel).unwrap())
+        })
+        .collect();
+    // Writes that touch none of the query terms still change the row
+    // count and the average length, so every weight.
+    let rows: Vec<Row> = (0..40)
+        .map(|i| row(vec![int(n as i64 + i), s("zz1 zz2 zz3")]))
+        .collect();
+    insert_all(&e, "Doc", rows);
+    check(&e, None, None);
+    for (query, want) in qs.iter().zip(&snapshot) {
+        let mut sel = bm25(query, None, None);
+        sel.limit = Some(10);
+        // The snapshot's statistics are the old ones, and so its answer.
+        assert_eq!(&ranked(&e.select(Some(before), &sel).unwrap()), want);
+    }
+    e.commit(before).unwrap();
+    churn(&e, &mut rng, n, vocab, max_len);
+    check(&e, None, None);
+}

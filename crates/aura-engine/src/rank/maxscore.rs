@@ -7,11 +7,13 @@
 //! the threshold, and rows that cannot are never scored.
 //!
 //! Exactness rests on four facts:
-//! - a term's bound is its weight at the list's largest tf and shortest
-//!   row. The exact BM25 weight never decreases with tf nor increases with
-//!   the row length, and the computed one is within a few roundings of it,
-//!   so no posting's computed weight exceeds the bound by more than a few
-//!   ulps (with k1 = 0, `idf·tf/tf` does vary by an ulp with tf);
+//! - a term's bound is the largest of its cached posting weights when the
+//!   list holds them for this query's statistics (exact), else its weight
+//!   at the list's largest tf and shortest row. The exact BM25 weight never
+//!   decreases with tf nor increases with the row length, and the computed
+//!   one is within a few roundings of it, so no posting's computed weight
+//!   exceeds that bound by more than a few ulps (with k1 = 0, `idf·tf/tf`
+//!   does vary by an ulp with tf);
 //! - a row is skipped only when a bound on its score stays *strictly* below
 //!   the threshold after a relative slack far larger than those ulps plus
 //!   the rounding of summing in another order; rows tied with the k-th
@@ -116,12 +118,7 @@ fn seed(term: &IndexTerm<'_>, k: usize, norms: &mut NormCache) -> f64 {
     if n < k {
         return f64::NEG_INFINITY;
     }
-    let mut weights: Vec<f64> = (0..n)
-        .map(|i| {
-            term.weight
-                .with_norm(f64::from(list.tfs[i]), norms.get(list.lens[i]))
-        })
-        .collect();
+    let mut weights: Vec<f64> = (0..n).map(|i| term.weight_at(i, norms)).collect();
     let (_, kth, _) = weights.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
     *kth
 }
@@ -143,13 +140,7 @@ pub(super) struct Plan {
 /// Each term's weight at its list's largest tf and shortest row; None when
 /// one is not finite (nothing could then be skipped safely).
 fn bounds(terms: &[IndexTerm<'_>], norms: &mut NormCache) -> Option<Vec<f64>> {
-    let bounds: Vec<f64> = terms
-        .iter()
-        .map(|t| {
-            let norm = norms.get(t.list.min_len);
-            t.weight.with_norm(f64::from(t.list.max_tf), norm)
-        })
-        .collect();
+    let bounds: Vec<f64> = terms.iter().map(|t| t.bound(norms)).collect();
     bounds.iter().all(|b| b.is_finite()).then_some(bounds)
 }
 
@@ -309,8 +300,7 @@ impl Plan {
                 let list = term.list;
                 *at = seek(&list.slots, *at, slot);
                 if list.slots.get(*at) == Some(&slot) {
-                    let norm = s.norms.get(list.lens[*at]);
-                    score += term.weight.with_norm(f64::from(list.tfs[*at]), norm);
+                    score += term.weight_at(*at, &mut s.norms);
                 }
             }
             if score >= t {

@@ -5,13 +5,14 @@
 //! the query's distinct terms, so they produce identical scores.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use aura_core::{Error, ModelSchema, Result, Row, Value};
 use serde_json::{json, Value as Json};
 
 use crate::deadline::Deadline;
 use crate::field_access::FieldAccess;
-use crate::search::text_index::PostingList;
+use crate::search::text_index::{ImpactKey, Impacts, PostingList};
 use crate::search::tokenize;
 use crate::search::TextIndex;
 use crate::table::Table;
@@ -303,7 +304,64 @@ thread_local! {
 pub(super) struct IndexTerm<'a> {
     pub list: &'a PostingList,
     pub weight: TermWeight,
+    /// The list's cached posting weights for this query, when held.
+    pub impacts: Option<Arc<Impacts>>,
 }
+
+impl IndexTerm<'_> {
+    /// The weight of posting `i` (cached or computed: the same bits).
+    #[inline]
+    pub fn weight_at(&self, i: usize, norms: &mut NormCache) -> f64 {
+        match &self.impacts {
+            Some(impacts) => impacts.weights[i],
+            None => self.computed(i, norms),
+        }
+    }
+
+    #[inline(always)]
+    fn computed(&self, i: usize, norms: &mut NormCache) -> f64 {
+        let list = self.list;
+        self.weight
+            .with_norm(f64::from(list.tfs[i]), norms.get(list.lens[i]))
+    }
+
+    /// At least the weight of every posting: the largest cached weight, or
+    /// the weight at the list's largest tf and shortest row.
+    pub fn bound(&self, norms: &mut NormCache) -> f64 {
+        match &self.impacts {
+            Some(impacts) => impacts.max,
+            None => {
+                let norm = norms.get(self.list.min_len);
+                self.weight.with_norm(f64::from(self.list.max_tf), norm)
+            }
+        }
+    }
+
+    /// Every posting's weight, from the cache or computed and cached.
+    fn impacts(
+        &self,
+        key: ImpactKey,
+        norms: &mut NormCache,
+        deadline: &Deadline,
+    ) -> Result<Arc<Impacts>> {
+        if let Some(impacts) = &self.impacts {
+            return Ok(Arc::clone(impacts));
+        }
+        self.list.impacts.get_or_compute(key, || {
+            let len = self.list.len();
+            let mut weights = Vec::with_capacity(len);
+            for start in (0..len).step_by(IMPACT_BLOCK) {
+                deadline.check()?;
+                let end = (start + IMPACT_BLOCK).min(len);
+                weights.extend((start..end).map(|i| self.computed(i, norms)));
+            }
+            Ok(weights.into_boxed_slice())
+        })
+    }
+}
+
+/// Postings scored between two deadline checks.
+const IMPACT_BLOCK: usize = 4096;
 
 /// Scores through the inverted index (unfiltered BM25 only). A bounded
 /// `or` query skips rows that cannot reach the top k (`maxscore`); any
@@ -321,6 +379,12 @@ pub(crate) fn from_index<'t>(
     let n = index.docs as f64;
     let avg = avgdl(index.total_len as f64, n);
     // One lookup per distinct term, in query order (the order of the sum).
+    let key = ImpactKey {
+        docs: index.docs,
+        total_len: index.total_len,
+        k1: k1.to_bits(),
+        b: b.to_bits(),
+    };
     let terms: Vec<IndexTerm<'_>> = tq
         .terms
         .iter()
@@ -328,6 +392,7 @@ pub(crate) fn from_index<'t>(
         .map(|list| IndexTerm {
             list,
             weight: TermWeight::new(idf(n, list.len() as f64), avg, k1, b),
+            impacts: list.impacts.get(key),
         })
         .collect();
     let slots = &table.search.slots;
@@ -341,9 +406,9 @@ pub(crate) fn from_index<'t>(
             .filter(|_| !tq.require_all)
             .and_then(|k| maxscore::Plan::new(&terms, k, &mut s.norms));
         let result = match plan {
-            Some(mut plan) => accumulate(plan.scanned(&terms), s, deadline)
+            Some(mut plan) => accumulate(plan.scanned(&terms), key, s, deadline)
                 .and_then(|()| plan.collect(&terms, s, slots, deadline, out)),
-            None => accumulate(terms.iter(), s, deadline).map(|()| {
+            None => accumulate(terms.iter(), key, s, deadline).map(|()| {
                 for &slot in &s.touched {
                     let Acc { score, seen } = s.acc[slot as usize];
                     if tq.admits(seen as usize) && out.may_take(score) {
@@ -365,21 +430,26 @@ pub(crate) fn from_index<'t>(
 /// Every posting of `terms`, summed per row in the order given.
 fn accumulate<'a>(
     terms: impl Iterator<Item = &'a IndexTerm<'a>>,
+    key: ImpactKey,
     s: &mut Scratch,
     deadline: &Deadline,
 ) -> Result<()> {
     const BLOCK: usize = 4096;
-    for IndexTerm { list, weight } in terms {
-        // The clock is read once per block, not per posting.
-        let blocks = list.slots.chunks(BLOCK).zip(list.tfs.chunks(BLOCK));
-        for ((slots, tfs), lens) in blocks.zip(list.lens.chunks(BLOCK)) {
+    for term in terms {
+        let impacts = term.impacts(key, &mut s.norms, deadline)?;
+        let blocks = term
+            .list
+            .slots
+            .chunks(BLOCK)
+            .zip(impacts.weights.chunks(BLOCK));
+        for (slots, weights) in blocks {
+            // The clock is read once per block, not per posting.
             deadline.check()?;
             // Every slot is written past the end of `touched`, which only
             // grows when the row is new: no branch on whether it is.
             let mut n = s.touched.len();
             s.touched.resize(n + slots.len(), 0);
-            for ((&slot, &tf), &len) in slots.iter().zip(tfs).zip(lens) {
-                let w = weight.with_norm(f64::from(tf), s.norms.get(len));
+            for (&slot, &w) in slots.iter().zip(weights) {
                 let acc = &mut s.acc[slot as usize];
                 s.touched[n] = slot;
                 n += usize::from(acc.seen == 0);

@@ -3,13 +3,93 @@
 //! count, plus the largest frequency and the shortest row of the list (the
 //! inputs of the term's score bound for top-k pruning). Postings are shared
 //! between snapshots and copied per term on write.
+//!
+//! A list also keeps the BM25 weight of each of its postings for the last
+//! corpus statistics and parameters it was scanned with (`Impacts`): a
+//! weight costs a division, a cached one a load. Any write to the table
+//! changes the statistics, so the first scan after it computes them again;
+//! read-mostly search pays for each list once.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
-use aura_core::Value;
+use aura_core::{Result, Value};
+use parking_lot::Mutex;
 
 use super::tokenize;
+
+/// What a list's posting weights depend on besides the list itself: the
+/// corpus statistics (row count and total length give the IDF and the
+/// average row length) and the BM25 parameters, as bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ImpactKey {
+    pub docs: u64,
+    pub total_len: u64,
+    pub k1: u64,
+    pub b: u64,
+}
+
+/// The weight of every posting of one list, in list order, for one key.
+#[derive(Debug)]
+pub(crate) struct Impacts {
+    key: ImpactKey,
+    pub weights: Box<[f64]>,
+    /// The largest of `weights`: the term's exact score bound.
+    pub max: f64,
+}
+
+impl Impacts {
+    pub fn new(key: ImpactKey, weights: Box<[f64]>) -> Self {
+        let max = weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        Impacts { key, weights, max }
+    }
+}
+
+/// A list's cached `Impacts`. A copy starts empty: lists are copied only
+/// to be changed, and a change makes the weights stale.
+#[derive(Default)]
+pub(crate) struct ImpactCache(Mutex<Option<Arc<Impacts>>>);
+
+impl Clone for ImpactCache {
+    fn clone(&self) -> Self {
+        ImpactCache::default()
+    }
+}
+
+impl fmt::Debug for ImpactCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ImpactCache")
+    }
+}
+
+impl ImpactCache {
+    /// The cached weights for `key`, if they are the ones held.
+    pub fn get(&self, key: ImpactKey) -> Option<Arc<Impacts>> {
+        self.0.lock().as_ref().filter(|i| i.key == key).cloned()
+    }
+
+    /// The weights for `key`, computed by `compute` (and kept) unless held.
+    /// Computed under the lock: a second reader of the same list waits and
+    /// reuses them instead of computing them again.
+    pub fn get_or_compute(
+        &self,
+        key: ImpactKey,
+        compute: impl FnOnce() -> Result<Box<[f64]>>,
+    ) -> Result<Arc<Impacts>> {
+        let mut held = self.0.lock();
+        if let Some(impacts) = held.as_ref().filter(|i| i.key == key) {
+            return Ok(Arc::clone(impacts));
+        }
+        let impacts = Arc::new(Impacts::new(key, compute()?));
+        *held = Some(Arc::clone(&impacts));
+        Ok(impacts)
+    }
+
+    fn clear(&mut self) {
+        *self.0.get_mut() = None;
+    }
+}
 
 /// One term's postings as parallel arrays: cursors that only seek read
 /// `slots`, and scoring reads `tfs` and `lens` at the same position. A row
@@ -24,6 +104,7 @@ pub(crate) struct PostingList {
     pub max_tf: u32,
     /// At most every `lens` entry (exact after each insert and delete).
     pub min_len: u32,
+    pub impacts: ImpactCache,
 }
 
 impl Default for PostingList {
@@ -34,6 +115,7 @@ impl Default for PostingList {
             lens: Vec::new(),
             max_tf: 0,
             min_len: u32::MAX,
+            impacts: ImpactCache::default(),
         }
     }
 }
@@ -48,6 +130,7 @@ impl PostingList {
     }
 
     fn push(&mut self, slot: u32, tf: u32, len: u32) {
+        self.impacts.clear();
         self.slots.push(slot);
         self.tfs.push(tf);
         self.lens.push(len);
@@ -59,6 +142,7 @@ impl PostingList {
         let Ok(at) = self.slots.binary_search(&slot) else {
             return;
         };
+        self.impacts.clear();
         self.slots.remove(at);
         let tf = self.tfs.remove(at);
         let len = self.lens.remove(at);
