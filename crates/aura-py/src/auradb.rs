@@ -58,6 +58,16 @@ impl Router<Connection> {
         out.append(&mut find);
         Ok(Json::Object(out))
     }
+
+    /// `find_payload` as the bytes sent, written directly when the select
+    /// is a plain lookup.
+    fn find_bytes(&self, q: &Select, schema: &ModelSchema) -> Result<Vec<u8>, Error> {
+        if let Some(bytes) = typed::find_bytes(q, schema) {
+            return Ok(bytes);
+        }
+        let payload = self.find_payload(q, schema)?;
+        serde_json::to_vec(&payload).map_err(|e| Error::serialization(e.to_string()))
+    }
 }
 
 /// The rows of a result page, taken out of it.
@@ -429,7 +439,7 @@ impl AuraDbConnection {
         let mut select = Select::new(&q.model);
         select.filters = key_filters.clone();
         select.limit = Some(1);
-        let find = inner.find_payload(&select, &schema).map_err(err)?;
+        let find = inner.find_bytes(&select, &schema).map_err(err)?;
         let update = awp::update_mutation(
             &aura_core::ir::Update {
                 model: q.model.clone(),
@@ -558,7 +568,7 @@ impl AuraDbConnection {
         let schema = inner.schema(&model).map_err(err)?;
         match request {
             Request::Select(q) => observed_future_into_py(py, observer, async move {
-                let payload = inner.find_payload(&q, &schema)?;
+                let payload = inner.find_bytes(&q, &schema)?;
                 let rows = fetch_all(&inner, &payload, txn, &schema).await?;
                 Ok(hydrated(inner.plans.clone(), q, rows))
             }),
@@ -642,13 +652,15 @@ fn counted<'py>(
 /// once on a fresh connection when the connection was lost.
 async fn fetch_all(
     inner: &Inner,
-    payload: &Json,
+    payload: &[u8],
     txn: u64,
     schema: &ModelSchema,
 ) -> Result<Vec<aura_engine::ResultRow>, Error> {
     inner
         .read(txn, |conn| async move {
-            let reply = conn.request(Opcode::Query, txn, payload).await?;
+            let reply = conn
+                .request_bytes(Opcode::Query, txn, payload.to_vec())
+                .await?;
             collect_pages(inner, &conn, reply, txn, schema).await
         })
         .await

@@ -108,6 +108,162 @@ pub fn find_request(payload: &[u8], catalog: &dyn Catalog) -> Option<(Select, Ar
     Some((q, coll))
 }
 
+// --------------------------------------------------------------------------- find request (client)
+
+/// The QUERY payload of a plain select (`{"query":"find",…}` with a
+/// filter of comparisons of fields with scalars, limit and offset), byte
+/// for byte what serialising `awp::find_query`'s JSON gives; `None` for
+/// anything else (the generic writer builds it, and reports its errors).
+pub fn find_bytes(q: &Select, schema: &ModelSchema) -> Option<Vec<u8>> {
+    let plain = q.sort.is_empty()
+        && q.projection.is_empty()
+        && q.include.is_empty()
+        && q.text.is_none()
+        && q.fusion.is_none()
+        && q.vector.is_none()
+        && q.vector_ann.is_none()
+        && q.text_search.is_none()
+        && q.hybrid.is_none()
+        && q.timeout_ms.is_none();
+    if !plain {
+        return None;
+    }
+    let filter = match q.filters.as_slice() {
+        [] => None,
+        [one] => Some(FilterOut::of(one, schema)?),
+        many => Some(FilterOut::Bool(
+            "and",
+            many.iter()
+                .map(|e| FilterOut::of(e, schema))
+                .collect::<Option<_>>()?,
+        )),
+    };
+    let find = FindOut {
+        collection: &q.model,
+        filter,
+        limit: q.limit,
+        offset: q.offset,
+    };
+    serde_json::to_vec(&find).ok()
+}
+
+struct FindOut<'a> {
+    collection: &'a str,
+    filter: Option<FilterOut<'a>>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+impl Serialize for FindOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("query", "find")?;
+        map.serialize_entry("collection", self.collection)?;
+        if let Some(filter) = &self.filter {
+            map.serialize_entry("filter", filter)?;
+        }
+        if let Some(limit) = self.limit {
+            map.serialize_entry("limit", &limit)?;
+        }
+        if let Some(offset) = self.offset {
+            map.serialize_entry("offset", &offset)?;
+        }
+        map.end()
+    }
+}
+
+/// An AWP Filter as `awp::filter_to_wire` builds it, for the shapes whose
+/// values go on the wire unchanged.
+enum FilterOut<'a> {
+    Compare {
+        field: Cow<'a, str>,
+        op: &'static str,
+        value: &'a Json,
+    },
+    Bool(&'static str, Vec<FilterOut<'a>>),
+}
+
+impl<'a> FilterOut<'a> {
+    fn of(expr: &'a Expr, schema: &ModelSchema) -> Option<Self> {
+        use aura_core::ir::{BoolOp, CompareOp};
+        match expr {
+            Expr::Bool { op, operands } => {
+                let tag = if *op == BoolOp::And { "and" } else { "or" };
+                let filters = operands
+                    .iter()
+                    .map(|e| FilterOut::of(e, schema))
+                    .collect::<Option<_>>()?;
+                Some(FilterOut::Bool(tag, filters))
+            }
+            Expr::Compare { op, left, right } => {
+                let op = match op {
+                    CompareOp::Eq => "eq",
+                    CompareOp::Ne => "ne",
+                    CompareOp::Lt => "lt",
+                    CompareOp::Le => "lte",
+                    CompareOp::Gt => "gt",
+                    CompareOp::Ge => "gte",
+                    CompareOp::In => "in",
+                    _ => return None,
+                };
+                let Expr::Field { field, path, .. } = &**left else {
+                    return None;
+                };
+                let Expr::Literal { value } = &**right else {
+                    return None;
+                };
+                let name: Cow<str> = match path {
+                    Some(p) if !p.is_empty() => Cow::Owned(format!("{field}.{}", p.join("."))),
+                    _ => Cow::Borrowed(field),
+                };
+                // The field whose kind picks the value's wrapper (none for a
+                // dotted path), as `filter_to_wire` finds it.
+                let root = name.split('.').next().unwrap_or(&name);
+                let def = schema.field(root).filter(|_| !name.contains('.'));
+                let unchanged = match (op, value) {
+                    ("in", Json::Array(items)) => items.iter().all(|v| as_is(v, def)),
+                    _ => as_is(value, def),
+                };
+                unchanged.then_some(FilterOut::Compare {
+                    field: name,
+                    op,
+                    value,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A literal `awp::to_wire` sends as it is: a scalar, unless a datetime
+/// field turns its string into a `$timestamp`.
+fn as_is(value: &Json, def: Option<&FieldDef>) -> bool {
+    match value {
+        Json::Null | Json::Bool(_) | Json::Number(_) => true,
+        Json::String(_) => def.is_none_or(|f| f.kind != aura_core::schema::FieldKind::DateTime),
+        Json::Array(_) | Json::Object(_) => false,
+    }
+}
+
+impl Serialize for FilterOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        match self {
+            FilterOut::Compare { field, op, value } => {
+                map.serialize_entry("type", "compare")?;
+                map.serialize_entry("field", field)?;
+                map.serialize_entry("op", op)?;
+                map.serialize_entry("value", value)?;
+            }
+            FilterOut::Bool(tag, filters) => {
+                map.serialize_entry("type", tag)?;
+                map.serialize_entry("filters", filters)?;
+            }
+        }
+        map.end()
+    }
+}
+
 // --------------------------------------------------------------------------- result page (server)
 
 /// A QUERY_RESULT page: `{"rows":[Row…]}` and the cursor key, if any.
@@ -1006,5 +1162,91 @@ mod tests {
             }
         }
         assert!(typed_reads > 0);
+    }
+
+    /// The generic writer's find payload, serialised.
+    fn generic_find(q: &Select, schema: &ModelSchema) -> Result<Vec<u8>, String> {
+        let caps: std::collections::HashSet<String> = ["query_timeouts", "vector_exact_search"]
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        let mut out = serde_json::Map::new();
+        out.insert("query".into(), json!("find"));
+        out.append(&mut awp::find_query(q, schema, &caps).map_err(|e| e.message)?);
+        Ok(serde_json::to_vec(&Json::Object(out)).unwrap())
+    }
+
+    #[test]
+    fn find_payloads_written_typed_match_the_generic_writer() {
+        use aura_core::ir::{CompareOp, OrderTerm};
+        let schema = client_schema();
+        let field = |name: &str| Expr::field("Doc", name);
+        let cmp =
+            |op, name: &str, value: Json| Expr::compare(op, field(name), Expr::literal(value));
+        let mut dotted = field("meta");
+        if let Expr::Field { path, .. } = &mut dotted {
+            *path = Some(vec!["a".into(), "b".into()]);
+        }
+        let written = [
+            vec![],
+            vec![cmp(CompareOp::Eq, "id", json!(3))],
+            vec![cmp(CompareOp::Le, "status", json!("x\"\u{e9}"))],
+            vec![
+                cmp(CompareOp::Gt, "Score", json!(0.1)),
+                Expr::or(vec![
+                    cmp(CompareOp::Ne, "ok", json!(null)),
+                    cmp(CompareOp::In, "id", json!([1, 2.5, "3"])),
+                ]),
+            ],
+            vec![Expr::compare(
+                CompareOp::Eq,
+                dotted.clone(),
+                Expr::literal("2024-01-01"),
+            )],
+            vec![cmp(CompareOp::In, "id", json!(7))],
+        ];
+        for filters in written {
+            for (limit, offset) in [(None, None), (Some(2), None), (Some(0), Some(u64::MAX))] {
+                let mut q = Select::new("Doc");
+                q.filters = filters.clone();
+                q.limit = limit;
+                q.offset = offset;
+                let typed = find_bytes(&q, &schema).expect("written typed");
+                assert_eq!(
+                    String::from_utf8(typed).unwrap(),
+                    String::from_utf8(generic_find(&q, &schema).unwrap()).unwrap()
+                );
+            }
+        }
+        // Values with wrappers, other operators and clauses: the generic writer's.
+        let generic = [
+            vec![cmp(CompareOp::Eq, "at", json!("2024-01-01T00:00:00"))],
+            vec![cmp(CompareOp::In, "at", json!(["2024-01-01"]))],
+            vec![cmp(CompareOp::Eq, "emb", json!([1.0, 2.0]))],
+            vec![cmp(CompareOp::Eq, "meta", json!({"k": 1}))],
+            vec![cmp(CompareOp::NotIn, "id", json!([1]))],
+            vec![cmp(CompareOp::IsNull, "id", json!(null))],
+            vec![cmp(CompareOp::Like, "status", json!("a%"))],
+            vec![Expr::negate(cmp(CompareOp::Eq, "id", json!(1)))],
+            vec![Expr::compare(CompareOp::Eq, field("id"), field("ok"))],
+        ];
+        for filters in generic {
+            let mut q = Select::new("Doc");
+            q.filters = filters;
+            assert!(find_bytes(&q, &schema).is_none(), "{:?}", q.filters);
+        }
+        let mut sorted = Select::new("Doc");
+        sorted.sort.push(OrderTerm {
+            field: "id".into(),
+            direction: aura_core::ir::Direction::Asc,
+        });
+        let mut projected = Select::new("Doc");
+        projected.projection = vec!["status".into()];
+        let mut timed = Select::new("Doc");
+        timed.timeout_ms = Some(5);
+        for q in [sorted, projected, timed] {
+            assert!(find_bytes(&q, &schema).is_none());
+            assert!(generic_find(&q, &schema).is_ok());
+        }
     }
 }
