@@ -16,6 +16,7 @@ use aura_wire::awp;
 use aura_wire::client::{Connection, Reply};
 use aura_wire::frame::Opcode;
 use aura_wire::tls::ClientTls;
+use aura_wire::typed;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
@@ -57,6 +58,16 @@ impl Router<Connection> {
         out.append(&mut find);
         Ok(Json::Object(out))
     }
+
+    /// `find_payload` as the bytes sent, written directly when the select
+    /// is a plain lookup.
+    fn find_bytes(&self, q: &Select, schema: &ModelSchema) -> Result<Vec<u8>, Error> {
+        if let Some(bytes) = typed::find_bytes(q, schema) {
+            return Ok(bytes);
+        }
+        let payload = self.find_payload(q, schema)?;
+        serde_json::to_vec(&payload).map_err(|e| Error::serialization(e.to_string()))
+    }
 }
 
 /// The rows of a result page, taken out of it.
@@ -89,29 +100,10 @@ fn decode_rows(
                 vector_score: row.get("vector_score").and_then(Json::as_f64),
                 rank: row.get("rank").and_then(Json::as_u64).unwrap_or(0),
             });
-        let mut includes = Vec::new();
-        if let Some(inc) = row.get("includes").and_then(Json::as_object) {
-            for (name, docs) in inc {
-                let Some(field) = schema.field(name) else {
-                    continue;
-                };
-                let Some(target) = field.target.as_deref() else {
-                    continue;
-                };
-                let target_schema = inner.schema(target)?;
-                let first = docs
-                    .as_array()
-                    .and_then(|d| d.first())
-                    .and_then(Json::as_object);
-                let row = first
-                    .map(|obj| awp::row_from_wire(obj, &target_schema).map(Row::from))
-                    .transpose()?;
-                includes.push(Included::One {
-                    attr: field.attr.clone(),
-                    row,
-                });
-            }
-        }
+        let includes = match row.get("includes").and_then(Json::as_object) {
+            Some(inc) => decode_includes(inc, schema, inner)?,
+            None => Vec::new(),
+        };
         out.push(aura_engine::ResultRow {
             row: values,
             scores,
@@ -119,6 +111,71 @@ fn decode_rows(
         });
     }
     Ok(out)
+}
+
+/// A row's `includes` object → its loaded relationships.
+fn decode_includes(
+    inc: &Map<String, Json>,
+    schema: &ModelSchema,
+    inner: &Inner,
+) -> Result<Vec<Included>, Error> {
+    let mut includes = Vec::new();
+    for (name, docs) in inc {
+        let Some(field) = schema.field(name) else {
+            continue;
+        };
+        let Some(target) = field.target.as_deref() else {
+            continue;
+        };
+        let target_schema = inner.schema(target)?;
+        let first = docs
+            .as_array()
+            .and_then(|d| d.first())
+            .and_then(Json::as_object);
+        let row = first
+            .map(|obj| awp::row_from_wire(obj, &target_schema).map(Row::from))
+            .transpose()?;
+        includes.push(Included::One {
+            attr: field.attr.clone(),
+            row,
+        });
+    }
+    Ok(includes)
+}
+
+/// A find's result page: its rows decoded, and the cursor holding the
+/// rest. Read typed when it can be; the generic reader has the last word
+/// on anything else (and reports what is wrong).
+fn read_page(
+    reply: &Reply,
+    schema: &ModelSchema,
+    inner: &Inner,
+) -> Result<(Vec<aura_engine::ResultRow>, Option<u64>), Error> {
+    let Some(page) = typed::page_in(&reply.payload, schema) else {
+        let mut page = reply.json()?;
+        let rows = decode_rows(&wire_rows(&mut page)?, schema, inner)?;
+        return Ok((rows, page.get("cursor_id").and_then(Json::as_u64)));
+    };
+    let mut out = Vec::with_capacity(page.rows.len());
+    for row in &page.rows {
+        let values: Row = page.values(row, schema)?.into();
+        let scores = row.score.map(|score| aura_engine::Scores {
+            score,
+            text_score: row.text_score,
+            vector_score: row.vector_score,
+            rank: row.rank.unwrap_or(0),
+        });
+        let includes = match row.includes.as_ref().and_then(Json::as_object) {
+            Some(inc) => decode_includes(inc, schema, inner)?,
+            None => Vec::new(),
+        };
+        out.push(aura_engine::ResultRow {
+            row: values,
+            scores,
+            includes,
+        });
+    }
+    Ok((out, page.cursor_id))
 }
 
 fn count_of(reply: &Reply, key: &str) -> Result<Json, Error> {
@@ -382,7 +439,7 @@ impl AuraDbConnection {
         let mut select = Select::new(&q.model);
         select.filters = key_filters.clone();
         select.limit = Some(1);
-        let find = inner.find_payload(&select, &schema).map_err(err)?;
+        let find = inner.find_bytes(&select, &schema).map_err(err)?;
         let update = awp::update_mutation(
             &aura_core::ir::Update {
                 model: q.model.clone(),
@@ -511,7 +568,7 @@ impl AuraDbConnection {
         let schema = inner.schema(&model).map_err(err)?;
         match request {
             Request::Select(q) => observed_future_into_py(py, observer, async move {
-                let payload = inner.find_payload(&q, &schema)?;
+                let payload = inner.find_bytes(&q, &schema)?;
                 let rows = fetch_all(&inner, &payload, txn, &schema).await?;
                 Ok(hydrated(inner.plans.clone(), q, rows))
             }),
@@ -595,13 +652,15 @@ fn counted<'py>(
 /// once on a fresh connection when the connection was lost.
 async fn fetch_all(
     inner: &Inner,
-    payload: &Json,
+    payload: &[u8],
     txn: u64,
     schema: &ModelSchema,
 ) -> Result<Vec<aura_engine::ResultRow>, Error> {
     inner
         .read(txn, |conn| async move {
-            let reply = conn.request(Opcode::Query, txn, payload).await?;
+            let reply = conn
+                .request_bytes(Opcode::Query, txn, payload.to_vec())
+                .await?;
             collect_pages(inner, &conn, reply, txn, schema).await
         })
         .await
@@ -614,9 +673,8 @@ async fn collect_pages(
     txn: u64,
     schema: &ModelSchema,
 ) -> Result<Vec<aura_engine::ResultRow>, Error> {
-    let mut page = reply.json()?;
-    let mut rows = decode_rows(&wire_rows(&mut page)?, schema, inner)?;
-    while let Some(id) = page.get("cursor_id").and_then(Json::as_u64) {
+    let (mut rows, mut cursor) = read_page(&reply, schema, inner)?;
+    while let Some(id) = cursor {
         let next = conn
             .request(
                 Opcode::CursorFetch,
@@ -624,8 +682,9 @@ async fn collect_pages(
                 &json!({"cursor_id": id, "limit": 1000}),
             )
             .await?;
-        page = next.json()?;
-        rows.extend(decode_rows(&wire_rows(&mut page)?, schema, inner)?);
+        let (more, rest) = read_page(&next, schema, inner)?;
+        rows.extend(more);
+        cursor = rest;
     }
     Ok(rows)
 }

@@ -357,15 +357,52 @@ pub fn collection_schema(
 
 /// Record id of a keyed record: FNV-1a-128 over `collection \0 json(pk)`.
 pub fn record_id(collection: &str, pk: &Json) -> String {
-    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    let mut hash = RecordIdHash::new(collection);
+    let _ = serde_json::to_writer(&mut hash, pk);
+    String::from_utf8_lossy(&hash.hex()).into_owned()
+}
+
+/// The record id hash, fed the compact JSON of the key as it is written
+/// (`io::Write`), so the key needs no buffer of its own.
+pub struct RecordIdHash(u128);
+
+impl RecordIdHash {
     const PRIME: u128 = 0x0000000001000000000000000000013b;
-    let mut h = OFFSET;
-    let key = serde_json::to_string(pk).unwrap_or_default();
-    for b in collection.bytes().chain([0u8]).chain(key.bytes()) {
-        h ^= u128::from(b);
-        h = h.wrapping_mul(PRIME);
+
+    pub fn new(collection: &str) -> Self {
+        let mut hash = RecordIdHash(0x6c62272e07bb014262b821756295c58d);
+        hash.feed(collection.as_bytes());
+        hash.feed(&[0]);
+        hash
     }
-    format!("{h:032x}")
+
+    fn feed(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u128::from(b);
+            self.0 = self.0.wrapping_mul(Self::PRIME);
+        }
+    }
+
+    /// The id: 32 lowercase hex digits.
+    pub fn hex(&self) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = DIGITS[((self.0 >> (124 - 4 * i)) & 0xf) as usize];
+        }
+        out
+    }
+}
+
+impl std::io::Write for RecordIdHash {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.feed(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Wire value → storage-form JSON (what `Value::from_json` reads).
@@ -1128,17 +1165,7 @@ pub fn filter_from_wire(filter: &Json, coll: &Collection) -> Result<Expr, Error>
         .get("type")
         .and_then(Json::as_str)
         .ok_or_else(|| protocol("missing field `type`"))?;
-    let field = |key: &str| -> Result<Expr, Error> {
-        let name = string(filter, key)?;
-        let mut parts = name.split('.');
-        let root = parts.next().unwrap_or(name).to_owned();
-        let path: Vec<String> = parts.map(str::to_owned).collect();
-        Ok(Expr::Field {
-            model: model.to_owned(),
-            field: root,
-            path: if path.is_empty() { None } else { Some(path) },
-        })
-    };
+    let field = |key: &str| -> Result<Expr, Error> { Ok(field_expr(model, string(filter, key)?)) };
     let sub = |key: &str| -> Result<Vec<Expr>, Error> {
         filter
             .get(key)
@@ -1157,23 +1184,12 @@ pub fn filter_from_wire(filter: &Json, coll: &Collection) -> Result<Expr, Error>
                 .ok_or_else(|| protocol("missing field `filter`"))?,
             coll,
         )?),
-        "compare" => {
-            let op = match string(filter, "op")? {
-                "eq" => CompareOp::Eq,
-                "ne" => CompareOp::Ne,
-                "lt" => CompareOp::Lt,
-                "lte" => CompareOp::Le,
-                "gt" => CompareOp::Gt,
-                "gte" => CompareOp::Ge,
-                "in" => CompareOp::In,
-                other => return Err(protocol(&format!("unknown variant `{other}`"))),
-            };
-            let value = unwrap_value(filter.get("value").unwrap_or(&Json::Null))?;
-            if op == CompareOp::In && !value.is_array() {
-                return Err(invalid("'in' needs an array value"));
-            }
-            Expr::compare(op, field("field")?, Expr::literal(value))
-        }
+        "compare" => compare_from_wire(
+            model,
+            string(filter, "op")?,
+            filter.get("value").unwrap_or(&Json::Null),
+            || string(filter, "field"),
+        )?,
         "contains" => {
             let sub = filter.get("substring").cloned().unwrap_or(Json::Null);
             Expr::compare(CompareOp::Contains, field("field")?, Expr::literal(sub))
@@ -1191,6 +1207,47 @@ pub fn filter_from_wire(filter: &Json, coll: &Collection) -> Result<Expr, Error>
         }
         other => return Err(protocol(&format!("unknown variant `{other}`"))),
     })
+}
+
+/// A filter's (possibly dotted) field name → IR field of `model`.
+pub(crate) fn field_expr(model: &str, name: &str) -> Expr {
+    let mut parts = name.split('.');
+    let root = parts.next().unwrap_or(name).to_owned();
+    let path: Vec<String> = parts.map(str::to_owned).collect();
+    Expr::Field {
+        model: model.to_owned(),
+        field: root,
+        path: if path.is_empty() { None } else { Some(path) },
+    }
+}
+
+/// A `compare` filter → IR, checked in the order the server always has:
+/// op, value, then the field (read through `field` only then).
+pub(crate) fn compare_from_wire<'a>(
+    model: &str,
+    op: &str,
+    value: &Json,
+    field: impl FnOnce() -> Result<&'a str, Error>,
+) -> Result<Expr, Error> {
+    let op = match op {
+        "eq" => CompareOp::Eq,
+        "ne" => CompareOp::Ne,
+        "lt" => CompareOp::Lt,
+        "lte" => CompareOp::Le,
+        "gt" => CompareOp::Gt,
+        "gte" => CompareOp::Ge,
+        "in" => CompareOp::In,
+        other => return Err(protocol(&format!("unknown variant `{other}`"))),
+    };
+    let value = unwrap_value(value)?;
+    if op == CompareOp::In && !value.is_array() {
+        return Err(invalid("'in' needs an array value"));
+    }
+    Ok(Expr::compare(
+        op,
+        field_expr(model, field()?),
+        Expr::literal(value),
+    ))
 }
 
 fn opt_filter(payload: &Json, coll: &Collection) -> Result<Vec<Expr>, Error> {
@@ -1632,6 +1689,35 @@ pub fn row_json(row: &[Value], coll: &Collection, projection: &[String]) -> Map<
         Json::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
     );
     out
+}
+
+/// A row's loaded relationships → its AWP `includes` object (server side).
+pub fn includes_json(
+    includes: &[aura_engine::Included],
+    coll: &Collection,
+    catalog: &dyn Catalog,
+) -> Json {
+    let mut inc = Map::new();
+    for included in includes {
+        let target = coll
+            .schema
+            .field(included.attr())
+            .and_then(|f| f.target.clone())
+            .and_then(|t| catalog.collection(&t));
+        let docs: Vec<Json> = match (included, &target) {
+            (aura_engine::Included::One { row: Some(row), .. }, Some(tc)) => {
+                vec![Json::Object(
+                    row_json(row, tc, &[])
+                        .remove("fields")
+                        .and_then(|f| f.as_object().cloned())
+                        .unwrap_or_default(),
+                )]
+            }
+            _ => Vec::new(),
+        };
+        inc.insert(included.attr().to_owned(), Json::Array(docs));
+    }
+    Json::Object(inc)
 }
 
 #[cfg(test)]

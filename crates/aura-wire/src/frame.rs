@@ -259,6 +259,27 @@ pub fn body_len(header: &[u8; HEADER_LEN], max_payload: usize) -> Result<usize, 
 /// Validate a complete frame, header plus the `body_len` bytes after it,
 /// in the order of §2.4.
 pub fn decode_parts(header: &[u8; HEADER_LEN], body: &[u8]) -> Result<Frame, FrameError> {
+    let (frame, payload_len) = check_parts(header, body)?;
+    Ok(Frame {
+        payload: body[..payload_len].to_vec(),
+        ..frame
+    })
+}
+
+/// `decode_parts` of a body read into its own buffer: the payload keeps
+/// that buffer (the trailer cut off) instead of being copied.
+pub fn decode_owned(header: &[u8; HEADER_LEN], mut body: Vec<u8>) -> Result<Frame, FrameError> {
+    let (frame, payload_len) = check_parts(header, &body)?;
+    body.truncate(payload_len);
+    Ok(Frame {
+        payload: body,
+        ..frame
+    })
+}
+
+/// The checks of `decode_parts`; the frame without its payload, and the
+/// payload's length in `body`.
+fn check_parts(header: &[u8; HEADER_LEN], body: &[u8]) -> Result<(Frame, usize), FrameError> {
     if header[0..4] != MAGIC {
         return Err(FrameError::BadMagic);
     }
@@ -292,13 +313,14 @@ pub fn decode_parts(header: &[u8; HEADER_LEN], body: &[u8]) -> Result<Frame, Fra
     request_id.copy_from_slice(&header[16..32]);
     let mut txn_id = [0u8; 8];
     txn_id.copy_from_slice(&header[32..40]);
-    Ok(Frame {
+    let frame = Frame {
         opcode,
         flags,
         request_id: u128::from_be_bytes(request_id),
         txn_id: u64::from_be_bytes(txn_id),
-        payload: payload.to_vec(),
-    })
+        payload: Vec::new(),
+    };
+    Ok((frame, payload.len()))
 }
 
 /// The JSON payload of an ERROR frame, keys in the server's order.
@@ -366,6 +388,33 @@ mod tests {
         assert!(Opcode::Error.is_response());
         assert!(Opcode::HelloAck.is_response());
         assert!(!Opcode::TxnRollback.is_response());
+    }
+
+    #[test]
+    fn owned_and_borrowed_bodies_decode_alike() {
+        let mut frames = Vec::new();
+        for payload in [Vec::new(), b"{\"rows\":[]}".to_vec()] {
+            let mut frame = Frame::new(Opcode::QueryResult, 9, 3, payload);
+            frames.push(frame.encode().unwrap());
+            frame.flags = 0;
+            frames.push(frame.encode().unwrap());
+        }
+        for bytes in frames {
+            for at in 0..bytes.len() {
+                for flip in [0x00, 0x01, 0x80] {
+                    let mut bytes = bytes.clone();
+                    bytes[at] ^= flip;
+                    let head: [u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().unwrap();
+                    for cut in [bytes.len(), bytes.len() - 1] {
+                        let body = &bytes[HEADER_LEN..cut.max(HEADER_LEN)];
+                        assert_eq!(
+                            decode_owned(&head, body.to_vec()),
+                            decode_parts(&head, body)
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::frame::{body_len, decode_parts, Frame, FrameError, HEADER_LEN};
+use crate::frame::{body_len, decode_owned, Frame, FrameError, HEADER_LEN};
 
 /// Why no frame could be read.
 #[derive(Debug)]
@@ -60,7 +60,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             ReadError::Io(e)
         }
     })?;
-    decode_parts(&header, &body)
+    decode_owned(&header, body)
         .map(Some)
         .map_err(ReadError::Frame)
 }

@@ -18,3 +18,4 @@ pub mod listener;
 pub(crate) mod mux;
 pub mod server;
 pub mod tls;
+pub mod typed;

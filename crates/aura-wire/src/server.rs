@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use aura_core::ir::Select;
 use aura_core::{Error, ErrorCode, Value};
-use aura_engine::{Engine, Included, OnConflict, ResultRow, TxnId};
+use aura_engine::{Engine, OnConflict, ResultRow, TxnId};
 use parking_lot::RwLock;
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Value as Json};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::watch;
 
@@ -25,6 +25,7 @@ use crate::frame::{fatal_error_frame, Frame, Opcode, DEFAULT_MAX_PAYLOAD};
 use crate::io::{holds_frame, queue_frame, read_frame, write_frame, ReadError, READ_BUFFER};
 use crate::listener::{Accept, Session};
 pub use crate::listener::{Listener, LogSink};
+use crate::typed;
 
 /// Capabilities this server advertises (a subset of AWP1.md §5.1: only
 /// what it really serves).
@@ -493,6 +494,13 @@ impl Conn {
                 Self::ok(&Json::Array(all.into_iter().map(|(_, v)| v).collect()), 0)
             }
             Opcode::Query => {
+                // A plain find skips the generic JSON tree; anything else,
+                // errors included, takes the generic path.
+                if let Some((q, coll)) = typed::find_request(&frame.payload, shared.as_ref()) {
+                    let t = self.txn(txn)?;
+                    let q = self.bound(q)?;
+                    return self.find(q, coll, t, txn);
+                }
                 let body = Self::parse(frame)?;
                 let t = self.txn(txn)?;
                 self.query(&body, t, txn)
@@ -518,15 +526,16 @@ impl Conn {
                 cursor.last_used = Instant::now();
                 let take = (limit as usize).min(cursor.rows.len());
                 let batch: Vec<ResultRow> = cursor.rows.drain(..take).collect();
-                let rows = rows_json(&shared, &batch, &cursor.coll, &cursor.projection);
-                let mut out = Map::new();
-                out.insert("rows".into(), Json::Array(rows));
+                let page = typed::PageOut {
+                    rows: typed::RowsOut::new(&batch, &cursor.coll, &cursor.projection, shared.as_ref()),
+                    cursor_id: (!cursor.rows.is_empty()).then_some(id),
+                    next_cursor: None,
+                }
+                .to_vec();
                 if cursor.rows.is_empty() {
                     self.cursors.remove(&id);
-                } else {
-                    out.insert("cursor_id".into(), json!(id));
                 }
-                Ok((Opcode::QueryResult, txn, json_bytes(&Json::Object(out))))
+                Ok((Opcode::QueryResult, txn, page))
             }
             Opcode::CursorClose => {
                 let body = Self::parse(frame)?;
@@ -610,7 +619,13 @@ impl Conn {
     }
 
     fn bounded_select(&self, body: &Json) -> Result<(Select, Arc<Collection>), Error> {
-        let (mut q, coll) = awp::select_from_wire(body, self.shared.as_ref())?;
+        let (q, coll) = awp::select_from_wire(body, self.shared.as_ref())?;
+        Ok((self.bound(q)?, coll))
+    }
+
+    /// The server's limits on a select: `limit`/`offset` checked, the
+    /// deadline set.
+    fn bound(&self, mut q: Select) -> Result<Select, Error> {
         if let Some(l) = q.limit {
             self.check_limit("limit", l)?;
         }
@@ -618,7 +633,7 @@ impl Conn {
             self.check_limit("offset", o)?;
         }
         q.timeout_ms = self.deadline(q.timeout_ms);
-        Ok((q, coll))
+        Ok(q)
     }
 
     /// The query deadline: the server's, lowered by the client's (§1.1).
@@ -684,15 +699,49 @@ impl Conn {
             }
         };
         let (out, next) = shared.engine.search_page(t, &q)?;
-        let mut result = Map::new();
-        result.insert(
-            "rows".into(),
-            Json::Array(rows_json(&shared, &out.rows, &coll, &q.projection)),
-        );
-        if let Some(next) = next {
-            result.insert("next_cursor".into(), json!(next));
+        let page = typed::PageOut {
+            rows: typed::RowsOut::new(&out.rows, &coll, &q.projection, shared.as_ref()),
+            cursor_id: None,
+            next_cursor: next.as_deref(),
+        };
+        Ok((Opcode::QueryResult, txn, page.to_vec()))
+    }
+
+    /// `find`: the first page, the rest held in a new cursor (§3.8).
+    fn find(
+        &mut self,
+        q: Select,
+        coll: Arc<Collection>,
+        t: Option<TxnId>,
+        txn: u64,
+    ) -> Result<Reply, Error> {
+        let shared = self.shared.clone();
+        let out = shared.engine.select(t, &q)?;
+        let mut rows: std::collections::VecDeque<ResultRow> = out.rows.into();
+        let first: Vec<ResultRow> = rows
+            .drain(..shared.config.page_size.min(rows.len()))
+            .collect();
+        let mut cursor_id = None;
+        if !rows.is_empty() {
+            let id = shared.next_cursor.fetch_add(1, Ordering::SeqCst);
+            self.cursors.insert(
+                id,
+                CursorState {
+                    _guard: CursorGuard::new(&shared.open_cursors),
+                    rows,
+                    coll: coll.clone(),
+                    projection: q.projection.clone(),
+                    last_used: Instant::now(),
+                },
+            );
+            cursor_id = Some(id);
         }
-        Ok((Opcode::QueryResult, txn, json_bytes(&Json::Object(result))))
+        let page = typed::PageOut {
+            rows: typed::RowsOut::new(&first, &coll, &q.projection, shared.as_ref()),
+            cursor_id,
+            next_cursor: None,
+        };
+        Ok((Opcode::QueryResult, txn, page.to_vec()))
     }
 
     fn query(&mut self, body: &Json, t: Option<TxnId>, txn: u64) -> Result<Reply, Error> {
@@ -706,31 +755,7 @@ impl Conn {
         match kind {
             "find" => {
                 let (q, coll) = self.bounded_select(body)?;
-                let out = shared.engine.select(t, &q)?;
-                let mut rows: std::collections::VecDeque<ResultRow> = out.rows.into();
-                let first: Vec<ResultRow> = rows
-                    .drain(..shared.config.page_size.min(rows.len()))
-                    .collect();
-                let mut result = Map::new();
-                result.insert(
-                    "rows".into(),
-                    Json::Array(rows_json(&shared, &first, &coll, &q.projection)),
-                );
-                if !rows.is_empty() {
-                    let id = shared.next_cursor.fetch_add(1, Ordering::SeqCst);
-                    self.cursors.insert(
-                        id,
-                        CursorState {
-                            _guard: CursorGuard::new(&shared.open_cursors),
-                            rows,
-                            coll,
-                            projection: q.projection.clone(),
-                            last_used: Instant::now(),
-                        },
-                    );
-                    result.insert("cursor_id".into(), json!(id));
-                }
-                Ok((Opcode::QueryResult, txn, json_bytes(&Json::Object(result))))
+                self.find(q, coll, t, txn)
             }
             "count" => {
                 let q = awp::filtered_from_wire(body, shared.as_ref())?;
@@ -922,51 +947,4 @@ impl Conn {
         }
         Ok((Opcode::Ok, 0, json_bytes(&plan)))
     }
-}
-
-fn rows_json(
-    shared: &Shared,
-    rows: &[ResultRow],
-    coll: &Collection,
-    projection: &[String],
-) -> Vec<Json> {
-    rows.iter()
-        .map(|r| {
-            let mut obj = awp::row_json(&r.row, coll, projection);
-            if let Some(s) = &r.scores {
-                obj.insert("score".into(), json!(s.score));
-                if let Some(t) = s.text_score {
-                    obj.insert("text_score".into(), json!(t));
-                }
-                if let Some(v) = s.vector_score {
-                    obj.insert("vector_score".into(), json!(v));
-                }
-                obj.insert("rank".into(), json!(s.rank));
-            }
-            if !r.includes.is_empty() {
-                let mut inc = Map::new();
-                for included in &r.includes {
-                    let target = coll
-                        .schema
-                        .field(included.attr())
-                        .and_then(|f| f.target.clone())
-                        .and_then(|t| shared.collection(&t));
-                    let docs: Vec<Json> = match (included, &target) {
-                        (Included::One { row: Some(row), .. }, Some(tc)) => {
-                            vec![Json::Object(
-                                awp::row_json(row, tc, &[])
-                                    .remove("fields")
-                                    .and_then(|f| f.as_object().cloned())
-                                    .unwrap_or_default(),
-                            )]
-                        }
-                        _ => Vec::new(),
-                    };
-                    inc.insert(included.attr().to_owned(), Json::Array(docs));
-                }
-                obj.insert("includes".into(), Json::Object(inc));
-            }
-            Json::Object(obj)
-        })
-        .collect()
 }

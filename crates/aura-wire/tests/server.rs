@@ -654,3 +654,105 @@ async fn a_request_abandoned_while_it_is_written_leaves_the_connection_usable() 
     assert_eq!(pong.opcode, Opcode::Pong);
     server.shutdown().await;
 }
+
+/// One QUERY with `text` as its payload, as sent: its opcode and JSON.
+async fn raw_query(peer: &mut Peer, text: &str) -> (Opcode, Json) {
+    let id = peer.next;
+    peer.next += 1;
+    let frame = Frame::new(Opcode::Query, id, 0, text.as_bytes().to_vec());
+    write_frame(&mut peer.stream, &frame).await.unwrap();
+    let reply = read_frame(&mut peer.stream, 1 << 24)
+        .await
+        .unwrap()
+        .unwrap();
+    let body: Json = serde_json::from_slice(&reply.payload).unwrap();
+    (reply.opcode, body)
+}
+
+/// A plain find is read typed; whatever that reader leaves to the generic
+/// one (other keys, repeated keys, bad values, unknown names, a foreign
+/// transaction) is answered as before, errors included.
+#[tokio::test]
+async fn finds_answer_alike_on_both_readers() {
+    let (server, _) = start(ServerConfig::default()).await;
+    let mut p = Peer::connect(&server).await;
+    p.json(Opcode::SchemaCreate, 0, &doc_schema()).await;
+    let records: Vec<Json> = (1..=3)
+        .map(|i| json!({"id": i, "status": "s", "at": {"$timestamp": i}}))
+        .collect();
+    p.json(
+        Opcode::Mutate,
+        0,
+        &json!({"mutation":"bulk_insert","collection":"Doc","records":records}),
+    )
+    .await;
+    let typed = raw_query(
+        &mut p,
+        r#"{"query":"find","collection":"Doc","filter":{"type":"compare","field":"id","op":"gte","value":2},"limit":5}"#,
+    )
+    .await;
+    let generic = raw_query(
+        &mut p,
+        r#"{"query":"find","collection":"Doc","filter":{"type":"compare","field":"id","op":"gte","value":2},"limit":5,"projection":null}"#,
+    )
+    .await;
+    assert_eq!(typed.0, Opcode::QueryResult);
+    assert_eq!(typed, generic);
+    assert_eq!(typed.1["rows"].as_array().unwrap().len(), 2);
+    assert_eq!(typed.1["rows"][0]["fields"]["at"], json!({"$timestamp": 2}));
+    // Repeated keys: the last one counts (a JSON object's reading).
+    let (_, twice) = raw_query(
+        &mut p,
+        r#"{"query":"find","collection":"Doc","limit":9,"limit":1}"#,
+    )
+    .await;
+    assert_eq!(twice["rows"].as_array().unwrap().len(), 1);
+    let errors = [
+        (
+            r#"{"query":"find","collection":"Nope"}"#,
+            "not_found",
+            "not found: collection Nope",
+        ),
+        (
+            r#"{"query":"find","collection":"Doc","limit":-1}"#,
+            "protocol",
+            "payload deserialization failed: 'limit' must be a non-negative integer",
+        ),
+        (
+            r#"{"query":"find","collection":"Doc","filter":{"type":"compare","field":"id","op":"zz","value":1}}"#,
+            "protocol",
+            "payload deserialization failed: unknown variant `zz`",
+        ),
+        (
+            r#"{"query":"find","collection":"Doc","filter":{"type":"compare","field":"id","op":"in","value":1}}"#,
+            "invalid_request",
+            "invalid request: 'in' needs an array value",
+        ),
+        (
+            r#"{"query":"find","collection":"Doc","limit":2000000}"#,
+            "limit_exceeded",
+            "limit exceeded: limit 2000000 exceeds max 1000000",
+        ),
+        (
+            r#"{"query":"find","collection":"Doc""#,
+            "protocol",
+            "protocol error: payload deserialization failed: EOF while parsing an object at line 1 column 34",
+        ),
+    ];
+    for (payload, code, message) in errors {
+        let (op, body) = raw_query(&mut p, payload).await;
+        assert_eq!(op, Opcode::Error, "{payload}");
+        assert_eq!(body["code"], json!(code), "{payload}");
+        assert_eq!(body["message"], json!(message), "{payload}");
+    }
+    // A transaction this connection does not hold.
+    let body = br#"{"query":"find","collection":"Doc"}"#.to_vec();
+    let id = p.next;
+    write_frame(&mut p.stream, &Frame::new(Opcode::Query, id, 42, body))
+        .await
+        .unwrap();
+    let reply = read_frame(&mut p.stream, 1 << 24).await.unwrap().unwrap();
+    assert_eq!((reply.opcode, reply.txn_id), (Opcode::Error, 42));
+    let body: Json = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(body["message"], json!("not found: transaction 42"));
+}
