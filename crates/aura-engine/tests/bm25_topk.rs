@@ -286,3 +286,22 @@ fn cached_weights_follow_writes_parameters_and_snapshots() {
     churn(&e, &mut rng, n, vocab, max_len);
     check(&e, None, None);
 }
+
+/// With an extreme k1 some weights overflow to NaN (∞/∞) while others stay
+/// finite. NaN scores sort last in the exhaustive answer; a bound taken
+/// from cached weights must not let pruning drop those rows on the second
+/// (warm) run when the first (cold) one kept them.
+#[test]
+fn weights_that_are_not_finite_disable_pruning_warm_or_cold() {
+    let e = corpus_table();
+    let long = format!("a a {}", vec!["f"; 40].join(" "));
+    let mut rows: Vec<Row> = (0..4).map(|i| row(vec![int(i), s("a")])).collect();
+    rows.extend((4..10).map(|i| row(vec![int(i), s(&long)])));
+    rows.extend((10..27).map(|i| row(vec![int(i), s("c")])));
+    insert_all(&e, "Doc", rows);
+    let q = bm25("a", Some(1e308), Some(1.0));
+    for _ in 0..2 {
+        assert_pruning_exact(&e, &q, 10, 0);
+    }
+    assert_eq!(ranked(&e.select(None, &q).unwrap()).len(), 10);
+}

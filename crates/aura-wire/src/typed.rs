@@ -8,6 +8,8 @@
 //! typed writers emit byte for byte what the generic path serialises.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use aura_core::ir::{Expr, Select};
@@ -24,6 +26,31 @@ use crate::awp::{self, Catalog, Collection, WireKind};
 
 // --------------------------------------------------------------------------- find request (server)
 
+/// `T` read from a JSON object only. serde's derived struct readers also
+/// take an array of the fields in order (defaults filling the rest, no
+/// unknown-field check), which the generic path rejects.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        d.deserialize_map(Fields(PhantomData)).map(Object)
+    }
+}
+
 /// A `find` QUERY with only the keys a plain lookup sends.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,7 +60,7 @@ struct FindRequest<'a> {
     #[serde(borrow)]
     collection: Cow<'a, str>,
     #[serde(default, borrow)]
-    filter: Option<FilterIn<'a>>,
+    filter: Option<Object<FilterIn<'a>>>,
     #[serde(default)]
     limit: Option<u64>,
     #[serde(default)]
@@ -56,7 +83,7 @@ struct FilterIn<'a> {
     #[serde(default)]
     value: Option<Json>,
     #[serde(default, borrow)]
-    filters: Option<Vec<FilterIn<'a>>>,
+    filters: Option<Vec<Object<FilterIn<'a>>>>,
 }
 
 impl FilterIn<'_> {
@@ -76,7 +103,7 @@ impl FilterIn<'_> {
                 }
                 let exprs = subs
                     .iter()
-                    .map(|f| f.to_expr(coll))
+                    .map(|f| f.0.to_expr(coll))
                     .collect::<Option<Vec<_>>>()?;
                 Some(if self.kind == "and" {
                     Expr::and(exprs)
@@ -93,13 +120,13 @@ impl FilterIn<'_> {
 /// `awp::select_from_wire` would build them; `None` hands the payload to the
 /// generic path (another query kind or key, or any error to report).
 pub fn find_request(payload: &[u8], catalog: &dyn Catalog) -> Option<(Select, Arc<Collection>)> {
-    let req: FindRequest = serde_json::from_slice(payload).ok()?;
+    let Object(req): Object<FindRequest> = serde_json::from_slice(payload).ok()?;
     if req.query != "find" {
         return None;
     }
     let coll = catalog.collection(&req.collection)?;
     let mut q = Select::new(&req.collection);
-    if let Some(filter) = &req.filter {
+    if let Some(Object(filter)) = &req.filter {
         q.filters = vec![filter.to_expr(&coll)?];
     }
     q.limit = req.limit;
@@ -1001,6 +1028,11 @@ mod tests {
             r#"{"query":"find","collection":"Doc","filter":{"type":"and","filters":[{"type":"not","filter":{"type":"exists","field":"id"}}]}}"#,
             r#"{"query":"find","collection":"Doc","filter":{"type":"and","filters":[],"field":"x"}}"#,
             r#"{"query":"find","collection":"Doc"} x"#,
+            // Arrays of the fields in order are not objects.
+            r#"["find","Doc"]"#,
+            r#"["find","Doc",null,5]"#,
+            r#"{"query":"find","collection":"Doc","filter":["compare","id","eq",3]}"#,
+            r#"{"query":"find","collection":"Doc","filter":{"type":"and","filters":[["compare","id","eq",3]]}}"#,
             r#"{"query":"find","collection":"Doc""#,
             "",
         ];

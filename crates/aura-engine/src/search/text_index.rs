@@ -4,11 +4,11 @@
 //! inputs of the term's score bound for top-k pruning). Postings are shared
 //! between snapshots and copied per term on write.
 //!
-//! A list also keeps the BM25 weight of each of its postings for the last
-//! corpus statistics and parameters it was scanned with (`Impacts`): a
-//! weight costs a division, a cached one a load. Any write to the table
-//! changes the statistics, so the first scan after it computes them again;
-//! read-mostly search pays for each list once.
+//! A list also keeps the BM25 weight of each of its postings for the two
+//! latest corpus statistics and parameters it was scanned with
+//! (`Impacts`): a weight costs a division, a cached one a load. Any write
+//! to the table changes the statistics, so the first scan after it
+//! computes them again; read-mostly search pays for each list once.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -41,15 +41,24 @@ pub(crate) struct Impacts {
 
 impl Impacts {
     pub fn new(key: ImpactKey, weights: Box<[f64]>) -> Self {
-        let max = weights.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        // A weight that is not finite (an extreme k1) leaves the term
+        // without a usable bound, as the uncached bound would: no pruning.
+        let max = if weights.iter().all(|w| w.is_finite()) {
+            weights.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        } else {
+            f64::INFINITY
+        };
         Impacts { key, weights, max }
     }
 }
 
-/// A list's cached `Impacts`. A copy starts empty: lists are copied only
-/// to be changed, and a change makes the weights stale.
+/// A list's cached `Impacts`, for the two most recent keys: a long-lived
+/// snapshot and the current state read the same unchanged lists with
+/// different statistics, and must not evict each other's weights. A copy
+/// starts empty: lists are copied only to be changed, and a change makes
+/// the weights stale.
 #[derive(Default)]
-pub(crate) struct ImpactCache(Mutex<Option<Arc<Impacts>>>);
+pub(crate) struct ImpactCache(Mutex<[Option<Arc<Impacts>>; 2]>);
 
 impl Clone for ImpactCache {
     fn clone(&self) -> Self {
@@ -64,30 +73,39 @@ impl fmt::Debug for ImpactCache {
 }
 
 impl ImpactCache {
-    /// The cached weights for `key`, if they are the ones held.
+    /// The cached weights for `key`, if held.
     pub fn get(&self, key: ImpactKey) -> Option<Arc<Impacts>> {
-        self.0.lock().as_ref().filter(|i| i.key == key).cloned()
+        self.0
+            .lock()
+            .iter()
+            .flatten()
+            .find(|i| i.key == key)
+            .cloned()
     }
 
     /// The weights for `key`, computed by `compute` (and kept) unless held.
-    /// Computed under the lock: a second reader of the same list waits and
-    /// reuses them instead of computing them again.
+    /// Computed outside the lock, so no reader waits on another's work
+    /// (two computing at once is wasted work, never a wrong answer).
     pub fn get_or_compute(
         &self,
         key: ImpactKey,
         compute: impl FnOnce() -> Result<Box<[f64]>>,
     ) -> Result<Arc<Impacts>> {
+        if let Some(impacts) = self.get(key) {
+            return Ok(impacts);
+        }
+        let fresh = Arc::new(Impacts::new(key, compute()?));
         let mut held = self.0.lock();
-        if let Some(impacts) = held.as_ref().filter(|i| i.key == key) {
+        if let Some(impacts) = held.iter().flatten().find(|i| i.key == key) {
             return Ok(Arc::clone(impacts));
         }
-        let impacts = Arc::new(Impacts::new(key, compute()?));
-        *held = Some(Arc::clone(&impacts));
-        Ok(impacts)
+        held[1] = held[0].take();
+        held[0] = Some(Arc::clone(&fresh));
+        Ok(fresh)
     }
 
     fn clear(&mut self) {
-        *self.0.get_mut() = None;
+        *self.0.get_mut() = [None, None];
     }
 }
 
@@ -245,6 +263,45 @@ mod tests {
         list.remove(0);
         assert_eq!(bounds(&list), (0, u32::MAX));
         assert!(list.is_empty());
+    }
+
+    fn key(docs: u64) -> ImpactKey {
+        ImpactKey {
+            docs,
+            total_len: 10,
+            k1: 1.2f64.to_bits(),
+            b: 0.75f64.to_bits(),
+        }
+    }
+
+    #[test]
+    fn impact_cache_keeps_the_two_latest_keys_and_empties_on_change() {
+        let mut list = PostingList::default();
+        list.push(0, 1, 3);
+        let computed = std::cell::Cell::new(0);
+        let weights = |w: f64| {
+            computed.set(computed.get() + 1);
+            Ok(vec![w].into_boxed_slice())
+        };
+        let got = |list: &PostingList, k: u64, w: f64| {
+            let impacts = list.impacts.get_or_compute(key(k), || weights(w));
+            impacts.map(|i| i.weights[0]).ok()
+        };
+        assert_eq!(got(&list, 1, 1.0), Some(1.0));
+        assert_eq!(got(&list, 2, 2.0), Some(2.0));
+        assert_eq!(got(&list, 1, 9.0), Some(1.0), "kept, not recomputed");
+        assert_eq!(computed.get(), 2);
+        assert_eq!(got(&list, 3, 3.0), Some(3.0));
+        assert!(list.impacts.get(key(1)).is_none(), "the oldest key went");
+        assert!(list.impacts.get(key(2)).is_some());
+        let copy = list.clone();
+        assert!(copy.impacts.get(key(2)).is_none(), "a copy starts empty");
+        list.push(5, 1, 3);
+        assert!(list.impacts.get(key(2)).is_none(), "a change empties it");
+        // A weight that is not finite leaves no usable bound.
+        let odd = Impacts::new(key(1), vec![1.0, f64::NAN].into_boxed_slice());
+        assert_eq!(odd.max, f64::INFINITY);
+        assert_eq!(Impacts::new(key(1), vec![1.0, 2.5].into()).max, 2.5);
     }
 
     #[test]
