@@ -688,14 +688,10 @@ pub fn filter_to_wire(expr: &Expr, schema: &ModelSchema) -> Result<Json, Error> 
             let cmp = |wire_op: &str| -> Result<Json, Error> {
                 Ok(json!({"type": "compare", "field": field, "op": wire_op, "value": value()?}))
             };
+            if let Some(wire_op) = wire_op(*op) {
+                return cmp(wire_op);
+            }
             match op {
-                CompareOp::Eq => cmp("eq"),
-                CompareOp::Ne => cmp("ne"),
-                CompareOp::Lt => cmp("lt"),
-                CompareOp::Le => cmp("lte"),
-                CompareOp::Gt => cmp("gt"),
-                CompareOp::Ge => cmp("gte"),
-                CompareOp::In => cmp("in"),
                 CompareOp::NotIn => Ok(json!({"type": "not", "filter": cmp("in")?})),
                 CompareOp::Contains => {
                     let sub = literal(right).cloned().unwrap_or(Json::Null);
@@ -713,6 +709,10 @@ pub fn filter_to_wire(expr: &Expr, schema: &ModelSchema) -> Result<Json, Error> 
                 CompareOp::Startswith | CompareOp::Endswith | CompareOp::Like => Err(capability(
                     &format!("the '{}' filter", op.as_str()),
                     "document_queries",
+                )),
+                // The comparisons `WIRE_OPS` names returned above.
+                _ => Err(Error::query(
+                    "expression cannot be used as an AuraDB filter",
                 )),
             }
         }
@@ -1221,6 +1221,25 @@ pub(crate) fn field_expr(model: &str, name: &str) -> Expr {
     }
 }
 
+/// The comparisons an AWP `compare` filter names, with their wire names.
+const WIRE_OPS: [(CompareOp, &str); 7] = [
+    (CompareOp::Eq, "eq"),
+    (CompareOp::Ne, "ne"),
+    (CompareOp::Lt, "lt"),
+    (CompareOp::Le, "lte"),
+    (CompareOp::Gt, "gt"),
+    (CompareOp::Ge, "gte"),
+    (CompareOp::In, "in"),
+];
+
+/// The wire name of a comparison a `compare` filter carries as it is.
+pub(crate) fn wire_op(op: CompareOp) -> Option<&'static str> {
+    WIRE_OPS
+        .iter()
+        .find(|(o, _)| *o == op)
+        .map(|(_, name)| *name)
+}
+
 /// A `compare` filter → IR, checked in the order the server always has:
 /// op, value, then the field (read through `field` only then).
 pub(crate) fn compare_from_wire<'a>(
@@ -1229,15 +1248,8 @@ pub(crate) fn compare_from_wire<'a>(
     value: &Json,
     field: impl FnOnce() -> Result<&'a str, Error>,
 ) -> Result<Expr, Error> {
-    let op = match op {
-        "eq" => CompareOp::Eq,
-        "ne" => CompareOp::Ne,
-        "lt" => CompareOp::Lt,
-        "lte" => CompareOp::Le,
-        "gt" => CompareOp::Gt,
-        "gte" => CompareOp::Ge,
-        "in" => CompareOp::In,
-        other => return Err(protocol(&format!("unknown variant `{other}`"))),
+    let Some(&(op, _)) = WIRE_OPS.iter().find(|(_, name)| *name == op) else {
+        return Err(protocol(&format!("unknown variant `{op}`")));
     };
     let value = unwrap_value(value)?;
     if op == CompareOp::In && !value.is_array() {

@@ -212,7 +212,7 @@ enum FilterOut<'a> {
 
 impl<'a> FilterOut<'a> {
     fn of(expr: &'a Expr, schema: &ModelSchema) -> Option<Self> {
-        use aura_core::ir::{BoolOp, CompareOp};
+        use aura_core::ir::BoolOp;
         match expr {
             Expr::Bool { op, operands } => {
                 let tag = if *op == BoolOp::And { "and" } else { "or" };
@@ -223,16 +223,7 @@ impl<'a> FilterOut<'a> {
                 Some(FilterOut::Bool(tag, filters))
             }
             Expr::Compare { op, left, right } => {
-                let op = match op {
-                    CompareOp::Eq => "eq",
-                    CompareOp::Ne => "ne",
-                    CompareOp::Lt => "lt",
-                    CompareOp::Le => "lte",
-                    CompareOp::Gt => "gt",
-                    CompareOp::Ge => "gte",
-                    CompareOp::In => "in",
-                    _ => return None,
-                };
+                let op = awp::wire_op(*op)?;
                 let Expr::Field { field, path, .. } = &**left else {
                     return None;
                 };
