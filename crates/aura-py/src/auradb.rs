@@ -91,26 +91,52 @@ fn decode_rows(
             .and_then(Json::as_object)
             .ok_or_else(|| aura_wire::client::protocol_error("row without fields"))?;
         let values: Row = awp::row_from_wire(fields, schema)?.into();
-        let scores = row
-            .get("score")
-            .and_then(Json::as_f64)
-            .map(|score| aura_engine::Scores {
+        let scores = row.get("score").and_then(Json::as_f64).map(|score| {
+            scores_of(
                 score,
-                text_score: row.get("text_score").and_then(Json::as_f64),
-                vector_score: row.get("vector_score").and_then(Json::as_f64),
-                rank: row.get("rank").and_then(Json::as_u64).unwrap_or(0),
-            });
-        let includes = match row.get("includes").and_then(Json::as_object) {
-            Some(inc) => decode_includes(inc, schema, inner)?,
-            None => Vec::new(),
-        };
-        out.push(aura_engine::ResultRow {
-            row: values,
-            scores,
-            includes,
+                row.get("text_score").and_then(Json::as_f64),
+                row.get("vector_score").and_then(Json::as_f64),
+                row.get("rank").and_then(Json::as_u64),
+            )
         });
+        let includes = row.get("includes").and_then(Json::as_object);
+        out.push(result_row(values, scores, includes, schema, inner)?);
     }
     Ok(out)
+}
+
+/// A row's ranking fields as the engine's scores (rank 0 when absent).
+fn scores_of(
+    score: f64,
+    text_score: Option<f64>,
+    vector_score: Option<f64>,
+    rank: Option<u64>,
+) -> aura_engine::Scores {
+    aura_engine::Scores {
+        score,
+        text_score,
+        vector_score,
+        rank: rank.unwrap_or(0),
+    }
+}
+
+/// One decoded result row, its `includes` object read into relationships.
+fn result_row(
+    row: Row,
+    scores: Option<aura_engine::Scores>,
+    includes: Option<&Map<String, Json>>,
+    schema: &ModelSchema,
+    inner: &Inner,
+) -> Result<aura_engine::ResultRow, Error> {
+    let includes = match includes {
+        Some(inc) => decode_includes(inc, schema, inner)?,
+        None => Vec::new(),
+    };
+    Ok(aura_engine::ResultRow {
+        row,
+        scores,
+        includes,
+    })
 }
 
 /// A row's `includes` object → its loaded relationships.
@@ -159,21 +185,11 @@ fn read_page(
     let mut out = Vec::with_capacity(page.rows.len());
     for row in &page.rows {
         let values: Row = page.values(row, schema)?.into();
-        let scores = row.score.map(|score| aura_engine::Scores {
-            score,
-            text_score: row.text_score,
-            vector_score: row.vector_score,
-            rank: row.rank.unwrap_or(0),
-        });
-        let includes = match row.includes.as_ref().and_then(Json::as_object) {
-            Some(inc) => decode_includes(inc, schema, inner)?,
-            None => Vec::new(),
-        };
-        out.push(aura_engine::ResultRow {
-            row: values,
-            scores,
-            includes,
-        });
+        let scores = row
+            .score
+            .map(|score| scores_of(score, row.text_score, row.vector_score, row.rank));
+        let includes = row.includes.as_ref().and_then(Json::as_object);
+        out.push(result_row(values, scores, includes, schema, inner)?);
     }
     Ok((out, page.cursor_id))
 }
