@@ -137,8 +137,8 @@ pub(super) struct Plan {
     threshold: Threshold,
 }
 
-/// Each term's weight at its list's largest tf and shortest row; None when
-/// one is not finite (nothing could then be skipped safely).
+/// Each term's score bound (`IndexTerm::bound`); None when one is not
+/// finite (nothing could then be skipped safely).
 fn bounds(terms: &[IndexTerm<'_>], norms: &mut NormCache) -> Option<Vec<f64>> {
     let bounds: Vec<f64> = terms.iter().map(|t| t.bound(norms)).collect();
     bounds.iter().all(|b| b.is_finite()).then_some(bounds)

@@ -350,9 +350,9 @@ impl IndexTerm<'_> {
         self.list.impacts.get_or_compute(key, || {
             let len = self.list.len();
             let mut weights = Vec::with_capacity(len);
-            for start in (0..len).step_by(IMPACT_BLOCK) {
+            for start in (0..len).step_by(BLOCK) {
                 deadline.check()?;
-                let end = (start + IMPACT_BLOCK).min(len);
+                let end = (start + BLOCK).min(len);
                 weights.extend((start..end).map(|i| self.computed(i, norms)));
             }
             Ok(weights.into_boxed_slice())
@@ -360,8 +360,9 @@ impl IndexTerm<'_> {
     }
 }
 
-/// Postings scored between two deadline checks.
-const IMPACT_BLOCK: usize = 4096;
+/// Postings read between two deadline checks (the clock is read once per
+/// block, not per posting).
+const BLOCK: usize = 4096;
 
 /// Scores through the inverted index (unfiltered BM25 only). A bounded
 /// `or` query skips rows that cannot reach the top k (`maxscore`); any
@@ -434,7 +435,6 @@ fn accumulate<'a>(
     s: &mut Scratch,
     deadline: &Deadline,
 ) -> Result<()> {
-    const BLOCK: usize = 4096;
     for term in terms {
         let impacts = term.impacts(key, &mut s.norms, deadline)?;
         let blocks = term
@@ -443,7 +443,6 @@ fn accumulate<'a>(
             .chunks(BLOCK)
             .zip(impacts.weights.chunks(BLOCK));
         for (slots, weights) in blocks {
-            // The clock is read once per block, not per posting.
             deadline.check()?;
             // Every slot is written past the end of `touched`, which only
             // grows when the row is new: no branch on whether it is.
