@@ -1674,64 +1674,6 @@ pub fn set_from_wire(set: &Json, coll: &Collection) -> Result<Map<String, Json>,
     Ok(out)
 }
 
-/// An engine row → AWP Row `{id, fields}` (server side).
-pub fn row_json(row: &[Value], coll: &Collection, projection: &[String]) -> Map<String, Json> {
-    let mut fields: Vec<(&str, Json)> = Vec::with_capacity(row.len());
-    let mut pk = Json::Null;
-    for ((f, kind), v) in coll
-        .schema
-        .fields
-        .iter()
-        .zip(coll.kinds.iter())
-        .zip(row.iter())
-    {
-        let wire = wrap_value(v, *kind);
-        if f.storage == coll.schema.pk_name() {
-            pk = wire.clone();
-        }
-        if projection.is_empty() || projection.iter().any(|p| p == &f.storage) {
-            fields.push((f.storage.as_str(), wire));
-        }
-    }
-    fields.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-    let mut out = Map::new();
-    out.insert("id".into(), json!(record_id(&coll.schema.name, &pk)));
-    out.insert(
-        "fields".into(),
-        Json::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
-    );
-    out
-}
-
-/// A row's loaded relationships → its AWP `includes` object (server side).
-pub fn includes_json(
-    includes: &[aura_engine::Included],
-    coll: &Collection,
-    catalog: &dyn Catalog,
-) -> Json {
-    let mut inc = Map::new();
-    for included in includes {
-        let target = coll
-            .schema
-            .field(included.attr())
-            .and_then(|f| f.target.clone())
-            .and_then(|t| catalog.collection(&t));
-        let docs: Vec<Json> = match (included, &target) {
-            (aura_engine::Included::One { row: Some(row), .. }, Some(tc)) => {
-                vec![Json::Object(
-                    row_json(row, tc, &[])
-                        .remove("fields")
-                        .and_then(|f| f.as_object().cloned())
-                        .unwrap_or_default(),
-                )]
-            }
-            _ => Vec::new(),
-        };
-        inc.insert(included.attr().to_owned(), Json::Array(docs));
-    }
-    Json::Object(inc)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -311,8 +311,8 @@ impl Serialize for PageOut<'_> {
     }
 }
 
-/// Engine rows of one collection as AWP Rows: what `awp::row_json` plus the
-/// score keys and `includes` give, written without building values.
+/// Engine rows of one collection as AWP Rows `{id, fields, score…,
+/// includes}`, written straight from the engine's values.
 pub struct RowsOut<'a> {
     rows: &'a [ResultRow],
     coll: &'a Collection,
@@ -331,35 +331,42 @@ impl<'a> RowsOut<'a> {
         catalog: &'a dyn Catalog,
     ) -> Self {
         let fields = &coll.schema.fields;
-        let len = fields.len().min(coll.kinds.len());
         let pk_name = coll.schema.pk_name();
-        let pk = (0..len).rev().find(|&i| fields[i].storage == pk_name);
-        let mut order: Vec<usize> = (0..len)
-            .filter(|&i| projection.is_empty() || projection.contains(&fields[i].storage))
-            .collect();
-        // Stable: fields of the same name stay in schema order, and (as in a
-        // JSON object) the last one's value is kept, at the first one's place.
-        order.sort_by(|&a, &b| {
-            fields[a]
-                .storage
-                .as_bytes()
-                .cmp(fields[b].storage.as_bytes())
-        });
-        let mut kept: Vec<usize> = Vec::with_capacity(order.len());
-        for i in order {
-            match kept.last_mut() {
-                Some(last) if fields[*last].storage == fields[i].storage => *last = i,
-                _ => kept.push(i),
-            }
-        }
+        let len = fields.len().min(coll.kinds.len());
         RowsOut {
             rows,
             coll,
             catalog,
-            order: kept,
-            pk,
+            order: field_order(coll, projection),
+            pk: (0..len).rev().find(|&i| fields[i].storage == pk_name),
         }
     }
+}
+
+/// Positions of the fields of `coll` a row writes (those of `projection`,
+/// or all), in the byte order of their names. Sorted stably, and for a
+/// name given twice only the last position is kept, at the first one's
+/// place: what a JSON object built key by key keeps.
+fn field_order(coll: &Collection, projection: &[String]) -> Vec<usize> {
+    let fields = &coll.schema.fields;
+    let len = fields.len().min(coll.kinds.len());
+    let mut order: Vec<usize> = (0..len)
+        .filter(|&i| projection.is_empty() || projection.contains(&fields[i].storage))
+        .collect();
+    order.sort_by(|&a, &b| {
+        fields[a]
+            .storage
+            .as_bytes()
+            .cmp(fields[b].storage.as_bytes())
+    });
+    let mut kept: Vec<usize> = Vec::with_capacity(order.len());
+    for i in order {
+        match kept.last_mut() {
+            Some(last) if fields[*last].storage == fields[i].storage => *last = i,
+            _ => kept.push(i),
+        }
+    }
+    kept
 }
 
 impl Serialize for RowsOut<'_> {
@@ -414,10 +421,12 @@ impl Serialize for RowOut<'_, '_> {
             map.serialize_entry("rank", &sc.rank)?;
         }
         if !self.row.includes.is_empty() {
-            map.serialize_entry(
-                "includes",
-                &awp::includes_json(&self.row.includes, coll, self.rows.catalog),
-            )?;
+            let includes = IncludesOut {
+                includes: &self.row.includes,
+                coll,
+                catalog: self.rows.catalog,
+            };
+            map.serialize_entry("includes", &includes)?;
         }
         map.end()
     }
@@ -441,6 +450,59 @@ impl Serialize for FieldsOut<'_> {
             }
         }
         map.end()
+    }
+}
+
+/// A row's loaded relationships as its AWP `includes` object: `{name:
+/// [fields of the related row]}`, an empty list when none was found. A
+/// name loaded twice is written once, at its first place, with its last
+/// value (as a JSON object keeps a repeated key).
+struct IncludesOut<'a> {
+    includes: &'a [aura_engine::Included],
+    coll: &'a Collection,
+    catalog: &'a dyn Catalog,
+}
+
+impl Serialize for IncludesOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (pos, first) in self.includes.iter().enumerate() {
+            let attr = first.attr();
+            if self.includes[..pos].iter().any(|i| i.attr() == attr) {
+                continue;
+            }
+            let last = self.includes[pos..]
+                .iter()
+                .rev()
+                .find(|i| i.attr() == attr)
+                .unwrap_or(first);
+            map.serialize_entry(attr, &IncludedOut(self, last))?;
+        }
+        map.end()
+    }
+}
+
+struct IncludedOut<'a, 'b>(&'a IncludesOut<'b>, &'a aura_engine::Included);
+
+impl Serialize for IncludedOut<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let IncludedOut(out, included) = self;
+        let target = out
+            .coll
+            .schema
+            .field(included.attr())
+            .and_then(|f| f.target.as_deref())
+            .and_then(|t| out.catalog.collection(t));
+        let mut seq = s.serialize_seq(None)?;
+        if let (aura_engine::Included::One { row: Some(row), .. }, Some(tc)) = (included, target) {
+            let order = field_order(&tc, &[]);
+            seq.serialize_element(&FieldsOut {
+                values: row,
+                coll: &tc,
+                order: &order,
+            })?;
+        }
+        seq.end()
     }
 }
 
@@ -774,7 +836,8 @@ impl<'de> Visitor<'de> for FieldsSeed<'_, '_> {
 mod tests {
     use super::*;
     use aura_engine::{Included, Scores};
-    use serde_json::json;
+    use awp::{record_id, wrap_value};
+    use serde_json::{json, Map};
     use std::collections::HashMap;
 
     struct Colls(HashMap<String, Arc<Collection>>);
@@ -813,6 +876,65 @@ mod tests {
         Colls(map)
     }
 
+    /// The reference writer: an engine row as an AWP Row `{id, fields}`,
+    /// built as `serde_json` values.
+    fn row_json(row: &[Value], coll: &Collection, projection: &[String]) -> Map<String, Json> {
+        let mut fields: Vec<(&str, Json)> = Vec::with_capacity(row.len());
+        let mut pk = Json::Null;
+        for ((f, kind), v) in coll
+            .schema
+            .fields
+            .iter()
+            .zip(coll.kinds.iter())
+            .zip(row.iter())
+        {
+            let wire = wrap_value(v, *kind);
+            if f.storage == coll.schema.pk_name() {
+                pk = wire.clone();
+            }
+            if projection.is_empty() || projection.iter().any(|p| p == &f.storage) {
+                fields.push((f.storage.as_str(), wire));
+            }
+        }
+        fields.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        let mut out = Map::new();
+        out.insert("id".into(), json!(record_id(&coll.schema.name, &pk)));
+        out.insert(
+            "fields".into(),
+            Json::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()),
+        );
+        out
+    }
+
+    /// The reference writer of a row's `includes` object.
+    fn includes_json(
+        includes: &[aura_engine::Included],
+        coll: &Collection,
+        catalog: &dyn Catalog,
+    ) -> Json {
+        let mut inc = Map::new();
+        for included in includes {
+            let target = coll
+                .schema
+                .field(included.attr())
+                .and_then(|f| f.target.clone())
+                .and_then(|t| catalog.collection(&t));
+            let docs: Vec<Json> = match (included, &target) {
+                (aura_engine::Included::One { row: Some(row), .. }, Some(tc)) => {
+                    vec![Json::Object(
+                        row_json(row, tc, &[])
+                            .remove("fields")
+                            .and_then(|f| f.as_object().cloned())
+                            .unwrap_or_default(),
+                    )]
+                }
+                _ => Vec::new(),
+            };
+            inc.insert(included.attr().to_owned(), Json::Array(docs));
+        }
+        Json::Object(inc)
+    }
+
     /// The generic writer: rows as `serde_json::Value`, then serialised.
     fn generic_page(
         rows: &[ResultRow],
@@ -824,7 +946,7 @@ mod tests {
         let rows: Vec<Json> = rows
             .iter()
             .map(|r| {
-                let mut obj = awp::row_json(&r.row, coll, projection);
+                let mut obj = row_json(&r.row, coll, projection);
                 if let Some(s) = &r.scores {
                     obj.insert("score".into(), json!(s.score));
                     if let Some(t) = s.text_score {
@@ -836,10 +958,7 @@ mod tests {
                     obj.insert("rank".into(), json!(s.rank));
                 }
                 if !r.includes.is_empty() {
-                    obj.insert(
-                        "includes".into(),
-                        awp::includes_json(&r.includes, coll, catalog),
-                    );
+                    obj.insert("includes".into(), includes_json(&r.includes, coll, catalog));
                 }
                 Json::Object(obj)
             })
@@ -875,6 +994,8 @@ mod tests {
         nulls[0] = Value::Int(-3);
         nulls[6] = Value::Float(1e300);
         let user = vec![Value::str("u1"), Value::str("Ann")];
+        let mut third = vec![Value::Null; 9];
+        third[0] = Value::Int(11);
         vec![
             ResultRow {
                 row: full.into(),
@@ -892,11 +1013,31 @@ mod tests {
                 includes: vec![
                     Included::One {
                         attr: "owner".into(),
-                        row: Some(user.into()),
+                        row: Some(user.clone().into()),
                     },
                     Included::One {
                         attr: "owner".into(),
                         row: None,
+                    },
+                ],
+            },
+            // A name loaded twice keeps its first place and its last value;
+            // a name that is no relationship gives an empty list.
+            ResultRow {
+                row: third.into(),
+                scores: None,
+                includes: vec![
+                    Included::One {
+                        attr: "owner".into(),
+                        row: None,
+                    },
+                    Included::One {
+                        attr: "ghost".into(),
+                        row: Some(user.clone().into()),
+                    },
+                    Included::One {
+                        attr: "owner".into(),
+                        row: Some(user.into()),
                     },
                 ],
             },
