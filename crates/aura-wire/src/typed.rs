@@ -55,8 +55,9 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FindRequest<'a> {
-    #[serde(borrow)]
-    query: Cow<'a, str>,
+    /// Read only to refuse every other kind.
+    #[serde(rename = "query")]
+    _kind: Find,
     #[serde(borrow)]
     collection: Cow<'a, str>,
     #[serde(default, borrow)]
@@ -67,6 +68,14 @@ struct FindRequest<'a> {
     offset: Option<u64>,
     #[serde(default)]
     timeout_ms: Option<u64>,
+}
+
+/// The one query kind read here: any other stops the read at that key
+/// (clients send it first), so a count or a search costs no parse twice.
+#[derive(Deserialize)]
+enum Find {
+    #[serde(rename = "find")]
+    Find,
 }
 
 /// A `compare` filter, or `and`/`or` of them.
@@ -121,9 +130,6 @@ impl FilterIn<'_> {
 /// generic path (another query kind or key, or any error to report).
 pub fn find_request(payload: &[u8], catalog: &dyn Catalog) -> Option<(Select, Arc<Collection>)> {
     let Object(req): Object<FindRequest> = serde_json::from_slice(payload).ok()?;
-    if req.query != "find" {
-        return None;
-    }
     let coll = catalog.collection(&req.collection)?;
     let mut q = Select::new(&req.collection);
     if let Some(Object(filter)) = &req.filter {
@@ -1138,6 +1144,7 @@ mod tests {
             r#"{"query":"find","collection":"Doc","filter":null,"limit":null,"timeout_ms":5}"#,
             r#"{"query":"find","collection":"Doc","filter":{"type":"compare","field":"at","op":"lt"}}"#,
             r#" {"query":"find","collection":"Doc"} "#,
+            r#"{"query":"fi\u006ed","collection":"Doc"}"#,
         ];
         for payload in accepted {
             let (typed, generic) = both(payload.as_bytes(), &cat);
@@ -1146,6 +1153,8 @@ mod tests {
         // Left to the generic path: it answers (or reports the error) as ever.
         let declined = [
             r#"{"query":"count","collection":"Doc"}"#,
+            r#"{"collection":"Doc","filter":{"type":"compare","field":"id","op":"eq","value":3},"query":"count"}"#,
+            r#"{"query":"Find","collection":"Doc"}"#,
             r#"{"query":"find","collection":"Nope"}"#,
             r#"{"query":"find","collection":"Doc","limit":-1}"#,
             r#"{"query":"find","collection":"Doc","limit":1.0}"#,
