@@ -110,9 +110,25 @@ impl Threshold {
     }
 }
 
+/// A starting threshold: k distinct rows score at least any term's k-th
+/// best weight. Terms whose cached weights keep their k best give it
+/// exactly; otherwise the strongest term's k-th best among its first
+/// postings is taken. (The strongest term's seed never exceeds its bound,
+/// so it stays essential; nor can any term whose k-th best is the seed.)
+fn seed(terms: &[IndexTerm<'_>], strongest: usize, k: usize, norms: &mut NormCache) -> f64 {
+    let cached = terms
+        .iter()
+        .filter_map(|t| t.kth_best(k))
+        .fold(f64::NEG_INFINITY, f64::max);
+    match terms[strongest].kth_best(k) {
+        Some(_) => cached,
+        None => cached.max(sampled_seed(&terms[strongest], k, norms)),
+    }
+}
+
 /// The k-th best weight of `term` among its first postings (−∞ when they
 /// are fewer than k): k distinct rows score at least this.
-fn seed(term: &IndexTerm<'_>, k: usize, norms: &mut NormCache) -> f64 {
+fn sampled_seed(term: &IndexTerm<'_>, k: usize, norms: &mut NormCache) -> f64 {
     let list = term.list;
     let n = list.len().min(SEED_POSTINGS);
     if n < k {
@@ -169,7 +185,7 @@ impl Plan {
         // The strongest term is never non-essential: its seed is one of
         // its own weights, so it cannot exceed its bound.
         let strongest = (0..terms.len()).max_by(|a, b| bounds[*a].total_cmp(&bounds[*b]))?;
-        let seed = seed(&terms[strongest], k, norms);
+        let seed = seed(terms, strongest, k, norms);
         let left_out = non_essential(&bounds, seed);
         let mut scanned = vec![true; terms.len()];
         left_out.iter().for_each(|i| scanned[*i] = false);
@@ -277,14 +293,8 @@ impl Plan {
         held: &mut Vec<Hit<'t>>,
     ) -> Result<()> {
         let seed = self.threshold.value();
-        let (rest, acc) = (self.rest, &s.acc);
-        let mut pending: Vec<u32> = s
-            .touched
-            .iter()
-            .copied()
-            .filter(|slot| !cannot_reach(acc[*slot as usize].score + rest, seed))
-            .collect();
-        pending.sort_unstable();
+        let rest = self.rest;
+        let pending = candidates(s, |score| !cannot_reach(score + rest, seed));
         let mut at = vec![0usize; terms.len()];
         let mut t = seed;
         for (i, &slot) in pending.iter().enumerate() {
@@ -309,6 +319,43 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// The touched slots whose partial score `keep` accepts, ascending. When
+/// they are many for the span of slots they cover, a bitmap orders them
+/// (one pass over its words) instead of a sort.
+fn candidates(s: &mut Scratch, keep: impl Fn(f64) -> bool) -> Vec<u32> {
+    let acc = &s.acc;
+    let mut out: Vec<u32> = s
+        .touched
+        .iter()
+        .copied()
+        .filter(|slot| keep(acc[*slot as usize].score))
+        .collect();
+    let (Some(&lo), Some(&hi)) = (out.iter().min(), out.iter().max()) else {
+        return out;
+    };
+    let (lo, hi) = (lo as usize / 64, hi as usize / 64);
+    if out.len() * 16 < hi - lo + 1 {
+        out.sort_unstable();
+        return out;
+    }
+    if s.marks.len() <= hi {
+        s.marks.resize(hi + 1, 0);
+    }
+    for &slot in &out {
+        s.marks[slot as usize / 64] |= 1 << (slot % 64);
+    }
+    out.clear();
+    for (w, word) in s.marks[lo..=hi].iter_mut().enumerate() {
+        let mut bits = std::mem::take(word);
+        let base = ((lo + w) * 64) as u32;
+        while bits != 0 {
+            out.push(base + bits.trailing_zeros());
+            bits &= bits - 1;
+        }
+    }
+    out
 }
 
 /// The first position at or after `from` whose slot is at least `slot`
@@ -342,6 +389,30 @@ mod tests {
             }
         }
         assert_eq!(seek(&[], 0, 7), 0);
+    }
+
+    #[test]
+    fn candidates_come_sorted_and_leave_the_bitmap_clear() {
+        use super::super::text::Acc;
+        // Dense (bitmap) and sparse (sort) candidate sets, touched in a
+        // scrambled order, some rejected by their score.
+        for (count, spread) in [(500u32, 3u32), (5, 40_000)] {
+            let mut s = Scratch {
+                acc: vec![Acc::default(); (count * spread) as usize + 64],
+                touched: (0..count).map(|i| ((i * 7919) % count) * spread).collect(),
+                ..Scratch::default()
+            };
+            let kept = |slot: u32| (slot / spread) % 3 != 0;
+            for &slot in &s.touched {
+                s.acc[slot as usize].score = f64::from(u8::from(kept(slot)));
+            }
+            let got = candidates(&mut s, |score| score > 0.0);
+            let mut want: Vec<u32> = s.touched.iter().copied().filter(|t| kept(*t)).collect();
+            want.sort_unstable();
+            assert!(want.len() >= count as usize / 2);
+            assert_eq!(got, want, "{count} candidates, {spread} apart");
+            assert!(s.marks.iter().all(|w| *w == 0));
+        }
     }
 
     #[test]

@@ -294,6 +294,9 @@ pub(super) struct Scratch {
     pub acc: Vec<Acc>,
     pub touched: Vec<u32>,
     pub norms: NormCache,
+    /// One bit per slot, all clear between uses (`maxscore` orders its
+    /// candidates with it).
+    pub marks: Vec<u64>,
 }
 
 thread_local! {
@@ -335,6 +338,13 @@ impl IndexTerm<'_> {
                 self.weight.with_norm(f64::from(self.list.max_tf), norm)
             }
         }
+    }
+
+    /// The k-th best weight of the list (k ≥ 1), when its cached weights
+    /// keep that many of their largest.
+    pub fn kth_best(&self, k: usize) -> Option<f64> {
+        let impacts = self.impacts.as_ref()?;
+        impacts.top.get(k.checked_sub(1)?).copied()
     }
 
     /// Every posting's weight, from the cache or computed and cached.

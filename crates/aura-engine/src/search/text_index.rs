@@ -37,18 +37,41 @@ pub(crate) struct Impacts {
     pub weights: Box<[f64]>,
     /// The largest of `weights`: the term's exact score bound.
     pub max: f64,
+    /// The `TOP_WEIGHTS` largest of `weights` (fewer in a shorter list),
+    /// in descending order: the k-th is the k-th best score of k distinct
+    /// rows, a top-k query's starting threshold. Empty when a weight is
+    /// not finite.
+    pub top: Box<[f64]>,
 }
+
+/// How many of a list's largest weights `Impacts::top` keeps.
+pub(crate) const TOP_WEIGHTS: usize = 64;
 
 impl Impacts {
     pub fn new(key: ImpactKey, weights: Box<[f64]>) -> Self {
         // A weight that is not finite (an extreme k1) leaves the term
         // without a usable bound, as the uncached bound would: no pruning.
-        let max = if weights.iter().all(|w| w.is_finite()) {
-            weights.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-        } else {
-            f64::INFINITY
-        };
-        Impacts { key, weights, max }
+        if !weights.iter().all(|w| w.is_finite()) {
+            return Impacts {
+                key,
+                weights,
+                max: f64::INFINITY,
+                top: Box::default(),
+            };
+        }
+        let mut top = weights.to_vec();
+        if top.len() > TOP_WEIGHTS {
+            top.select_nth_unstable_by(TOP_WEIGHTS - 1, |a, b| b.total_cmp(a));
+            top.truncate(TOP_WEIGHTS);
+        }
+        top.sort_unstable_by(|a, b| b.total_cmp(a));
+        let max = top.first().copied().unwrap_or(f64::NEG_INFINITY);
+        Impacts {
+            key,
+            weights,
+            max,
+            top: top.into_boxed_slice(),
+        }
     }
 }
 
