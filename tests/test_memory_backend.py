@@ -336,6 +336,17 @@ async def test_hydrated_vector_written_back_unread(db: aura.Client) -> None:
     assert back[1].embedding == back[0].embedding == Vector([1.0, -2.5, 0.125])
 
 
+async def test_hydrated_vector_is_a_plain_vector_decoded_on_first_read(db: aura.Client) -> None:
+    await db.insert(MemDoc(id=1, title="a", body="b", embedding=[1.0, -2.5, 1e-300]))
+    vec = (await db.query(MemDoc).where(MemDoc.id == 1).one()).embedding
+    assert type(vec) is Vector
+    if db.backend.name == "memory":  # hydrated from the engine's own f64 values
+        assert type(vec._store) is bytes
+    assert vec.to_list() == [1.0, -2.5, 1e-300]
+    assert type(vec._store) is list
+    assert vec.dimension == 3
+
+
 async def test_stream_batches_and_cancellation(library: aura.Client, backend: str) -> None:
     ids = [b.id async for b in library.query(MemBook).order_by(MemBook.id).stream(batch_size=3)]
     assert ids == [1, 2, 3, 4]

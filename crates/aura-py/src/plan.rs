@@ -118,7 +118,7 @@ fn relationship_def(d: &Bound<'_, PyDict>) -> PyResult<RelationshipDef> {
 /// Whether the class's `tp_new` is `object`'s own: no base (Python or
 /// extension) builds its instances, so `object`'s `tp_new` may build them
 /// directly, exactly as `object.__new__(cls)` would.
-fn uses_object_new(cls: &Bound<'_, PyType>) -> bool {
+pub(crate) fn uses_object_new(cls: &Bound<'_, PyType>) -> bool {
     // SAFETY: both arguments are live type objects (`cls` is borrowed for
     // the call, `object` is static); `PyType_GetSlot` reads any heap
     // type's slots, and a static type's since Python 3.10 (this module

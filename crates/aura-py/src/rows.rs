@@ -11,7 +11,7 @@ use aura_core::value::Value;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
 use aura_engine::{Included, ResultRow};
@@ -19,7 +19,7 @@ use aura_engine::{Included, ResultRow};
 use crate::plan::ModelPlan;
 
 static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static VECTOR_FROM_NATIVE_F64: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static VECTOR_CLASS: PyOnceLock<VectorClass> = PyOnceLock::new();
 static VALIDATION_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// `AuraValidationError(message, context=...)`.
@@ -269,6 +269,52 @@ fn object_tp_new() -> Option<pyo3::ffi::newfunc> {
     }
 }
 
+/// `object.__new__(cls)` through `object`'s `tp_new` slot.
+fn object_new_of<'py>(
+    tp_new: pyo3::ffi::newfunc,
+    cls: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let empty = PyTuple::empty(cls.py());
+    // SAFETY: `tp_new` is `object`'s tp_new slot (see `object_tp_new`),
+    // called as `object.__new__(cls)` calls it: callers pass a class (a
+    // live type object they hold) whose own `tp_new` is this very slot
+    // (`ModelPlan::object_new`, `VectorClass::object_new`): no base builds
+    // its instances, and `object.__new__(cls)` would make this same call,
+    // with an empty args tuple and no kwargs. It returns a new reference,
+    // or NULL with an exception set, which `from_owned_ptr_or_err` turns
+    // into the error.
+    unsafe {
+        Bound::from_owned_ptr_or_err(
+            cls.py(),
+            tp_new(
+                cls.as_ptr().cast::<pyo3::ffi::PyTypeObject>(),
+                empty.as_ptr(),
+                std::ptr::null_mut(),
+            ),
+        )
+    }
+}
+
+/// `aura.vectors.Vector`, looked up once.
+struct VectorClass {
+    cls: Py<PyAny>,
+    /// The class's `tp_new` is `object`'s (it defines no `__new__`).
+    object_new: bool,
+    /// `Vector._from_native_f64`, for when it is not.
+    from_native: Py<PyAny>,
+}
+
+impl VectorClass {
+    fn load(py: Python<'_>) -> PyResult<VectorClass> {
+        let cls = py.import("aura.vectors")?.getattr("Vector")?;
+        Ok(VectorClass {
+            object_new: crate::plan::uses_object_new(cls.cast::<PyType>()?),
+            from_native: cls.getattr("_from_native_f64")?.unbind(),
+            cls: cls.unbind(),
+        })
+    }
+}
+
 impl<'a, 'py> Hydrator<'a, 'py> {
     pub fn new(py: Python<'py>, plans: &'a HashMap<String, Py<ModelPlan>>) -> PyResult<Self> {
         let object_new = OBJECT_NEW
@@ -292,29 +338,34 @@ impl<'a, 'py> Hydrator<'a, 'py> {
     /// `object.__new__(cls)` for the plan's class, without the method-call
     /// wrapper when `object`'s own `tp_new` is at hand.
     fn new_instance(&self, plan: &ModelPlan) -> PyResult<Bound<'py, PyAny>> {
+        let args = plan.new_args.bind(self.py);
+        match self.object_tp_new.filter(|_| plan.object_new) {
+            Some(tp_new) => object_new_of(tp_new, &args.get_item(0)?),
+            None => self.object_new.call1(args),
+        }
+    }
+
+    /// A `Vector` holding a row's components as native f64 bytes, as
+    /// `Vector._from_native_f64` builds it, without a Python call when
+    /// `object`'s `tp_new` builds vectors.
+    fn vector(&self, items: &[f64]) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
-        let args = plan.new_args.bind(py);
-        let Some(tp_new) = self.object_tp_new.filter(|_| plan.object_new) else {
-            return self.object_new.call1(args);
+        let class = VECTOR_CLASS.get_or_try_init(py, || VectorClass::load(py))?;
+        // SAFETY: the pointer and length cover exactly the memory of
+        // `items` (f64 has no padding bytes, so every byte is initialised,
+        // and u8 needs no alignment); the borrow of `items` outlives `raw`,
+        // which is copied into the bytes object at once.
+        let raw = unsafe {
+            std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items))
         };
-        let cls = args.get_item(0)?;
-        let empty = PyTuple::empty(py);
-        // SAFETY: `tp_new` is `object`'s tp_new slot (see `object_tp_new`),
-        // called as `object.__new__(cls)` calls it: `cls` is the model's
-        // class (a live type object the plan holds) whose own `tp_new` is
-        // this very slot (`ModelPlan::object_new`): no base builds its
-        // instances, and `object.__new__(cls)` would make this same call,
-        // with an empty args tuple and no kwargs. It returns a new reference, or NULL with an
-        // exception set, which `from_owned_ptr_or_err` turns into the error.
-        unsafe {
-            Bound::from_owned_ptr_or_err(
-                py,
-                tp_new(
-                    cls.as_ptr().cast::<pyo3::ffi::PyTypeObject>(),
-                    empty.as_ptr(),
-                    std::ptr::null_mut(),
-                ),
-            )
+        let store = PyBytes::new(py, raw);
+        match self.object_tp_new.filter(|_| class.object_new) {
+            Some(tp_new) => {
+                let vector = object_new_of(tp_new, class.cls.bind(py))?;
+                vector.setattr(intern!(py, "_store"), store)?;
+                Ok(vector)
+            }
+            None => class.from_native.bind(py).call1((store,)),
         }
     }
 
@@ -336,28 +387,9 @@ impl<'a, 'py> Hydrator<'a, 'py> {
             return Ok(py.None().into_bound(py));
         }
         if let (FieldKind::Vector, Value::Vector(items)) = (field.kind, value) {
-            let from_native =
-                VECTOR_FROM_NATIVE_F64.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-                    Ok(py
-                        .import("aura.vectors")?
-                        .getattr("Vector")?
-                        .getattr("_from_native_f64")?
-                        .unbind())
-                })?;
             // One bytes object rather than a float object per component:
             // the Vector decodes them only if they are read.
-            // SAFETY: the pointer and length cover exactly the memory of
-            // `items` (f64 has no padding bytes, so every byte is
-            // initialised, and u8 needs no alignment); the borrow of
-            // `items` outlives `raw`, which is copied into the bytes object
-            // at once.
-            let raw = unsafe {
-                std::slice::from_raw_parts(
-                    items.as_ptr().cast::<u8>(),
-                    std::mem::size_of_val::<[f64]>(items),
-                )
-            };
-            return from_native.bind(py).call1((PyBytes::new(py, raw),));
+            return self.vector(items);
         }
         let raw = value_to_py(py, value)?;
         match &field.load {
