@@ -267,7 +267,7 @@ def _ann_options(approximate: Any) -> tuple[tuple[str, int], ...] | None:
         return None
     if approximate is True:
         return ()
-    if not isinstance(approximate, Mapping):
+    if type(approximate) is not dict and not isinstance(approximate, Mapping):
         raise AuraQueryError("approximate must be True, False, None or a dict of HNSW options")
     for key, value in approximate.items():
         if key not in _ANN_KEYS:

@@ -483,8 +483,19 @@ def _component(value: Any) -> float:
     return number
 
 
+def _plain_floats(values: Any) -> tuple[float, ...] | None:
+    """``values`` as a tuple when it is a non-empty list or tuple of finite
+    floats (the common query vector, checked natively), else ``None``."""
+    if (type(values) is list or type(values) is tuple) and values:
+        return finite_floats(values)
+    return None
+
+
 def float_vector(values: Any, label: str) -> tuple[float, ...]:
     """``values`` (a ``Vector`` or a sequence of numbers) as a tuple of finite floats."""
+    floats = _plain_floats(values)
+    if floats is not None:
+        return floats
     to_list = getattr(values, "to_list", None)
     if callable(to_list):
         values = to_list()
@@ -505,12 +516,14 @@ def float_vector(values: Any, label: str) -> tuple[float, ...]:
 
 def query_vector(field: FieldReference, values: Any) -> tuple[float, ...]:
     """Convert a query vector to floats and check it against ``Vector[N]`` (§16 row 16)."""
-    label = f"{field.model_name}.{field.name}"
-    vector = float_vector(values, f"Query vector for {label}")
+    vector = _plain_floats(values)  # labels are only formatted for errors
+    if vector is None:
+        vector = float_vector(values, f"Query vector for {field.model_name}.{field.name}")
     dim = field.vector_dim
     if dim is not None and len(vector) != dim:
         raise AuraValidationError(
-            f"Query vector for {label} expects dimension {dim}, got {len(vector)}",
+            f"Query vector for {field.model_name}.{field.name} expects dimension {dim}, "
+            f"got {len(vector)}",
             context={
                 "model": field.model_name,
                 "field": field.name,
