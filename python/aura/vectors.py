@@ -2,9 +2,10 @@
 
 A ``Vector`` keeps its components as a plain ``list[float]`` (``_values``), so
 a trusted list is wrapped without copying (``Vector._from_trusted``). Rust
-hydration hands over the components as native f64 bytes instead
-(``Vector._from_native_f64``), decoded into the list on first use: a search
-result's vector that is never read costs no float objects.
+hydration hands over the components as native f64 bytes in ``_store``
+instead (as ``Vector._from_native_f64`` does; the core writes the slot
+itself), decoded into the list on first use: a search result's vector that
+is never read costs no float objects.
 ``Vector[N]`` is a cached subclass carrying ``dim = N``; model fields always
 hold plain ``Vector`` instances.
 """

@@ -209,7 +209,8 @@ fn pruned_top_k_equals_exhaustive_on_a_large_zipfian_corpus() {
     let check = |e: &Engine, rng: &mut Rng| {
         for query in &qs {
             let base = bm25(query, K1S[rng.below(K1S.len())], BS[rng.below(BS.len())]);
-            for (limit, offset) in [(1, 0), (10, 0), (10, 20), (100, 0)] {
+            // k = 64 and 65 sit on either side of the cached top weights.
+            for (limit, offset) in [(1, 0), (10, 0), (10, 20), (64, 0), (60, 5), (100, 0)] {
                 assert_pruning_exact(e, &base, limit, offset);
             }
         }

@@ -5,7 +5,9 @@
 //! result; anything else (unknown or duplicate keys, unexpected types,
 //! malformed JSON) makes the typed reader give up, and the caller runs the
 //! generic path, which produces the answer or error users always got. The
-//! typed writers emit byte for byte what the generic path serialises.
+//! typed writers emit byte for byte what serialising the same payload
+//! built as `serde_json` values gives (the client's find request: awp.rs;
+//! the server's result rows: the reference writers in this file's tests).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -70,12 +72,33 @@ struct FindRequest<'a> {
     timeout_ms: Option<u64>,
 }
 
-/// The one query kind read here: any other stops the read at that key
-/// (clients send it first), so a count or a search costs no parse twice.
-#[derive(Deserialize)]
-enum Find {
-    #[serde(rename = "find")]
-    Find,
+/// The one query kind read here, as a JSON string only (serde's derived
+/// enums also take `{"find": null}`, which the generic path rejects): any
+/// other value stops the read at that key (clients send it first), so a
+/// count or a search costs no parse twice.
+struct Find;
+
+impl<'de> Deserialize<'de> for Find {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Kind;
+
+        impl Visitor<'_> for Kind {
+            type Value = Find;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the string \"find\"")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, kind: &str) -> Result<Find, E> {
+                match kind {
+                    "find" => Ok(Find),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+
+        d.deserialize_str(Kind)
+    }
 }
 
 /// A `compare` filter, or `and`/`or` of them.
@@ -1095,6 +1118,61 @@ mod tests {
         assert_eq!(typed.to_vec(), b"{\"rows\":[]}");
     }
 
+    /// Includes of every kind the server writes: to-many (written empty,
+    /// as AWP 1 has no to-many includes), a target collection the catalog
+    /// lacks, a target naming a field twice, and a plain one.
+    #[test]
+    fn includes_are_written_as_the_generic_writer_writes_them() {
+        let mut cat = catalog();
+        let post = json!({"name": "Post", "fields": [
+            {"name": "id", "field_type": {"kind": "int"}, "primary_key": true}],
+            "relationships": [
+                {"name": "owner", "target": "User", "cardinality": "to_one"},
+                {"name": "lost", "target": "Gone", "cardinality": "to_one"},
+                {"name": "pair", "target": "Twice", "cardinality": "to_one"},
+                {"name": "notes", "target": "User", "cardinality": "to_many"}]});
+        let coll = Arc::new(awp::parse_collection(&post).unwrap());
+        cat.0.insert("Post".into(), coll.clone());
+        let width = coll.schema.fields.len();
+        let user: Vec<Value> = vec![Value::str("u1"), Value::str("Ann")];
+        let twice = vec![Value::Int(1), Value::Int(2), Value::str("three")];
+        let mut row = vec![Value::str("u1"); width];
+        row[0] = Value::Int(5);
+        let rows = vec![ResultRow {
+            row: row.into(),
+            scores: None,
+            includes: vec![
+                Included::Many {
+                    attr: "notes".into(),
+                    rows: vec![user.clone().into()],
+                },
+                Included::One {
+                    attr: "lost".into(),
+                    row: Some(user.clone().into()),
+                },
+                Included::One {
+                    attr: "pair".into(),
+                    row: Some(twice.into()),
+                },
+                Included::One {
+                    attr: "owner".into(),
+                    row: Some(user.into()),
+                },
+            ],
+        }];
+        let typed = PageOut {
+            rows: RowsOut::new(&rows, &coll, &[], &cat),
+            cursor_id: None,
+            next_cursor: None,
+        }
+        .to_vec();
+        let generic = generic_page(&rows, &coll, &[], &cat, None);
+        assert_eq!(
+            String::from_utf8(typed).unwrap(),
+            String::from_utf8(generic).unwrap()
+        );
+    }
+
     #[test]
     fn record_ids_keep_the_spec_example() {
         let cat = catalog();
@@ -1155,6 +1233,10 @@ mod tests {
             r#"{"query":"count","collection":"Doc"}"#,
             r#"{"collection":"Doc","filter":{"type":"compare","field":"id","op":"eq","value":3},"query":"count"}"#,
             r#"{"query":"Find","collection":"Doc"}"#,
+            r#"{"query":{"find":null},"collection":"Doc"}"#,
+            r#"{"query":["find"],"collection":"Doc"}"#,
+            r#"{"query":null,"collection":"Doc"}"#,
+            r#"{"collection":"Doc"}"#,
             r#"{"query":"find","collection":"Nope"}"#,
             r#"{"query":"find","collection":"Doc","limit":-1}"#,
             r#"{"query":"find","collection":"Doc","limit":1.0}"#,

@@ -494,19 +494,22 @@ def _plain_floats(values: Any) -> tuple[float, ...] | None:
 def float_vector(values: Any, label: str) -> tuple[float, ...]:
     """``values`` (a ``Vector`` or a sequence of numbers) as a tuple of finite floats."""
     floats = _plain_floats(values)
-    if floats is not None:
-        return floats
+    return floats if floats is not None else _other_float_vector(values, label)
+
+
+def _other_float_vector(values: Any, label: str) -> tuple[float, ...]:
+    """``float_vector`` for what ``_plain_floats`` did not take."""
     to_list = getattr(values, "to_list", None)
     if callable(to_list):
         values = to_list()
+        floats = _plain_floats(values)
+        if floats is not None:
+            return floats
     if isinstance(values, (str, bytes, bytearray, Mapping)) or not isinstance(values, Iterable):
         raise AuraValidationError(f"{label} must be a sequence of numbers")
     if isinstance(values, (list, tuple)) and values:
-        # Native fast paths (query vectors sit on every vector search); any
-        # rejection is re-checked below so the error stays the documented one.
-        floats = finite_floats(values)
-        if floats is not None:
-            return floats
+        # Ints, Decimals and the like, converted natively; any rejection is
+        # re-checked below so the error stays the documented one.
         try:
             return tuple(validate_vector(values, len(values)))
         except AuraValidationError:
@@ -518,7 +521,8 @@ def query_vector(field: FieldReference, values: Any) -> tuple[float, ...]:
     """Convert a query vector to floats and check it against ``Vector[N]`` (§16 row 16)."""
     vector = _plain_floats(values)  # labels are only formatted for errors
     if vector is None:
-        vector = float_vector(values, f"Query vector for {field.model_name}.{field.name}")
+        label = f"Query vector for {field.model_name}.{field.name}"
+        vector = _other_float_vector(values, label)
     dim = field.vector_dim
     if dim is not None and len(vector) != dim:
         raise AuraValidationError(

@@ -182,8 +182,9 @@ impl Plan {
             return None;
         }
         let bounds = bounds(terms, norms)?;
-        // The strongest term is never non-essential: its seed is one of
-        // its own weights, so it cannot exceed its bound.
+        // The strongest term is never non-essential: the seed is some
+        // term's weight, so it cannot exceed that term's bound, nor so the
+        // strongest bound (see `seed`).
         let strongest = (0..terms.len()).max_by(|a, b| bounds[*a].total_cmp(&bounds[*b]))?;
         let seed = seed(terms, strongest, k, norms);
         let left_out = non_essential(&bounds, seed);

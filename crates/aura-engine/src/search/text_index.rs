@@ -268,6 +268,29 @@ mod tests {
     }
 
     #[test]
+    fn impacts_keep_their_largest_weights_in_order() {
+        let key = ImpactKey {
+            docs: 1,
+            total_len: 1,
+            k1: 0,
+            b: 0,
+        };
+        for len in [0usize, 1, 63, 64, 65, 500] {
+            let weights: Vec<f64> = (0..len).map(|i| ((i * 37) % 101) as f64).collect();
+            let impacts = Impacts::new(key, weights.clone().into_boxed_slice());
+            let mut want = weights;
+            want.sort_by(|a, b| b.total_cmp(a));
+            want.truncate(TOP_WEIGHTS);
+            assert_eq!(&*impacts.top, &want[..], "{len} weights");
+            let max = want.first().copied().unwrap_or(f64::NEG_INFINITY);
+            assert_eq!(impacts.max, max);
+        }
+        let impacts = Impacts::new(key, vec![1.0, f64::NAN, 3.0].into_boxed_slice());
+        assert!(impacts.top.is_empty());
+        assert_eq!(impacts.max, f64::INFINITY);
+    }
+
+    #[test]
     fn list_bounds_stay_exact_through_removals() {
         let mut list = PostingList::default();
         assert_eq!(bounds(&list), (0, u32::MAX));
