@@ -345,11 +345,22 @@ impl Serialize for PageOut<'_> {
 pub struct RowsOut<'a> {
     rows: &'a [ResultRow],
     coll: &'a Collection,
-    catalog: &'a dyn Catalog,
     /// Positions of the fields written, in the byte order of their names.
     order: Vec<usize>,
     /// Position of the primary key (its wire JSON keys the record id).
     pk: Option<usize>,
+    /// The collections `coll`'s relationships name, as the catalog holds
+    /// them, with their field order: found once per page, and only when a
+    /// row has includes.
+    targets: Vec<Target<'a>>,
+}
+
+/// A relationship's target collection, by the name the relationship
+/// gives, and the order its fields are written.
+struct Target<'a> {
+    name: &'a str,
+    coll: Arc<Collection>,
+    order: Vec<usize>,
 }
 
 impl<'a> RowsOut<'a> {
@@ -362,12 +373,28 @@ impl<'a> RowsOut<'a> {
         let fields = &coll.schema.fields;
         let pk_name = coll.schema.pk_name();
         let len = fields.len().min(coll.kinds.len());
+        let mut targets: Vec<Target<'a>> = Vec::new();
+        if rows.iter().any(|r| !r.includes.is_empty()) {
+            for name in fields.iter().filter_map(|f| f.target.as_deref()) {
+                if targets.iter().any(|t| t.name == name) {
+                    continue;
+                }
+                if let Some(tc) = catalog.collection(name) {
+                    let order = field_order(&tc, &[]);
+                    targets.push(Target {
+                        name,
+                        coll: tc,
+                        order,
+                    });
+                }
+            }
+        }
         RowsOut {
             rows,
             coll,
-            catalog,
             order: field_order(coll, projection),
             pk: (0..len).rev().find(|&i| fields[i].storage == pk_name),
+            targets,
         }
     }
 }
@@ -452,8 +479,7 @@ impl Serialize for RowOut<'_, '_> {
         if !self.row.includes.is_empty() {
             let includes = IncludesOut {
                 includes: &self.row.includes,
-                coll,
-                catalog: self.rows.catalog,
+                rows: self.rows,
             };
             map.serialize_entry("includes", &includes)?;
         }
@@ -486,13 +512,12 @@ impl Serialize for FieldsOut<'_> {
 /// [fields of the related row]}`, an empty list when none was found. A
 /// name loaded twice is written once, at its first place, with its last
 /// value (as a JSON object keeps a repeated key).
-struct IncludesOut<'a> {
+struct IncludesOut<'a, 'b> {
     includes: &'a [aura_engine::Included],
-    coll: &'a Collection,
-    catalog: &'a dyn Catalog,
+    rows: &'a RowsOut<'b>,
 }
 
-impl Serialize for IncludesOut<'_> {
+impl Serialize for IncludesOut<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
         for (pos, first) in self.includes.iter().enumerate() {
@@ -511,24 +536,24 @@ impl Serialize for IncludesOut<'_> {
     }
 }
 
-struct IncludedOut<'a, 'b>(&'a IncludesOut<'b>, &'a aura_engine::Included);
+struct IncludedOut<'a, 'b, 'c>(&'a IncludesOut<'b, 'c>, &'a aura_engine::Included);
 
-impl Serialize for IncludedOut<'_, '_> {
+impl Serialize for IncludedOut<'_, '_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let IncludedOut(out, included) = self;
-        let target = out
+        let rows = out.rows;
+        let target = rows
             .coll
             .schema
             .field(included.attr())
             .and_then(|f| f.target.as_deref())
-            .and_then(|t| out.catalog.collection(t));
+            .and_then(|name| rows.targets.iter().find(|t| t.name == name));
         let mut seq = s.serialize_seq(None)?;
-        if let (aura_engine::Included::One { row: Some(row), .. }, Some(tc)) = (included, target) {
-            let order = field_order(&tc, &[]);
+        if let (aura_engine::Included::One { row: Some(row), .. }, Some(t)) = (included, target) {
             seq.serialize_element(&FieldsOut {
                 values: row,
-                coll: &tc,
-                order: &order,
+                coll: &t.coll,
+                order: &t.order,
             })?;
         }
         seq.end()
