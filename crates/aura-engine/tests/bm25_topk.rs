@@ -306,3 +306,29 @@ fn weights_that_are_not_finite_disable_pruning_warm_or_cold() {
     }
     assert_eq!(ranked(&e.select(None, &q).unwrap()).len(), 10);
 }
+
+/// With an extreme k1 a row's weights can also round to zero (a finite
+/// numerator over a denominator that overflowed). The pruned path marks
+/// untouched rows by a zero sum, so such a query must not take it: every
+/// matching row comes back once, as in the exhaustive answer.
+#[test]
+fn weights_that_round_to_zero_keep_every_row_once() {
+    let e = corpus_table();
+    let long = format!("a g {}", vec!["f"; 40].join(" "));
+    let mut rows: Vec<Row> = (0..4).map(|i| row(vec![int(i), s("a g")])).collect();
+    rows.extend((4..10).map(|i| row(vec![int(i), s(&long)])));
+    rows.extend((10..27).map(|i| row(vec![int(i), s("c")])));
+    insert_all(&e, "Doc", rows);
+    let q = bm25("a g", Some(1e308), Some(1.0));
+    for _ in 0..2 {
+        assert_pruning_exact(&e, &q, 10, 0);
+    }
+    let mut bounded = q.clone();
+    bounded.limit = Some(10);
+    let got = ranked(&e.select(None, &bounded).unwrap());
+    let zeros = got.iter().filter(|(_, bits)| f64::from_bits(*bits) == 0.0);
+    assert_eq!(zeros.count(), 6, "the long rows score zero");
+    let mut ids: Vec<i64> = got.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..10).collect::<Vec<_>>());
+}

@@ -175,10 +175,11 @@ fn non_essential(bounds: &[f64], threshold: f64) -> Vec<usize> {
 }
 
 impl Plan {
-    /// The plan of a top-`k` query; None when pruning cannot be exact
-    /// (a bound is not finite, or too many terms for the slack).
+    /// The plan of a top-`k` query; None when pruning cannot be exact (a
+    /// bound is not finite, a weight could round to zero, or too many
+    /// terms for the slack).
     pub fn new(terms: &[IndexTerm<'_>], k: usize, norms: &mut NormCache) -> Option<Plan> {
-        if terms.len() > MAX_TERMS {
+        if terms.len() > MAX_TERMS || !terms.iter().all(|t| t.weight.positive()) {
             return None;
         }
         let bounds = bounds(terms, norms)?;
@@ -248,13 +249,13 @@ impl Plan {
         if self.scanned.iter().all(|s| *s) {
             // Every term was scanned: the sums are the scores.
             let mut t = self.threshold.value();
-            for (i, &slot) in s.touched.iter().enumerate() {
-                if i % CHECK_EVERY == CHECK_EVERY - 1 {
-                    deadline.check()?;
-                }
-                let score = s.acc[slot as usize].score;
-                if score >= t {
-                    t = self.hold(score, slot, slots, &mut held);
+            for chunk in s.touched.chunks(CHECK_EVERY) {
+                deadline.check()?;
+                for &slot in chunk {
+                    let score = s.sums[slot as usize];
+                    if score >= t {
+                        t = self.hold(score, slot, slots, &mut held);
+                    }
                 }
             }
         } else {
@@ -296,29 +297,62 @@ impl Plan {
         let seed = self.threshold.value();
         let rest = self.rest;
         let pending = candidates(s, |score| !cannot_reach(score + rest, seed));
-        let mut at = vec![0usize; terms.len()];
+        // Query term order, as the exhaustive path sums.
+        let mut cursors: Vec<TermCursor<'_>> = terms
+            .iter()
+            .map(|term| TermCursor {
+                term,
+                at: 0,
+                gallop: term.list.len() > STEP_GAP.saturating_mul(pending.len()),
+            })
+            .collect();
         let mut t = seed;
-        for (i, &slot) in pending.iter().enumerate() {
-            if i % CHECK_EVERY == CHECK_EVERY - 1 {
-                deadline.check()?;
-            }
-            if cannot_reach(s.acc[slot as usize].score + rest, t) {
-                continue;
-            }
-            // Query term order, as the exhaustive path sums.
-            let mut score = 0.0;
-            for (term, at) in terms.iter().zip(at.iter_mut()) {
-                let list = term.list;
-                *at = seek(&list.slots, *at, slot);
-                if list.slots.get(*at) == Some(&slot) {
-                    score += term.weight_at(*at, &mut s.norms);
+        for chunk in pending.chunks(CHECK_EVERY) {
+            deadline.check()?;
+            for &slot in chunk {
+                if cannot_reach(s.sums[slot as usize] + rest, t) {
+                    continue;
                 }
-            }
-            if score >= t {
-                t = self.hold(score, slot, slots, held);
+                let mut score = 0.0;
+                for cursor in cursors.iter_mut() {
+                    if let Some(at) = cursor.find(slot) {
+                        score += cursor.term.weight_at(at, &mut s.norms);
+                    }
+                }
+                if score >= t {
+                    t = self.hold(score, slot, slots, held);
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// A cursor whose list holds more than this many postings per candidate
+/// gallops; one with fewer steps (a short walk costs less than a search).
+const STEP_GAP: usize = 16;
+
+/// A forward cursor over one term's list for rows looked up in slot
+/// order: it steps through a list about as dense as the candidates, and
+/// gallops through a sparser one.
+struct TermCursor<'a> {
+    term: &'a IndexTerm<'a>,
+    at: usize,
+    gallop: bool,
+}
+
+impl TermCursor<'_> {
+    /// The position of `slot` in the list, if it holds it (`slot` never
+    /// below the one looked up before).
+    #[inline]
+    fn find(&mut self, slot: u32) -> Option<usize> {
+        let slots = &self.term.list.slots;
+        self.at = if self.gallop {
+            seek(slots, self.at, slot)
+        } else {
+            step(slots, self.at, slot)
+        };
+        (slots.get(self.at) == Some(&slot)).then_some(self.at)
     }
 }
 
@@ -326,16 +360,19 @@ impl Plan {
 /// they are many for the span of slots they cover, a bitmap orders them
 /// (one pass over its words) instead of a sort.
 fn candidates(s: &mut Scratch, keep: impl Fn(f64) -> bool) -> Vec<u32> {
-    let acc = &s.acc;
+    let sums = &s.sums;
     let mut out: Vec<u32> = s
         .touched
         .iter()
         .copied()
-        .filter(|slot| keep(acc[*slot as usize].score))
+        .filter(|slot| keep(sums[*slot as usize]))
         .collect();
-    let (Some(&lo), Some(&hi)) = (out.iter().min(), out.iter().max()) else {
+    if out.is_empty() {
         return out;
-    };
+    }
+    let (lo, hi) = out.iter().fold((u32::MAX, 0), |(lo, hi), &slot| {
+        (lo.min(slot), hi.max(slot))
+    });
     let (lo, hi) = (lo as usize / 64, hi as usize / 64);
     if out.len() * 16 < hi - lo + 1 {
         out.sort_unstable();
@@ -359,9 +396,19 @@ fn candidates(s: &mut Scratch, keep: impl Fn(f64) -> bool) -> Vec<u32> {
     out
 }
 
+/// The first position at or after `from` whose slot is at least `slot`,
+/// one position at a time (the whole walk costs at most the list's length).
+fn step(slots: &[u32], from: usize, slot: u32) -> usize {
+    let rest = slots.get(from..).unwrap_or_default();
+    from + rest.iter().take_while(|s| **s < slot).count()
+}
+
 /// The first position at or after `from` whose slot is at least `slot`
 /// (galloping: a run of close targets costs little more than a walk).
 fn seek(slots: &[u32], from: usize, slot: u32) -> usize {
+    if slots.get(from).is_none_or(|s| *s >= slot) {
+        return from;
+    }
     let mut lo = from;
     let mut step = 1;
     while lo + step < slots.len() && slots[lo + step] < slot {
@@ -387,25 +434,26 @@ mod tests {
                     want,
                     "from {from} target {target}"
                 );
+                assert_eq!(step(&slots, from, target), want, "step");
             }
         }
         assert_eq!(seek(&[], 0, 7), 0);
+        assert_eq!(step(&[], 0, 7), 0);
     }
 
     #[test]
     fn candidates_come_sorted_and_leave_the_bitmap_clear() {
-        use super::super::text::Acc;
         // Dense (bitmap) and sparse (sort) candidate sets, touched in a
         // scrambled order, some rejected by their score.
         for (count, spread) in [(500u32, 3u32), (5, 40_000)] {
             let mut s = Scratch {
-                acc: vec![Acc::default(); (count * spread) as usize + 64],
+                sums: vec![0.0; (count * spread) as usize + 64],
                 touched: (0..count).map(|i| ((i * 7919) % count) * spread).collect(),
                 ..Scratch::default()
             };
             let kept = |slot: u32| (slot / spread) % 3 != 0;
             for &slot in &s.touched {
-                s.acc[slot as usize].score = f64::from(u8::from(kept(slot)));
+                s.sums[slot as usize] = f64::from(u8::from(kept(slot)));
             }
             let got = candidates(&mut s, |score| score > 0.0);
             let mut want: Vec<u32> = s.touched.iter().copied().filter(|t| kept(*t)).collect();

@@ -151,6 +151,15 @@ impl TermWeight {
         self.with_norm(tf, self.norm.of(dl))
     }
 
+    /// True when the weight in every row is positive: the IDF is, and k1
+    /// is small enough that no denominator (at most about k1 · 2³² for
+    /// any row length) makes a weight round to zero. A pruned query needs
+    /// it: a zero sum marks a row no posting has reached yet.
+    pub(super) fn positive(&self) -> bool {
+        const MAX_K1: f64 = 1e100;
+        self.idf > 0.0 && self.norm.k1 <= MAX_K1
+    }
+
     /// The weight in a row whose `LengthNorm` is `norm`; bit-identical to
     /// `of(tf, dl)` for `norm = LengthNorm::of(dl)`.
     #[inline(always)]
@@ -279,19 +288,15 @@ impl NormCache {
     }
 }
 
-/// One row's running score and how many query terms it holds, side by
-/// side so a posting touches one cache line.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Acc {
-    pub score: f64,
-    pub seen: u32,
-}
-
 /// Per-thread accumulators for the index path, reset after each query.
 #[derive(Default)]
 pub(super) struct Scratch {
-    /// By slot.
-    pub acc: Vec<Acc>,
+    /// Running score by slot.
+    pub sums: Vec<f64>,
+    /// How many query terms each slot holds (counted by the exhaustive
+    /// path only: pruned queries never need it).
+    pub seen: Vec<u32>,
+    /// The slots with a score, each once, in the order first reached.
     pub touched: Vec<u32>,
     pub norms: NormCache,
     /// One bit per slot, all clear between uses (`maxscore` orders its
@@ -408,8 +413,9 @@ pub(crate) fn from_index<'t>(
         .collect();
     let slots = &table.search.slots;
     SCRATCH.with_borrow_mut(|s| {
-        if s.acc.len() < slots.len() {
-            s.acc.resize(slots.len(), Acc::default());
+        if s.sums.len() < slots.len() {
+            s.sums.resize(slots.len(), 0.0);
+            s.seen.resize(slots.len(), 0);
         }
         s.norms.reset(LengthNorm { avgdl: avg, k1, b });
         let plan = out
@@ -417,29 +423,35 @@ pub(crate) fn from_index<'t>(
             .filter(|_| !tq.require_all)
             .and_then(|k| maxscore::Plan::new(&terms, k, &mut s.norms));
         let result = match plan {
-            Some(mut plan) => accumulate(plan.scanned(&terms), key, s, deadline)
+            Some(mut plan) => accumulate::<false>(plan.scanned(&terms), key, s, deadline)
                 .and_then(|()| plan.collect(&terms, s, slots, deadline, out)),
-            None => accumulate(terms.iter(), key, s, deadline).map(|()| {
+            None => accumulate::<true>(terms.iter(), key, s, deadline).map(|()| {
                 for &slot in &s.touched {
-                    let Acc { score, seen } = s.acc[slot as usize];
+                    let (score, seen) = (s.sums[slot as usize], s.seen[slot as usize]);
                     if tq.admits(seen as usize) && out.may_take(score) {
                         if let Some(row) = slots.row(slot as usize) {
                             out.push(Hit::new(score, row));
                         }
                     }
                 }
+                for &slot in &s.touched {
+                    s.seen[slot as usize] = 0;
+                }
             }),
         };
         for &slot in &s.touched {
-            s.acc[slot as usize] = Acc::default();
+            s.sums[slot as usize] = 0.0;
         }
         s.touched.clear();
         result
     })
 }
 
-/// Every posting of `terms`, summed per row in the order given.
-fn accumulate<'a>(
+/// Every posting of `terms`, summed per row in the order given. With
+/// `COUNT`, how many terms each row holds is counted too, and a row is
+/// new while its count is zero; without, a row is new while its sum is
+/// zero, which takes every weight to be positive (`TermWeight::positive`).
+fn accumulate<'a, const COUNT: bool>(
     terms: impl Iterator<Item = &'a IndexTerm<'a>>,
     key: ImpactKey,
     s: &mut Scratch,
@@ -458,12 +470,19 @@ fn accumulate<'a>(
             // grows when the row is new: no branch on whether it is.
             let mut n = s.touched.len();
             s.touched.resize(n + slots.len(), 0);
+            let (sums, seen, touched) = (&mut s.sums[..], &mut s.seen[..], &mut s.touched[..]);
             for (&slot, &w) in slots.iter().zip(weights) {
-                let acc = &mut s.acc[slot as usize];
-                s.touched[n] = slot;
-                n += usize::from(acc.seen == 0);
-                acc.seen = acc.seen.saturating_add(1);
-                acc.score += w;
+                let sum = &mut sums[slot as usize];
+                let new = if COUNT {
+                    let count = &mut seen[slot as usize];
+                    *count = count.saturating_add(1);
+                    *count == 1
+                } else {
+                    *sum == 0.0
+                };
+                touched[n] = slot;
+                n += usize::from(new);
+                *sum += w;
             }
             s.touched.truncate(n);
         }
