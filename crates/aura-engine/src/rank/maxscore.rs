@@ -24,7 +24,11 @@
 //!   starting threshold;
 //! - a row that is kept gets its score summed in the query's term order,
 //!   exactly as the exhaustive path does (an absent term is skipped there
-//!   and here alike).
+//!   and here alike). A row looked up in the lists left out is first
+//!   scored in another order (its scanned sum, then the rest); that score
+//!   differs from the exact one by far less than the slack, which bounds
+//!   it on both sides, so only rows that cannot reach the k-th best score
+//!   are dropped before being summed exactly.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -283,9 +287,13 @@ impl Plan {
         self.threshold.value()
     }
 
-    /// Scores, in slot order, the touched rows that the bounds of the
-    /// terms left out do not rule out: one forward cursor per term reads
-    /// each list once instead of searching it per row.
+    /// Scores the touched rows that the bounds of the terms left out do
+    /// not rule out, in two passes. First, in slot order, a row's scanned
+    /// sum plus its weights in the lists left out (forward cursors read
+    /// each list once) gives its score within rounding (another order of
+    /// summation), and a lower bound on the k-th best score follows from
+    /// those. Then only the rows that can still reach that bound are
+    /// summed exactly, in query order, looking each term up.
     fn rescore<'t>(
         &mut self,
         terms: &[IndexTerm<'_>],
@@ -297,35 +305,70 @@ impl Plan {
         let seed = self.threshold.value();
         let rest = self.rest;
         let pending = candidates(s, |score| !cannot_reach(score + rest, seed));
-        // Query term order, as the exhaustive path sums.
-        let mut cursors: Vec<TermCursor<'_>> = terms
+        let mut left_out: Vec<TermCursor<'_>> = terms
             .iter()
-            .map(|term| TermCursor {
+            .zip(&self.scanned)
+            .filter(|(_, scanned)| !**scanned)
+            .map(|(term, _)| TermCursor {
                 term,
                 at: 0,
                 gallop: term.list.len() > STEP_GAP.saturating_mul(pending.len()),
             })
             .collect();
+        // A row's near score is within a relative 1e-12 of its exact one,
+        // so a near score divided by the slack is at most the exact one:
+        // their k-th best is a lower bound on the exact k-th best.
+        let mut bound = Threshold {
+            k: self.threshold.k,
+            best: BinaryHeap::with_capacity(self.threshold.best.capacity()),
+            seed,
+        };
+        let mut shortlist: Vec<(f64, u32)> = Vec::new();
         let mut t = seed;
         for chunk in pending.chunks(CHECK_EVERY) {
             deadline.check()?;
             for &slot in chunk {
-                if cannot_reach(s.sums[slot as usize] + rest, t) {
+                let partial = s.sums[slot as usize];
+                if cannot_reach(partial + rest, t) {
                     continue;
                 }
-                let mut score = 0.0;
-                for cursor in cursors.iter_mut() {
+                let mut near = partial;
+                for cursor in left_out.iter_mut() {
                     if let Some(at) = cursor.find(slot) {
-                        score += cursor.term.weight_at(at, &mut s.norms);
+                        near += cursor.term.weight_at(at, &mut s.norms);
                     }
                 }
-                if score >= t {
-                    t = self.hold(score, slot, slots, held);
+                if !cannot_reach(near, t) {
+                    shortlist.push((near, slot));
+                    bound.offer(near / SLACK);
+                    t = bound.value();
                 }
+            }
+        }
+        let mut t = seed;
+        for (near, slot) in shortlist {
+            if cannot_reach(near, bound.value()) {
+                continue;
+            }
+            let score = exact_score(terms, slot, &mut s.norms);
+            if score >= t {
+                t = self.hold(score, slot, slots, held);
             }
         }
         Ok(())
     }
+}
+
+/// A row's score summed in query term order, as the exhaustive path sums
+/// it (each term looked up by binary search: few rows get here).
+fn exact_score(terms: &[IndexTerm<'_>], slot: u32, norms: &mut NormCache) -> f64 {
+    let mut score = 0.0;
+    for term in terms {
+        if let Ok(at) = term.list.slots.binary_search(&slot) {
+            score += term.weight_at(at, norms);
+        }
+    }
+    score
 }
 
 /// A cursor whose list holds more than this many postings per candidate
