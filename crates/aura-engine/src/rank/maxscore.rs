@@ -238,7 +238,8 @@ impl Plan {
     }
 
     /// Pushes the rows of `s.touched` that reach the final threshold, with
-    /// their exact scores (`s.acc` holds their scanned terms' sums). Rows
+    /// their exact scores (`s.sums` holds their scanned terms' sums; when
+    /// every term was scanned, they are left zero and `s.touched` empty). Rows
     /// are held back until the threshold is final, so the collector only
     /// sees the top k and the rows tied with the k-th.
     pub fn collect<'t>(
@@ -249,19 +250,21 @@ impl Plan {
         deadline: &Deadline,
         out: &mut Collector<'t, '_>,
     ) -> Result<()> {
-        let mut held: Vec<Hit<'t>> = Vec::new();
+        let mut held: Vec<Hit<'t>> = Vec::with_capacity(2 * self.threshold.best.capacity());
         if self.scanned.iter().all(|s| *s) {
-            // Every term was scanned: the sums are the scores.
+            // Every term was scanned: the sums are the scores. Each is
+            // reset as it is read, so no second pass clears them.
             let mut t = self.threshold.value();
             for chunk in s.touched.chunks(CHECK_EVERY) {
                 deadline.check()?;
                 for &slot in chunk {
-                    let score = s.sums[slot as usize];
+                    let score = std::mem::take(&mut s.sums[slot as usize]);
                     if score >= t {
                         t = self.hold(score, slot, slots, &mut held);
                     }
                 }
             }
+            s.touched.clear();
         } else {
             self.rescore(terms, s, slots, deadline, &mut held)?;
         }

@@ -459,6 +459,9 @@ fn accumulate<'a, const COUNT: bool>(
 ) -> Result<()> {
     for term in terms {
         let impacts = term.impacts(key, &mut s.norms, deadline)?;
+        // No row has a score yet: every posting of this list (its slots
+        // are distinct) starts a row, and its sum is its weight (0 + w).
+        let first = s.touched.is_empty();
         let blocks = term
             .list
             .slots
@@ -466,6 +469,16 @@ fn accumulate<'a, const COUNT: bool>(
             .zip(impacts.weights.chunks(BLOCK));
         for (slots, weights) in blocks {
             deadline.check()?;
+            if first {
+                s.touched.extend_from_slice(slots);
+                for (&slot, &w) in slots.iter().zip(weights) {
+                    s.sums[slot as usize] = w;
+                    if COUNT {
+                        s.seen[slot as usize] = 1;
+                    }
+                }
+                continue;
+            }
             // Every slot is written past the end of `touched`, which only
             // grows when the row is new: no branch on whether it is.
             let mut n = s.touched.len();
