@@ -255,10 +255,11 @@ impl Plan {
             // Every term was scanned: the sums are the scores. Each is
             // reset as it is read, so no second pass clears them.
             let mut t = self.threshold.value();
+            let sums = &mut s.sums[..];
             for chunk in s.touched.chunks(CHECK_EVERY) {
                 deadline.check()?;
                 for &slot in chunk {
-                    let score = std::mem::take(&mut s.sums[slot as usize]);
+                    let score = std::mem::take(&mut sums[slot as usize]);
                     if score >= t {
                         t = self.hold(score, slot, slots, &mut held);
                     }
