@@ -288,18 +288,25 @@ fn cached_weights_follow_writes_parameters_and_snapshots() {
     check(&e, None, None);
 }
 
+/// Rows 0-3 hold `short`, rows 4-9 `long_head` then 40 filler words (far
+/// above the average length), rows 10-26 an unrelated word.
+fn short_and_long_rows(short: &str, long_head: &str) -> Engine {
+    let e = corpus_table();
+    let long = format!("{long_head} {}", vec!["f"; 40].join(" "));
+    let mut rows: Vec<Row> = (0..4).map(|i| row(vec![int(i), s(short)])).collect();
+    rows.extend((4..10).map(|i| row(vec![int(i), s(&long)])));
+    rows.extend((10..27).map(|i| row(vec![int(i), s("c")])));
+    insert_all(&e, "Doc", rows);
+    e
+}
+
 /// With an extreme k1 some weights overflow to NaN (∞/∞) while others stay
 /// finite. NaN scores sort last in the exhaustive answer; a bound taken
 /// from cached weights must not let pruning drop those rows on the second
 /// (warm) run when the first (cold) one kept them.
 #[test]
 fn weights_that_are_not_finite_disable_pruning_warm_or_cold() {
-    let e = corpus_table();
-    let long = format!("a a {}", vec!["f"; 40].join(" "));
-    let mut rows: Vec<Row> = (0..4).map(|i| row(vec![int(i), s("a")])).collect();
-    rows.extend((4..10).map(|i| row(vec![int(i), s(&long)])));
-    rows.extend((10..27).map(|i| row(vec![int(i), s("c")])));
-    insert_all(&e, "Doc", rows);
+    let e = short_and_long_rows("a", "a a");
     let q = bm25("a", Some(1e308), Some(1.0));
     for _ in 0..2 {
         assert_pruning_exact(&e, &q, 10, 0);
@@ -313,12 +320,7 @@ fn weights_that_are_not_finite_disable_pruning_warm_or_cold() {
 /// matching row comes back once, as in the exhaustive answer.
 #[test]
 fn weights_that_round_to_zero_keep_every_row_once() {
-    let e = corpus_table();
-    let long = format!("a g {}", vec!["f"; 40].join(" "));
-    let mut rows: Vec<Row> = (0..4).map(|i| row(vec![int(i), s("a g")])).collect();
-    rows.extend((4..10).map(|i| row(vec![int(i), s(&long)])));
-    rows.extend((10..27).map(|i| row(vec![int(i), s("c")])));
-    insert_all(&e, "Doc", rows);
+    let e = short_and_long_rows("a g", "a g");
     let q = bm25("a g", Some(1e308), Some(1.0));
     for _ in 0..2 {
         assert_pruning_exact(&e, &q, 10, 0);
