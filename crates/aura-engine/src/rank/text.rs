@@ -434,13 +434,13 @@ pub(crate) fn from_index<'t>(
                         }
                     }
                 }
-                for &slot in &s.touched {
-                    s.seen[slot as usize] = 0;
-                }
             }),
         };
+        // Also after an error (a timeout mid-scan): the next query starts
+        // from zero sums and counts.
         for &slot in &s.touched {
             s.sums[slot as usize] = 0.0;
+            s.seen[slot as usize] = 0;
         }
         s.touched.clear();
         result
