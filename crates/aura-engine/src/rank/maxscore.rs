@@ -380,8 +380,8 @@ fn exact_score(terms: &[IndexTerm<'_>], slot: u32, norms: &mut NormCache) -> f64
 const STEP_GAP: usize = 16;
 
 /// A forward cursor over one term's list for rows looked up in slot
-/// order: it steps through a list about as dense as the candidates, and
-/// gallops through a sparser one.
+/// order: it steps through a list about as long as the candidates are
+/// many, and gallops through a longer one.
 struct TermCursor<'a> {
     term: &'a IndexTerm<'a>,
     at: usize,
