@@ -755,6 +755,50 @@ async def test_hydration_builds_mixins_and_refuses_builtin_layouts() -> None:
             await db.query(MemOverDict).one()
 
 
+class MemGuarded(Model):
+    id: int = Field(primary_key=True)
+    name: str = Field(full_text=True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{name} is read-only")
+
+
+# More attributes than CPython shares among one class's instances (30).
+MemWide = type(Model)(
+    "MemWide",
+    (Model,),
+    {
+        "__module__": __name__,
+        "__annotations__": {"id": "int", **{f"f{i}": "int" for i in range(40)}},
+        "id": Field(primary_key=True),
+    },
+)
+
+
+async def test_hydration_stores_attributes_past_python_setattr_and_wide_rows() -> None:
+    """Hydration stores fields and scores as object.__setattr__ would, never
+    through a model's own __setattr__, and builds rows of a model wider than
+    the attributes CPython shares per class."""
+    async with aura.connect("memory://", models=[MemGuarded, MemWide]) as db:
+        await db.insert(MemGuarded(id=1, name="alpha beta"))
+        (row,) = await db.search(MemGuarded).search_text("name", "beta").all()
+        assert vars(row) == {
+            "id": 1,
+            "name": "alpha beta",
+            "__score__": row.__score__,
+            "__text_score__": None,
+            "__vector_score__": None,
+            "__rank__": 1,
+        }
+        assert row.__score__ > 0
+        values = {f"f{i}": i * i for i in range(40)}
+        await db.insert(MemWide(id=7, **values))
+        wide = await db.query(MemWide).one()
+        assert vars(wide) == {"id": 7, **values}
+        picked = await db.query(MemWide).select("id", "f39").one()
+        assert vars(picked) == {"id": 7, "f39": 39 * 39}
+
+
 class MemBadge(Model):
     id: uuid.UUID = Field(primary_key=True)
     label: str

@@ -452,6 +452,7 @@ class AuraModelMeta(type):
     _aura_link_attrs: frozenset[str]
     _aura_schema_cache: Any
     _aura_plan_cache: Any
+    _aura_field_refs: dict[str, Any]
 
     def __new__(
         mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any
@@ -466,6 +467,7 @@ class AuraModelMeta(type):
         _init_state(cls, fields, sources, _declared_primary_key(cls, fields))
         for info in fields.values():
             setattr(cls, info.name, _FieldDescriptor(cls, info))
+        _share_instance_keys(cls)
         _try_finalize(cls, strict=False)
         _register(cls)
         _retry_pending()
@@ -481,6 +483,32 @@ class AuraModelMeta(type):
             schema = ModelSchema._compile(_ready(cls))  # type: ignore[arg-type]
             cls._aura_schema_cache = schema
         return schema
+
+
+# What an instance may hold besides its fields: link keys and a ranked row's scores.
+_ROW_ATTRS = (LINKS_KEY, "__score__", "__text_score__", "__vector_score__", "__rank__")
+
+
+def _share_instance_keys(cls: AuraModelMeta) -> None:
+    """Seed the class's shared attribute keys with every attribute an instance holds.
+
+    CPython's instances of one class share a key table (PEP 412) that their
+    first attribute stores fill and that freezes as instances are made; a
+    key missing from it gives each instance a private, resized dict. One
+    throwaway instance stores every name once, before any real instance
+    exists, so hydrated and constructed instances keep their values in the
+    shared layout. An optimisation only: a class built by another
+    ``__new__`` (a built-in base) or that cannot hold the attributes
+    (``__slots__``) simply skips it.
+    """
+    if cls.__new__ is not object.__new__:
+        return
+    seed: Any = object.__new__(cls)  # type: ignore[arg-type]
+    try:
+        for attr in (*cls.__aura_fields__, *_ROW_ATTRS):
+            object.__setattr__(seed, attr, None)
+    except AttributeError:
+        pass
 
 
 def _init_state(
@@ -501,6 +529,7 @@ def _init_state(
     cls._aura_link_attrs = frozenset()
     cls._aura_schema_cache = None
     cls._aura_plan_cache = None
+    cls._aura_field_refs = {}
 
 
 # --------------------------------------------------------------------------- the model
