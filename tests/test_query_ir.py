@@ -1,6 +1,7 @@
 """Expressions and the Query IR (API.md §4.1, §10; §15 checks 13, 14, 17; §16 rows 8, 9, 42)."""
 
 import copy
+import dataclasses
 import datetime as dt
 import enum
 import json
@@ -41,7 +42,7 @@ from aura.query import (
     not_,
     or_,
 )
-from aura.query.ast import HybridSearch, TextRankedSearch, evolve
+from aura.query.ast import HybridSearch, TextRankedSearch, _one_dict_init, evolve
 
 models = pytest.importorskip("aura.models")
 from aura.fields import Field  # noqa: E402
@@ -565,6 +566,52 @@ def test_nodes_are_frozen_and_irs_are_fresh() -> None:
     assert node.to_ir()["projection"] == ["TITLE"]
     changed = evolve(node, limit=3)
     assert changed.limit == 3 and node.limit is None and changed.projection == ("TITLE",)
+
+
+def test_one_dict_constructor_keeps_the_dataclass_contract() -> None:
+    """Nodes built on every query store their fields as one dict; positions,
+    keywords, defaults, equality, hashing, replace() and frozenness are the
+    dataclass's own."""
+    by_position = TextRankedSearch("body", "q", "and", "term_frequency", 0.0, None)
+    by_keyword = TextRankedSearch(
+        query="q", field="body", rank="term_frequency", operator="and", k1=0.0
+    )
+    assert by_position == by_keyword and hash(by_position) == hash(by_keyword)
+    assert vars(TextRankedSearch("f", "q")) == {
+        "field": "f",
+        "query": "q",
+        "operator": "or",
+        "rank": "bm25",
+        "k1": None,
+        "b": None,
+    }
+    assert dataclasses.replace(by_position, b=0.5).b == 0.5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        by_position.query = "other"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="query"):
+        TextRankedSearch("body")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        TextRankedSearch("body", "q", colour="red")  # type: ignore[call-arg]
+    assert SelectQuery("IrBook", limit=2) == evolve(SelectQuery("IrBook"), limit=2)
+
+
+def test_one_dict_constructor_refuses_fields_it_cannot_build() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class WithFactory:
+        items: list[int] = dataclasses.field(default_factory=list)
+
+    with pytest.raises(TypeError, match="only plain fields"):
+        _one_dict_init(WithFactory)
+
+    @dataclasses.dataclass(frozen=True)
+    class WithPostInit:
+        value: int
+
+        def __post_init__(self) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        _one_dict_init(WithPostInit)
 
 
 # -- insert / upsert helpers -------------------------------------------------------------

@@ -6,14 +6,15 @@ except ``operation``, ``model`` and ``consistency``. ``to_ir()`` always builds
 fresh lists and dicts, so callers may mutate the result freely.
 
 Builders derive new nodes with :func:`evolve`, which copies the instance dict
-instead of going through ``dataclasses.replace`` (builders must stay cheap).
+instead of going through ``dataclasses.replace``, and the nodes built on every
+query construct through :func:`_one_dict_init` (builders must stay cheap).
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from operator import methodcaller
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -71,13 +72,41 @@ def evolve(node: _N, **changes: Any) -> _N:
     Internal and unchecked: ``changes`` must name existing fields.
     """
     new = _new(node.__class__)
-    # dict(), not .copy(): a copy keeps the shared-key ("split") layout of
-    # instance dicts, on which CPython 3.11 cannot specialise attribute
+    # A display, not .copy(): a copy keeps the shared-key ("split") layout
+    # of instance dicts, on which CPython 3.11 cannot specialise attribute
     # reads, so every `node.field` would take the slow generic path.
-    state = dict(node.__dict__)
-    state.update(changes)
-    _set(new, "__dict__", state)
+    _set(new, "__dict__", {**node.__dict__, **changes})
     return new
+
+
+def _one_dict_init(cls: type[_N]) -> type[_N]:
+    """Give a frozen dataclass an ``__init__`` that stores its fields as one dict.
+
+    The generated frozen ``__init__`` calls ``object.__setattr__`` once per
+    field; building the instance dict in one display is several times
+    faster, with the same signature. Only plain fields (no factory, no
+    ``__post_init__``) are supported, checked when the class is defined.
+    """
+    namespace: dict[str, Any] = {"_set": _set}
+    params, items = [], []
+    for f in fields(cls):  # type: ignore[arg-type]
+        if not f.init or f.kw_only or f.default_factory is not MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name}: only plain fields are supported")
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            namespace[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        items.append(f"{f.name!r}: {f.name}")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} defines __post_init__")
+    source = f"def __init__(self, {', '.join(params)}):\n"
+    source += f"    _set(self, '__dict__', {{{', '.join(items)}}})\n"
+    exec(source, namespace)  # as dataclasses itself builds __init__
+    init = namespace["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
 
 
 _to_ir = methodcaller("to_ir")
@@ -95,6 +124,7 @@ def _optional(ir: dict[str, Any], **values: Any) -> dict[str, Any]:
     return ir
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class Include:
     """A relationship to load: IR ``{link, limit?, sort?}``."""
@@ -110,6 +140,7 @@ class Include:
         return ir
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class VectorSearch:
     """The ``vector`` clause: IR ``{field, metric, query}``."""
@@ -122,6 +153,7 @@ class VectorSearch:
         return {"field": self.field, "metric": self.metric, "query": list(self.query)}
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class TextSearch:
     """The legacy unranked ``text`` clause: IR ``{fields, query}``."""
@@ -133,6 +165,7 @@ class TextSearch:
         return {"fields": list(self.fields), "query": self.query}
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class TextRankedSearch:
     """The ``text_search`` clause: IR ``{field, query, operator, rank, k1?, b?}``."""
@@ -154,6 +187,7 @@ class TextRankedSearch:
         return _optional(ir, k1=self.k1, b=self.b)
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class HybridSearch:
     """The ``hybrid`` clause (§10 key order)."""
@@ -186,6 +220,7 @@ class HybridSearch:
         return _optional(ir, k1=self.k1, b=self.b)
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class Facet:
     """A terms facet of an aggregate request: IR ``{field, limit?}``."""
@@ -197,6 +232,7 @@ class Facet:
         return _optional({"field": self.field}, limit=self.limit)
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class Metric:
     """An aggregate metric: IR ``{op: "count"}`` or ``{op: "min"|"max"|"sum"|"avg", field}``."""
@@ -218,6 +254,7 @@ class QueryNode:
         raise NotImplementedError
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class SelectQuery(QueryNode):
     """A read: filters, projection, includes, sort, paging and search clauses.
@@ -341,6 +378,7 @@ class _FilterOnlyQuery(QueryNode):
         return _optional(ir, timeout_ms=self.timeout_ms)
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class CountQuery(_FilterOnlyQuery):
     """IR ``{operation: "count", model, filters, timeout_ms?}`` (filters always present)."""
@@ -348,6 +386,7 @@ class CountQuery(_FilterOnlyQuery):
     operation: ClassVar[str] = "count"
 
 
+@_one_dict_init
 @dataclass(frozen=True)
 class ExistsQuery(_FilterOnlyQuery):
     """IR ``{operation: "exists", model, filters, timeout_ms?}`` (filters always present)."""

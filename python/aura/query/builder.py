@@ -212,6 +212,8 @@ def _is_int(value: Any) -> bool:
 
 
 def _non_negative(what: str, value: Any) -> int:
+    if value.__class__ is int and value >= 0:  # the common case, checked first
+        return value
     if not _is_int(value):
         raise AuraQueryError(f"{what} must be an int, got {type(value).__name__}")
     if value < 0:

@@ -593,12 +593,20 @@ def _split_name(model: Any, spec: str) -> tuple[str, tuple[str, ...]]:
 
 
 def _cached_reference(model: Any, name: str) -> FieldReference | None:
-    """Fast path: the model's own cached ``Model.name`` reference for a plain field."""
+    """Fast path: the model's own cached ``Model.name`` reference for a plain field,
+    kept by name in the class's ``_aura_field_refs`` once the class is ready."""
+    refs = getattr(model, "_aura_field_refs", None)
+    if refs is not None and (ref := refs.get(name)) is not None:
+        return ref
     info = (getattr(model, "__aura_fields__", None) or {}).get(name)
     if info is None or info.is_relationship or getattr(info, "spec", None) is None:
         return None
     ref = getattr(model, name, None)
-    return ref if isinstance(ref, FieldReference) and ref.info is info and not ref.path else None
+    if not isinstance(ref, FieldReference) or ref.info is not info or ref.path:
+        return None
+    if refs is not None and model._aura_is_ready:
+        refs[name] = ref  # the class caches this very reference from now on
+    return ref
 
 
 def _reject_collection(model: Any, info: FieldInfo) -> None:
