@@ -422,6 +422,7 @@ pub(crate) fn from_index<'t>(
             .top_k()
             .filter(|_| !tq.require_all)
             .and_then(|k| maxscore::Plan::new(&terms, k, &mut s.norms));
+        let counted = plan.is_none();
         let result = match plan {
             Some(mut plan) => accumulate::<false>(plan.scanned(&terms), key, s, deadline)
                 .and_then(|()| plan.collect(&terms, s, slots, deadline, out)),
@@ -437,10 +438,12 @@ pub(crate) fn from_index<'t>(
             }),
         };
         // Also after an error (a timeout mid-scan): the next query starts
-        // from zero sums and counts.
+        // from zero sums and counts (only the exhaustive path counts).
         for &slot in &s.touched {
             s.sums[slot as usize] = 0.0;
-            s.seen[slot as usize] = 0;
+            if counted {
+                s.seen[slot as usize] = 0;
+            }
         }
         s.touched.clear();
         result
@@ -525,4 +528,27 @@ pub(crate) fn describe(table: &Table, tq: &TextQuery, indexed: bool) -> Json {
 /// True when the query can read the inverted index.
 pub(crate) fn uses_index(table: &Table, tq: &TextQuery, unfiltered: bool) -> bool {
     unfiltered && matches!(tq.ranking, Ranking::Bm25 { .. }) && tq.index(table).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest weight a pruned plan can meet is still above zero, so
+    /// a zero sum keeps meaning "not reached yet".
+    #[test]
+    fn weights_admitted_as_positive_never_round_to_zero() {
+        // The worst case `positive()` admits: the lowest IDF (a term in
+        // every row of a table as large as u32 row slots allow), k1 at its
+        // bound, full length normalisation, avgdl 1 and the longest row.
+        let n = 2f64.powi(32);
+        let rarest = TermWeight::new(idf(n, n), 1.0, 1e100, 1.0);
+        assert!(rarest.positive());
+        assert!(rarest.of(1.0, f64::from(u32::MAX)) > 0.0);
+        // Past the bound the denominator can overflow and the weight
+        // round to zero: the plan is declined instead.
+        let beyond = TermWeight::new(idf(n, n), 1.0, 1e308, 1.0);
+        assert!(!beyond.positive());
+        assert_eq!(beyond.of(1.0, f64::from(u32::MAX)), 0.0);
+    }
 }
