@@ -763,6 +763,17 @@ class MemGuarded(Model):
         raise AttributeError(f"{name} is read-only")
 
 
+class _ScoreView:
+    @property
+    def __score__(self) -> float:
+        return float(self.__dict__["__score__"]) * 100
+
+
+class MemViewed(_ScoreView, Model):
+    id: int = Field(primary_key=True)
+    name: str = Field(full_text=True)
+
+
 # More attributes than CPython shares among one class's instances (30).
 MemWide = type(Model)(
     "MemWide",
@@ -775,22 +786,26 @@ MemWide = type(Model)(
 )
 
 
-async def test_hydration_stores_attributes_past_python_setattr_and_wide_rows() -> None:
-    """Hydration stores fields and scores as object.__setattr__ would, never
-    through a model's own __setattr__, and builds rows of a model wider than
-    the attributes CPython shares per class."""
-    async with aura.connect("memory://", models=[MemGuarded, MemWide]) as db:
+async def test_hydration_fills_instance_dicts_past_setattr_and_descriptors() -> None:
+    """Hydration writes fields and scores into the instance's __dict__: never
+    through a model's own __setattr__ nor a mixin's property of the same
+    name, and for models wider than the attributes CPython shares per class."""
+    async with aura.connect("memory://", models=[MemGuarded, MemViewed, MemWide]) as db:
         await db.insert(MemGuarded(id=1, name="alpha beta"))
         (row,) = await db.search(MemGuarded).search_text("name", "beta").all()
+        score = row.__dict__["__score__"]
+        assert score > 0
         assert vars(row) == {
             "id": 1,
             "name": "alpha beta",
-            "__score__": row.__score__,
+            "__score__": score,
             "__text_score__": None,
             "__vector_score__": None,
             "__rank__": 1,
         }
-        assert row.__score__ > 0
+        await db.insert(MemViewed(id=2, name="alpha beta"))
+        (viewed,) = await db.search(MemViewed).search_text("name", "beta").all()
+        assert viewed.__score__ == viewed.__dict__["__score__"] * 100 == score * 100
         values = {f"f{i}": i * i for i in range(40)}
         await db.insert(MemWide(id=7, **values))
         wide = await db.query(MemWide).one()

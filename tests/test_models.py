@@ -1137,3 +1137,51 @@ def test_vector_default_is_validated_once() -> None:
 
         class Short(Model):
             emb: Vector[2] = [0]  # type: ignore[assignment]
+
+
+def test_defining_a_model_makes_no_visible_instance() -> None:
+    """Defining a model prepares its instances' shared layout without any
+    instance a user could see: no __del__ runs, no setter of a mixin's
+    property, and abstract models stay definable."""
+    import abc
+
+    deleted: list[Any] = []
+    set_ranks: list[Any] = []
+
+    class Finalized(Model):
+        id: int = Field(primary_key=True)
+
+        def __del__(self) -> None:
+            deleted.append(self.__dict__.get("id"))
+
+    class _Ranked:
+        @property
+        def __rank__(self) -> int:
+            return int(self.__dict__["__rank__"])
+
+        @__rank__.setter
+        def __rank__(self, value: int) -> None:
+            set_ranks.append(value)
+
+    class WithSetter(_Ranked, Model):
+        id: int = Field(primary_key=True)
+
+    class AbstractMeta(AuraModelMeta, abc.ABCMeta):
+        pass
+
+    class AbstractBase(Model, metaclass=AbstractMeta):
+        id: int = Field(primary_key=True)
+
+        @abc.abstractmethod
+        def kind(self) -> str: ...
+
+    class Concrete(AbstractBase):
+        def kind(self) -> str:
+            return "concrete"
+
+    gc.collect()
+    assert deleted == [] and set_ranks == []
+    assert Concrete(id=1).kind() == "concrete" and WithSetter(id=2).id == 2
+    Finalized(id=3)
+    gc.collect()
+    assert deleted == [3]

@@ -495,20 +495,25 @@ def _share_instance_keys(cls: AuraModelMeta) -> None:
     CPython's instances of one class share a key table (PEP 412) that their
     first attribute stores fill and that freezes as instances are made; a
     key missing from it gives each instance a private, resized dict. One
-    throwaway instance stores every name once, before any real instance
-    exists, so hydrated and constructed instances keep their values in the
-    shared layout. An optimisation only: a class built by another
-    ``__new__`` (a built-in base) or that cannot hold the attributes
-    (``__slots__``) simply skips it.
+    throwaway instance stores every name once in its ``__dict__`` (as
+    hydration does, past any descriptor) before any real instance exists,
+    so hydrated and constructed instances keep their values in the shared
+    layout. An optimisation only, skipped where the throwaway instance
+    could be seen or cannot be made: a ``__del__``, an abstract class, a
+    class built by another ``__new__`` (a built-in base) or without a
+    ``__dict__`` (``__slots__``).
     """
-    if cls.__new__ is not object.__new__:
+    if (
+        cls.__new__ is not object.__new__
+        or getattr(cls, "__abstractmethods__", None)
+        or hasattr(cls, "__del__")
+    ):
         return
     seed: Any = object.__new__(cls)  # type: ignore[arg-type]
-    try:
+    state = getattr(seed, "__dict__", None)
+    if state is not None:
         for attr in (*cls.__aura_fields__, *_ROW_ATTRS):
-            object.__setattr__(seed, attr, None)
-    except AttributeError:
-        pass
+            state[attr] = None
 
 
 def _init_state(

@@ -11,7 +11,7 @@ use aura_core::value::Value;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
 use aura_engine::{Included, ResultRow};
@@ -404,9 +404,22 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         plan: &ModelPlan,
         row: &Row,
         mask: Option<&[bool]>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
         let py = self.py;
         let obj = self.new_instance(plan)?;
+        // Fill the instance's own __dict__ in place: models define a Python
+        // __setattr__, so assigning `__dict__` would cost a Python call.
+        // SAFETY: `obj` is a live object we hold a reference to; the call
+        // returns a new reference to its __dict__ (created if absent), or
+        // NULL with an exception set, which `from_owned_ptr_or_err` turns
+        // into the error.
+        let dict = unsafe {
+            Bound::from_owned_ptr_or_err(
+                py,
+                pyo3::ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
+            )
+        }?
+        .cast_into::<PyDict>()?;
         let mut links: Option<Bound<'py, PyDict>> = None;
         for (pos, (field, value)) in plan.fields.iter().zip(row.iter()).enumerate() {
             if let Some(mask) = mask {
@@ -421,35 +434,23 @@ impl<'a, 'py> Hydrator<'a, 'py> {
                     .get_or_insert_with(|| PyDict::new(py))
                     .set_item(attr, fk)?;
             } else {
-                store_attr(&obj, attr, &self.field_value(field, value)?)?;
+                dict.set_item(attr, self.field_value(field, value)?)?;
             }
         }
         if let Some(links) = links {
-            store_attr(&obj, intern!(py, "__aura_links__"), &links)?;
+            dict.set_item(intern!(py, "__aura_links__"), links)?;
         }
-        Ok(obj)
+        Ok((obj, dict))
     }
 
     /// Attach scores as instance attributes (`row.__score__` etc.).
-    pub fn set_scores(&self, obj: &Bound<'py, PyAny>, scores: &RowScores) -> PyResult<()> {
+    pub fn set_scores(&self, dict: &Bound<'py, PyDict>, scores: &RowScores) -> PyResult<()> {
         let py = self.py;
-        let float = |v: f64| PyFloat::new(py, v).into_any();
-        let optional = |v: Option<f64>| v.map_or_else(|| py.None().into_bound(py), float);
-        let attrs = [
-            (intern!(py, "__score__"), float(scores.score)),
-            (intern!(py, "__text_score__"), optional(scores.text_score)),
-            (
-                intern!(py, "__vector_score__"),
-                optional(scores.vector_score),
-            ),
-            (
-                intern!(py, "__rank__"),
-                scores.rank.into_pyobject(py)?.into_any(),
-            ),
-        ];
-        attrs
-            .iter()
-            .try_for_each(|(name, value)| store_attr(obj, name, value))
+        dict.set_item(intern!(py, "__score__"), scores.score)?;
+        dict.set_item(intern!(py, "__text_score__"), scores.text_score)?;
+        dict.set_item(intern!(py, "__vector_score__"), scores.vector_score)?;
+        dict.set_item(intern!(py, "__rank__"), scores.rank)?;
+        Ok(())
     }
 
     /// Run the post-load hook once the instance is complete.
@@ -463,7 +464,7 @@ impl<'a, 'py> Hydrator<'a, 'py> {
     /// A plain instance of `model` (included rows, traversal results).
     pub fn simple(&self, model: &str, row: &Row) -> PyResult<Bound<'py, PyAny>> {
         let plan = self.plan(model)?.get();
-        let obj = self.instance(plan, row, None)?;
+        let (obj, _) = self.instance(plan, row, None)?;
         self.finish(plan, &obj)?;
         Ok(obj)
     }
@@ -497,10 +498,10 @@ pub fn hydrate_rows<'py>(
     let _gc = GcPause::for_rows(py, rows.len());
     let mut items = Vec::with_capacity(rows.len());
     for result in &rows {
-        let obj = hydrator.instance(plan, &result.row, mask)?;
+        let (obj, dict) = hydrator.instance(plan, &result.row, mask)?;
         if let Some(s) = &result.scores {
             hydrator.set_scores(
-                &obj,
+                &dict,
                 &RowScores {
                     score: s.score,
                     text_score: s.text_score,
@@ -510,7 +511,7 @@ pub fn hydrate_rows<'py>(
             )?;
         }
         for included in &result.includes {
-            attach_include(hydrator, plan, &obj, included)?;
+            attach_include(hydrator, plan, &dict, included)?;
         }
         hydrator.finish(plan, &obj)?;
         items.push(obj);
@@ -591,10 +592,10 @@ impl<'py> IntoPyObject<'py> for Deferred {
 pub(crate) fn attach_include<'py>(
     hydrator: &Hydrator<'_, 'py>,
     plan: &ModelPlan,
-    obj: &Bound<'py, PyAny>,
+    dict: &Bound<'py, PyDict>,
     included: &Included,
 ) -> PyResult<()> {
-    let py = obj.py();
+    let py = dict.py();
     let (attr, value) = match included {
         Included::One { attr, row } => {
             let target = target_of(plan, attr)?;
@@ -613,32 +614,7 @@ pub(crate) fn attach_include<'py>(
             (attr, list.into_any())
         }
     };
-    store_attr(obj, &PyString::intern(py, attr), &value)
-}
-
-/// `object.__setattr__(obj, name, value)`, skipping the model's Python
-/// `__setattr__` (it only routes link assignments, which hydration stores
-/// itself). Model fields are non-data descriptors, so the value lands in
-/// the instance's storage; on CPython that is the inline attribute array
-/// of a fresh instance, shared-key and without a `__dict__` built per row
-/// (filling `__dict__` itself turned every row's dict into a resized,
-/// unshared table).
-fn store_attr<'py>(
-    obj: &Bound<'py, PyAny>,
-    name: &Bound<'py, PyString>,
-    value: &Bound<'py, PyAny>,
-) -> PyResult<()> {
-    // SAFETY: the three pointers are live objects borrowed for the call
-    // (`PyObject_GenericSetAttr` takes no reference it does not add
-    // itself), `name` is a str as the call requires, and the thread is
-    // attached (`Bound<'py>` proves it). It returns -1 with an exception
-    // set on failure.
-    let status =
-        unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) };
-    if status < 0 {
-        return Err(PyErr::fetch(obj.py()));
-    }
-    Ok(())
+    dict.set_item(attr, value)
 }
 
 fn target_of(plan: &ModelPlan, attr: &str) -> PyResult<String> {
