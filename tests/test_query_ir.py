@@ -614,6 +614,17 @@ def test_one_dict_constructor_refuses_fields_it_cannot_build() -> None:
         _one_dict_init(WithPostInit)
 
 
+def test_one_dict_constructor_takes_any_field_name() -> None:
+    @_one_dict_init
+    @dataclasses.dataclass(frozen=True)
+    class Odd:
+        self: int
+        _set: int = 2
+
+    assert vars(Odd(1)) == {"self": 1, "_set": 2}
+    assert Odd(self=3, _set=4) == Odd(3, 4)
+
+
 # -- insert / upsert helpers -------------------------------------------------------------
 
 

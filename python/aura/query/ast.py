@@ -86,22 +86,24 @@ def _one_dict_init(cls: type[_N]) -> type[_N]:
     field; building the instance dict in one display is several times
     faster, with the same signature. Only plain fields (no factory, no
     ``__post_init__``) are supported, checked when the class is defined.
+    The generated code's own names are reserved dunders, as dataclasses
+    does, so no field name can shadow them.
     """
-    namespace: dict[str, Any] = {"_set": _set}
-    params, items = [], []
+    namespace: dict[str, Any] = {"__aura_set__": _set}
+    params, items = ["__aura_self__"], []
     for f in fields(cls):  # type: ignore[arg-type]
         if not f.init or f.kw_only or f.default_factory is not MISSING:
             raise TypeError(f"{cls.__name__}.{f.name}: only plain fields are supported")
         if f.default is MISSING:
             params.append(f.name)
         else:
-            namespace[f"_default_{f.name}"] = f.default
-            params.append(f"{f.name}=_default_{f.name}")
+            namespace[f"__aura_default_{f.name}__"] = f.default
+            params.append(f"{f.name}=__aura_default_{f.name}__")
         items.append(f"{f.name!r}: {f.name}")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} defines __post_init__")
-    source = f"def __init__(self, {', '.join(params)}):\n"
-    source += f"    _set(self, '__dict__', {{{', '.join(items)}}})\n"
+    source = f"def __init__({', '.join(params)}):\n"
+    source += f"    __aura_set__(__aura_self__, '__dict__', {{{', '.join(items)}}})\n"
     exec(source, namespace)  # as dataclasses itself builds __init__
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
@@ -178,13 +180,18 @@ class TextRankedSearch:
     b: float | None = None
 
     def to_ir(self) -> dict[str, Any]:
-        ir = {
+        ir: dict[str, Any] = {
             "field": self.field,
             "query": self.query,
             "operator": self.operator,
             "rank": self.rank,
         }
-        return _optional(ir, k1=self.k1, b=self.b)
+        # Plain ifs rather than _optional(): this runs once per search.
+        if self.k1 is not None:
+            ir["k1"] = self.k1
+        if self.b is not None:
+            ir["b"] = self.b
+        return ir
 
 
 @_one_dict_init
