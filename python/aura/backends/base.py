@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from aura.backends.capabilities import BackendCapabilities
 from aura.errors import AuraBackendCapabilityError
@@ -44,10 +44,14 @@ _DERIVED = {
 def require(caps: BackendCapabilities, flag: str, what: str) -> None:
     """Raise the documented capability error unless ``caps`` has ``flag``."""
     if not caps.supports(flag):
-        raise AuraBackendCapabilityError(
-            f"Backend '{caps.name}' does not support {what}",
-            context={"backend": caps.name, "capability": flag},
-        )
+        _refuse(caps, flag, what)
+
+
+def _refuse(caps: BackendCapabilities, flag: str, what: str) -> NoReturn:
+    raise AuraBackendCapabilityError(
+        f"Backend '{caps.name}' does not support {what}",
+        context={"backend": caps.name, "capability": flag},
+    )
 
 
 # Every IR key that needs a capability (requests without one skip the checks).
@@ -62,11 +66,13 @@ def check_capabilities(caps: BackendCapabilities, ir: dict[str, Any]) -> None:
         require(caps, *derived)
     elif ir.keys().isdisjoint(_CHECKED_KEYS):  # looks up the 4 keys, not every IR key
         return
+    # The flags here are known names: read them directly (no `supports`
+    # call per clause on the per-query path).
     for clause, flag, what in _RANKED_CLAUSES:
-        if clause in ir:
-            require(caps, flag, what)
-    if "timeout_ms" in ir:
-        require(caps, "query_timeouts", "query timeouts")
+        if clause in ir and not getattr(caps, flag):
+            _refuse(caps, flag, what)
+    if "timeout_ms" in ir and not caps.query_timeouts:
+        _refuse(caps, "query_timeouts", "query timeouts")
 
 
 @dataclass(frozen=True)
