@@ -1142,7 +1142,7 @@ def test_vector_default_is_validated_once() -> None:
 def test_defining_a_model_makes_no_visible_instance() -> None:
     """Defining a model prepares its instances' shared layout without any
     instance a user could see: no __del__ runs, no setter of a mixin's
-    property, and abstract models stay definable."""
+    property, no __getattribute__, and abstract models stay definable."""
     import abc
 
     deleted: list[Any] = []
@@ -1179,9 +1179,18 @@ def test_defining_a_model_makes_no_visible_instance() -> None:
         def kind(self) -> str:
             return "concrete"
 
+    class Guarded(Model):
+        id: int = Field(primary_key=True)
+
+        def __getattribute__(self, name: str) -> Any:
+            if name == "__dict__":
+                raise RuntimeError("no dict access")
+            return object.__getattribute__(self, name)
+
     gc.collect()
     assert deleted == [] and set_ranks == []
     assert Concrete(id=1).kind() == "concrete" and WithSetter(id=2).id == 2
+    assert Guarded.__name__ == "Guarded"
     Finalized(id=3)
     gc.collect()
     assert deleted == [3]
