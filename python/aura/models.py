@@ -486,7 +486,7 @@ class AuraModelMeta(type):
 
 
 # What an instance may hold besides its fields: link keys and a ranked row's scores.
-_ROW_ATTRS = (LINKS_KEY, "__score__", "__text_score__", "__vector_score__", "__rank__")
+_ROW_ATTRS = (LINKS_KEY, *SCORE_KEYS)
 
 
 def _share_instance_keys(cls: AuraModelMeta) -> None:

@@ -358,11 +358,7 @@ class QueryBuilder(Generic[M]):
         self._query = query if query is not None else new_select(model_name(model))
 
     def _with(self, **changes: Any) -> QueryBuilder[M]:
-        new = object.__new__(type(self))
-        new._model = self._model
-        new._executor = self._executor
-        new._query = evolve(self._query, **changes)
-        return new
+        return self._with_query(evolve(self._query, **changes))
 
     def _with_query(self, query: SelectQuery) -> QueryBuilder[M]:
         new = object.__new__(type(self))
