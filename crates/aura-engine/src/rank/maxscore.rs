@@ -222,6 +222,12 @@ impl Plan {
         })
     }
 
+    /// True when every term's postings are accumulated: the caller then
+    /// records only the sums, not which rows hold one.
+    pub fn scans_all(&self) -> bool {
+        self.scanned.iter().all(|s| *s)
+    }
+
     /// The terms whose postings are accumulated, in query order.
     pub fn scanned<'p, 'a>(
         &'p self,
@@ -237,9 +243,9 @@ impl Plan {
             .map(|(t, _)| t)
     }
 
-    /// Pushes the rows of `s.touched` that reach the final threshold, with
-    /// their exact scores (`s.sums` holds their scanned terms' sums; when
-    /// every term was scanned, they are left zero and `s.touched` empty). Rows
+    /// Pushes the scanned rows that reach the final threshold, with their
+    /// exact scores (`s.sums` holds their scanned terms' sums; they are left
+    /// zero, and `s.touched` empty). Rows
     /// are held back until the threshold is final, so the collector only
     /// sees the top k and the rows tied with the k-th.
     pub fn collect<'t>(
@@ -251,21 +257,25 @@ impl Plan {
         out: &mut Collector<'t, '_>,
     ) -> Result<()> {
         let mut held: Vec<Hit<'t>> = Vec::with_capacity(2 * self.threshold.best.capacity());
-        if self.scanned.iter().all(|s| *s) {
-            // Every term was scanned: the sums are the scores. Each is
-            // reset as it is read, so no second pass clears them.
+        if self.scans_all() {
+            // Every term was scanned: the sums are the scores, and the
+            // rows are those of the lists. Each sum is reset as it is read,
+            // so no second pass clears them; a row in several lists reads
+            // zero after its first (a real score is positive: every weight
+            // is, `TermWeight::positive`).
             let mut t = self.threshold.value();
             let sums = &mut s.sums[..];
-            for chunk in s.touched.chunks(CHECK_EVERY) {
-                deadline.check()?;
-                for &slot in chunk {
-                    let score = std::mem::take(&mut sums[slot as usize]);
-                    if score >= t {
-                        t = self.hold(score, slot, slots, &mut held);
+            for term in terms {
+                for chunk in term.list.slots.chunks(CHECK_EVERY) {
+                    deadline.check()?;
+                    for &slot in chunk {
+                        let score = std::mem::take(&mut sums[slot as usize]);
+                        if score >= t && score > 0.0 {
+                            t = self.hold(score, slot, slots, &mut held);
+                        }
                     }
                 }
             }
-            s.touched.clear();
         } else {
             self.rescore(terms, s, slots, deadline, &mut held)?;
         }
@@ -408,18 +418,18 @@ impl TermCursor<'_> {
 /// (one pass over its words) instead of a sort.
 fn candidates(s: &mut Scratch, keep: impl Fn(f64) -> bool) -> Vec<u32> {
     let sums = &s.sums;
-    let mut out: Vec<u32> = s
-        .touched
-        .iter()
-        .copied()
-        .filter(|slot| keep(sums[*slot as usize]))
-        .collect();
+    let mut out: Vec<u32> = Vec::with_capacity(s.touched.len());
+    let (mut lo, mut hi) = (u32::MAX, 0);
+    for &slot in &s.touched {
+        if keep(sums[slot as usize]) {
+            out.push(slot);
+            lo = lo.min(slot);
+            hi = hi.max(slot);
+        }
+    }
     if out.is_empty() {
         return out;
     }
-    let (lo, hi) = out.iter().fold((u32::MAX, 0), |(lo, hi), &slot| {
-        (lo.min(slot), hi.max(slot))
-    });
     let (lo, hi) = (lo as usize / 64, hi as usize / 64);
     if out.len() * 16 < hi - lo + 1 {
         out.sort_unstable();
@@ -446,8 +456,11 @@ fn candidates(s: &mut Scratch, keep: impl Fn(f64) -> bool) -> Vec<u32> {
 /// The first position at or after `from` whose slot is at least `slot`,
 /// one position at a time (the whole walk costs at most the list's length).
 fn step(slots: &[u32], from: usize, slot: u32) -> usize {
-    let rest = slots.get(from..).unwrap_or_default();
-    from + rest.iter().take_while(|s| **s < slot).count()
+    let mut at = from;
+    while slots.get(at).is_some_and(|s| *s < slot) {
+        at += 1;
+    }
+    at
 }
 
 /// The first position at or after `from` whose slot is at least `slot`

@@ -82,12 +82,18 @@ impl TextQuery {
             "term_frequency" => Ranking::TermFrequency,
             _ => return Err(Error::query("rank must be 'bm25' or 'term_frequency'")),
         };
-        let tokens = tokenize::tokens(spec.query);
-        let terms = tokenize::distinct(&tokens);
-        let multiplicity = terms
-            .iter()
-            .map(|t| tokens.iter().filter(|x| *x == t).count() as u64)
-            .collect();
+        // Distinct terms in order of first appearance, with their counts.
+        let mut terms: Vec<String> = Vec::new();
+        let mut multiplicity: Vec<u64> = Vec::new();
+        for token in tokenize::tokens(spec.query) {
+            match terms.iter().position(|t| *t == token) {
+                Some(i) => multiplicity[i] += 1,
+                None => {
+                    terms.push(token);
+                    multiplicity.push(1);
+                }
+            }
+        }
         Ok(TextQuery {
             field,
             terms,
@@ -255,11 +261,14 @@ pub(crate) fn scan<'t>(
 
 /// Length norms by row length for one query (`reset` first), computed on
 /// first use: rows share few distinct lengths, so most postings cost a
-/// lookup instead of a division.
+/// lookup instead of a division. A query whose lists all hold cached
+/// weights never asks for one, so the table is cleared only on first use.
 #[derive(Default)]
 pub(super) struct NormCache {
     norm: LengthNorm,
     by_len: Vec<f64>,
+    /// `by_len` holds another query's norms (or none yet).
+    stale: bool,
 }
 
 impl NormCache {
@@ -270,13 +279,17 @@ impl NormCache {
 
     fn reset(&mut self, norm: LengthNorm) {
         self.norm = norm;
-        self.by_len.clear();
-        self.by_len.resize(Self::CACHED, Self::UNSET);
+        self.stale = true;
     }
 
     #[inline]
     pub(super) fn get(&mut self, len: u32) -> f64 {
         let norm = self.norm;
+        if self.stale {
+            self.by_len.clear();
+            self.by_len.resize(Self::CACHED, Self::UNSET);
+            self.stale = false;
+        }
         match self.by_len.get_mut(len as usize) {
             Some(v) if *v != Self::UNSET => *v,
             Some(v) => {
@@ -424,9 +437,24 @@ pub(crate) fn from_index<'t>(
             .and_then(|k| maxscore::Plan::new(&terms, k, &mut s.norms));
         let counted = plan.is_none();
         let result = match plan {
-            Some(mut plan) => accumulate::<false>(plan.scanned(&terms), key, s, deadline)
+            Some(mut plan) if plan.scans_all() => {
+                let result = accumulate::<SUMS>(terms.iter(), key, s, deadline)
+                    .and_then(|()| plan.collect(&terms, s, slots, deadline, out));
+                if result.is_err() {
+                    // No row was recorded as touched: every sum written
+                    // belongs to a posting of these lists.
+                    for term in &terms {
+                        term.list
+                            .slots
+                            .iter()
+                            .for_each(|&slot| s.sums[slot as usize] = 0.0);
+                    }
+                }
+                result
+            }
+            Some(mut plan) => accumulate::<TOUCHED>(plan.scanned(&terms), key, s, deadline)
                 .and_then(|()| plan.collect(&terms, s, slots, deadline, out)),
-            None => accumulate::<true>(terms.iter(), key, s, deadline).map(|()| {
+            None => accumulate::<COUNTED>(terms.iter(), key, s, deadline).map(|()| {
                 for &slot in &s.touched {
                     let (score, seen) = (s.sums[slot as usize], s.seen[slot as usize]);
                     if tq.admits(seen as usize) && out.may_take(score) {
@@ -450,11 +478,20 @@ pub(crate) fn from_index<'t>(
     })
 }
 
-/// Every posting of `terms`, summed per row in the order given. With
-/// `COUNT`, how many terms each row holds is counted too, and a row is
-/// new while its count is zero; without, a row is new while its sum is
-/// zero, which takes every weight to be positive (`TermWeight::positive`).
-fn accumulate<'a, const COUNT: bool>(
+/// `accumulate` records only the sums (the caller knows the rows from
+/// the lists themselves).
+const SUMS: u8 = 0;
+/// `accumulate` also lists each row once in `touched`, in the order first
+/// reached; a row is new while its sum is zero, which takes every weight
+/// to be positive (`TermWeight::positive`).
+const TOUCHED: u8 = 1;
+/// As `TOUCHED`, and counts how many terms each row holds (a row is new
+/// while its count is zero).
+const COUNTED: u8 = 2;
+
+/// Every posting of `terms`, summed per row in the order given, recording
+/// what `RECORD` says (`SUMS`, `TOUCHED` or `COUNTED`).
+fn accumulate<'a, const RECORD: u8>(
     terms: impl Iterator<Item = &'a IndexTerm<'a>>,
     key: ImpactKey,
     s: &mut Scratch,
@@ -472,11 +509,18 @@ fn accumulate<'a, const COUNT: bool>(
             .zip(impacts.weights.chunks(BLOCK));
         for (slots, weights) in blocks {
             deadline.check()?;
+            if RECORD == SUMS {
+                let sums = &mut s.sums[..];
+                for (&slot, &w) in slots.iter().zip(weights) {
+                    sums[slot as usize] += w;
+                }
+                continue;
+            }
             if first {
                 s.touched.extend_from_slice(slots);
                 for (&slot, &w) in slots.iter().zip(weights) {
                     s.sums[slot as usize] = w;
-                    if COUNT {
+                    if RECORD == COUNTED {
                         s.seen[slot as usize] = 1;
                     }
                 }
@@ -489,7 +533,7 @@ fn accumulate<'a, const COUNT: bool>(
             let (sums, seen, touched) = (&mut s.sums[..], &mut s.seen[..], &mut s.touched[..]);
             for (&slot, &w) in slots.iter().zip(weights) {
                 let sum = &mut sums[slot as usize];
-                let new = if COUNT {
+                let new = if RECORD == COUNTED {
                     let count = &mut seen[slot as usize];
                     *count = count.saturating_add(1);
                     *count == 1
