@@ -420,14 +420,17 @@ fn candidates(s: &mut Scratch, keep: impl Fn(f64) -> bool) -> Vec<u32> {
     let sums = &s.sums;
     let mut out: Vec<u32> = Vec::with_capacity(s.touched.len());
     let (mut lo, mut hi) = (u32::MAX, 0);
+    let mut ascending = true;
     for &slot in &s.touched {
         if keep(sums[slot as usize]) {
             out.push(slot);
+            ascending &= slot > hi || out.len() == 1;
             lo = lo.min(slot);
             hi = hi.max(slot);
         }
     }
-    if out.is_empty() {
+    // Rows reached by one list alone come in its (ascending) order.
+    if out.is_empty() || ascending {
         return out;
     }
     let (lo, hi) = (lo as usize / 64, hi as usize / 64);
@@ -456,7 +459,16 @@ fn candidates(s: &mut Scratch, keep: impl Fn(f64) -> bool) -> Vec<u32> {
 /// The first position at or after `from` whose slot is at least `slot`,
 /// one position at a time (the whole walk costs at most the list's length).
 fn step(slots: &[u32], from: usize, slot: u32) -> usize {
+    // Eight slots at a time (the list is ascending, so the count below
+    // `slot` is the step), then one at a time near the end.
     let mut at = from;
+    while let Some(chunk) = slots.get(at..at + 8) {
+        let below = chunk.iter().filter(|s| **s < slot).count();
+        at += below;
+        if below < 8 {
+            return at;
+        }
+    }
     while slots.get(at).is_some_and(|s| *s < slot) {
         at += 1;
     }
@@ -497,6 +509,19 @@ mod tests {
                 assert_eq!(step(&slots, from, target), want, "step");
             }
         }
+        // Longer lists: the step reads eight slots at a time.
+        let long: Vec<u32> = (0..200).map(|i| i * 3 + i / 7).collect();
+        for from in [0, 1, 7, 8, 9, 100, 191, 192, 199, 200] {
+            for target in (0..700).step_by(5) {
+                let want = from + long[from..].partition_point(|s| *s < target);
+                assert_eq!(
+                    step(&long, from, target),
+                    want,
+                    "from {from} target {target}"
+                );
+                assert_eq!(seek(&long, from, target), want, "seek");
+            }
+        }
         assert_eq!(seek(&[], 0, 7), 0);
         assert_eq!(step(&[], 0, 7), 0);
     }
@@ -505,10 +530,13 @@ mod tests {
     fn candidates_come_sorted_and_leave_the_bitmap_clear() {
         // Dense (bitmap) and sparse (sort) candidate sets, touched in a
         // scrambled order, some rejected by their score.
-        for (count, spread) in [(500u32, 3u32), (5, 40_000)] {
+        // Also touched in ascending order (rows reached by one list).
+        for (count, spread, scramble) in [(500u32, 3u32, 7919), (5, 40_000, 3), (500, 3, 1)] {
             let mut s = Scratch {
                 sums: vec![0.0; (count * spread) as usize + 64],
-                touched: (0..count).map(|i| ((i * 7919) % count) * spread).collect(),
+                touched: (0..count)
+                    .map(|i| ((i * scramble) % count) * spread)
+                    .collect(),
                 ..Scratch::default()
             };
             let kept = |slot: u32| (slot / spread) % 3 != 0;
