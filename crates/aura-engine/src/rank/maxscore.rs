@@ -226,7 +226,8 @@ impl Plan {
     }
 
     /// True when every term's postings are accumulated: the caller then
-    /// records only the sums, not which rows hold one.
+    /// records only the sums, not which rows hold one, and finishes with
+    /// `collect_all_scanned`.
     pub fn scans_all(&self) -> bool {
         self.scanned.iter().all(|s| *s)
     }
@@ -246,47 +247,87 @@ impl Plan {
             .map(|(t, _)| t)
     }
 
-    /// Pushes the scanned rows that reach the final threshold, with their
-    /// exact scores (`s.sums` holds their scanned terms' sums; they are left
-    /// zero, and `s.touched` empty). Rows
-    /// are held back until the threshold is final, so the collector only
-    /// sees the top k and the rows tied with the k-th.
+    /// Pushes the rows that reach the final threshold, with their exact
+    /// scores, when every term is scanned: `sums` holds the sums of every
+    /// term but the last, in query order, and the last term's weights
+    /// (`last_weights`, its list's cached weights) are added here, as the
+    /// last step of each sum, so no pass stores them. The rows are those of the lists; each sum is reset as it is
+    /// read, so none is left for the next query (after an error too the
+    /// caller clears every posting's), and a row in several lists reads
+    /// zero after its first (a real score is positive: every weight is,
+    /// `TermWeight::positive`).
+    pub fn collect_all_scanned<'t>(
+        mut self,
+        terms: &[IndexTerm<'_>],
+        last_weights: &[f64],
+        sums: &mut [f64],
+        slots: &'t Slots,
+        deadline: &Deadline,
+        out: &mut Collector<'t, '_>,
+    ) -> Result<()> {
+        let mut held = self.held();
+        let mut t = self.threshold.value();
+        let Some((last, earlier)) = terms.split_last() else {
+            return Ok(());
+        };
+        let blocks = last
+            .list
+            .slots
+            .chunks(CHECK_EVERY)
+            .zip(last_weights.chunks(CHECK_EVERY));
+        for (chunk, weights) in blocks {
+            deadline.check()?;
+            for (&slot, &w) in chunk.iter().zip(weights) {
+                let score = std::mem::take(&mut sums[slot as usize]) + w;
+                if score >= t {
+                    t = self.hold(score, slot, slots, &mut held);
+                }
+            }
+        }
+        for term in earlier {
+            for chunk in term.list.slots.chunks(CHECK_EVERY) {
+                deadline.check()?;
+                for &slot in chunk {
+                    let score = std::mem::take(&mut sums[slot as usize]);
+                    if score >= t && score > 0.0 {
+                        t = self.hold(score, slot, slots, &mut held);
+                    }
+                }
+            }
+        }
+        self.push_held(held, out);
+        Ok(())
+    }
+
+    /// Pushes the rows of `s.touched` that reach the final threshold, with
+    /// their exact scores, when some terms were left out (`s.sums` holds
+    /// the scanned terms' sums; the caller clears them). Rows are held
+    /// back until the threshold is final, so the collector only sees the
+    /// top k and the rows tied with the k-th.
     pub fn collect<'t>(
-        &mut self,
+        mut self,
         terms: &[IndexTerm<'_>],
         s: &mut Scratch,
         slots: &'t Slots,
         deadline: &Deadline,
         out: &mut Collector<'t, '_>,
     ) -> Result<()> {
-        let mut held: Vec<Hit<'t>> = Vec::with_capacity(2 * self.threshold.best.capacity());
-        if self.scans_all() {
-            // Every term was scanned: the sums are the scores, and the
-            // rows are those of the lists. Each sum is reset as it is read,
-            // so no second pass clears them; a row in several lists reads
-            // zero after its first (a real score is positive: every weight
-            // is, `TermWeight::positive`).
-            let mut t = self.threshold.value();
-            let sums = &mut s.sums[..];
-            for term in terms {
-                for chunk in term.list.slots.chunks(CHECK_EVERY) {
-                    deadline.check()?;
-                    for &slot in chunk {
-                        let score = std::mem::take(&mut sums[slot as usize]);
-                        if score >= t && score > 0.0 {
-                            t = self.hold(score, slot, slots, &mut held);
-                        }
-                    }
-                }
-            }
-        } else {
-            self.rescore(terms, s, slots, deadline, &mut held)?;
-        }
+        let mut held = self.held();
+        self.rescore(terms, s, slots, deadline, &mut held)?;
+        self.push_held(held, out);
+        Ok(())
+    }
+
+    fn held<'t>(&self) -> Vec<Hit<'t>> {
+        Vec::with_capacity(2 * self.threshold.best.capacity())
+    }
+
+    /// The held rows that reach the final threshold, to the collector.
+    fn push_held<'t>(&self, held: Vec<Hit<'t>>, out: &mut Collector<'t, '_>) {
         let t = self.threshold.value();
         held.into_iter()
             .filter(|h| h.score >= t)
             .for_each(|h| out.push(h));
-        Ok(())
     }
 
     /// Keeps a row that reaches the threshold; returns the new threshold.

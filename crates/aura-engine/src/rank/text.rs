@@ -437,23 +437,37 @@ pub(crate) fn from_index<'t>(
             .and_then(|k| maxscore::Plan::new(&terms, k, &mut s.norms));
         let counted = plan.is_none();
         let result = match plan {
-            Some(mut plan) if plan.scans_all() => {
-                let result = accumulate::<SUMS>(terms.iter(), key, s, deadline)
-                    .and_then(|()| plan.collect(&terms, s, slots, deadline, out));
-                if result.is_err() {
-                    // No row was recorded as touched: every sum written
-                    // belongs to a posting of these lists.
-                    for term in &terms {
-                        term.list
-                            .slots
-                            .iter()
-                            .for_each(|&slot| s.sums[slot as usize] = 0.0);
+            Some(plan) => match terms.split_last().filter(|_| plan.scans_all()) {
+                Some((last, earlier)) => {
+                    // The last term's weights are added as its rows are read.
+                    let result = accumulate::<SUMS>(earlier.iter(), key, s, deadline)
+                        .and_then(|()| last.impacts(key, &mut s.norms, deadline))
+                        .and_then(|weights| {
+                            let sums = &mut s.sums;
+                            plan.collect_all_scanned(
+                                &terms,
+                                &weights.weights,
+                                sums,
+                                slots,
+                                deadline,
+                                out,
+                            )
+                        });
+                    if result.is_err() {
+                        // No row was recorded as touched: every sum written
+                        // belongs to a posting of these lists.
+                        for term in &terms {
+                            term.list
+                                .slots
+                                .iter()
+                                .for_each(|&slot| s.sums[slot as usize] = 0.0);
+                        }
                     }
+                    result
                 }
-                result
-            }
-            Some(mut plan) => accumulate::<TOUCHED>(plan.scanned(&terms), key, s, deadline)
-                .and_then(|()| plan.collect(&terms, s, slots, deadline, out)),
+                None => accumulate::<TOUCHED>(plan.scanned(&terms), key, s, deadline)
+                    .and_then(|()| plan.collect(&terms, s, slots, deadline, out)),
+            },
             None => accumulate::<COUNTED>(terms.iter(), key, s, deadline).map(|()| {
                 for &slot in &s.touched {
                     let (score, seen) = (s.sums[slot as usize], s.seen[slot as usize]);
