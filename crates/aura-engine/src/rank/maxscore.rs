@@ -539,33 +539,28 @@ fn seek(slots: &[u32], from: usize, slot: u32) -> usize {
 mod tests {
     use super::*;
 
+    /// `seek` and `step` from each of `froms` agree with a binary search.
+    fn assert_finds(slots: &[u32], froms: impl Iterator<Item = usize>, targets: &[u32]) {
+        for from in froms {
+            for &target in targets {
+                let want = from + slots[from..].partition_point(|s| *s < target);
+                let at = format!("from {from} target {target}");
+                assert_eq!(seek(slots, from, target), want, "seek {at}");
+                assert_eq!(step(slots, from, target), want, "step {at}");
+            }
+        }
+    }
+
     #[test]
     fn seek_finds_the_first_slot_not_below_the_target() {
         let slots = [2, 3, 5, 8, 13, 21, 34, 55, 89];
-        for from in 0..=slots.len() {
-            for target in 0..100 {
-                let want = from + slots[from..].partition_point(|s| *s < target);
-                assert_eq!(
-                    seek(&slots, from, target),
-                    want,
-                    "from {from} target {target}"
-                );
-                assert_eq!(step(&slots, from, target), want, "step");
-            }
-        }
+        let targets: Vec<u32> = (0..100).collect();
+        assert_finds(&slots, 0..=slots.len(), &targets);
         // Longer lists: the step reads eight slots at a time.
         let long: Vec<u32> = (0..200).map(|i| i * 3 + i / 7).collect();
-        for from in [0, 1, 7, 8, 9, 100, 191, 192, 199, 200] {
-            for target in (0..700).step_by(5) {
-                let want = from + long[from..].partition_point(|s| *s < target);
-                assert_eq!(
-                    step(&long, from, target),
-                    want,
-                    "from {from} target {target}"
-                );
-                assert_eq!(seek(&long, from, target), want, "seek");
-            }
-        }
+        let targets: Vec<u32> = (0..700).step_by(5).collect();
+        let froms = [0, 1, 7, 8, 9, 100, 191, 192, 199, 200];
+        assert_finds(&long, froms.into_iter(), &targets);
         assert_eq!(seek(&[], 0, 7), 0);
         assert_eq!(step(&[], 0, 7), 0);
     }
