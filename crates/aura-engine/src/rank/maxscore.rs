@@ -251,11 +251,11 @@ impl Plan {
     /// scores, when every term is scanned: `sums` holds the sums of every
     /// term but the last, in query order, and the last term's weights
     /// (`last_weights`, its list's cached weights) are added here, as the
-    /// last step of each sum, so no pass stores them. The rows are those of the lists; each sum is reset as it is
-    /// read, so none is left for the next query (after an error too the
-    /// caller clears every posting's), and a row in several lists reads
-    /// zero after its first (a real score is positive: every weight is,
-    /// `TermWeight::positive`).
+    /// last step of each sum, so no pass stores them. The rows are those of
+    /// the lists; each sum is reset as it is read, so none is left for the
+    /// next query (after an error too the caller clears every posting's),
+    /// and a row in several lists reads zero after its first (a real score
+    /// is positive: every weight is, `TermWeight::positive`).
     pub fn collect_all_scanned<'t>(
         mut self,
         terms: &[IndexTerm<'_>],
