@@ -32,7 +32,7 @@ from aura import (
     search_scores,
 )
 from aura.backends.base import check_capabilities
-from aura.backends.capabilities import for_backend
+from aura.backends.capabilities import CAPABILITY_FLAGS, QUERY_FLAGS, for_backend
 
 
 class SrchDoc(Model):
@@ -695,6 +695,29 @@ def test_backends_without_search_raise_before_io(
         check_capabilities(for_backend("sqlite"), ir)
     assert info.value.message == f"Backend 'sqlite' does not support {what}"
     assert info.value.context == {"backend": "sqlite", "capability": flag}
+
+
+@pytest.mark.parametrize(
+    ("ir", "flag"),
+    [
+        ({"operation": "select", "text_search": {}}, "full_text_search"),
+        ({"operation": "select", "vector": {}}, "vector_search"),
+        ({"operation": "select", "hybrid": {}}, "hybrid_search"),
+        ({"operation": "select", "timeout_ms": 5}, "query_timeouts"),
+        ({"operation": "aggregate"}, "aggregations_and_facets"),
+        ({"operation": "search_page"}, "ranked_pagination"),
+        ({"operation": "traverse"}, "graph_traversal"),
+    ],
+)
+def test_a_backend_lacking_one_query_flag_still_refuses(ir: dict[str, Any], flag: str) -> None:
+    # The check skips backends with every query flag (QUERY_FLAGS): each
+    # flag it consults must be among them, or its absence would go unseen.
+    caps = for_backend("memory").with_flags(**{flag: False})
+    assert caps.refuses_queries and not for_backend("memory").refuses_queries
+    with pytest.raises(AuraCapabilityError) as info:
+        check_capabilities(caps, {"model": "SrchDoc", **ir})
+    assert info.value.context == {"backend": "memory", "capability": flag}
+    assert set(QUERY_FLAGS) <= set(CAPABILITY_FLAGS)
 
 
 async def test_group_by_addition(db: aura.Client) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "CAPABILITY_FLAGS",
     "EXTRA_CAPABILITY_FLAGS",
     "MATRIX",
+    "QUERY_FLAGS",
     "BackendCapabilities",
     "auradb_capabilities",
     "for_backend",
@@ -75,6 +77,13 @@ class BackendCapabilities:
     def enabled_flags(self) -> tuple[str, ...]:
         return tuple(flag for flag in CAPABILITY_FLAGS if getattr(self, flag))
 
+    @cached_property
+    def refuses_queries(self) -> bool:
+        """Whether some query could need a flag this backend lacks: when not,
+        the per-query check has nothing to look at (computed once; a frozen
+        record never changes)."""
+        return not all(getattr(self, flag) for flag in QUERY_FLAGS)
+
 
 CAPABILITY_FLAGS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(BackendCapabilities) if f.name != "name"
@@ -82,6 +91,17 @@ CAPABILITY_FLAGS: tuple[str, ...] = tuple(
 BASE_CAPABILITY_FLAGS: tuple[str, ...] = CAPABILITY_FLAGS[:15]
 EXTRA_CAPABILITY_FLAGS: tuple[str, ...] = CAPABILITY_FLAGS[15:]
 _FLAG_SET = frozenset(CAPABILITY_FLAGS)
+
+# The flags a query clause or operation can need (`check_capabilities`).
+QUERY_FLAGS: tuple[str, ...] = (
+    "hybrid_search",
+    "full_text_search",
+    "vector_search",
+    "query_timeouts",
+    "aggregations_and_facets",
+    "ranked_pagination",
+    "graph_traversal",
+)
 
 
 def _caps(name: str, flags: str) -> BackendCapabilities:
