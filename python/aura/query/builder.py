@@ -33,6 +33,7 @@ from aura.query.ast import (
     VectorSearch,
     assignments,
     evolve,
+    evolve1,
     new_select,
 )
 from aura.query.expressions import (
@@ -360,6 +361,10 @@ class QueryBuilder(Generic[M]):
     def _with(self, **changes: Any) -> QueryBuilder[M]:
         return self._with_query(evolve(self._query, **changes))
 
+    def _with1(self, field: str, value: Any) -> QueryBuilder[M]:
+        """``_with(field=value)``, cheaper: the per-query methods use it."""
+        return self._with_query(evolve1(self._query, field, value))
+
     def _with_query(self, query: SelectQuery) -> QueryBuilder[M]:
         new = object.__new__(type(self))
         new._model = self._model
@@ -392,7 +397,7 @@ class QueryBuilder(Generic[M]):
             filters = query.filters + _predicates("where", (predicate, *more))
         else:  # the common single predicate, already checked
             filters = (*query.filters, predicate)
-        return self._with_query(evolve(query, filters=filters))
+        return self._with_query(evolve1(query, "filters", filters))
 
     def filter(self, predicate: Predicate, *more: Predicate) -> QueryBuilder[M]:
         """Alias of :meth:`where`."""
@@ -434,18 +439,18 @@ class QueryBuilder(Generic[M]):
         return self._with(order_by=self._query.order_by + added)
 
     def limit(self, n: int) -> QueryBuilder[M]:
-        return self._with(limit=_non_negative("limit", n))
+        return self._with1("limit", _non_negative("limit", n))
 
     def offset(self, n: int) -> QueryBuilder[M]:
-        return self._with(offset=_non_negative("offset", n))
+        return self._with1("offset", _non_negative("offset", n))
 
     def timeout(self, milliseconds: int) -> QueryBuilder[M]:
         """Per-query deadline, carried as ``timeout_ms`` by every terminal."""
         message = "timeout must be a positive int (milliseconds)"
-        return self._with(timeout_ms=_positive(milliseconds, message))
+        return self._with1("timeout_ms", _positive(milliseconds, message))
 
     def consistency(self, level: str) -> QueryBuilder[M]:
-        return self._with(consistency=_choice("consistency level", level, _CONSISTENCY))
+        return self._with1("consistency", _choice("consistency level", level, _CONSISTENCY))
 
     # vector and text search ------------------------------------------------------
 
@@ -508,15 +513,21 @@ class QueryBuilder(Generic[M]):
         limit: int | None = None,
     ) -> QueryBuilder[M]:
         """Ranked full-text (BM25 or term-frequency) search on one field."""
+        # The checks run as calls only off the common path (a plain str
+        # query, the default options): this method runs once per search.
+        if query.__class__ is not str or not query.strip():
+            query = _query_text("search_text", query)
+        if operator.__class__ is not str or operator not in _OPERATORS:
+            operator = _choice("operator", operator, _OPERATORS)
+        if rank.__class__ is not str or rank not in _RANKS:
+            rank = _choice("rank", rank, _RANKS)
+        if k1 is not None or b is not None:
+            k1, b = _bm25_params(k1, b)
         clause = TextRankedSearch(
-            resolve_field(self._model, field).field_path,
-            _query_text("search_text", query),
-            _choice("operator", operator, _OPERATORS),
-            _choice("rank", rank, _RANKS),
-            *_bm25_params(k1, b),
+            resolve_field(self._model, field).field_path, query, operator, rank, k1, b
         )
         if limit is None:
-            return self._with(text_search=clause)
+            return self._with1("text_search", clause)
         return self._with(text_search=clause, limit=_non_negative("limit", limit))
 
     def search_vector(
