@@ -39,6 +39,10 @@ pub struct ModelPlan {
     /// The class's `tp_new` is `object`'s: rows.rs may call it directly,
     /// as `object.__new__(cls)` would (`uses_object_new`).
     pub object_new: bool,
+    /// No name hydration stores is a data descriptor on the class: rows.rs
+    /// may store through `object.__setattr__`, which then writes exactly
+    /// the instance's own `__dict__` entry (`stores_plainly`).
+    pub plain_attrs: bool,
 }
 
 fn item<'py, T: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
@@ -130,6 +134,47 @@ pub(crate) fn uses_object_new(cls: &Bound<'_, PyType>) -> bool {
     }
 }
 
+/// Names hydration may store besides the fields and relationships.
+const ROW_ATTRS: [&str; 5] = [
+    "__aura_links__",
+    "__score__",
+    "__text_score__",
+    "__vector_score__",
+    "__rank__",
+];
+
+/// Whether `object.__setattr__(instance, name, v)` stores `v` as the
+/// instance's own `__dict__[name]` for every one of `names`: none of them
+/// is a data descriptor (a class attribute whose type defines `__set__` or
+/// `__delete__`, looked up along the MRO without running any `__get__`),
+/// which would otherwise take the store.
+fn stores_plainly<'a>(
+    cls: &Bound<'_, PyType>,
+    names: impl IntoIterator<Item = &'a str>,
+) -> PyResult<bool> {
+    let py = cls.py();
+    let mro = cls.getattr(pyo3::intern!(py, "__mro__"))?;
+    let dicts: Vec<Bound<'_, PyAny>> = mro
+        .try_iter()?
+        .map(|base| base?.getattr(pyo3::intern!(py, "__dict__")))
+        .collect::<PyResult<_>>()?;
+    for name in names {
+        for dict in &dicts {
+            let Ok(attr) = dict.get_item(name) else {
+                continue; // not in this class's namespace: look further
+            };
+            let kind = attr.get_type();
+            if kind.hasattr(pyo3::intern!(py, "__set__"))?
+                || kind.hasattr(pyo3::intern!(py, "__delete__"))?
+            {
+                return Ok(false);
+            }
+            break; // the first definition along the MRO is the one used
+        }
+    }
+    Ok(true)
+}
+
 fn overrides_post_load(cls: &Bound<'_, PyType>) -> PyResult<bool> {
     let py = cls.py();
     let base = py.import("aura.models")?.getattr("AuraModel")?;
@@ -174,6 +219,9 @@ impl ModelPlan {
         let pk_pos = primary_key
             .as_deref()
             .and_then(|pk| defs.iter().position(|f| f.storage == pk));
+        let names = defs.iter().map(|f| f.attr.as_str());
+        let names = names.chain(rels.iter().map(|r| r.attr.as_str()));
+        let plain_attrs = stores_plainly(cls, names.chain(ROW_ATTRS))?;
         let schema = ModelSchema {
             name,
             primary_key,
@@ -189,6 +237,7 @@ impl ModelPlan {
             pk_pos,
             post_load: overrides_post_load(cls)?,
             object_new: uses_object_new(cls),
+            plain_attrs,
         })
     }
 

@@ -11,7 +11,7 @@ use aura_core::value::Value;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple, PyType};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
 use aura_engine::{Included, ResultRow};
@@ -245,6 +245,59 @@ pub struct RowScores {
     pub rank: u64,
 }
 
+/// Where a hydrated instance's attributes go: its own `__dict__` entries,
+/// stored through `object.__setattr__` when the plan allows it (CPython
+/// then keeps them in the instance's inline values and builds no dict
+/// object unless `__dict__` is read), else into the dict itself.
+pub struct Attrs<'py> {
+    obj: Bound<'py, PyAny>,
+    dict: Option<Bound<'py, PyDict>>,
+}
+
+impl<'py> Attrs<'py> {
+    fn of(obj: &Bound<'py, PyAny>, plan: &ModelPlan) -> PyResult<Self> {
+        let dict = match plan.plain_attrs {
+            true => None,
+            // Models define a Python __setattr__, and a class attribute
+            // may be a data descriptor for one of the names: fill the
+            // instance's own __dict__ in place instead.
+            // SAFETY: `obj` is a live object we hold a reference to; the
+            // call returns a new reference to its __dict__ (created if
+            // absent), or NULL with an exception set, which
+            // `from_owned_ptr_or_err` turns into the error.
+            false => Some(
+                unsafe {
+                    Bound::from_owned_ptr_or_err(
+                        obj.py(),
+                        pyo3::ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
+                    )
+                }?
+                .cast_into::<PyDict>()?,
+            ),
+        };
+        Ok(Attrs {
+            obj: obj.clone(),
+            dict,
+        })
+    }
+
+    pub fn set(&self, name: &Bound<'py, PyString>, value: &Bound<'py, PyAny>) -> PyResult<()> {
+        match &self.dict {
+            Some(dict) => dict.set_item(name, value),
+            // SAFETY: all three are live objects held for the call;
+            // `PyObject_GenericSetAttr` (object.__setattr__) borrows them
+            // and returns 0, or -1 with an exception set. The plan proved
+            // no data descriptor takes `name` (`ModelPlan::plain_attrs`).
+            None => match unsafe {
+                pyo3::ffi::PyObject_GenericSetAttr(self.obj.as_ptr(), name.as_ptr(), value.as_ptr())
+            } {
+                0 => Ok(()),
+                _ => Err(PyErr::fetch(self.obj.py())),
+            },
+        }
+    }
+}
+
 /// Builds model instances from engine rows for one query.
 pub struct Hydrator<'a, 'py> {
     py: Python<'py>,
@@ -404,22 +457,10 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         plan: &ModelPlan,
         row: &Row,
         mask: Option<&[bool]>,
-    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
+    ) -> PyResult<(Bound<'py, PyAny>, Attrs<'py>)> {
         let py = self.py;
         let obj = self.new_instance(plan)?;
-        // Fill the instance's own __dict__ in place: models define a Python
-        // __setattr__, so assigning `__dict__` would cost a Python call.
-        // SAFETY: `obj` is a live object we hold a reference to; the call
-        // returns a new reference to its __dict__ (created if absent), or
-        // NULL with an exception set, which `from_owned_ptr_or_err` turns
-        // into the error.
-        let dict = unsafe {
-            Bound::from_owned_ptr_or_err(
-                py,
-                pyo3::ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut()),
-            )
-        }?
-        .cast_into::<PyDict>()?;
+        let attrs = Attrs::of(&obj, plan)?;
         let mut links: Option<Bound<'py, PyDict>> = None;
         for (pos, (field, value)) in plan.fields.iter().zip(row.iter()).enumerate() {
             if let Some(mask) = mask {
@@ -434,22 +475,35 @@ impl<'a, 'py> Hydrator<'a, 'py> {
                     .get_or_insert_with(|| PyDict::new(py))
                     .set_item(attr, fk)?;
             } else {
-                dict.set_item(attr, self.field_value(field, value)?)?;
+                attrs.set(attr, &self.field_value(field, value)?)?;
             }
         }
         if let Some(links) = links {
-            dict.set_item(intern!(py, "__aura_links__"), links)?;
+            attrs.set(intern!(py, "__aura_links__"), &links)?;
         }
-        Ok((obj, dict))
+        Ok((obj, attrs))
     }
 
     /// Attach scores as instance attributes (`row.__score__` etc.).
-    pub fn set_scores(&self, dict: &Bound<'py, PyDict>, scores: &RowScores) -> PyResult<()> {
+    pub fn set_scores(&self, attrs: &Attrs<'py>, scores: &RowScores) -> PyResult<()> {
         let py = self.py;
-        dict.set_item(intern!(py, "__score__"), scores.score)?;
-        dict.set_item(intern!(py, "__text_score__"), scores.text_score)?;
-        dict.set_item(intern!(py, "__vector_score__"), scores.vector_score)?;
-        dict.set_item(intern!(py, "__rank__"), scores.rank)?;
+        let optional = |score: Option<f64>| match score {
+            Some(score) => PyFloat::new(py, score).into_any(),
+            None => py.None().into_bound(py),
+        };
+        attrs.set(
+            intern!(py, "__score__"),
+            PyFloat::new(py, scores.score).as_any(),
+        )?;
+        attrs.set(intern!(py, "__text_score__"), &optional(scores.text_score))?;
+        attrs.set(
+            intern!(py, "__vector_score__"),
+            &optional(scores.vector_score),
+        )?;
+        attrs.set(
+            intern!(py, "__rank__"),
+            scores.rank.into_pyobject(py)?.as_any(),
+        )?;
         Ok(())
     }
 
@@ -498,10 +552,10 @@ pub fn hydrate_rows<'py>(
     let _gc = GcPause::for_rows(py, rows.len());
     let mut items = Vec::with_capacity(rows.len());
     for result in &rows {
-        let (obj, dict) = hydrator.instance(plan, &result.row, mask)?;
+        let (obj, attrs) = hydrator.instance(plan, &result.row, mask)?;
         if let Some(s) = &result.scores {
             hydrator.set_scores(
-                &dict,
+                &attrs,
                 &RowScores {
                     score: s.score,
                     text_score: s.text_score,
@@ -511,7 +565,7 @@ pub fn hydrate_rows<'py>(
             )?;
         }
         for included in &result.includes {
-            attach_include(hydrator, plan, &dict, included)?;
+            attach_include(hydrator, plan, &attrs, included)?;
         }
         hydrator.finish(plan, &obj)?;
         items.push(obj);
@@ -592,10 +646,10 @@ impl<'py> IntoPyObject<'py> for Deferred {
 pub(crate) fn attach_include<'py>(
     hydrator: &Hydrator<'_, 'py>,
     plan: &ModelPlan,
-    dict: &Bound<'py, PyDict>,
+    attrs: &Attrs<'py>,
     included: &Included,
 ) -> PyResult<()> {
-    let py = dict.py();
+    let py = hydrator.py;
     let (attr, value) = match included {
         Included::One { attr, row } => {
             let target = target_of(plan, attr)?;
@@ -614,7 +668,7 @@ pub(crate) fn attach_include<'py>(
             (attr, list.into_any())
         }
     };
-    dict.set_item(attr, value)
+    attrs.set(&PyString::new(py, attr), &value)
 }
 
 fn target_of(plan: &ModelPlan, attr: &str) -> PyResult<String> {
