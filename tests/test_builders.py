@@ -436,6 +436,10 @@ def test_check_31_search_text_validation(kwargs: dict[str, Any], message: str) -
 def test_search_text_unknown_field() -> None:
     with pytest.raises(AuraQueryError, match="QbDoc has no field 'text'"):
         docs().search_text("text", "x")
+    # The field is checked before the other arguments.
+    for bad in ({"query": ""}, {"query": "x", "rank": "bad"}, {"query": "x", "k1": -1}):
+        with pytest.raises(AuraQueryError, match="QbDoc has no field 'text'"):
+            docs().search_text("text", **bad)
 
 
 def test_legacy_text_and_fusion() -> None:

@@ -31,7 +31,7 @@ from aura import (
     Vector,
     search_scores,
 )
-from aura.backends.base import check_capabilities
+from aura.backends.base import _DERIVED, _RANKED_CLAUSES, check_capabilities
 from aura.backends.capabilities import CAPABILITY_FLAGS, QUERY_FLAGS, for_backend
 
 
@@ -717,6 +717,8 @@ def test_a_backend_lacking_one_query_flag_still_refuses(ir: dict[str, Any], flag
     with pytest.raises(AuraCapabilityError) as info:
         check_capabilities(caps, {"model": "SrchDoc", **ir})
     assert info.value.context == {"backend": "memory", "capability": flag}
+    consulted = {flag for _, flag, _ in _RANKED_CLAUSES} | {flag for flag, _ in _DERIVED.values()}
+    assert set(QUERY_FLAGS) == consulted | {"query_timeouts"}
     assert set(QUERY_FLAGS) <= set(CAPABILITY_FLAGS)
 
 

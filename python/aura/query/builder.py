@@ -513,8 +513,10 @@ class QueryBuilder(Generic[M]):
         limit: int | None = None,
     ) -> QueryBuilder[M]:
         """Ranked full-text (BM25 or term-frequency) search on one field."""
-        # The checks run as calls only off the common path (a plain str
-        # query, the default options): this method runs once per search.
+        # The field first, then the checks (in the documented order), each
+        # a call only off the common path (a plain str query, the default
+        # options): this method runs once per search.
+        path = resolve_field(self._model, field).field_path
         if query.__class__ is not str or not query.strip():
             query = _query_text("search_text", query)
         if operator.__class__ is not str or operator not in _OPERATORS:
@@ -523,9 +525,7 @@ class QueryBuilder(Generic[M]):
             rank = _choice("rank", rank, _RANKS)
         if k1 is not None or b is not None:
             k1, b = _bm25_params(k1, b)
-        clause = TextRankedSearch(
-            resolve_field(self._model, field).field_path, query, operator, rank, k1, b
-        )
+        clause = TextRankedSearch(path, query, operator, rank, k1, b)
         if limit is None:
             return self._with1("text_search", clause)
         return self._with(text_search=clause, limit=_non_negative("limit", limit))
