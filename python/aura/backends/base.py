@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from aura.backends.capabilities import BackendCapabilities
+from aura.backends.capabilities import CLAUSE_FLAGS, OPERATION_FLAGS, BackendCapabilities
 from aura.errors import AuraBackendCapabilityError
 
 if TYPE_CHECKING:
@@ -29,17 +29,6 @@ __all__ = [
     "require",
 ]
 
-_RANKED_CLAUSES = (
-    ("hybrid", "hybrid_search", "hybrid search"),
-    ("text_search", "full_text_search", "ranked full-text search"),
-    ("vector", "vector_search", "vector search"),
-)
-_DERIVED = {
-    "aggregate": ("aggregations_and_facets", "aggregations and facets"),
-    "search_page": ("ranked_pagination", "ranked pagination"),
-    "traverse": ("graph_traversal", "graph traversal"),
-}
-
 
 def require(caps: BackendCapabilities, flag: str, what: str) -> None:
     """Raise the documented capability error unless ``caps`` has ``flag``."""
@@ -55,7 +44,7 @@ def _refuse(caps: BackendCapabilities, flag: str, what: str) -> NoReturn:
 
 
 # Every IR key that needs a capability (requests without one skip the checks).
-_CHECKED_KEYS = frozenset(clause for clause, _, _ in _RANKED_CLAUSES) | {"timeout_ms"}
+_CHECKED_KEYS = frozenset(clause for clause, _, _ in CLAUSE_FLAGS)
 
 
 def check_capabilities(caps: BackendCapabilities, ir: dict[str, Any]) -> None:
@@ -63,18 +52,16 @@ def check_capabilities(caps: BackendCapabilities, ir: dict[str, Any]) -> None:
     raises here and is never silently dropped."""
     if not caps.refuses_queries:  # a backend with every flag (the memory engine)
         return
-    derived = _DERIVED.get(ir["operation"])
+    derived = OPERATION_FLAGS.get(ir["operation"])
     if derived is not None:
         require(caps, *derived)
     elif ir.keys().isdisjoint(_CHECKED_KEYS):  # looks up the 4 keys, not every IR key
         return
     # The flags here are known names: read them directly (no `supports`
     # call per clause on the per-query path).
-    for clause, flag, what in _RANKED_CLAUSES:
+    for clause, flag, what in CLAUSE_FLAGS:
         if clause in ir and not getattr(caps, flag):
             _refuse(caps, flag, what)
-    if "timeout_ms" in ir and not caps.query_timeouts:
-        _refuse(caps, "query_timeouts", "query timeouts")
 
 
 @dataclass(frozen=True)

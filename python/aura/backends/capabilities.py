@@ -92,15 +92,26 @@ BASE_CAPABILITY_FLAGS: tuple[str, ...] = CAPABILITY_FLAGS[:15]
 EXTRA_CAPABILITY_FLAGS: tuple[str, ...] = CAPABILITY_FLAGS[15:]
 _FLAG_SET = frozenset(CAPABILITY_FLAGS)
 
-# The flags a query clause or operation can need (`check_capabilities`).
+# What a query needs (`check_capabilities`, API.md §8): per IR clause, in
+# the order checked, and per derived operation, each flag with the words
+# of its refusal ("Backend '<name>' does not support <what>").
+CLAUSE_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("hybrid", "hybrid_search", "hybrid search"),
+    ("text_search", "full_text_search", "ranked full-text search"),
+    ("vector", "vector_search", "vector search"),
+    ("timeout_ms", "query_timeouts", "query timeouts"),
+)
+OPERATION_FLAGS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "aggregate": ("aggregations_and_facets", "aggregations and facets"),
+        "search_page": ("ranked_pagination", "ranked pagination"),
+        "traverse": ("graph_traversal", "graph traversal"),
+    }
+)
+# Every flag a query can need.
 QUERY_FLAGS: tuple[str, ...] = (
-    "hybrid_search",
-    "full_text_search",
-    "vector_search",
-    "query_timeouts",
-    "aggregations_and_facets",
-    "ranked_pagination",
-    "graph_traversal",
+    *(flag for _, flag, _ in CLAUSE_FLAGS),
+    *(flag for flag, _ in OPERATION_FLAGS.values()),
 )
 
 
