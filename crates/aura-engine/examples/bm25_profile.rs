@@ -3,7 +3,10 @@
 //! query, per line). Prints the time and CPU time per query, a checksum of
 //! the returned ids (two builds can be compared on the same input) and the
 //! five slowest queries (wall time). With `EVICT_MB=N` it prints instead
-//! the mean time of a query run right after writing N MiB elsewhere.
+//! the mean time of a query run right after writing N MiB elsewhere; with
+//! `EVICT_PER_PASS=1` too, the N MiB are written once before each pass
+//! over all the queries (as a peer's pass evicts the index in the Python
+//! bench) instead of before each query.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,18 +42,27 @@ fn query(text: &str) -> Select {
     sel
 }
 
-/// Mean time of a query run right after writing `mb` MiB elsewhere, which
-/// evicts the index from the caches closer to the core than that (as a
-/// caller's own work between two queries does).
-fn cold_queries(e: &Engine, queries: &[String], rounds: usize, mb: usize) -> f64 {
+/// Mean time of a query run right after writing `mb` MiB elsewhere (before
+/// each query, or before each pass over them all), which evicts the index
+/// from the caches closer to the core than that (as a caller's own work
+/// between two queries does).
+fn cold_queries(e: &Engine, queries: &[String], rounds: usize, mb: usize, per_pass: bool) -> f64 {
     let mut other = vec![1u8; mb << 20];
+    let mut evict = || {
+        other
+            .iter_mut()
+            .step_by(64)
+            .for_each(|b| *b = b.wrapping_add(1))
+    };
     let mut total = 0.0;
     for _ in 0..rounds {
+        if per_pass {
+            evict();
+        }
         for q in queries {
-            other
-                .iter_mut()
-                .step_by(64)
-                .for_each(|b| *b = b.wrapping_add(1));
+            if !per_pass {
+                evict();
+            }
             let start = Instant::now();
             std::hint::black_box(e.select(None, &query(q)).expect("select"));
             total += start.elapsed().as_secs_f64();
@@ -83,8 +95,13 @@ fn main() {
         .expect("insert");
     if let Ok(mb) = std::env::var("EVICT_MB") {
         let mb = mb.parse().expect("EVICT_MB: megabytes");
-        let seconds = cold_queries(&e, &queries, rounds, mb);
-        println!("cold query {:.2}us (after writing {mb} MiB)", seconds * 1e6);
+        let per_pass = std::env::var_os("EVICT_PER_PASS").is_some();
+        let seconds = cold_queries(&e, &queries, rounds, mb, per_pass);
+        let before = if per_pass { "each pass" } else { "each query" };
+        println!(
+            "cold query {:.2}us (after writing {mb} MiB before {before})",
+            seconds * 1e6
+        );
         return;
     }
     let (start, cpu) = (Instant::now(), cpu_seconds());
