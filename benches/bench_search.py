@@ -11,7 +11,7 @@ Rust and hydrating the ten result rows into model instances.
   bm25s (method "lucene": the same IDF, and a TF part that differs only by the
   constant factor k1+1, so rankings agree). Both get the same tokens;
   queries/s is the best of 15 alternating passes of 200 queries per peer,
-  each started after writing 64 MiB elsewhere (cold caches, alike for
+  each started after writing 64 MiB elsewhere (emptied caches, alike for
   both); the `_warm` figures repeat each pass right after itself.
 - exact: exact cosine top-10 over 100k x 128 f32, 200 queries, against numpy
   (pre-normalised matrix, one matmul + argpartition per query) on one thread.
@@ -47,8 +47,9 @@ DIM = 128
 K = 10
 # Timed query passes per peer in the HNSW bench (the best one counts).
 PASSES = 5
-# The same in the BM25 bench, whose passes take milliseconds: more of them
-# let the best of each peer escape this VM's pauses, which last longer.
+# The same in the BM25 bench: its passes take milliseconds, so a pause of
+# the machine spoils whole passes; with more of them each peer's best is
+# more likely to be a pass that ran undisturbed.
 BM25_PASSES = 15
 
 

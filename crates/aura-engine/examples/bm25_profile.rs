@@ -95,9 +95,13 @@ fn main() {
         .expect("insert");
     if let Ok(mb) = std::env::var("EVICT_MB") {
         let mb = mb.parse().expect("EVICT_MB: megabytes");
-        let per_pass = std::env::var_os("EVICT_PER_PASS").is_some();
+        let per_pass = std::env::var("EVICT_PER_PASS").is_ok_and(|v| v == "1");
         let seconds = cold_queries(&e, &queries, rounds, mb, per_pass);
-        let before = if per_pass { "each pass" } else { "each query" };
+        let before = if per_pass {
+            "each pass over the queries; the mean over the pass"
+        } else {
+            "each query"
+        };
         println!(
             "cold query {:.2}us (after writing {mb} MiB before {before})",
             seconds * 1e6

@@ -30,23 +30,41 @@ impl ResultRow {
         }
     }
 
-    /// Asks the CPU for the row's values and the first bytes of its
-    /// strings, so that reading a batch of rows (each in its own place in
-    /// memory) waits for their loads together rather than one by one.
-    pub fn prefetch(&self) {
-        prefetch(&self.row[..]);
-        for value in self.row.iter() {
-            if let Value::Str(text) = value {
-                let bytes = text.as_bytes();
-                prefetch(&bytes[..bytes.len().min(STR_PREFETCH)]);
-            }
+    /// Asks the CPU for the row's first values and the first bytes of
+    /// its strings (those `mask` keeps, when given), so that reading a
+    /// batch of rows (each in its own place in memory) waits for their
+    /// loads together rather than one by one.
+    pub fn prefetch(&self, mask: Option<&[bool]>) {
+        prefetch_head(&self.row);
+        let kept = |pos: usize| mask.is_none_or(|m| m.get(pos).copied().unwrap_or(false));
+        let strings = self
+            .row
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, value)| match value {
+                Value::Str(text) if kept(pos) => Some(text.as_bytes()),
+                _ => None,
+            });
+        for bytes in strings.take(PREFETCH_STRINGS) {
+            prefetch(&bytes[..bytes.len().min(STR_PREFETCH)]);
         }
     }
 }
 
+/// Asks for the first values of `row` (the line its reference count
+/// shares with them, its key in the usual layout): what ranking reads
+/// and returning it writes.
+pub(crate) fn prefetch_head(row: &Row) {
+    prefetch(&row[..row.len().min(HEAD_VALUES)]);
+}
+
+/// The values `prefetch_head` asks for (two 64-byte lines at most).
+const HEAD_VALUES: usize = 4;
 /// The bytes of a string value `ResultRow::prefetch` asks for; the
 /// hardware prefetcher follows a longer one on its own.
 const STR_PREFETCH: usize = 256;
+/// The string values per row `ResultRow::prefetch` follows.
+const PREFETCH_STRINGS: usize = 4;
 
 /// Ranked-row scores (API.md §5.1): component scores only for hybrid rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,6 +89,37 @@ impl Included {
     pub fn attr(&self) -> &str {
         match self {
             Included::One { attr, .. } | Included::Many { attr, .. } => attr,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// A prefetch is only a hint: it must accept any row and mask without
+    /// panicking and leave the row as it was.
+    #[test]
+    fn prefetch_takes_any_row_and_mask() {
+        let long = "é".repeat(300); // multi-byte, cut inside a character
+        let rows: Vec<Row> = vec![
+            Arc::from(Vec::<Value>::new()),
+            Arc::from(vec![Value::Int(1), Value::str(""), Value::str(&long)]),
+            Arc::from(
+                (0..40)
+                    .map(|i| Value::str(&format!("v{i}")))
+                    .collect::<Vec<_>>(),
+            ),
+        ];
+        for row in rows {
+            let result = ResultRow::plain(row.clone());
+            for mask in [None, Some(&[][..]), Some(&[true, false][..])] {
+                result.prefetch(mask);
+            }
+            prefetch_head(&row);
+            assert_eq!(result.row, row);
         }
     }
 }

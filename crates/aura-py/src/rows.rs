@@ -554,10 +554,10 @@ pub fn hydrate_rows<'py>(
     // Rows lie apart in memory: ask for a few ahead of the one hydrated.
     rows.iter()
         .take(PREFETCH_ROWS)
-        .for_each(ResultRow::prefetch);
+        .for_each(|row| row.prefetch(mask));
     for (i, result) in rows.iter().enumerate() {
         if let Some(ahead) = rows.get(i + PREFETCH_ROWS) {
-            ahead.prefetch();
+            ahead.prefetch(mask);
         }
         let (obj, attrs) = hydrator.instance(plan, &result.row, mask)?;
         if let Some(s) = &result.scores {

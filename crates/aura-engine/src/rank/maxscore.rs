@@ -36,7 +36,7 @@ use std::collections::BinaryHeap;
 use aura_core::Result;
 
 use crate::deadline::Deadline;
-use crate::search::kernels::prefetch;
+use crate::output::prefetch_head;
 use crate::search::Slots;
 
 use super::collect::{Collector, Hit};
@@ -340,9 +340,9 @@ impl Plan {
         held: &mut Vec<Hit<'t>>,
     ) -> f64 {
         if let Some(row) = slots.row(slot as usize) {
-            // Its line is read again to rank and return it: load it now,
-            // while the scan goes on.
-            prefetch(&row[..]);
+            // Its first values are read again to rank and return it:
+            // load them now, while the scan goes on.
+            prefetch_head(row);
             held.push(Hit::new(score, row));
             self.threshold.offer(score);
         }

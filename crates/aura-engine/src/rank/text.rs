@@ -419,17 +419,15 @@ pub(crate) fn from_index<'t>(
         k1: k1.to_bits(),
         b: b.to_bits(),
     };
-    // Each list's memory is asked for before any is read, so the loads
-    // of the lists (each behind a few pointers) overlap.
+    // Every list's own struct is asked for before any is read, then each
+    // list's head and cached weights before any is scanned, so those
+    // loads (each behind a pointer or two) overlap.
     let lists: Vec<&PostingList> = tq
         .terms
         .iter()
         .filter_map(|t| index.postings.get(t))
-        .map(|list| {
-            let list: &PostingList = list;
-            prefetch(std::slice::from_ref(list));
-            list
-        })
+        .map(|list| &**list)
+        .inspect(|list| prefetch(std::slice::from_ref(*list)))
         .collect();
     let terms: Vec<IndexTerm<'_>> = lists
         .into_iter()
