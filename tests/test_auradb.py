@@ -634,6 +634,10 @@ async def test_unadvertised_features_are_refused_before_sending(
     assert 0x20 not in opcodes  # SCHEMA_CREATE (0x10) only, never a QUERY
 
 
+# Bursts of requests the pool-growth test sends at most.
+GROWTH_BURSTS = 50
+
+
 @pytest.mark.parametrize("scheme", ["auradb", "aura"])
 async def test_pool_config_opens_min_size_and_caps_at_max_size(scheme: str) -> None:
     from aura.config import PoolConfig
@@ -658,13 +662,19 @@ async def test_pool_config_opens_min_size_and_caps_at_max_size(scheme: str) -> N
             await asyncio.gather(*(db.query(AwpAuthor).count() for _ in range(100)))
             assert db.backend.pool_status() == (1, 1)
         # Busy connections make the pool grow (one opening at a time, while
-        # the open ones keep serving) up to max_size, never past it.
+        # the open ones keep serving) up to max_size, never past it. How many
+        # requests one connection holds at once depends on the machine's
+        # timing, so bursts of 400 are sent until the pool has grown.
         growing = PoolConfig(min_size=1, max_size=3)
         async with aura.connect(dsn, models=[AwpAuthor], pool=growing) as db:
-            counts = await asyncio.gather(*(db.query(AwpAuthor).count() for _ in range(400)))
-            assert counts == [50] * 400
-            open_, max_size = db.backend.pool_status()
-            assert max_size == 3 and 2 <= open_ <= 3
+            for _ in range(GROWTH_BURSTS):
+                counts = await asyncio.gather(*(db.query(AwpAuthor).count() for _ in range(400)))
+                assert counts == [50] * 400
+                open_, max_size = db.backend.pool_status()
+                assert max_size == 3 and open_ <= 3
+                if open_ >= 2:
+                    break
+            assert 2 <= open_ <= 3
             assert srv.active_connections == open_
 
 
