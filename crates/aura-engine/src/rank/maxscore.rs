@@ -152,6 +152,12 @@ fn sampled_seed(term: &IndexTerm<'_>, k: usize, norms: &mut NormCache) -> f64 {
 /// query; never leaving a list out, 53.1k.
 const PROBE_RATIO: usize = 8;
 
+/// A row that reached the threshold when it was scored.
+struct Held {
+    score: f64,
+    slot: u32,
+}
+
 /// Which terms a bounded query scans, and what the others may add.
 pub(super) struct Plan {
     /// Per query term: its postings are accumulated.
@@ -281,7 +287,7 @@ impl Plan {
             for (&slot, &w) in chunk.iter().zip(weights) {
                 let score = std::mem::take(&mut sums[slot as usize]) + w;
                 if score >= t {
-                    t = self.hold(score, slot, slots, &mut held);
+                    t = self.hold(score, slot, &mut held);
                 }
             }
         }
@@ -291,12 +297,12 @@ impl Plan {
                 for &slot in chunk {
                     let score = std::mem::take(&mut sums[slot as usize]);
                     if score >= t && score > 0.0 {
-                        t = self.hold(score, slot, slots, &mut held);
+                        t = self.hold(score, slot, &mut held);
                     }
                 }
             }
         }
-        self.push_held(held, out);
+        self.push_held(held, slots, out);
         Ok(())
     }
 
@@ -314,38 +320,35 @@ impl Plan {
         out: &mut Collector<'t, '_>,
     ) -> Result<()> {
         let mut held = self.held();
-        self.rescore(terms, s, slots, deadline, &mut held)?;
-        self.push_held(held, out);
+        self.rescore(terms, s, deadline, &mut held)?;
+        self.push_held(held, slots, out);
         Ok(())
     }
 
-    fn held<'t>(&self) -> Vec<Hit<'t>> {
+    fn held(&self) -> Vec<Held> {
         Vec::with_capacity(2 * self.threshold.best.capacity())
     }
 
     /// The held rows that reach the final threshold, to the collector.
-    fn push_held<'t>(&self, held: Vec<Hit<'t>>, out: &mut Collector<'t, '_>) {
+    /// Only these rows are fetched, all of them asked for before the first
+    /// is read (each lies in its own place in memory).
+    fn push_held<'t>(&self, held: Vec<Held>, slots: &'t Slots, out: &mut Collector<'t, '_>) {
         let t = self.threshold.value();
-        held.into_iter()
+        let hits: Vec<Hit<'t>> = held
+            .into_iter()
             .filter(|h| h.score >= t)
-            .for_each(|h| out.push(h));
+            .filter_map(|h| slots.row(h.slot as usize).map(|row| Hit::new(h.score, row)))
+            .inspect(|hit| prefetch_head(hit.row))
+            .collect();
+        hits.into_iter().for_each(|hit| out.push(hit));
     }
 
     /// Keeps a row that reaches the threshold; returns the new threshold.
-    fn hold<'t>(
-        &mut self,
-        score: f64,
-        slot: u32,
-        slots: &'t Slots,
-        held: &mut Vec<Hit<'t>>,
-    ) -> f64 {
-        if let Some(row) = slots.row(slot as usize) {
-            // Its first values are read again to rank and return it:
-            // load them now, while the scan goes on.
-            prefetch_head(row);
-            held.push(Hit::new(score, row));
-            self.threshold.offer(score);
-        }
+    /// Every slot of a list holds a row (`SearchState` changes the index
+    /// and the slots together), so the row is fetched only if it stays.
+    fn hold(&mut self, score: f64, slot: u32, held: &mut Vec<Held>) -> f64 {
+        held.push(Held { score, slot });
+        self.threshold.offer(score);
         self.threshold.value()
     }
 
@@ -356,13 +359,12 @@ impl Plan {
     /// summation), and a lower bound on the k-th best score follows from
     /// those. Then only the rows that can still reach that bound are
     /// summed exactly, in query order, looking each term up.
-    fn rescore<'t>(
+    fn rescore(
         &mut self,
         terms: &[IndexTerm<'_>],
         s: &mut Scratch,
-        slots: &'t Slots,
         deadline: &Deadline,
-        held: &mut Vec<Hit<'t>>,
+        held: &mut Vec<Held>,
     ) -> Result<()> {
         let seed = self.threshold.value();
         let rest = self.rest;
@@ -414,7 +416,7 @@ impl Plan {
             }
             let score = exact_score(terms, slot, &mut s.norms);
             if score >= t {
-                t = self.hold(score, slot, slots, held);
+                t = self.hold(score, slot, held);
             }
         }
         Ok(())
