@@ -29,6 +29,11 @@
 //!   differs from the exact one by far less than the slack, which bounds
 //!   it on both sides, so only rows that cannot reach the k-th best score
 //!   are dropped before being summed exactly.
+//!
+//! It also rests on every slot of a posting list holding a row of the same
+//! snapshot (`SearchState` changes the slots and the lists together): the
+//! seed and the running threshold count a posting's score before its row
+//! is fetched, and only the rows that stay are.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -82,7 +87,7 @@ impl Ord for Score {
     }
 }
 
-/// A lower bound on the query's k-th best score: the k-th best score pushed
+/// A lower bound on the query's k-th best score: the k-th best score held
 /// so far, or the seed known before scanning, whichever is higher. Every
 /// row of the true top k (and every row tied with its last) scores at least
 /// this, so none of them is ever skipped.
@@ -334,12 +339,15 @@ impl Plan {
     /// is read (each lies in its own place in memory).
     fn push_held<'t>(&self, held: Vec<Held>, slots: &'t Slots, out: &mut Collector<'t, '_>) {
         let t = self.threshold.value();
-        let hits: Vec<Hit<'t>> = held
-            .into_iter()
-            .filter(|h| h.score >= t)
-            .filter_map(|h| slots.row(h.slot as usize).map(|row| Hit::new(h.score, row)))
-            .inspect(|hit| prefetch_head(hit.row))
-            .collect();
+        let mut hits: Vec<Hit<'t>> = Vec::with_capacity(held.len());
+        for h in held.into_iter().filter(|h| h.score >= t) {
+            let row = slots.row(h.slot as usize);
+            debug_assert!(row.is_some(), "a posting's slot holds no row");
+            if let Some(row) = row {
+                prefetch_head(row);
+                hits.push(Hit::new(h.score, row));
+            }
+        }
         hits.into_iter().for_each(|hit| out.push(hit));
     }
 
