@@ -134,15 +134,6 @@ pub(crate) fn uses_object_new(cls: &Bound<'_, PyType>) -> bool {
     }
 }
 
-/// Names hydration may store besides the fields and relationships.
-const ROW_ATTRS: [&str; 5] = [
-    "__aura_links__",
-    "__score__",
-    "__text_score__",
-    "__vector_score__",
-    "__rank__",
-];
-
 /// Whether `object.__setattr__(instance, name, v)` stores `v` as the
 /// instance's own `__dict__[name]` for every one of `names`: none of them
 /// is a data descriptor (a class attribute whose type defines `__set__` or
@@ -221,7 +212,7 @@ impl ModelPlan {
             .and_then(|pk| defs.iter().position(|f| f.storage == pk));
         let names = defs.iter().map(|f| f.attr.as_str());
         let names = names.chain(rels.iter().map(|r| r.attr.as_str()));
-        let plain_attrs = stores_plainly(cls, names.chain(ROW_ATTRS))?;
+        let plain_attrs = stores_plainly(cls, names.chain(crate::rows::ROW_ATTRS))?;
         let schema = ModelSchema {
             name,
             primary_key,

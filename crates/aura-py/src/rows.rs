@@ -163,7 +163,7 @@ pub fn to_row(plan: &ModelPlan, obj: &Bound<'_, PyAny>) -> PyResult<Row> {
         .getattr(intern!(py, "__dict__"))?
         .cast_into::<PyDict>()?;
     let links = dict
-        .get_item(intern!(py, "__aura_links__"))?
+        .get_item(intern!(py, LINKS_ATTR))?
         .and_then(|l| l.cast_into::<PyDict>().ok());
     let mut row = Vec::with_capacity(plan.fields.len());
     for field in &plan.fields {
@@ -236,6 +236,23 @@ impl Drop for GcPause<'_> {
         }
     }
 }
+
+/// The attribute holding a row's link values (foreign keys by link name).
+const LINKS_ATTR: &str = "__aura_links__";
+const SCORE_ATTR: &str = "__score__";
+const TEXT_SCORE_ATTR: &str = "__text_score__";
+const VECTOR_SCORE_ATTR: &str = "__vector_score__";
+const RANK_ATTR: &str = "__rank__";
+
+/// Every name hydration stores on an instance besides its fields and
+/// relationships (`ModelPlan::plain_attrs` checks them).
+pub(crate) const ROW_ATTRS: [&str; 5] = [
+    LINKS_ATTR,
+    SCORE_ATTR,
+    TEXT_SCORE_ATTR,
+    VECTOR_SCORE_ATTR,
+    RANK_ATTR,
+];
 
 /// Scores attached to a ranked result row.
 pub struct RowScores {
@@ -479,7 +496,7 @@ impl<'a, 'py> Hydrator<'a, 'py> {
             }
         }
         if let Some(links) = links {
-            attrs.set(intern!(py, "__aura_links__"), &links)?;
+            attrs.set(intern!(py, LINKS_ATTR), &links)?;
         }
         Ok((obj, attrs))
     }
@@ -492,16 +509,16 @@ impl<'a, 'py> Hydrator<'a, 'py> {
             None => py.None().into_bound(py),
         };
         attrs.set(
-            intern!(py, "__score__"),
+            intern!(py, SCORE_ATTR),
             PyFloat::new(py, scores.score).as_any(),
         )?;
-        attrs.set(intern!(py, "__text_score__"), &optional(scores.text_score))?;
+        attrs.set(intern!(py, TEXT_SCORE_ATTR), &optional(scores.text_score))?;
         attrs.set(
-            intern!(py, "__vector_score__"),
+            intern!(py, VECTOR_SCORE_ATTR),
             &optional(scores.vector_score),
         )?;
         attrs.set(
-            intern!(py, "__rank__"),
+            intern!(py, RANK_ATTR),
             scores.rank.into_pyobject(py)?.as_any(),
         )?;
         Ok(())

@@ -397,7 +397,7 @@ class QueryBuilder(Generic[M]):
             filters = query.filters + _predicates("where", (predicate, *more))
         else:  # the common single predicate, already checked
             filters = (*query.filters, predicate)
-        return self._with_query(evolve1(query, "filters", filters))
+        return self._with1("filters", filters)
 
     def filter(self, predicate: Predicate, *more: Predicate) -> QueryBuilder[M]:
         """Alias of :meth:`where`."""
