@@ -6,7 +6,8 @@
 //! the mean time of a query run right after writing N MiB elsewhere; with
 //! `EVICT_PER_PASS=1` too, the N MiB are written once before each pass
 //! over all the queries (as a peer's pass evicts the index in the Python
-//! bench) instead of before each query.
+//! bench) instead of before each query. `K=n` asks for the top n (10 by
+//! default).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,7 +39,12 @@ fn query(text: &str) -> Select {
         k1: None,
         b: None,
     });
-    sel.limit = Some(10);
+    sel.limit = Some(
+        std::env::var("K")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
+    );
     sel
 }
 

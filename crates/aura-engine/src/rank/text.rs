@@ -419,15 +419,16 @@ pub(crate) fn from_index<'t>(
         k1: k1.to_bits(),
         b: b.to_bits(),
     };
-    // Every list's own struct is asked for before any is read, then each
-    // list's head and cached weights before any is scanned, so those
-    // loads (each behind a pointer or two) overlap.
-    let lists: Vec<&PostingList> = tq
-        .terms
-        .iter()
-        .filter_map(|t| index.postings.get(t))
+    // The terms are looked up together, every list's own struct asked for
+    // as soon as its entry is found, then each list's head and cached
+    // weights before any is scanned, so those loads (each behind a
+    // pointer or two) overlap.
+    let lists: Vec<&PostingList> = index
+        .postings
+        .get_all(&tq.terms, |list| prefetch(std::slice::from_ref(&**list)))
+        .into_iter()
+        .flatten()
         .map(|list| &**list)
-        .inspect(|list| prefetch(std::slice::from_ref(*list)))
         .collect();
     let terms: Vec<IndexTerm<'_>> = lists
         .into_iter()
@@ -435,7 +436,7 @@ pub(crate) fn from_index<'t>(
             prefetch(&list.slots[..list.len().min(HEAD)]);
             let impacts = list.impacts.get(key);
             if let Some(held) = &impacts {
-                prefetch(&held.weights[..held.weights.len().min(HEAD)]);
+                prefetch(std::slice::from_ref(&**held));
             }
             IndexTerm {
                 list,
@@ -444,6 +445,9 @@ pub(crate) fn from_index<'t>(
             }
         })
         .collect();
+    for held in terms.iter().filter_map(|t| t.impacts.as_ref()) {
+        prefetch(&held.weights[..held.weights.len().min(HEAD)]);
+    }
     let slots = &table.search.slots;
     SCRATCH.with_borrow_mut(|s| {
         if s.sums.len() < slots.len() {

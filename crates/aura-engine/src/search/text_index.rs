@@ -17,6 +17,7 @@ use std::sync::Arc;
 use aura_core::{Result, Value};
 use parking_lot::Mutex;
 
+use super::term_table::TermTable;
 use super::tokenize;
 
 /// What a list's posting weights depend on besides the list itself: the
@@ -199,7 +200,7 @@ pub type Postings = Arc<PostingList>;
 #[derive(Debug, Clone)]
 pub(crate) struct TextIndex {
     pub pos: usize,
-    pub postings: imbl::HashMap<String, Postings>,
+    pub postings: TermTable<Postings>,
     /// Rows whose value is a string (`N`) and their total token count.
     pub docs: u64,
     pub total_len: u64,
@@ -219,7 +220,7 @@ impl TextIndex {
     pub fn new(pos: usize) -> Self {
         TextIndex {
             pos,
-            postings: imbl::HashMap::new(),
+            postings: TermTable::new(),
             docs: 0,
             total_len: 0,
         }
@@ -232,7 +233,7 @@ impl TextIndex {
         };
         let (counts, len) = term_counts(text);
         for (term, tf) in counts {
-            let list = self.postings.entry(term).or_default();
+            let list = self.postings.get_or_default(&term);
             Arc::make_mut(list).push(slot, tf, len);
         }
         self.docs += 1;
