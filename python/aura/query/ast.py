@@ -79,17 +79,6 @@ def evolve(node: _N, **changes: Any) -> _N:
     return new
 
 
-def evolve1(node: _N, field: str, value: Any) -> _N:
-    """``evolve(node, field=value)`` without keyword dicts, for the builder's
-    per-call path. Only for nodes built by ``evolve`` or a one-dict
-    ``__init__``: their dict is combined, and so is a copy of it."""
-    new = _new(node.__class__)
-    state = node.__dict__.copy()
-    state[field] = value
-    _set(new, "__dict__", state)
-    return new
-
-
 def _one_dict_init(cls: type[_N]) -> type[_N]:
     """Give a frozen dataclass an ``__init__`` that stores its fields as one dict.
 
