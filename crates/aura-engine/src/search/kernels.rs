@@ -360,18 +360,23 @@ pub fn score(metric: Metric, q: &[f32], q_norm: f32, v: &[f32], v_norm: f32) -> 
 /// hardware prefetcher reaches alone.
 const PREFETCH_BYTES: usize = 8 << 10;
 
-/// Asks the CPU to start loading the cache lines of `record`, so that
-/// fetching it overlaps with other work.
+/// Asks the CPU to start loading every cache line `record` touches
+/// (a record need not start on a line), so that fetching it overlaps
+/// with other work.
 #[inline(always)]
 pub fn prefetch<T>(record: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let size = std::mem::size_of_val(record);
         let start = record.as_ptr().cast::<i8>();
-        for offset in (0..std::mem::size_of_val(record)).step_by(64) {
+        let into_line = start as usize % 64;
+        let line = start.wrapping_sub(into_line);
+        for offset in (0..size + into_line).step_by(64).take_while(|_| size > 0) {
             // SAFETY: a prefetch is only a hint; it never faults or reads
-            // into the program, and the address lies inside `record`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+            // into the program. The address is that of a line `record`
+            // touches (computed with wrapping arithmetic, never read).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.wrapping_add(offset)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
