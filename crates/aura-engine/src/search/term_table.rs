@@ -4,15 +4,16 @@
 //! A key's hash picks a group (its top bits), a shard in the group (the
 //! next bits) and a start slot in the shard (its low bits). Groups and
 //! shards are shared between clones and copied on write, so a write after
-//! a snapshot copies one group's and the directory's shard pointers (about
-//! twice the square root of the shard count) and the shards it changes.
+//! a snapshot copies the directory's group pointers, one group's shard
+//! pointers (together about twice the square root of the shard count)
+//! and the shards it changes.
 //!
 //! A query's terms are looked up together (`get_all`), in stages whose
 //! memory loads overlap: every term's slot is asked for before any is
 //! read, and every found entry's key and value before any key is compared.
-//! Reaching a term costs one load from memory (its slot; the directory and
-//! groups are small and stay cached), where a persistent trie costs a
-//! chain of dependent ones, one per level.
+//! Reaching a term costs one load from memory (its slot: the directory and
+//! groups, 16 bytes per shard, are read by every query and stay cached),
+//! where a persistent trie costs a chain of dependent ones, one per level.
 //!
 //! Each shard is an open-addressing table with linear probing, at most
 //! half full; a removal rebuilds its shard, so probe runs never hold gaps
