@@ -420,9 +420,9 @@ pub(crate) fn from_index<'t>(
         b: b.to_bits(),
     };
     // The terms are looked up together, every list's own struct asked for
-    // as soon as its entry is found, then each list's head and cached
-    // weights before any is scanned, so those loads (each behind a
-    // pointer or two) overlap.
+    // as soon as its entry is found, then each list's head and its cached
+    // weights' struct, then the weights' heads, all before any list is
+    // scanned, so those loads (each behind a pointer or two) overlap.
     let lists: Vec<&PostingList> = index
         .postings
         .get_all(&tq.terms, |list| prefetch(std::slice::from_ref(&**list)))
