@@ -372,7 +372,8 @@ pub fn prefetch<T>(record: &[T]) {
         let start = record.as_ptr().cast::<i8>();
         let into_line = start as usize % 64;
         let line = start.wrapping_sub(into_line);
-        for offset in (0..size + into_line).step_by(64).take_while(|_| size > 0) {
+        let end = if size == 0 { 0 } else { into_line + size };
+        for offset in (0..end).step_by(64) {
             // SAFETY: a prefetch is only a hint; it never faults or reads
             // into the program. The address is that of a line `record`
             // touches (computed with wrapping arithmetic, never read).

@@ -234,13 +234,9 @@ impl<V: Clone, S: BuildHasher> TermTable<V, S> {
         let at = self.find(key, hash)?;
         let (g, s) = self.place(hash);
         let shard = self.shard_mut(g, s);
-        let mut entries: Vec<Entry<V>> = shard.iter().flatten().cloned().collect();
-        let gone = entries
-            .iter()
-            .position(|e| e.hash == hash && *e.key == *key)?;
-        let removed = entries.swap_remove(gone).value;
-        debug_assert!(at < shard.len());
-        *shard = build_shard(entries);
+        let removed = shard[at].as_ref().map(|e| e.value.clone())?;
+        let rest = shard.iter().enumerate().filter(|(i, _)| *i != at);
+        *shard = build_shard(rest.filter_map(|(_, e)| e.clone()).collect());
         self.len -= 1;
         Some(removed)
     }
