@@ -51,6 +51,8 @@ PASSES = 5
 # the machine spoils whole passes; with more of them each peer's best is
 # more likely to be a pass that ran undisturbed.
 BM25_PASSES = 15
+# One-row inserts timed after the BM25 passes (each its own write).
+ONE_ROW_WRITES = 200
 
 
 class BenchText(Model):
@@ -168,6 +170,15 @@ async def bench_bm25(scale: float) -> dict[str, Any]:
                 lambda: retriever.retrieve(tokenized, k=K, show_progress=False, n_threads=1)
             )
             batch_s = min(batch_s, elapsed)
+        # Single-row writes into the loaded table, each its own write (a
+        # snapshot may share the index, so a write copies what it changes).
+        extra = [
+            BenchText(id=n_docs + i, body=" ".join(docs[i % n_docs])) for i in range(ONE_ROW_WRITES)
+        ]
+        started = time.perf_counter()
+        for row in extra:
+            await db.insert(row)
+        insert_one_s = (time.perf_counter() - started) / ONE_ROW_WRITES
     overlap = np.mean([len(set(a) & set(b)) / K for a, b in zip(ours, theirs, strict=True)])
     same_order = np.mean([a == b for a, b in zip(ours, theirs, strict=True)])
     return {
@@ -175,6 +186,7 @@ async def bench_bm25(scale: float) -> dict[str, Any]:
         "bm25s_backend": backend,
         "queries": n_queries,
         "aura_load_s": round(load_s, 2),
+        "aura_insert_one_row_ms": round(insert_one_s * 1e3, 3),
         "bm25s_index_s": round(index_s, 2),
         "aura_qps": round(n_queries / ours_s, 1),
         "bm25s_qps_one_query_per_call": round(n_queries / theirs_s, 1),

@@ -288,6 +288,34 @@ fn cached_weights_follow_writes_parameters_and_snapshots() {
     check(&e, None, None);
 }
 
+/// Frequent terms' lists span several chunks (a write copies only the
+/// chunk it changes, the rest stay shared with earlier snapshots): deletes
+/// and rewrites one row at a time, each its own write, leave a snapshot
+/// taken before them answering as it did, and the current state exact.
+#[test]
+fn snapshots_keep_their_postings_through_one_row_writes() {
+    let mut rng = Rng::new(0xC40C);
+    let (n, vocab, max_len) = (5_000, 400, 50);
+    let e = corpus_table();
+    load(&e, &mut rng, n, vocab, max_len);
+    let qs = ["w0 w200", "w1 w2 w399", "w0", "w3 w0 w1"];
+    let answers = |e: &Engine, txn: Option<_>| -> Vec<Vec<(i64, u64)>> {
+        qs.iter()
+            .map(|q| ranked(&e.select(txn, &bm25(q, None, None)).unwrap()))
+            .collect()
+    };
+    let before = e.begin();
+    let want = answers(&e, Some(before));
+    churn(&e, &mut rng, n, vocab, max_len);
+    assert_eq!(answers(&e, Some(before)), want, "the snapshot is unchanged");
+    for query in qs {
+        for (limit, offset) in [(1, 0), (10, 0), (10, 30)] {
+            assert_pruning_exact(&e, &bm25(query, None, None), limit, offset);
+        }
+    }
+    e.commit(before).unwrap();
+}
+
 /// Rows 0-3 hold `short`, rows 4-9 `long_head` then 40 filler words (far
 /// above the average length), rows 10-26 an unrelated word.
 fn short_and_long_rows(short: &str, long_head: &str) -> Engine {

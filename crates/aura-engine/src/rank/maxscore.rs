@@ -144,7 +144,11 @@ fn sampled_seed(term: &IndexTerm<'_>, k: usize, norms: &mut NormCache) -> f64 {
     if n < k {
         return f64::NEG_INFINITY;
     }
-    let mut weights: Vec<f64> = (0..n).map(|i| term.weight_at(i, norms)).collect();
+    let mut weights: Vec<f64> = Vec::with_capacity(n);
+    for (chunk, start) in list.chunks() {
+        let take = chunk.len().min(n - weights.len());
+        weights.extend((0..take).map(|at| term.weight_in(chunk, start, at, norms)));
+    }
     let (_, kth, _) = weights.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
     *kth
 }
@@ -282,33 +286,60 @@ impl Plan {
         let Some((last, earlier)) = terms.split_last() else {
             return Ok(());
         };
-        let blocks = last
-            .list
-            .slots
-            .chunks(CHECK_EVERY)
-            .zip(last_weights.chunks(CHECK_EVERY));
-        for (chunk, weights) in blocks {
+        for (chunk, start) in last.list.chunks() {
             deadline.check()?;
-            for (&slot, &w) in chunk.iter().zip(weights) {
-                let score = std::mem::take(&mut sums[slot as usize]) + w;
-                if score >= t {
-                    t = self.hold(score, slot, &mut held);
-                }
-            }
+            let weights = &last_weights[start..start + chunk.len()];
+            t = self.hold_completed(chunk.slots, weights, sums, t, &mut held);
         }
         for term in earlier {
-            for chunk in term.list.slots.chunks(CHECK_EVERY) {
+            for (chunk, _) in term.list.chunks() {
                 deadline.check()?;
-                for &slot in chunk {
-                    let score = std::mem::take(&mut sums[slot as usize]);
-                    if score >= t && score > 0.0 {
-                        t = self.hold(score, slot, &mut held);
-                    }
-                }
+                t = self.hold_summed(chunk.slots, sums, t, &mut held);
             }
         }
         self.push_held(held, slots, out);
         Ok(())
+    }
+
+    /// `collect_all_scanned` over one chunk of the last list: each row's
+    /// sum completed by its weight there, read and reset. Returns the
+    /// threshold (`t` before). Not inlined: the loop keeps the threshold
+    /// in a register.
+    #[inline(never)]
+    fn hold_completed(
+        &mut self,
+        slots: &[u32],
+        weights: &[f64],
+        sums: &mut [f64],
+        mut t: f64,
+        held: &mut Vec<Held>,
+    ) -> f64 {
+        for (&slot, &w) in slots.iter().zip(weights) {
+            let score = std::mem::take(&mut sums[slot as usize]) + w;
+            if score >= t {
+                t = self.hold(score, slot, held);
+            }
+        }
+        t
+    }
+
+    /// As `hold_completed` for one chunk of an earlier list, whose rows'
+    /// sums are complete (a row read before reads zero here).
+    #[inline(never)]
+    fn hold_summed(
+        &mut self,
+        slots: &[u32],
+        sums: &mut [f64],
+        mut t: f64,
+        held: &mut Vec<Held>,
+    ) -> f64 {
+        for &slot in slots {
+            let score = std::mem::take(&mut sums[slot as usize]);
+            if score >= t && score > 0.0 {
+                t = self.hold(score, slot, held);
+            }
+        }
+        t
     }
 
     /// Pushes the rows of `s.touched` that reach the final threshold, with
@@ -383,6 +414,7 @@ impl Plan {
             .filter(|(_, scanned)| !**scanned)
             .map(|(term, _)| TermCursor {
                 term,
+                chunk: 0,
                 at: 0,
                 gallop: term.list.len() > STEP_GAP.saturating_mul(pending.len()),
             })
@@ -406,8 +438,8 @@ impl Plan {
                 }
                 let mut near = partial;
                 for cursor in left_out.iter_mut() {
-                    if let Some(at) = cursor.find(slot) {
-                        near += cursor.term.weight_at(at, &mut s.norms);
+                    if let Some(w) = cursor.weight(slot, &mut s.norms) {
+                        near += w;
                     }
                 }
                 if !cannot_reach(near, t) {
@@ -436,8 +468,8 @@ impl Plan {
 fn exact_score(terms: &[IndexTerm<'_>], slot: u32, norms: &mut NormCache) -> f64 {
     let mut score = 0.0;
     for term in terms {
-        if let Ok(at) = term.list.slots.binary_search(&slot) {
-            score += term.weight_at(at, norms);
+        if let Some(w) = term.weight_of(slot, norms) {
+            score += w;
         }
     }
     score
@@ -449,25 +481,34 @@ const STEP_GAP: usize = 16;
 
 /// A forward cursor over one term's list for rows looked up in slot
 /// order: it steps through a list about as long as the candidates are
-/// many, and gallops through a longer one.
+/// many, and gallops through a longer one (chunks it passes over are
+/// skipped by their first slot, unread).
 struct TermCursor<'a> {
     term: &'a IndexTerm<'a>,
+    /// The chunk looked in last, and the offset reached in it.
+    chunk: usize,
     at: usize,
     gallop: bool,
 }
 
 impl TermCursor<'_> {
-    /// The position of `slot` in the list, if it holds it (`slot` never
-    /// below the one looked up before).
+    /// The weight of the posting of row `slot`, if the list holds one
+    /// (`slot` never below the one looked up before).
     #[inline]
-    fn find(&mut self, slot: u32) -> Option<usize> {
-        let slots = &self.term.list.slots;
+    fn weight(&mut self, slot: u32, norms: &mut NormCache) -> Option<f64> {
+        let list = self.term.list;
+        let c = list.chunk_of(slot, self.chunk);
+        if c != self.chunk {
+            (self.chunk, self.at) = (c, 0);
+        }
+        let (chunk, start) = list.chunk(c)?;
         self.at = if self.gallop {
-            seek(slots, self.at, slot)
+            seek(chunk.slots, self.at, slot)
         } else {
-            step(slots, self.at, slot)
+            step(chunk.slots, self.at, slot)
         };
-        (slots.get(self.at) == Some(&slot)).then_some(self.at)
+        (chunk.slots.get(self.at) == Some(&slot))
+            .then(|| self.term.weight_in(chunk, start, self.at, norms))
     }
 }
 

@@ -13,6 +13,7 @@ use serde_json::{json, Value as Json};
 use crate::deadline::Deadline;
 use crate::field_access::FieldAccess;
 use crate::search::kernels::prefetch;
+use crate::search::postings::Chunk;
 use crate::search::text_index::{ImpactKey, Impacts, PostingList};
 use crate::search::tokenize;
 use crate::search::TextIndex;
@@ -331,20 +332,31 @@ pub(super) struct IndexTerm<'a> {
 }
 
 impl IndexTerm<'_> {
-    /// The weight of posting `i` (cached or computed: the same bits).
+    /// The weight of posting `at` of `chunk`, whose first posting is at
+    /// position `start` (cached or computed: the same bits).
     #[inline]
-    pub fn weight_at(&self, i: usize, norms: &mut NormCache) -> f64 {
+    pub fn weight_in(
+        &self,
+        chunk: Chunk<'_>,
+        start: usize,
+        at: usize,
+        norms: &mut NormCache,
+    ) -> f64 {
         match &self.impacts {
-            Some(impacts) => impacts.weights[i],
-            None => self.computed(i, norms),
+            Some(impacts) => impacts.weights[start + at],
+            None => self.of(chunk.tfs[at], chunk.lens[at], norms),
         }
     }
 
+    /// The weight of the posting of row `slot`, if the list holds one.
+    pub fn weight_of(&self, slot: u32, norms: &mut NormCache) -> Option<f64> {
+        let (chunk, start, at) = self.list.locate(slot)?;
+        Some(self.weight_in(chunk, start, at, norms))
+    }
+
     #[inline(always)]
-    fn computed(&self, i: usize, norms: &mut NormCache) -> f64 {
-        let list = self.list;
-        self.weight
-            .with_norm(f64::from(list.tfs[i]), norms.get(list.lens[i]))
+    fn of(&self, tf: u32, len: u32, norms: &mut NormCache) -> f64 {
+        self.weight.with_norm(f64::from(tf), norms.get(len))
     }
 
     /// At least the weight of every posting: the largest cached weight, or
@@ -377,12 +389,11 @@ impl IndexTerm<'_> {
             return Ok(Arc::clone(impacts));
         }
         self.list.impacts.get_or_compute(key, || {
-            let len = self.list.len();
-            let mut weights = Vec::with_capacity(len);
-            for start in (0..len).step_by(BLOCK) {
+            let mut weights = Vec::with_capacity(self.list.len());
+            for (chunk, _) in self.list.chunks() {
                 deadline.check()?;
-                let end = (start + BLOCK).min(len);
-                weights.extend((start..end).map(|i| self.computed(i, norms)));
+                let postings = chunk.tfs.iter().zip(chunk.lens);
+                weights.extend(postings.map(|(tf, len)| self.of(*tf, *len, norms)));
             }
             Ok(weights.into_boxed_slice())
         })
@@ -392,10 +403,6 @@ impl IndexTerm<'_> {
 /// The postings at the head of a list `from_index` prefetches (the
 /// hardware prefetcher streams the rest once a scan reads them in order).
 const HEAD: usize = 16;
-
-/// Postings read between two deadline checks (the clock is read once per
-/// block, not per posting).
-const BLOCK: usize = 4096;
 
 /// Scores through the inverted index (unfiltered BM25 only). A bounded
 /// `or` query skips rows that cannot reach the top k (`maxscore`); any
@@ -433,7 +440,8 @@ pub(crate) fn from_index<'t>(
     let terms: Vec<IndexTerm<'_>> = lists
         .into_iter()
         .map(|list| {
-            prefetch(&list.slots[..list.len().min(HEAD)]);
+            let head = list.head();
+            prefetch(&head[..head.len().min(HEAD)]);
             let impacts = list.impacts.get(key);
             if let Some(held) = &impacts {
                 prefetch(std::slice::from_ref(&**held));
@@ -480,8 +488,8 @@ pub(crate) fn from_index<'t>(
                     if result.is_err() {
                         // No row was recorded as touched: every sum written
                         // belongs to a posting of these lists.
-                        for term in &terms {
-                            term.list
+                        for (chunk, _) in terms.iter().flat_map(|t| t.list.chunks()) {
+                            chunk
                                 .slots
                                 .iter()
                                 .for_each(|&slot| s.sums[slot as usize] = 0.0);
@@ -528,7 +536,9 @@ const TOUCHED: u8 = 1;
 const COUNTED: u8 = 2;
 
 /// Every posting of `terms`, summed per row in the order given, recording
-/// what `RECORD` says (`SUMS`, `TOUCHED` or `COUNTED`).
+/// what `RECORD` says (`SUMS`, `TOUCHED` or `COUNTED`). The deadline is
+/// checked once per chunk of a list (the clock is read once per chunk, not
+/// per posting).
 fn accumulate<'a, const RECORD: u8>(
     terms: impl Iterator<Item = &'a IndexTerm<'a>>,
     key: ImpactKey,
@@ -540,13 +550,10 @@ fn accumulate<'a, const RECORD: u8>(
         // No row has a score yet: every posting of this list (its slots
         // are distinct) starts a row, and its sum is its weight (0 + w).
         let first = s.touched.is_empty();
-        let blocks = term
-            .list
-            .slots
-            .chunks(BLOCK)
-            .zip(impacts.weights.chunks(BLOCK));
-        for (slots, weights) in blocks {
+        for (chunk, start) in term.list.chunks() {
             deadline.check()?;
+            let slots = chunk.slots;
+            let weights = &impacts.weights[start..start + slots.len()];
             if RECORD == SUMS {
                 let sums = &mut s.sums[..];
                 for (&slot, &w) in slots.iter().zip(weights) {

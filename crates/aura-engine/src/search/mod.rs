@@ -9,6 +9,7 @@
 pub(crate) mod chunked;
 pub(crate) mod hnsw;
 pub(crate) mod kernels;
+pub(crate) mod postings;
 pub(crate) mod term_table;
 pub(crate) mod text_index;
 pub(crate) mod tokenize;

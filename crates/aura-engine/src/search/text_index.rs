@@ -17,6 +17,7 @@ use std::sync::Arc;
 use aura_core::{Result, Value};
 use parking_lot::Mutex;
 
+pub(crate) use super::postings::PostingList;
 use super::term_table::TermTable;
 use super::tokenize;
 
@@ -128,70 +129,8 @@ impl ImpactCache {
         Ok(fresh)
     }
 
-    fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         *self.0.get_mut() = [None, None];
-    }
-}
-
-/// One term's postings as parallel arrays: cursors that only seek read
-/// `slots`, and scoring reads `tfs` and `lens` at the same position. A row
-/// keeps its slot and length for life (an update takes a new slot), so the
-/// length stored here never goes stale.
-#[derive(Debug, Clone)]
-pub(crate) struct PostingList {
-    pub slots: Vec<u32>,
-    pub tfs: Vec<u32>,
-    pub lens: Vec<u32>,
-    /// At least every `tfs` entry (exact after each insert and delete).
-    pub max_tf: u32,
-    /// At most every `lens` entry (exact after each insert and delete).
-    pub min_len: u32,
-    pub impacts: ImpactCache,
-}
-
-impl Default for PostingList {
-    fn default() -> Self {
-        PostingList {
-            slots: Vec::new(),
-            tfs: Vec::new(),
-            lens: Vec::new(),
-            max_tf: 0,
-            min_len: u32::MAX,
-            impacts: ImpactCache::default(),
-        }
-    }
-}
-
-impl PostingList {
-    pub fn len(&self) -> usize {
-        self.slots.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
-    }
-
-    fn push(&mut self, slot: u32, tf: u32, len: u32) {
-        self.impacts.clear();
-        self.slots.push(slot);
-        self.tfs.push(tf);
-        self.lens.push(len);
-        self.max_tf = self.max_tf.max(tf);
-        self.min_len = self.min_len.min(len);
-    }
-
-    fn remove(&mut self, slot: u32) {
-        let Ok(at) = self.slots.binary_search(&slot) else {
-            return;
-        };
-        self.impacts.clear();
-        self.slots.remove(at);
-        let tf = self.tfs.remove(at);
-        let len = self.lens.remove(at);
-        if tf == self.max_tf || len == self.min_len {
-            self.max_tf = self.tfs.iter().copied().max().unwrap_or(0);
-            self.min_len = self.lens.iter().copied().min().unwrap_or(u32::MAX);
-        }
     }
 }
 
@@ -306,7 +245,7 @@ mod tests {
         list.remove(7);
         assert_eq!(bounds(&list), (1, 9));
         list.remove(6);
-        assert_eq!(list.slots, vec![0]);
+        assert_eq!(list.postings(), vec![(0, 1, 9)]);
         list.remove(0);
         assert_eq!(bounds(&list), (0, u32::MAX));
         assert!(list.is_empty());
@@ -362,14 +301,8 @@ mod tests {
         let (Some(a), Some(b)) = (a, b) else {
             panic!("both terms are indexed");
         };
-        assert_eq!(
-            (a.slots.clone(), a.tfs.clone(), a.lens.clone()),
-            (vec![0], vec![2], vec![3])
-        );
-        assert_eq!(
-            (b.slots.clone(), b.tfs.clone(), b.lens.clone()),
-            (vec![0, 2], vec![1, 1], vec![3, 1])
-        );
+        assert_eq!(a.postings(), vec![(0, 2, 3)]);
+        assert_eq!(b.postings(), vec![(0, 1, 3), (2, 1, 1)]);
         assert_eq!((index.docs, index.total_len), (2, 4));
         index.remove(0, &[Value::str("a b a")]);
         assert!(index.postings.get("a").is_none());
