@@ -137,6 +137,9 @@ thread_local! {
     };
 }
 
+/// How many candidates ahead of the one reranked `search` asks for.
+const RERANK_AHEAD: usize = 8;
+
 /// Bytes of a record `prefetch` asks for: a 128-d f32 vector whole.
 const PREFETCH_BYTES: usize = 512;
 
@@ -617,19 +620,27 @@ impl Hnsw {
             q,
             q_norm,
         };
-        let mut ranked: Vec<(Cand, &Row)> = self
-            .walk(&navigation, ef.max(k))
-            .into_iter()
-            .filter_map(|c| {
-                let row = slots.row(c.1 as usize)?;
-                Some((Cand(exact.score(c.1), c.1), row))
-            })
-            .collect();
-        ranked.sort_unstable_by_key(|(c, _)| Reverse(*c));
+        // The walk read only the half-float records: each candidate's f32
+        // vector is a fresh load from memory, asked for a few candidates
+        // ahead of the one scored so the loads overlap.
+        let found = self.walk(&navigation, ef.max(k));
+        found
+            .iter()
+            .take(RERANK_AHEAD)
+            .for_each(|c| exact.prefetch(c.1));
+        let mut ranked: Vec<Cand> = Vec::with_capacity(found.len());
+        for (i, c) in found.iter().enumerate() {
+            if let Some(ahead) = found.get(i + RERANK_AHEAD) {
+                exact.prefetch(ahead.1);
+            }
+            ranked.push(Cand(exact.score(c.1), c.1));
+        }
+        ranked.sort_unstable_by_key(|c| Reverse(*c));
+        // Rows only for what is returned (a deleted row's slot has none).
         ranked
             .into_iter()
+            .filter_map(|c| Some((c.0, slots.row(c.1 as usize)?)))
             .take(k)
-            .map(|(c, row)| (c.0, row))
             .collect()
     }
 
