@@ -289,31 +289,55 @@ fn cached_weights_follow_writes_parameters_and_snapshots() {
 }
 
 /// Frequent terms' lists span several chunks (a write copies only the
-/// chunk it changes, the rest stay shared with earlier snapshots): deletes
-/// and rewrites one row at a time, each its own write, leave a snapshot
-/// taken before them answering as it did, and the current state exact.
+/// chunk it changes, the rest stay shared with earlier snapshots). Rounds
+/// of one-row deletes (with a few inserts) thin the lists until chunks
+/// merge and go; snapshots taken before each round answer bounded and
+/// unbounded queries as they did, and the current state stays exact.
 #[test]
 fn snapshots_keep_their_postings_through_one_row_writes() {
     let mut rng = Rng::new(0xC40C);
-    let (n, vocab, max_len) = (5_000, 400, 50);
+    let (n, vocab, max_len) = (6_000, 400, 50);
     let e = corpus_table();
     load(&e, &mut rng, n, vocab, max_len);
-    let qs = ["w0 w200", "w1 w2 w399", "w0", "w3 w0 w1"];
-    let answers = |e: &Engine, txn: Option<_>| -> Vec<Vec<(i64, u64)>> {
-        qs.iter()
-            .map(|q| ranked(&e.select(txn, &bm25(q, None, None)).unwrap()))
-            .collect()
+    let qs = ["w0 w200", "w1 w2 w399", "w0", "w3 w0 w1", "w0 w1"];
+    let windows = [(None, None), (Some(1), Some(0)), (Some(10), Some(30))];
+    let answers = |e: &Engine, txn| -> Vec<Vec<(i64, u64)>> {
+        let mut out = Vec::new();
+        for (q, (limit, offset)) in qs.iter().flat_map(|q| windows.map(|w| (q, w))) {
+            let mut sel = bm25(q, None, None);
+            (sel.limit, sel.offset) = (limit, offset);
+            out.push(ranked(&e.select(Some(txn), &sel).unwrap()));
+        }
+        out
     };
-    let before = e.begin();
-    let want = answers(&e, Some(before));
-    churn(&e, &mut rng, n, vocab, max_len);
-    assert_eq!(answers(&e, Some(before)), want, "the snapshot is unchanged");
-    for query in qs {
-        for (limit, offset) in [(1, 0), (10, 0), (10, 30)] {
-            assert_pruning_exact(&e, &bm25(query, None, None), limit, offset);
+    let mut snapshots = Vec::new();
+    let mut next = n as i64;
+    // A quarter of the rows, then another, then all but one in eight.
+    let doomed = [|id: i64| id % 4 == 0, |id| id % 4 == 1, |id| id % 8 != 0];
+    for (round, doomed) in doomed.iter().enumerate() {
+        let txn = e.begin();
+        snapshots.push((txn, answers(&e, txn)));
+        for id in (0..n as i64).filter(|id| doomed(*id)) {
+            let q = filtered("Doc", vec![cmp(Op::Eq, "Doc", "id", json!(id))]);
+            e.delete(None, &q).unwrap();
+            if id % 97 == 0 {
+                let text = rng.text(vocab, max_len);
+                insert_all(&e, "Doc", vec![row(vec![int(next), s(&text)])]);
+                next += 1;
+            }
+        }
+        for query in qs {
+            for (limit, offset) in [(1, 0), (10, 0), (10, 30)] {
+                assert_pruning_exact(&e, &bm25(query, None, None), limit, offset);
+            }
+        }
+        for (txn, want) in &snapshots {
+            assert_eq!(&answers(&e, *txn), want, "a snapshot after round {round}");
         }
     }
-    e.commit(before).unwrap();
+    for (txn, _) in snapshots {
+        e.commit(txn).unwrap();
+    }
 }
 
 /// Rows 0-3 hold `short`, rows 4-9 `long_head` then 40 filler words (far

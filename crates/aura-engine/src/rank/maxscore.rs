@@ -148,6 +148,9 @@ fn sampled_seed(term: &IndexTerm<'_>, k: usize, norms: &mut NormCache) -> f64 {
     for (chunk, start) in list.chunks() {
         let take = chunk.len().min(n - weights.len());
         weights.extend((0..take).map(|at| term.weight_in(chunk, start, at, norms)));
+        if weights.len() == n {
+            break;
+        }
     }
     let (_, kth, _) = weights.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
     *kth

@@ -17,8 +17,12 @@ use std::sync::Arc;
 
 use super::text_index::ImpactCache;
 
-/// Postings a chunk holds at most.
+/// Postings a chunk holds at most (eight in this crate's unit tests, so
+/// that their small lists span many chunks).
+#[cfg(not(test))]
 pub(crate) const CHUNK: usize = 1024;
+#[cfg(test)]
+pub(crate) const CHUNK: usize = 8;
 
 /// A run of postings, ascending by slot, as parallel arrays: cursors that
 /// only seek read `slots`, and scoring reads `tfs` and `lens` at the same
@@ -201,12 +205,19 @@ impl PostingList {
         from + later.partition_point(|first| *first <= slot)
     }
 
-    /// The chunk holding `slot` and its position there, if the list holds
-    /// it.
+    /// The chunk holding `slot`, the position of its first posting and
+    /// `slot`'s offset in it, if the list holds `slot`.
     pub fn locate(&self, slot: u32) -> Option<(Chunk<'_>, usize, usize)> {
-        let (chunk, start) = self.chunk(self.chunk_of(slot, 0))?;
+        self.locate_in(slot)
+            .map(|(_, chunk, start, at)| (chunk, start, at))
+    }
+
+    /// `locate`, with the chunk's index in `chunks`.
+    fn locate_in(&self, slot: u32) -> Option<(usize, Chunk<'_>, usize, usize)> {
+        let c = self.chunk_of(slot, 0);
+        let (chunk, start) = self.chunk(c)?;
         let at = chunk.slots.binary_search(&slot).ok()?;
-        Some((chunk, start, at))
+        Some((c, chunk, start, at))
     }
 
     pub(super) fn push(&mut self, slot: u32, tf: u32, len: u32) {
@@ -226,8 +237,7 @@ impl PostingList {
     }
 
     pub(super) fn remove(&mut self, slot: u32) {
-        let c = self.chunk_of(slot, 0);
-        let Some((chunk, _, at)) = self.locate(slot) else {
+        let Some((c, chunk, _, at)) = self.locate_in(slot) else {
             return;
         };
         let (tf, len) = (chunk.tfs[at], chunk.lens[at]);
@@ -425,6 +435,7 @@ mod tests {
             ops in proptest::collection::vec((any::<u16>(), 1u32..5, 1u32..50, 0u8..4), 0..5000),
             removals in 0u8..5,
             targets in proptest::collection::vec(0u32..20_000, 0..200),
+            snapshot_at in 0usize..5000,
         ) {
             let mut list = PostingList::default();
             let mut want: Vec<(u32, u32, u32)> = Vec::new();
@@ -439,7 +450,12 @@ mod tests {
             }
             // Then pushes and removals, `removals` in four of them a removal
             // (four or more: removals only, down to an empty list).
-            for (pick, tf, len, op) in ops {
+            let mut snapshot = None;
+            for (i, (pick, tf, len, op)) in ops.into_iter().enumerate() {
+                if i == snapshot_at {
+                    // Shares its chunks with the list, as a reader's view does.
+                    snapshot = Some((list.clone(), want.clone()));
+                }
                 if op < removals && !want.is_empty() {
                     let (slot, _, _) = want.remove(usize::from(pick) % want.len());
                     list.remove(slot);
@@ -448,6 +464,9 @@ mod tests {
                 }
             }
             check(&list, &want);
+            if let Some((list, want)) = snapshot {
+                check(&list, &want);
+            }
             let mut targets = targets;
             targets.sort_unstable();
             check_forward(&list, &want, &targets);
