@@ -2,7 +2,7 @@
 //! holding it (ascending) with their term frequency and their row's token
 //! count, plus the largest frequency and the shortest row of the list (the
 //! inputs of the term's score bound for top-k pruning). Postings are shared
-//! between snapshots and copied per term on write.
+//! between snapshots and copied on write a chunk at a time (`postings`).
 //!
 //! A list also keeps the BM25 weight of each of its postings for the two
 //! latest corpus statistics and parameters it was scanned with
