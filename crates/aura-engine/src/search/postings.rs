@@ -41,12 +41,28 @@ impl Chunk<'_> {
     }
 }
 
-/// A sealed chunk: its slots, then their tfs, then their row lengths, in
-/// one allocation with its reference count (reaching a chunk is one load).
-type Sealed = Arc<[u32]>;
+/// A sealed chunk's postings: its slots, then their tfs, then their row
+/// lengths, in one allocation with its reference count (reaching a chunk
+/// is one load).
+type Packed = Arc<[u32]>;
 
-/// `chunk`'s postings but those in `skip`, sealed.
-fn seal(chunk: Chunk<'_>, skip: Range<usize>) -> Sealed {
+/// A sealed chunk, its first slot (seeks skip chunks by it, unread) and
+/// the position of its first posting in the list.
+#[derive(Debug, Clone)]
+struct Sealed {
+    postings: Packed,
+    first: u32,
+    start: u32,
+}
+
+impl Sealed {
+    fn view(&self) -> Chunk<'_> {
+        view(&self.postings)
+    }
+}
+
+/// `chunk`'s postings but those in `skip`, packed.
+fn pack(chunk: Chunk<'_>, skip: Range<usize>) -> Packed {
     let mut packed = Vec::with_capacity(3 * (chunk.len() - skip.len()));
     for part in [chunk.slots, chunk.tfs, chunk.lens] {
         packed.extend_from_slice(&part[..skip.start]);
@@ -55,8 +71,8 @@ fn seal(chunk: Chunk<'_>, skip: Range<usize>) -> Sealed {
     packed.into()
 }
 
-/// Two chunks' postings, `a`'s first, sealed as one.
-fn join(a: Chunk<'_>, b: Chunk<'_>) -> Sealed {
+/// Two chunks' postings, `a`'s first, packed as one.
+fn join(a: Chunk<'_>, b: Chunk<'_>) -> Packed {
     let mut packed = Vec::with_capacity(3 * (a.len() + b.len()));
     for (first, then) in [(a.slots, b.slots), (a.tfs, b.tfs), (a.lens, b.lens)] {
         packed.extend_from_slice(first);
@@ -65,7 +81,7 @@ fn join(a: Chunk<'_>, b: Chunk<'_>) -> Sealed {
     packed.into()
 }
 
-/// A sealed chunk's three arrays.
+/// A packed chunk's three arrays.
 fn view(sealed: &[u32]) -> Chunk<'_> {
     let n = sealed.len() / 3;
     let (slots, rest) = sealed.split_at(n);
@@ -101,10 +117,6 @@ impl Tail {
 pub(crate) struct PostingList {
     /// Never empty, in slot order.
     sealed: Vec<Sealed>,
-    /// The first slot of each sealed chunk (seeks skip chunks by it).
-    firsts: Vec<u32>,
-    /// The position of each sealed chunk's first posting.
-    starts: Vec<u32>,
     tail: Tail,
     len: usize,
     /// At least every posting's tf (exact after each insert and delete).
@@ -119,8 +131,6 @@ impl Default for PostingList {
     fn default() -> Self {
         PostingList {
             sealed: Vec::new(),
-            firsts: Vec::new(),
-            starts: Vec::new(),
             tail: Tail::default(),
             len: 0,
             max_tf: 0,
@@ -147,18 +157,15 @@ impl PostingList {
     /// The chunks in slot order (the tail last, possibly empty), each
     /// with the position of its first posting.
     pub fn chunks(&self) -> impl Iterator<Item = (Chunk<'_>, usize)> + Clone {
-        let sealed = self.sealed.iter().map(|chunk| view(chunk));
-        let starts = self.starts.iter().map(|start| *start as usize);
-        sealed
-            .zip(starts)
-            .chain(std::iter::once((self.tail.view(), self.tail_start())))
+        let sealed = self.sealed.iter().map(|c| (c.view(), c.start as usize));
+        sealed.chain(std::iter::once((self.tail.view(), self.tail_start())))
     }
 
     /// Chunk `c` of `chunks` and the position of its first posting.
     #[inline]
     pub fn chunk(&self, c: usize) -> Option<(Chunk<'_>, usize)> {
         match self.sealed.get(c) {
-            Some(chunk) => Some((view(chunk), self.starts[c] as usize)),
+            Some(chunk) => Some((chunk.view(), chunk.start as usize)),
             None => (c == self.sealed.len()).then(|| (self.tail.view(), self.tail_start())),
         }
     }
@@ -175,8 +182,8 @@ impl PostingList {
     /// The first slot of chunk `c`, when it exists and holds postings.
     #[inline]
     fn first_of(&self, c: usize) -> Option<u32> {
-        match self.firsts.get(c) {
-            Some(first) => Some(*first),
+        match self.sealed.get(c) {
+            Some(chunk) => Some(chunk.first),
             None => self
                 .tail
                 .slots
@@ -201,8 +208,8 @@ impl PostingList {
         {
             return self.sealed.len();
         }
-        let later = self.firsts.get(from + 1..).unwrap_or_default();
-        from + later.partition_point(|first| *first <= slot)
+        let later = self.sealed.get(from + 1..).unwrap_or_default();
+        from + later.partition_point(|c| c.first <= slot)
     }
 
     /// The chunk holding `slot`, the position of its first posting and
@@ -224,9 +231,11 @@ impl PostingList {
         self.impacts.clear();
         if self.tail.len() >= CHUNK {
             let full = std::mem::take(&mut self.tail);
-            self.firsts.push(full.slots[0]);
-            self.starts.push(position(self.len - full.len()));
-            self.sealed.push(seal(full.view(), 0..0));
+            self.sealed.push(Sealed {
+                first: full.slots[0],
+                start: position(self.len - full.len()),
+                postings: pack(full.view(), 0..0),
+            });
         }
         self.tail.slots.push(slot);
         self.tail.tfs.push(tf);
@@ -241,12 +250,12 @@ impl PostingList {
             return;
         };
         let (tf, len) = (chunk.tfs[at], chunk.lens[at]);
-        let sealed = (c < self.sealed.len()).then(|| seal(chunk, at..at + 1));
+        let kept = (c < self.sealed.len()).then(|| pack(chunk, at..at + 1));
         self.impacts.clear();
-        match sealed {
-            Some(sealed) => {
-                self.sealed[c] = sealed;
-                self.starts[c + 1..].iter_mut().for_each(|s| *s -= 1);
+        match kept {
+            Some(kept) => {
+                self.sealed[c].postings = kept;
+                self.sealed[c + 1..].iter_mut().for_each(|c| c.start -= 1);
                 self.settle(c);
             }
             None => {
@@ -271,16 +280,16 @@ impl PostingList {
     /// both fit in one chunk (so removals never leave a list of tiny
     /// chunks).
     fn settle(&mut self, c: usize) {
-        let len = view(&self.sealed[c]).len();
+        let len = self.sealed[c].view().len();
         if len == 0 {
-            self.drop_chunk(c);
+            self.sealed.remove(c);
             return;
         }
-        self.firsts[c] = view(&self.sealed[c]).slots[0];
+        self.sealed[c].first = self.sealed[c].view().slots[0];
         if len >= CHUNK / 4 {
             return;
         }
-        let fits = |n: &Sealed| len + view(n).len() <= CHUNK;
+        let fits = |n: &Sealed| len + n.view().len() <= CHUNK;
         if self.sealed.get(c + 1).is_some_and(fits) {
             self.merge_next(c);
         } else if c > 0 && fits(&self.sealed[c - 1]) {
@@ -290,14 +299,8 @@ impl PostingList {
 
     /// Chunk `c + 1` appended to chunk `c`.
     fn merge_next(&mut self, c: usize) {
-        self.sealed[c] = join(view(&self.sealed[c]), view(&self.sealed[c + 1]));
-        self.drop_chunk(c + 1);
-    }
-
-    fn drop_chunk(&mut self, c: usize) {
-        self.sealed.remove(c);
-        self.firsts.remove(c);
-        self.starts.remove(c);
+        let next = self.sealed.remove(c + 1);
+        self.sealed[c].postings = join(self.sealed[c].view(), next.view());
     }
 }
 
@@ -330,13 +333,13 @@ mod tests {
         assert!(list
             .sealed
             .iter()
-            .all(|c| c.len() % 3 == 0 && (1..=CHUNK).contains(&view(c).len())));
+            .all(|c| c.postings.len() % 3 == 0 && (1..=CHUNK).contains(&c.view().len())));
         assert!(list.tail.len() <= CHUNK);
         let mut start = 0;
-        for (c, chunk) in list.sealed.iter().enumerate() {
-            assert_eq!(list.firsts[c], view(chunk).slots[0]);
-            assert_eq!(list.starts[c] as usize, start);
-            start += view(chunk).len();
+        for chunk in &list.sealed {
+            assert_eq!(chunk.first, chunk.view().slots[0]);
+            assert_eq!(chunk.start as usize, start);
+            start += chunk.view().len();
         }
         for (at, &(slot, tf, len)) in want.iter().enumerate() {
             assert_eq!(list.find(slot), Some(at));
@@ -379,7 +382,7 @@ mod tests {
         want.retain(|p| p.0 != 2 * (CHUNK as u32 + 3));
         check(&list, &want);
         let shared: Vec<bool> = (0..3)
-            .map(|c| Arc::ptr_eq(&list.sealed[c], &snapshot.sealed[c]))
+            .map(|c| Arc::ptr_eq(&list.sealed[c].postings, &snapshot.sealed[c].postings))
             .collect();
         assert_eq!(shared, [true, false, true]);
         assert_eq!(snapshot.len(), want.len() + 1, "the snapshot is unchanged");
