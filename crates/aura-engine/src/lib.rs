@@ -31,6 +31,7 @@ pub use engine::{Engine, TxnId};
 pub use mutate::OnConflict;
 pub use output::{Included, QueryOutput, ResultRow, Scores};
 pub use planner::AccessPath;
+pub use search::kernels::prefetched;
 /// Constraint checks and their errors, shared with the database backends so a
 /// violation reads the same everywhere.
 pub use table::{check_value, duplicate_pk, not_unique};

@@ -569,13 +569,7 @@ pub fn hydrate_rows<'py>(
     let _gc = GcPause::for_rows(py, rows.len());
     let mut items = Vec::with_capacity(rows.len());
     // Rows lie apart in memory: ask for a few ahead of the one hydrated.
-    rows.iter()
-        .take(PREFETCH_ROWS)
-        .for_each(|row| row.prefetch(mask));
-    for (i, result) in rows.iter().enumerate() {
-        if let Some(ahead) = rows.get(i + PREFETCH_ROWS) {
-            ahead.prefetch(mask);
-        }
+    for result in aura_engine::prefetched(&rows, PREFETCH_ROWS, |row| row.prefetch(mask)) {
         let (obj, attrs) = hydrator.instance(plan, &result.row, mask)?;
         if let Some(s) = &result.scores {
             hydrator.set_scores(

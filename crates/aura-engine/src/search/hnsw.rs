@@ -624,17 +624,10 @@ impl Hnsw {
         // vector is a fresh load from memory, asked for a few candidates
         // ahead of the one scored so the loads overlap.
         let found = self.walk(&navigation, ef.max(k));
-        found
-            .iter()
-            .take(RERANK_AHEAD)
-            .for_each(|c| exact.prefetch(c.1));
-        let mut ranked: Vec<Cand> = Vec::with_capacity(found.len());
-        for (i, c) in found.iter().enumerate() {
-            if let Some(ahead) = found.get(i + RERANK_AHEAD) {
-                exact.prefetch(ahead.1);
-            }
-            ranked.push(Cand(exact.score(c.1), c.1));
-        }
+        let mut ranked: Vec<Cand> =
+            kernels::prefetched(&found, RERANK_AHEAD, |c| exact.prefetch(c.1))
+                .map(|c| Cand(exact.score(c.1), c.1))
+                .collect();
         ranked.sort_unstable_by_key(|c| Reverse(*c));
         // Rows only for what is returned (a deleted row's slot has none).
         ranked

@@ -360,6 +360,23 @@ pub fn score(metric: Metric, q: &[f32], q_norm: f32, v: &[f32], v_norm: f32) -> 
 /// hardware prefetcher reaches alone.
 const PREFETCH_BYTES: usize = 8 << 10;
 
+/// `items` in order, each yielded once `ask` has been called for the item
+/// `ahead` places after it (the first `ahead` are asked for up front):
+/// items that lie apart in memory then arrive while earlier ones are used.
+pub fn prefetched<'a, T>(
+    items: &'a [T],
+    ahead: usize,
+    ask: impl Fn(&T) + 'a,
+) -> impl Iterator<Item = &'a T> + 'a {
+    items.iter().take(ahead).for_each(&ask);
+    items.iter().enumerate().map(move |(i, item)| {
+        if let Some(later) = items.get(i + ahead) {
+            ask(later);
+        }
+        item
+    })
+}
+
 /// Asks the CPU to start loading every cache line `record` touches
 /// (a record need not start on a line), so that fetching it overlaps
 /// with other work.
@@ -410,6 +427,26 @@ pub fn score_run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefetched_asks_ahead_of_each_item_in_order() {
+        let log = std::cell::RefCell::new(Vec::new());
+        let items = [10, 11, 12, 13, 14];
+        let ask = |i: &i32| log.borrow_mut().push(format!("ask {i}"));
+        for item in prefetched(&items, 2, ask) {
+            log.borrow_mut().push(format!("use {item}"));
+        }
+        let want = [
+            "ask 10", "ask 11", "ask 12", "use 10", "ask 13", "use 11", "ask 14", "use 12",
+            "use 13", "use 14",
+        ];
+        assert_eq!(*log.borrow(), want);
+        assert_eq!(
+            prefetched(&items, 9, |_| ()).count(),
+            5,
+            "more ahead than items"
+        );
+    }
 
     fn naive_dot(a: &[f32], b: &[f32]) -> f64 {
         a.iter()
