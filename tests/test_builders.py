@@ -20,6 +20,7 @@ from aura.query import (
     TraverseBuilder,
     UpdateBuilder,
 )
+from aura.query.builder import LATER
 from aura.scores import SearchScores, search_scores
 
 models = pytest.importorskip("aura.models")
@@ -62,6 +63,9 @@ class Recorder:
     async def _execute(self, ir: dict[str, Any], model: Any) -> Any:
         self.calls.append((ir, model))
         return self.results.pop(0) if self.results else self.default
+
+    def _execute_now(self, ir: dict[str, Any], model: Any) -> Any:
+        return LATER  # every request goes through `_execute`, recorded
 
     def _stream(self, ir: dict[str, Any], model: Any, batch_size: int) -> AsyncIterator[Any]:
         self.streams.append((ir, model, batch_size))

@@ -179,6 +179,42 @@ async def test_closed_client_raises(db: aura.Client) -> None:  # check 50
         await db.insert(MemAuthor(id=1, name="a", email="a@x"))
 
 
+async def test_reads_answered_in_the_call_match_awaited_ones() -> None:
+    """The in-process engine answers reads without the awaited path when
+    nothing is due first; the rows are those of that path, in and out of a
+    transaction, and anything due first (a schema, a closed client) sends
+    the read through it."""
+    from aura.query.builder import LATER
+
+    async with aura.connect("memory://", models=[MemDoc]) as db:
+        await db.bulk_insert(
+            MemDoc, [MemDoc(id=i, title=t, body=b, embedding=v) for i, t, b, v in DATASET_D]
+        )
+        query = db.search(MemDoc).search_text("body", "vector index").limit(2)
+        ir = query.query.to_ir()
+        now = db._execute_now(ir, MemDoc)
+        awaited = await db._execute(ir, MemDoc)
+        assert [r.id for r in now] == [r.id for r in awaited] == [2, 1]
+        assert [search_scores(r) for r in now] == [search_scores(r) for r in awaited]
+        assert [r.id for r in await query.all()] == [2, 1]
+        assert (await query.first()).id == 2
+        assert (await db.query(MemDoc).where(MemDoc.id == 3).one()).title == "Banana"
+        async with db.transaction() as txn:
+            await txn.insert(
+                MemDoc(id=4, title="Kiwi", body="index index index", embedding=[0, 0, 1])
+            )
+            assert [r.id for r in await txn.query(MemDoc).order_by(MemDoc.id).all()] == [1, 2, 3, 4]
+            assert [r.id for r in await db.query(MemDoc).order_by(MemDoc.id).all()] == [1, 2, 3]
+        db.register_model(MemTyped)  # its table is created by the next awaited request
+        typed_ir = db.query(MemTyped).query.to_ir()
+        assert db._execute_now(typed_ir, MemTyped) is LATER
+        assert await db.query(MemTyped).all() == []
+        assert db._execute_now(typed_ir, MemTyped) == []
+    assert db._execute_now(ir, MemDoc) is LATER
+    with pytest.raises(AuraClientClosedError):
+        await query.all()
+
+
 async def test_client_model_attribute(db: aura.Client) -> None:
     assert isinstance(db.MemAuthor, aura.QueryBuilder)
     with pytest.raises(AttributeError):

@@ -27,6 +27,7 @@ from aura.models import AuraModel
 from aura.observability import Metrics, TelemetryConfig, Tracer
 from aura.query import DeleteBuilder, QueryBuilder, TraverseBuilder, UpdateBuilder
 from aura.query.ast import build_upsert
+from aura.query.builder import LATER
 from aura.transport.base import Transport
 
 __all__ = ["Aura", "Client", "LeaderRedirect", "Transaction", "connect"]
@@ -219,6 +220,18 @@ class Client:
             or self._pending
             or (model is not None and self._models.get(model.__name__) is not model)
         )
+
+    def _execute_now(
+        self, ir: dict[str, Any], model: type[AuraModel] | None, txn: Any = None
+    ) -> Any:
+        """``_execute`` in the call, or ``LATER`` (see ``Executor``): when
+        the backend answers in process, no span is open and ``_ensure``
+        has nothing to do."""
+        run_now = self._backend.execute_now
+        if run_now is None or self._tracer.enabled or not self._is_ready(model):
+            return LATER
+        check_capabilities(self._backend.capabilities, ir)
+        return run_now(ir, txn, self._native_metrics)
 
     async def _execute(
         self, ir: dict[str, Any], model: type[AuraModel] | None, txn: Any = None
@@ -523,6 +536,10 @@ class Transaction:
     async def _execute(self, ir: dict[str, Any], model: type[AuraModel] | None) -> Any:
         self._require_active()
         return await self._client._execute(ir, model, self._handle)
+
+    def _execute_now(self, ir: dict[str, Any], model: type[AuraModel] | None) -> Any:
+        self._require_active()
+        return self._client._execute_now(ir, model, self._handle)
 
     def _stream(
         self, ir: dict[str, Any], model: type[AuraModel], batch_size: int

@@ -78,10 +78,21 @@ _RANKED_REQUIRED = (
 # -- executor contract and results ----------------------------------------------
 
 
+# What `Executor._execute_now` returns when the request must be awaited.
+LATER: Any = object()
+
+
 class Executor(Protocol):
     """What builders call: a ``Client`` or a ``Transaction``."""
 
     async def _execute(self, ir: dict[str, Any], model: type[Any] | None) -> Any: ...
+
+    def _execute_now(self, ir: dict[str, Any], model: type[Any] | None) -> Any:
+        """``_execute``'s result computed in the call when the backend
+        answers in process and nothing must be awaited first, else
+        ``LATER``. Reads call it before awaiting ``_execute``: an await of
+        a coroutine costs more than the in-process engine's answer."""
+        ...
 
     def _stream(
         self, ir: dict[str, Any], model: type[Any], batch_size: int
@@ -650,15 +661,24 @@ class QueryBuilder(Generic[M]):
     # terminals --------------------------------------------------------------------
 
     async def all(self) -> list[M]:
-        rows: list[M] = await self._executor._execute(self._query.to_ir(), self._model)
+        ir = self._query.to_ir()
+        rows: list[M] = self._executor._execute_now(ir, self._model)
+        if rows is LATER:
+            rows = await self._executor._execute(ir, self._model)
         return rows
 
     async def first(self) -> M | None:
-        rows = await self._executor._execute(self._query.capped_ir(1), self._model)
+        ir = self._query.capped_ir(1)
+        rows = self._executor._execute_now(ir, self._model)
+        if rows is LATER:
+            rows = await self._executor._execute(ir, self._model)
         return rows[0] if rows else None
 
     async def one(self) -> M:
-        rows = await self._executor._execute(self._query.capped_ir(2), self._model)
+        ir = self._query.capped_ir(2)
+        rows = self._executor._execute_now(ir, self._model)
+        if rows is LATER:
+            rows = await self._executor._execute(ir, self._model)
         if len(rows) == 1:
             return rows[0]
         name = model_name(self._model)
