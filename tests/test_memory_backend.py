@@ -25,6 +25,7 @@ from aura import (
     AuraNotFoundError,
     AuraQueryError,
     AuraSchemaError,
+    AuraTransactionError,
     AuraValidationError,
     Field,
     Model,
@@ -213,6 +214,43 @@ async def test_reads_answered_in_the_call_match_awaited_ones() -> None:
     assert db._execute_now(ir, MemDoc) is LATER
     with pytest.raises(AuraClientClosedError):
         await query.all()
+
+
+async def test_reads_on_the_engine_never_await_the_request_path() -> None:
+    """all(), first() and one() on a ready client (or an active
+    transaction) are answered in the call; count() still awaits."""
+    async with aura.connect("memory://", models=[MemDoc]) as db:
+        await db.insert(MemDoc(id=1, title="Apple", body="index", embedding=[1, 0, 0]))
+        awaited: list[str] = []
+        execute = db._execute
+
+        async def spy(ir: dict[str, Any], model: Any, txn: Any = None) -> Any:
+            awaited.append(ir["operation"])
+            return await execute(ir, model, txn)
+
+        db._execute = spy  # type: ignore[method-assign]
+        reads = db.query(MemDoc).where(MemDoc.id == 1)
+        assert [r.id for r in await reads.all()] == [1]
+        assert (await reads.first()).id == 1
+        assert (await reads.one()).title == "Apple"
+        async with db.transaction() as txn:
+            assert [r.id for r in await txn.query(MemDoc).all()] == [1]
+            assert (await txn.query(MemDoc).one()).id == 1
+        assert awaited == []
+        assert await reads.count() == 1
+        assert awaited == ["count"]
+
+
+async def test_a_transaction_not_begun_refuses_reads_before_the_engine() -> None:
+    async with aura.connect("memory://", models=[MemDoc]) as db:
+        await db.insert(MemDoc(id=1, title="Apple", body="index", embedding=[1, 0, 0]))
+        txn = db.transaction()
+        errors = db.metrics.error_count
+        for read in (txn.query(MemDoc).all, txn.query(MemDoc).first):
+            with pytest.raises(AuraTransactionError) as info:
+                await read()
+            assert info.value.message == f"Transaction {txn.id} is not active (new)"
+        assert db.metrics.error_count == errors
 
 
 async def test_client_model_attribute(db: aura.Client) -> None:

@@ -91,8 +91,9 @@ class Executor(Protocol):
         """``_execute``'s result computed in the call when the backend
         answers in process and nothing must be awaited first, else
         ``LATER``. Reads call it before awaiting ``_execute``: an await of
-        a coroutine costs more than the in-process engine's answer."""
-        ...
+        a coroutine costs more than the in-process engine's answer. An
+        executor without such a backend keeps this default."""
+        return LATER
 
     def _stream(
         self, ir: dict[str, Any], model: type[Any], batch_size: int
