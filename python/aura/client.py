@@ -227,8 +227,14 @@ class Client:
         """``_execute`` in the call, or ``LATER`` (see ``Executor``): when
         the backend answers in process, no span is open and ``_ensure``
         has nothing to do."""
+        return self._run_now(ir, txn) if self._is_ready(model) else LATER
+
+    def _run_now(self, ir: dict[str, Any], txn: Any) -> Any:
+        """A ready request on a backend that answers in process, with no
+        span open: the native call runs, counts and times it (no
+        coroutine, no Python-side timing). Else ``LATER``."""
         run_now = self._backend.execute_now
-        if run_now is None or self._tracer.enabled or not self._is_ready(model):
+        if run_now is None or self._tracer.enabled:
             return LATER
         check_capabilities(self._backend.capabilities, ir)
         return run_now(ir, txn, self._native_metrics)
@@ -243,17 +249,16 @@ class Client:
             or (model is not None and self._models.get(model.__name__) is not model)
         ):
             await self._ensure(model)
+        answer = self._run_now(ir, txn)
+        if answer is not LATER:
+            return answer
         backend = self._backend
         check_capabilities(backend.capabilities, ir)
-        if not self._tracer.enabled:
-            # Count and time natively (no coroutine, no Python-side
-            # timing); spans still go through _observe.
-            run_now = backend.execute_now
-            if run_now is not None:
-                return run_now(ir, txn, self._native_metrics)
-            run_async = backend.execute_async
-            if run_async is not None:
-                return await run_async(ir, txn, self._native_metrics)
+        run_async = backend.execute_async
+        if run_async is not None and not self._tracer.enabled:
+            # Counted and timed natively when the future settles (no
+            # Python-side timing); spans still go through _observe.
+            return await run_async(ir, txn, self._native_metrics)
         return await self._observe(ir, backend.execute(ir, txn))
 
     async def _observe(self, ir: dict[str, Any], work: Awaitable[T]) -> T:
