@@ -3,14 +3,51 @@
 //! alphanumeric characters; everything else separates tokens. No stop
 //! words, stemming or accent folding.
 
+use std::borrow::Cow;
+
 /// Tokens of `text`, in order, duplicates kept.
 pub fn tokens(text: &str) -> Vec<String> {
-    let lower = text.to_lowercase();
-    lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let mut out = Vec::new();
+    each_token(text, |token| out.push(token.into_owned()));
+    out
+}
+
+/// Calls `each` with the tokens of `text`, in order, duplicates kept (the
+/// tokens `tokens` returns). In ASCII text a token already in lowercase
+/// is borrowed from `text`: indexing a row and preparing a query then
+/// allocate only the distinct terms they keep.
+pub fn each_token<'a>(text: &'a str, mut each: impl FnMut(Cow<'a, str>)) {
+    if !text.is_ascii() {
+        let lower = text.to_lowercase();
+        lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|t| !t.is_empty())
+            .for_each(|t| each(Cow::Owned(t.to_owned())));
+        return;
+    }
+    // On ASCII the Unicode rules reduce to bytes: only `A-Z` lowercase
+    // (to `a-z`), and the alphanumeric characters are `[A-Za-z0-9]`.
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        if !bytes[at].is_ascii_alphanumeric() {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        let mut upper = false;
+        while let Some(b) = bytes.get(at).filter(|b| b.is_ascii_alphanumeric()) {
+            upper |= b.is_ascii_uppercase();
+            at += 1;
+        }
+        // Every byte index of ASCII text is a character boundary.
+        if let Some(token) = text.get(start..at) {
+            each(match upper {
+                true => Cow::Owned(token.to_ascii_lowercase()),
+                false => Cow::Borrowed(token),
+            });
+        }
+    }
 }
 
 /// Distinct tokens in order of first appearance.
@@ -27,6 +64,7 @@ pub fn distinct(tokens: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn splits_on_non_alphanumerics_and_lowercases() {
@@ -35,5 +73,50 @@ mod tests {
         assert_eq!(tokens("  a-b,C3  "), vec!["a", "b", "c3"]);
         assert!(tokens(" ... ").is_empty());
         assert_eq!(distinct(&tokens("b a b")), vec!["b", "a"]);
+    }
+
+    /// The tokens as §5.2 defines them, without the ASCII shortcut.
+    fn by_definition(text: &str) -> Vec<String> {
+        text.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_ascii_shortcut_gives_the_tokens_of_the_definition() {
+        // Every ASCII character in every position, mixed case, runs of
+        // separators, and texts with one non-ASCII character (the general
+        // path) built from the same pieces.
+        let ascii: String = (0u8..128).map(char::from).collect();
+        let mut texts = vec![
+            ascii.clone(),
+            ascii.chars().rev().collect(),
+            "Hello, WORLD! x_y-Z 42abc ABC42 \t\n".into(),
+            "MiXeD CaSe mixed case".into(),
+            "  ".into(),
+            String::new(),
+        ];
+        texts.extend(texts.clone().iter().map(|t| format!("{t} ÉTÉ")));
+        for text in &texts {
+            assert_eq!(tokens(text), by_definition(text), "{text:?}");
+        }
+        // Each pair of ASCII characters, the shortest texts that can get
+        // a boundary or a case wrong.
+        for a in 0u8..128 {
+            for b in 0u8..128 {
+                let text: String = [char::from(a), char::from(b)].into_iter().collect();
+                assert_eq!(tokens(&text), by_definition(&text), "{text:?}");
+            }
+        }
+    }
+
+    proptest! {
+        /// Any text, mostly ASCII (the shortcut) and sometimes not.
+        #[test]
+        fn tokens_follow_the_definition(text in "[ -~\t\nÀ-ÿ]{0,40}") {
+            prop_assert_eq!(tokens(&text), by_definition(&text));
+        }
     }
 }

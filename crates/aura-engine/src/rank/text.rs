@@ -87,15 +87,15 @@ impl TextQuery {
         // Distinct terms in order of first appearance, with their counts.
         let mut terms: Vec<String> = Vec::new();
         let mut multiplicity: Vec<u64> = Vec::new();
-        for token in tokenize::tokens(spec.query) {
+        tokenize::each_token(spec.query, |token| {
             match terms.iter().position(|t| *t == token) {
                 Some(i) => multiplicity[i] += 1,
                 None => {
-                    terms.push(token);
+                    terms.push(token.into_owned());
                     multiplicity.push(1);
                 }
             }
-        }
+        });
         Ok(TextQuery {
             field,
             terms,
@@ -211,20 +211,24 @@ pub(crate) fn scan<'t>(
         let Value::Str(text) = tq.field.get(row) else {
             continue;
         };
-        let tokens = tokenize::tokens(text);
+        // Each token counted against the query's terms (few): no token
+        // is kept.
+        let mut tfs = vec![0u32; tq.terms.len()];
+        let mut len = 0u64;
+        tokenize::each_token(text, |token| {
+            len += 1;
+            if let Some(i) = tq.terms.iter().position(|t| *t == token) {
+                tfs[i] = tfs[i].saturating_add(1);
+            }
+        });
         n += 1;
-        total += tokens.len() as u64;
-        let tfs: Vec<u32> = tq
-            .terms
-            .iter()
-            .map(|t| tokens.iter().filter(|x| *x == t).count() as u32)
-            .collect();
+        total += len;
         let present = tfs.iter().filter(|tf| **tf > 0).count();
         for (d, tf) in df.iter_mut().zip(&tfs) {
             *d += u64::from(*tf > 0);
         }
         if tq.admits(present) {
-            let len = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
+            let len = u32::try_from(len).unwrap_or(u32::MAX);
             docs.push(Doc { row, len, tfs });
         }
     }

@@ -10,11 +10,13 @@
 //! to the table changes the statistics, so the first scan after it
 //! computes them again; read-mostly search pays for each list once.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use aura_core::{Result, Value};
+use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 
 pub(crate) use super::postings::PostingList;
@@ -145,14 +147,25 @@ pub(crate) struct TextIndex {
     pub total_len: u64,
 }
 
-fn term_counts(text: &str) -> (Vec<(String, u32)>, u32) {
-    let tokens = tokenize::tokens(text);
-    let mut counts: HashMap<&str, u32> = HashMap::new();
-    for t in &tokens {
-        *counts.entry(t.as_str()).or_default() += 1;
-    }
-    let list = counts.into_iter().map(|(t, n)| (t.to_owned(), n)).collect();
-    (list, u32::try_from(tokens.len()).unwrap_or(u32::MAX - 1))
+/// A row's distinct terms with their counts, and its length in tokens.
+/// Terms are borrowed from `text` where it already holds them in
+/// lowercase. The map is per row: a fast seeded hash, sized for about one
+/// token per eight bytes.
+fn term_counts(text: &str) -> (Vec<(Cow<'_, str>, u32)>, u32) {
+    let mut counts: HashMap<Cow<'_, str>, u32, RandomState> =
+        HashMap::with_capacity_and_hasher(text.len() / 8, RandomState::default());
+    let mut len = 0usize;
+    tokenize::each_token(text, |token| {
+        len += 1;
+        match counts.get_mut(&*token) {
+            Some(n) => *n = n.saturating_add(1),
+            None => {
+                counts.insert(token, 1);
+            }
+        }
+    });
+    let len = u32::try_from(len).unwrap_or(u32::MAX - 1);
+    (counts.into_iter().collect(), len)
 }
 
 impl TextIndex {
