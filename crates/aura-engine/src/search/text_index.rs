@@ -147,13 +147,17 @@ pub(crate) struct TextIndex {
     pub total_len: u64,
 }
 
+/// The most terms `term_counts` makes room for before reading a row.
+const MAX_PRESIZED_TERMS: usize = 1024;
+
 /// A row's distinct terms with their counts, and its length in tokens.
 /// Terms are borrowed from `text` where it already holds them in
 /// lowercase. The map is per row: a fast seeded hash, sized for about one
-/// token per eight bytes.
+/// term per eight bytes of a short row (a long one grows it as it goes).
 fn term_counts(text: &str) -> (Vec<(Cow<'_, str>, u32)>, u32) {
+    let capacity = (text.len() / 8).min(MAX_PRESIZED_TERMS);
     let mut counts: HashMap<Cow<'_, str>, u32, RandomState> =
-        HashMap::with_capacity_and_hasher(text.len() / 8, RandomState::default());
+        HashMap::with_capacity_and_hasher(capacity, RandomState::default());
     let mut len = 0usize;
     tokenize::each_token(text, |token| {
         len += 1;
