@@ -64,7 +64,7 @@ class Recorder:
         self.calls.append((ir, model))
         return self.results.pop(0) if self.results else self.default
 
-    def _execute_now(self, ir: dict[str, Any], model: Any) -> Any:
+    def _select_now(self, query: Any, model: Any, cap: int | None) -> Any:
         return LATER  # every request goes through `_execute`, recorded
 
     def _stream(self, ir: dict[str, Any], model: Any, batch_size: int) -> AsyncIterator[Any]:

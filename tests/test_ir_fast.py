@@ -62,6 +62,19 @@ def predicate(rng: random.Random, depth: int = 0) -> Any:
 
 
 def random_ir(client: aura.Client, rng: random.Random) -> dict[str, Any]:
+    ir = random_builder(client, rng).explain()
+    kind = rng.choice(["select", "select", "count", "exists"])
+    if kind != "select":
+        ir = {
+            "operation": kind,
+            "model": ir["model"],
+            "filters": ir.get("filters", []),
+            **({"timeout_ms": ir["timeout_ms"]} if "timeout_ms" in ir else {}),
+        }
+    return ir
+
+
+def random_builder(client: aura.Client, rng: random.Random) -> Any:
     q = client.query(FastIr)
     for _ in range(rng.choice([0, 1, 2])):
         q = q.where(predicate(rng))
@@ -76,16 +89,7 @@ def random_ir(client: aura.Client, rng: random.Random) -> dict[str, Any]:
     q = ranked(q, rng)
     if rng.random() < 0.2:
         q = q.select(*rng.sample([FastIr.id, FastIr.s, FastIr.v], 2))
-    ir = q.explain()
-    kind = rng.choice(["select", "select", "count", "exists"])
-    if kind != "select":
-        ir = {
-            "operation": kind,
-            "model": ir["model"],
-            "filters": ir.get("filters", []),
-            **({"timeout_ms": ir["timeout_ms"]} if "timeout_ms" in ir else {}),
-        }
-    return ir
+    return q
 
 
 def ranked(q: Any, rng: random.Random) -> Any:
@@ -109,6 +113,57 @@ def ranked(q: Any, rng: random.Random) -> Any:
             b=rng.choice([None, 0, 0.3, 1]),
         )
     return q
+
+
+async def test_a_select_read_from_its_node_is_the_one_read_from_its_ir() -> None:
+    """The in-process engine reads unfiltered selects from the builder's
+    node (no IR dict): the same request as the node's IR, with first()'s
+    and one()'s caps too; any other shape is declined."""
+    rng = random.Random(11)
+    accepted = searches = 0
+    async with aura.connect("memory://", models=[FastIr]) as client:
+        for _ in range(1500):
+            q = random_builder(client, rng)
+            if rng.random() < 0.3:  # unfiltered selects are the node reader's
+                q = ranked(client.query(FastIr), rng).limit(rng.randint(0, 30))
+            node = q.query
+            for cap in (None, 1, 2):
+                fast, general = _core.node_parse_paths(node, cap)
+                if fast is None:  # only shapes it does not cover
+                    assert node.filters or node.order_by, node
+                    continue
+                accepted += 1
+                searches += node.vector is not None or node.text_search is not None
+                assert fast == general, (node, cap)
+    assert accepted > 1000
+    assert searches > 300, "top-k searches take the node reader"
+
+
+async def test_reads_on_the_engine_return_what_their_ir_returns() -> None:
+    """all(), first() and one() through the node reader answer what the
+    request built from the node's IR answers, rows and scores."""
+    from aura import search_scores
+
+    async with aura.connect("memory://", models=[FastIr]) as client:
+        await client.bulk_insert(
+            FastIr,
+            [
+                FastIr(id=i, n=i % 5, s=f"s{i}", body=f"a b {'x ' * (i % 4)}", v=[i, 1.0, -i])
+                for i in range(40)
+            ],
+        )
+        rng = random.Random(3)
+        for _ in range(200):
+            q = ranked(client.query(FastIr), rng).limit(rng.randint(1, 12))
+            for terminal, cap in (("all", None), ("first", 1)):
+                got = await getattr(q, terminal)()
+                ir = q.query.to_ir() if cap is None else q.query.capped_ir(cap)
+                want = await client._execute(ir, FastIr)
+                got = got if isinstance(got, list) else ([] if got is None else [got])
+                want = want if cap is None else want[:1]
+                assert [r.id for r in got] == [r.id for r in want]
+                if q.query.is_ranked:
+                    assert [search_scores(r) for r in got] == [search_scores(r) for r in want]
 
 
 async def test_both_readers_agree_on_random_builder_queries() -> None:

@@ -193,7 +193,7 @@ async def test_reads_answered_in_the_call_match_awaited_ones() -> None:
         )
         query = db.search(MemDoc).search_text("body", "vector index").limit(2)
         ir = query.query.to_ir()
-        now = db._execute_now(ir, MemDoc)
+        now = db._select_now(query.query, MemDoc, None)
         awaited = await db._execute(ir, MemDoc)
         assert [r.id for r in now] == [r.id for r in awaited] == [2, 1]
         assert [search_scores(r) for r in now] == [search_scores(r) for r in awaited]
@@ -207,11 +207,11 @@ async def test_reads_answered_in_the_call_match_awaited_ones() -> None:
             assert [r.id for r in await txn.query(MemDoc).order_by(MemDoc.id).all()] == [1, 2, 3, 4]
             assert [r.id for r in await db.query(MemDoc).order_by(MemDoc.id).all()] == [1, 2, 3]
         db.register_model(MemTyped)  # its table is created by the next awaited request
-        typed_ir = db.query(MemTyped).query.to_ir()
-        assert db._execute_now(typed_ir, MemTyped) is LATER
+        typed = db.query(MemTyped).query
+        assert db._select_now(typed, MemTyped, None) is LATER
         assert await db.query(MemTyped).all() == []
-        assert db._execute_now(typed_ir, MemTyped) == []
-    assert db._execute_now(ir, MemDoc) is LATER
+        assert db._select_now(typed, MemTyped, None) == []
+    assert db._select_now(query.query, MemDoc, None) is LATER
     with pytest.raises(AuraClientClosedError):
         await query.all()
 

@@ -24,6 +24,13 @@ def ir_parse_paths(ir: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str,
     """The fast and the general IR reader's results (the fast one None when
     it declines); a test keeps them in agreement."""
 
+def node_parse_paths(
+    node: Any, cap: int | None = None
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The select read from a ``SelectQuery`` node and the one read from its
+    IR (the first None when the node reader declines); a test keeps them in
+    agreement."""
+
 @final
 class LatencyHistogram:
     """Latency samples in seconds; percentiles over the newest ``max_samples``."""
@@ -115,6 +122,13 @@ class MemoryConnection:
     def execute(
         self, ir: dict[str, Any], txn: int | None = None, metrics: Metrics | None = None
     ) -> Any: ...
+    def select(
+        self,
+        node: Any,
+        cap: int | None = None,
+        txn: int | None = None,
+        metrics: Metrics | None = None,
+    ) -> list[Any]: ...
     def upsert(
         self, ir: dict[str, Any], instance: Any | None = None, txn: int | None = None
     ) -> Any | None: ...

@@ -26,7 +26,7 @@ from aura.errors import (
 from aura.models import AuraModel
 from aura.observability import Metrics, TelemetryConfig, Tracer
 from aura.query import DeleteBuilder, QueryBuilder, TraverseBuilder, UpdateBuilder
-from aura.query.ast import build_upsert
+from aura.query.ast import SelectQuery, build_upsert
 from aura.query.builder import LATER
 from aura.transport.base import Transport
 
@@ -221,13 +221,22 @@ class Client:
             or (model is not None and self._models.get(model.__name__) is not model)
         )
 
-    def _execute_now(
-        self, ir: dict[str, Any], model: type[AuraModel] | None, txn: Any = None
+    def _select_now(
+        self, query: SelectQuery, model: type[AuraModel], cap: int | None, txn: Any = None
     ) -> Any:
-        """``_execute`` in the call, or ``LATER`` (see ``Executor``): when
-        the backend answers in process, no span is open and ``_ensure``
-        has nothing to do."""
-        return self._run_now(ir, txn) if self._is_ready(model) else LATER
+        """The read in the call, or ``LATER`` (see ``Executor``): when the
+        backend answers in process and refuses no clause, no span is open
+        and ``_ensure`` has nothing to do."""
+        backend = self._backend
+        select_now = backend.select_now
+        if (
+            select_now is None
+            or self._tracer.enabled
+            or backend.capabilities.refuses_queries
+            or not self._is_ready(model)
+        ):
+            return LATER
+        return select_now(query, cap, txn, self._native_metrics)
 
     def _run_now(self, ir: dict[str, Any], txn: Any) -> Any:
         """A ready request on a backend that answers in process, with no
@@ -542,9 +551,9 @@ class Transaction:
         self._require_active()
         return await self._client._execute(ir, model, self._handle)
 
-    def _execute_now(self, ir: dict[str, Any], model: type[AuraModel] | None) -> Any:
+    def _select_now(self, query: SelectQuery, model: type[AuraModel], cap: int | None) -> Any:
         self._require_active()
-        return self._client._execute_now(ir, model, self._handle)
+        return self._client._select_now(query, model, cap, self._handle)
 
     def _stream(
         self, ir: dict[str, Any], model: type[AuraModel], batch_size: int

@@ -14,7 +14,7 @@
 use aura_core::ir::{BoolOp, CompareOp, Expr, Filtered, Request, Select, TextSearch, VectorClause};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Value as Json};
 
 /// The request, when `ir` is one of the shapes read here.
@@ -149,6 +149,129 @@ fn text_search(obj: &Bound<'_, PyAny>) -> Option<TextSearch> {
     (dict.len() == keys).then_some(search)
 }
 
+/// How many fields a `SelectQuery` node holds (`aura/query/ast.py`): a
+/// node with others is not one this reader knows (it declines them all,
+/// which `test_ir_fast.py` catches).
+const SELECT_NODE_FIELDS: usize = 18;
+
+/// The select that `node.capped_ir(cap)` (or `node.to_ir()` without a cap)
+/// would send, read from the builder's `SelectQuery` node itself, when it
+/// holds no filters, includes, sort, legacy or hybrid clause: no IR dict is
+/// built or read. `None` sends the node through its IR, as before.
+pub fn select_node(node: &Bound<'_, PyAny>, cap: Option<u64>) -> Option<Select> {
+    let py = node.py();
+    let dict = node_fields(node)?;
+    if dict.len() != SELECT_NODE_FIELDS {
+        return None;
+    }
+    let item = |key| dict.get_item(key).ok().flatten();
+    let empty =
+        |key| item(key).is_some_and(|v| v.cast_exact::<PyTuple>().is_ok_and(|t| t.is_empty()));
+    let none = |key| item(key).is_some_and(|v| v.is_none());
+    let known_shape = empty(intern!(py, "filters"))
+        && empty(intern!(py, "includes"))
+        && empty(intern!(py, "order_by"))
+        && none(intern!(py, "text"))
+        && none(intern!(py, "hybrid"))
+        && none(intern!(py, "fusion_alpha"));
+    if !known_shape {
+        return None;
+    }
+    let mut q = Select::new(&text(&item(intern!(py, "model"))?)?);
+    let projection = item(intern!(py, "projection"))?;
+    q.projection = projection
+        .cast_exact::<PyTuple>()
+        .ok()?
+        .iter()
+        .map(|f| text(&f))
+        .collect::<Option<_>>()?;
+    q.limit = optional(&item(intern!(py, "limit"))?, count)?;
+    if let Some(cap) = cap {
+        q.limit = Some(q.limit.map_or(cap, |l| l.min(cap)));
+    }
+    q.offset = optional(&item(intern!(py, "offset"))?, count)?;
+    q.timeout_ms = optional(&item(intern!(py, "timeout_ms"))?, count)?;
+    q.consistency = text(&item(intern!(py, "consistency"))?)?;
+    q.vector = optional(&item(intern!(py, "vector"))?, vector_node)?;
+    q.vector_ann = optional(&item(intern!(py, "vector_ann"))?, ann_pairs)?;
+    q.text_search = optional(&item(intern!(py, "text_search"))?, text_search_node)?;
+    Some(q)
+}
+
+/// `None` when the field holds None, `read(value)` otherwise (`None`
+/// overall when that fails).
+fn optional<T>(
+    value: &Bound<'_, PyAny>,
+    read: impl FnOnce(&Bound<'_, PyAny>) -> Option<T>,
+) -> Option<Option<T>> {
+    match value.is_none() {
+        true => Some(None),
+        false => read(value).map(Some),
+    }
+}
+
+/// A node's field dict (frozen dataclass nodes keep their fields there).
+fn node_fields<'py>(node: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
+    let fields = node.getattr(intern!(node.py(), "__dict__")).ok()?;
+    fields.cast_into_exact::<PyDict>().ok()
+}
+
+/// A `VectorSearch` node: `field`, `query` (a tuple of finite floats),
+/// `metric`.
+fn vector_node(node: &Bound<'_, PyAny>) -> Option<VectorClause> {
+    let dict = node_fields(node)?;
+    let py = dict.py();
+    let item = |key| dict.get_item(key).ok().flatten();
+    let query = item(intern!(py, "query"))?;
+    let query = query
+        .cast_exact::<PyTuple>()
+        .ok()?
+        .iter()
+        .map(|x| finite(x.cast_exact::<PyFloat>().ok()?.value()))
+        .collect::<Option<Vec<f64>>>()?;
+    let clause = VectorClause {
+        field: text(&item(intern!(py, "field"))?)?,
+        metric: text(&item(intern!(py, "metric"))?)?,
+        query,
+    };
+    (dict.len() == 3).then_some(clause)
+}
+
+/// `vector_ann` as the node keeps it: a tuple of `(name, int)` pairs.
+fn ann_pairs(obj: &Bound<'_, PyAny>) -> Option<Map<String, Json>> {
+    obj.cast_exact::<PyTuple>()
+        .ok()?
+        .iter()
+        .map(|pair| {
+            let pair = pair.cast_into_exact::<PyTuple>().ok()?;
+            if pair.len() != 2 {
+                return None;
+            }
+            let value = pair.get_item(1).ok()?;
+            let value = value.cast_exact::<PyInt>().ok()?.extract::<i64>().ok()?;
+            Some((text(&pair.get_item(0).ok()?)?, Json::from(value)))
+        })
+        .collect()
+}
+
+/// A `TextRankedSearch` node: the `text_search` clause, whose `k1` and
+/// `b` are None when not given (the IR leaves them out).
+fn text_search_node(node: &Bound<'_, PyAny>) -> Option<TextSearch> {
+    let dict = node_fields(node)?;
+    let py = dict.py();
+    let item = |key| dict.get_item(key).ok().flatten();
+    let param = |key| optional(&item(key)?, number);
+    let search = TextSearch {
+        field: text(&item(intern!(py, "field"))?)?,
+        query: text(&item(intern!(py, "query"))?)?,
+        operator: text(&item(intern!(py, "operator"))?)?,
+        rank: text(&item(intern!(py, "rank"))?)?,
+        k1: param(intern!(py, "k1"))?,
+        b: param(intern!(py, "b"))?,
+    };
+    (dict.len() == 6).then_some(search)
+}
+
 fn filtered(dict: &Bound<'_, PyDict>) -> Option<Filtered> {
     let model = text(&dict.get_item(intern!(dict.py(), "model")).ok()??)?;
     let mut seen = 2;
@@ -256,6 +379,35 @@ fn borrowed<'a>(obj: &'a Bound<'_, PyAny>) -> Option<&'a str> {
 /// A non-negative int (bool is not an int here, as in `ir_de`).
 fn count(obj: &Bound<'_, PyAny>) -> Option<u64> {
     obj.cast_exact::<PyInt>().ok()?.extract::<u64>().ok()
+}
+
+/// The node reader's select and the one read from the node's IR, as IR
+/// JSON (the node reader's `None` when it declines), for the test that
+/// keeps them in agreement.
+#[pyfunction]
+#[pyo3(signature = (node, cap=None))]
+pub fn node_parse_paths(
+    py: Python<'_>,
+    node: &Bound<'_, PyAny>,
+    cap: Option<u64>,
+) -> PyResult<(Py<PyAny>, Py<PyAny>)> {
+    let fast = match select_node(node, cap) {
+        Some(q) => crate::convert::json_to_py(py, &Request::Select(q).to_json())?.unbind(),
+        None => py.None(),
+    };
+    let slow = crate::memory::parse_serde(&node_ir(node, cap)?)?;
+    Ok((
+        fast,
+        crate::convert::json_to_py(py, &slow.to_json())?.unbind(),
+    ))
+}
+
+/// The IR a select node sends: `capped_ir(cap)`, or `to_ir()`.
+pub fn node_ir<'py>(node: &Bound<'py, PyAny>, cap: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    match cap {
+        Some(cap) => node.call_method1(intern!(node.py(), "capped_ir"), (cap,)),
+        None => node.call_method0(intern!(node.py(), "to_ir")),
+    }
 }
 
 /// Both readers' results as IR JSON (the fast one `None` when it declines),

@@ -38,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<plan::ModelPlan>()?;
     m.add_class::<metrics::Metrics>()?;
     m.add_function(wrap_pyfunction!(ir_fast::ir_parse_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(ir_fast::node_parse_paths, m)?)?;
     m.add_class::<metrics::LatencyHistogram>()?;
     m.add_class::<memory::MemoryEngine>()?;
     m.add_class::<memory::MemoryConnection>()?;

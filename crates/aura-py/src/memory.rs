@@ -114,6 +114,24 @@ impl MemoryConnection {
             .ok_or_else(|| crate::errors::to_py(Error::schema(format!("Unknown model '{model}'"))))
     }
 
+    fn select_node<'py>(
+        &self,
+        py: Python<'py>,
+        node: &Bound<'py, PyAny>,
+        cap: Option<u64>,
+        txn: Option<TxnId>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let q = match crate::ir_fast::select_node(node, cap) {
+            Some(q) => q,
+            None => match parse_request(&crate::ir_fast::node_ir(node, cap)?)? {
+                Request::Select(q) => q,
+                _ => return Err(crate::errors::to_py(Error::query("expected a select IR"))),
+            },
+        };
+        let out = py.detach(|| self.engine.select(txn, &q)).py_err()?;
+        Ok(self.hydrate_select(py, &q, out)?.into_any())
+    }
+
     /// One read or write IR, run and hydrated.
     fn run<'py>(
         &self,
@@ -229,6 +247,27 @@ impl MemoryConnection {
         // have committed): a metrics failure is dropped.
         if let Ok(mut metrics) = metrics.try_borrow_mut() {
             let _ = metrics.observe(ir, started.elapsed(), result.as_ref().err());
+        }
+        result
+    }
+
+    /// A read straight from the builder's `SelectQuery` node (`cap` lowers
+    /// its limit, as `first()`/`one()` do): the select is read from the
+    /// node when its shape allows (`ir_fast::select_node`), else from its
+    /// IR. Counted and timed into `metrics` as `execute` does.
+    #[pyo3(signature = (node, cap=None, txn=None, metrics=None))]
+    fn select<'py>(
+        &self,
+        py: Python<'py>,
+        node: &Bound<'py, PyAny>,
+        cap: Option<u64>,
+        txn: Option<TxnId>,
+        metrics: Option<&Bound<'py, Metrics>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let started = Instant::now();
+        let result = self.select_node(py, node, cap, txn);
+        if let Some(Ok(mut metrics)) = metrics.map(|m| m.try_borrow_mut()) {
+            metrics.observe_operation(py, "select", started.elapsed(), result.as_ref().err());
         }
         result
     }

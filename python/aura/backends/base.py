@@ -93,6 +93,10 @@ class Backend(ABC):
     # in-process engine): `execute_now(ir, txn, metrics)` runs a read or
     # write IR and, given `client.metrics`, counts and times it natively.
     execute_now: Callable[[dict[str, Any], Any, Any], Any] | None = None
+    # Set by the same backends: `select_now(query, cap, txn, metrics)` runs
+    # a builder's `SelectQuery` node itself (its limit lowered to `cap`
+    # when given), without its IR dict where the node's shape allows.
+    select_now: Callable[[Any, int | None, Any, Any], Any] | None = None
     # Set by a backend whose connection answers with an awaitable that
     # records itself: `execute_async(ir, txn, metrics)` returns it and,
     # given `client.metrics`, the request is counted and timed natively

@@ -45,6 +45,7 @@ class MemoryBackend(Backend):
         self.connection = _core.MemoryConnection(self.server.engine)
         # The engine answers in the call: the client skips the coroutine.
         self.execute_now = self.connection.execute
+        self.select_now = self.connection.select
 
     async def open(self) -> None:
         await self.transport.open()

@@ -78,7 +78,7 @@ _RANKED_REQUIRED = (
 # -- executor contract and results ----------------------------------------------
 
 
-# What `Executor._execute_now` returns when the request must be awaited.
+# What `Executor._select_now` returns when the read must be awaited.
 LATER: Any = object()
 
 
@@ -87,11 +87,12 @@ class Executor(Protocol):
 
     async def _execute(self, ir: dict[str, Any], model: type[Any] | None) -> Any: ...
 
-    def _execute_now(self, ir: dict[str, Any], model: type[Any] | None) -> Any:
-        """``_execute``'s result computed in the call when the backend
-        answers in process and nothing must be awaited first, else
-        ``LATER``. Reads call it before awaiting ``_execute``: an await of
-        a coroutine costs more than the in-process engine's answer. An
+    def _select_now(self, query: SelectQuery, model: type[Any], cap: int | None) -> Any:
+        """The rows of ``query`` (its limit lowered to ``cap`` when given)
+        computed in the call when the backend answers in process and
+        nothing must be awaited first, else ``LATER``. Reads call it before
+        building their IR and awaiting ``_execute``: the in-process engine
+        reads the node itself, and an await costs more than its answer. An
         executor without such a backend keeps this default."""
         return LATER
 
@@ -662,24 +663,24 @@ class QueryBuilder(Generic[M]):
     # terminals --------------------------------------------------------------------
 
     async def all(self) -> list[M]:
-        ir = self._query.to_ir()
-        rows: list[M] = self._executor._execute_now(ir, self._model)
+        query = self._query
+        rows: list[M] = self._executor._select_now(query, self._model, None)
         if rows is LATER:
-            rows = await self._executor._execute(ir, self._model)
+            rows = await self._executor._execute(query.to_ir(), self._model)
         return rows
 
     async def first(self) -> M | None:
-        ir = self._query.capped_ir(1)
-        rows = self._executor._execute_now(ir, self._model)
+        query = self._query
+        rows = self._executor._select_now(query, self._model, 1)
         if rows is LATER:
-            rows = await self._executor._execute(ir, self._model)
+            rows = await self._executor._execute(query.capped_ir(1), self._model)
         return rows[0] if rows else None
 
     async def one(self) -> M:
-        ir = self._query.capped_ir(2)
-        rows = self._executor._execute_now(ir, self._model)
+        query = self._query
+        rows = self._executor._select_now(query, self._model, 2)
         if rows is LATER:
-            rows = await self._executor._execute(ir, self._model)
+            rows = await self._executor._execute(query.capped_ir(2), self._model)
         if len(rows) == 1:
             return rows[0]
         name = model_name(self._model)
