@@ -86,12 +86,19 @@ fn search_clauses(dict: &Bound<'_, PyDict>, q: &mut Select) -> Option<usize> {
 /// are serde's to convert).
 fn vector_clause(obj: &Bound<'_, PyAny>) -> Option<VectorClause> {
     let dict = obj.cast_exact::<PyDict>().ok()?;
+    let query = dict.get_item(intern!(dict.py(), "query")).ok()??;
+    vector_fields(dict, query.cast_exact::<PyList>().ok()?.iter())
+}
+
+/// The clause from its `field` and `metric` and its `query` items, which
+/// must be finite floats, when `dict` holds only those three keys.
+fn vector_fields<'py>(
+    dict: &Bound<'py, PyDict>,
+    query: impl Iterator<Item = Bound<'py, PyAny>>,
+) -> Option<VectorClause> {
     let py = dict.py();
     let item = |key| dict.get_item(key).ok().flatten();
-    let list = item(intern!(py, "query"))?;
-    let list = list.cast_exact::<PyList>().ok()?;
-    let query = list
-        .iter()
+    let query = query
         .map(|x| finite(x.cast_exact::<PyFloat>().ok()?.value()))
         .collect::<Option<Vec<f64>>>()?;
     let clause = VectorClause {
@@ -131,22 +138,28 @@ fn finite(x: f64) -> Option<f64> {
 /// `{field, query, operator, rank, k1?, b?}`.
 fn text_search(obj: &Bound<'_, PyAny>) -> Option<TextSearch> {
     let dict = obj.cast_exact::<PyDict>().ok()?;
+    let search = text_search_fields(dict)?;
+    let keys = 4 + usize::from(search.k1.is_some()) + usize::from(search.b.is_some());
+    (dict.len() == keys).then_some(search)
+}
+
+/// The `text_search` fields of `dict`; a `k1` or `b` absent or None is
+/// not given (serde reads None so too).
+fn text_search_fields(dict: &Bound<'_, PyDict>) -> Option<TextSearch> {
     let py = dict.py();
     let item = |key| dict.get_item(key).ok().flatten();
     let param = |key| match item(key) {
         None => Some(None),
-        Some(v) => Some(Some(number(&v)?)),
+        Some(v) => optional(&v, number),
     };
-    let search = TextSearch {
+    Some(TextSearch {
         field: text(&item(intern!(py, "field"))?)?,
         query: text(&item(intern!(py, "query"))?)?,
         operator: text(&item(intern!(py, "operator"))?)?,
         rank: text(&item(intern!(py, "rank"))?)?,
         k1: param(intern!(py, "k1"))?,
         b: param(intern!(py, "b"))?,
-    };
-    let keys = 4 + usize::from(search.k1.is_some()) + usize::from(search.b.is_some());
-    (dict.len() == keys).then_some(search)
+    })
 }
 
 /// How many fields a `SelectQuery` node holds (`aura/query/ast.py`): a
@@ -220,21 +233,8 @@ fn node_fields<'py>(node: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
 /// `metric`.
 fn vector_node(node: &Bound<'_, PyAny>) -> Option<VectorClause> {
     let dict = node_fields(node)?;
-    let py = dict.py();
-    let item = |key| dict.get_item(key).ok().flatten();
-    let query = item(intern!(py, "query"))?;
-    let query = query
-        .cast_exact::<PyTuple>()
-        .ok()?
-        .iter()
-        .map(|x| finite(x.cast_exact::<PyFloat>().ok()?.value()))
-        .collect::<Option<Vec<f64>>>()?;
-    let clause = VectorClause {
-        field: text(&item(intern!(py, "field"))?)?,
-        metric: text(&item(intern!(py, "metric"))?)?,
-        query,
-    };
-    (dict.len() == 3).then_some(clause)
+    let query = dict.get_item(intern!(dict.py(), "query")).ok()??;
+    vector_fields(&dict, query.cast_exact::<PyTuple>().ok()?.iter())
 }
 
 /// `vector_ann` as the node keeps it: a tuple of `(name, int)` pairs.
@@ -258,18 +258,7 @@ fn ann_pairs(obj: &Bound<'_, PyAny>) -> Option<Map<String, Json>> {
 /// `b` are None when not given (the IR leaves them out).
 fn text_search_node(node: &Bound<'_, PyAny>) -> Option<TextSearch> {
     let dict = node_fields(node)?;
-    let py = dict.py();
-    let item = |key| dict.get_item(key).ok().flatten();
-    let param = |key| optional(&item(key)?, number);
-    let search = TextSearch {
-        field: text(&item(intern!(py, "field"))?)?,
-        query: text(&item(intern!(py, "query"))?)?,
-        operator: text(&item(intern!(py, "operator"))?)?,
-        rank: text(&item(intern!(py, "rank"))?)?,
-        k1: param(intern!(py, "k1"))?,
-        b: param(intern!(py, "b"))?,
-    };
-    (dict.len() == 6).then_some(search)
+    text_search_fields(&dict).filter(|_| dict.len() == 6)
 }
 
 fn filtered(dict: &Bound<'_, PyDict>) -> Option<Filtered> {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aura_core::error::Error;
 use aura_core::ir::{Request, Select};
@@ -38,6 +38,25 @@ impl MemoryEngine {
     fn table_names(&self) -> Vec<String> {
         self.engine.table_names()
     }
+}
+
+/// `request`'s outcome, counted and timed into `metrics` (when given) by
+/// `record`. Recording never replaces the request's own outcome (a write
+/// may have committed): when the metrics are busy, it is skipped.
+fn recorded<'py>(
+    metrics: Option<&Bound<'py, Metrics>>,
+    request: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    record: impl FnOnce(&mut Metrics, Duration, Option<&PyErr>),
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(metrics) = metrics else {
+        return request();
+    };
+    let started = Instant::now();
+    let result = request();
+    if let Ok(mut metrics) = metrics.try_borrow_mut() {
+        record(&mut metrics, started.elapsed(), result.as_ref().err());
+    }
+    result
 }
 
 #[pyclass(frozen, module = "aura._core")]
@@ -238,17 +257,14 @@ impl MemoryConnection {
         txn: Option<TxnId>,
         metrics: Option<&Bound<'py, Metrics>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let Some(metrics) = metrics else {
-            return self.run(py, ir, txn);
-        };
-        let started = Instant::now();
-        let result = self.run(py, ir, txn);
-        // Recording never replaces the request's own outcome (a write may
-        // have committed): a metrics failure is dropped.
-        if let Ok(mut metrics) = metrics.try_borrow_mut() {
-            let _ = metrics.observe(ir, started.elapsed(), result.as_ref().err());
-        }
-        result
+        recorded(
+            metrics,
+            || self.run(py, ir, txn),
+            |metrics, elapsed, error| {
+                // An IR without a readable operation was refused by `run`.
+                let _ = metrics.observe(ir, elapsed, error);
+            },
+        )
     }
 
     /// A read straight from the builder's `SelectQuery` node (`cap` lowers
@@ -264,12 +280,11 @@ impl MemoryConnection {
         txn: Option<TxnId>,
         metrics: Option<&Bound<'py, Metrics>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let started = Instant::now();
-        let result = self.select_node(py, node, cap, txn);
-        if let Some(Ok(mut metrics)) = metrics.map(|m| m.try_borrow_mut()) {
-            metrics.observe_operation(py, "select", started.elapsed(), result.as_ref().err());
-        }
-        result
+        recorded(
+            metrics,
+            || self.select_node(py, node, cap, txn),
+            |metrics, elapsed, error| metrics.observe_operation(py, "select", elapsed, error),
+        )
     }
 
     /// Upsert: the engine matches on `key`; `instance` is the row to insert
