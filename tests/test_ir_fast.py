@@ -139,6 +139,41 @@ async def test_a_select_read_from_its_node_is_the_one_read_from_its_ir() -> None
     assert searches > 300, "top-k searches take the node reader"
 
 
+async def test_the_node_reader_knows_every_field_of_a_select_node() -> None:
+    """`ir_fast::select_node` reads these fields (or declines a node whose
+    field it does not read): a field added to `SelectQuery` must be read
+    there too, or the reader would leave it out of the request."""
+    import dataclasses
+
+    from aura.query.ast import SelectQuery
+
+    assert [f.name for f in dataclasses.fields(SelectQuery)] == [
+        "model", "filters", "projection", "includes", "order_by", "limit", "offset",
+        "vector", "vector_ann", "text", "text_search", "hybrid", "fusion_alpha",
+        "consistency", "timeout_ms", "facets", "metrics", "group_by",
+    ]  # fmt: skip
+
+
+async def test_the_node_reader_declines_what_it_does_not_read() -> None:
+    """Filters, sort, includes, legacy text, fusion and hybrid go through
+    the node's IR; consistency and the caps are read from the node."""
+    async with aura.connect("memory://", models=[FastIr]) as client:
+        q = client.query(FastIr)
+        declined = [
+            q.where(FastIr.n == 1),
+            q.order_by(FastIr.n),
+            q.text("body", query="a"),
+            q.search_vector("v", [1.0, 0.0, 0.0]).fusion(alpha=0.5),
+            q.search_hybrid("body", "a", "v", [1.0, 0.0, 0.0]),
+        ]
+        for builder in declined:
+            assert _core.node_parse_paths(builder.query)[0] is None, builder.query
+        for builder in (q.consistency("eventual"), q.consistency("strong").limit(5)):
+            for cap in (None, 1, 2):
+                fast, general = _core.node_parse_paths(builder.query, cap)
+                assert fast is not None and fast == general
+
+
 async def test_reads_on_the_engine_return_what_their_ir_returns() -> None:
     """all(), first() and one() through the node reader answer what the
     request built from the node's IR answers, rows and scores."""
@@ -153,9 +188,13 @@ async def test_reads_on_the_engine_return_what_their_ir_returns() -> None:
             ],
         )
         rng = random.Random(3)
+        ones = 0
         for _ in range(200):
             q = ranked(client.query(FastIr), rng).limit(rng.randint(1, 12))
-            for terminal, cap in (("all", None), ("first", 1)):
+            assert _core.node_parse_paths(q.query)[0] is not None  # the node is read
+            for terminal, cap in (("all", None), ("first", 1), ("one", 2)):
+                if terminal == "one" and len(await q.all()) != 1:
+                    continue  # one() raises unless exactly one row comes back
                 got = await getattr(q, terminal)()
                 ir = q.query.to_ir() if cap is None else q.query.capped_ir(cap)
                 want = await client._execute(ir, FastIr)
@@ -164,6 +203,8 @@ async def test_reads_on_the_engine_return_what_their_ir_returns() -> None:
                 assert [r.id for r in got] == [r.id for r in want]
                 if q.query.is_ranked:
                     assert [search_scores(r) for r in got] == [search_scores(r) for r in want]
+                ones += terminal == "one"
+        assert ones > 5, "one() goes through the node reader too"
 
 
 async def test_both_readers_agree_on_random_builder_queries() -> None:
