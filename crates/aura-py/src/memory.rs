@@ -133,22 +133,15 @@ impl MemoryConnection {
             .ok_or_else(|| crate::errors::to_py(Error::schema(format!("Unknown model '{model}'"))))
     }
 
-    fn select_node<'py>(
+    /// One select, run and hydrated.
+    fn run_select<'py>(
         &self,
         py: Python<'py>,
-        node: &Bound<'py, PyAny>,
-        cap: Option<u64>,
+        q: &Select,
         txn: Option<TxnId>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let q = match crate::ir_fast::select_node(node, cap) {
-            Some(q) => q,
-            None => match parse_request(&crate::ir_fast::node_ir(node, cap)?)? {
-                Request::Select(q) => q,
-                _ => return Err(crate::errors::to_py(Error::query("expected a select IR"))),
-            },
-        };
-        let out = py.detach(|| self.engine.select(txn, &q)).py_err()?;
-        Ok(self.hydrate_select(py, &q, out)?.into_any())
+        let out = py.detach(|| self.engine.select(txn, q)).py_err()?;
+        Ok(self.hydrate_select(py, q, out)?.into_any())
     }
 
     /// One read or write IR, run and hydrated.
@@ -162,10 +155,7 @@ impl MemoryConnection {
         let engine = &self.engine;
 
         match request {
-            Request::Select(q) => {
-                let out = py.detach(|| engine.select(txn, &q)).py_err()?;
-                Ok(self.hydrate_select(py, &q, out)?.into_any())
-            }
+            Request::Select(q) => self.run_select(py, &q, txn),
             Request::Count(q) => {
                 let n = py.detach(|| engine.count(txn, &q)).py_err()?;
                 Ok(n.into_pyobject(py)?.into_any())
@@ -280,11 +270,13 @@ impl MemoryConnection {
         txn: Option<TxnId>,
         metrics: Option<&Bound<'py, Metrics>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        recorded(
-            metrics,
-            || self.select_node(py, node, cap, txn),
-            |metrics, elapsed, error| metrics.observe_operation(py, "select", elapsed, error),
-        )
+        let request = || match crate::ir_fast::select_node(node, cap) {
+            Some(q) => self.run_select(py, &q, txn),
+            None => self.run(py, &crate::ir_fast::node_ir(node, cap)?, txn),
+        };
+        recorded(metrics, request, |metrics, elapsed, error| {
+            metrics.record_request(py, "select", elapsed, error)
+        })
     }
 
     /// Upsert: the engine matches on `key`; `instance` is the row to insert

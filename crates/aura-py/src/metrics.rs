@@ -195,17 +195,7 @@ impl Metrics {
     }
 
     /// `observe` for a request whose operation is known (no IR to read).
-    pub fn observe_operation(
-        &mut self,
-        py: Python<'_>,
-        operation: &str,
-        elapsed: Duration,
-        error: Option<&PyErr>,
-    ) {
-        self.record_request(py, operation, elapsed, error);
-    }
-
-    fn record_request(
+    pub fn record_request(
         &mut self,
         py: Python<'_>,
         operation: &str,
