@@ -22,13 +22,13 @@
 //!   term (rounded sums of non-negative values never decrease), so the
 //!   k-th best weight of one term's list, over k distinct rows, is a valid
 //!   starting threshold;
-//! - a row that is kept gets its score summed in the query's term order,
-//!   exactly as the exhaustive path does (an absent term is skipped there
-//!   and here alike). A row looked up in the lists left out is first
-//!   scored in another order (its scanned sum, then the rest); that score
-//!   differs from the exact one by far less than the slack, which bounds
-//!   it on both sides, so only rows that cannot reach the k-th best score
-//!   are dropped before being summed exactly.
+//! - a row that is kept gets its score summed in the terms' order (that
+//!   of `text::sum_order`), exactly as the exhaustive path does (an absent
+//!   term is skipped there and here alike). A row looked up in the lists
+//!   left out is first scored in another order (its scanned sum, then the
+//!   rest); that score differs from the exact one by far less than the
+//!   slack, which bounds it on both sides, so only rows that cannot reach
+//!   the k-th best score are dropped before being summed exactly.
 //!
 //! It also rests on every slot of a posting list holding a row of the same
 //! snapshot (`SearchState` changes the slots and the lists together): the
@@ -251,7 +251,7 @@ impl Plan {
         self.scanned.iter().all(|s| *s)
     }
 
-    /// The terms whose postings are accumulated, in query order.
+    /// The terms whose postings are accumulated, in the order of the sum.
     pub fn scanned<'p, 'a>(
         &'p self,
         terms: &'a [IndexTerm<'a>],
@@ -268,8 +268,8 @@ impl Plan {
 
     /// Pushes the rows that reach the final threshold, with their exact
     /// scores, when every term is scanned: `sums` holds the sums of every
-    /// term but the last, in query order, and the last term's weights
-    /// (`last_weights`, its list's cached weights) are added here, as the
+    /// term but the last, in the order of the sum, and the last term's
+    /// weights (`last_weights`, its list's cached weights) are added here, as the
     /// last step of each sum, so no pass stores them. The rows are those of
     /// the lists; each sum is reset as it is read, so none is left for the
     /// next query (after an error too the caller clears every posting's),
@@ -400,7 +400,7 @@ impl Plan {
     /// each list once) gives its score within rounding (another order of
     /// summation), and a lower bound on the k-th best score follows from
     /// those. Then only the rows that can still reach that bound are
-    /// summed exactly, in query order, looking each term up.
+    /// summed exactly, in the order of the sum, looking each term up.
     fn rescore(
         &mut self,
         terms: &[IndexTerm<'_>],
@@ -466,7 +466,7 @@ impl Plan {
     }
 }
 
-/// A row's score summed in query term order, as the exhaustive path sums
+/// A row's score summed in the terms' order, as the exhaustive path sums
 /// it (each term looked up by binary search: few rows get here).
 fn exact_score(terms: &[IndexTerm<'_>], slot: u32, norms: &mut NormCache) -> f64 {
     let mut score = 0.0;

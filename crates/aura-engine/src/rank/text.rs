@@ -1,8 +1,8 @@
 //! Ranked full-text search (API.md §5.2): BM25 or term frequency over one
 //! string field. Statistics use the filtered rows. Unfiltered queries on a
 //! `full_text` field read the table's inverted index; any other query
-//! tokenizes the matched rows. Both sum term contributions in the order of
-//! the query's distinct terms, so they produce identical scores.
+//! tokenizes the matched rows. Both sum term contributions in one order
+//! (`sum_order`: rarest term first), so they produce identical scores.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -189,6 +189,18 @@ fn avgdl(total: f64, n: f64) -> f64 {
     }
 }
 
+/// The order in which a row's term weights are summed: by document
+/// frequency, rarest first, ties in query order. Floating-point sums
+/// depend on their order, so both paths use this one (and give the same
+/// bits); it is the one that suits the index path best, whose most
+/// frequent term, summed last, is read once where the others are read
+/// twice (`maxscore::Plan::collect_all_scanned`).
+fn sum_order<T>(terms: &[T], df: impl Fn(&T) -> u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..terms.len()).collect();
+    order.sort_by_key(|i| df(&terms[*i])); // stable: ties keep query order
+    order
+}
+
 /// A candidate row found by tokenizing it.
 struct Doc<'t> {
     row: &'t Row,
@@ -233,10 +245,11 @@ pub(crate) fn scan<'t>(
         }
     }
     let (n, avg) = (n as f64, avgdl(total as f64, n as f64));
-    let weights: Vec<TermWeight> = match tq.ranking {
-        Ranking::Bm25 { k1, b } => df
-            .iter()
-            .map(|d| TermWeight::new(idf(n, *d as f64), avg, k1, b))
+    // Each term's position and weight, in the order of the sum.
+    let weights: Vec<(usize, TermWeight)> = match tq.ranking {
+        Ranking::Bm25 { k1, b } => sum_order(&df, |d| *d)
+            .into_iter()
+            .map(|i| (i, TermWeight::new(idf(n, df[i] as f64), avg, k1, b)))
             .collect(),
         Ranking::TermFrequency => Vec::new(),
     };
@@ -246,9 +259,10 @@ pub(crate) fn scan<'t>(
             let score = match tq.ranking {
                 Ranking::Bm25 { .. } => {
                     let mut s = 0.0;
-                    for (tf, w) in doc.tfs.iter().zip(&weights) {
-                        if *tf > 0 {
-                            s += w.of(f64::from(*tf), f64::from(doc.len));
+                    for (i, w) in &weights {
+                        let tf = doc.tfs[*i];
+                        if tf > 0 {
+                            s += w.of(f64::from(tf), f64::from(doc.len));
                         }
                     }
                     s
@@ -423,7 +437,7 @@ pub(crate) fn from_index<'t>(
     };
     let n = index.docs as f64;
     let avg = avgdl(index.total_len as f64, n);
-    // One lookup per distinct term, in query order (the order of the sum).
+    // One lookup per distinct term, in query order.
     let key = ImpactKey {
         docs: index.docs,
         total_len: index.total_len,
@@ -441,6 +455,11 @@ pub(crate) fn from_index<'t>(
         .flatten()
         .map(|list| &**list)
         .collect();
+    let lists: Vec<&PostingList> = sum_order(&lists, |list| list.len() as u64)
+        .into_iter()
+        .map(|i| lists[i])
+        .collect();
+    // In the order of the sum from here on.
     let terms: Vec<IndexTerm<'_>> = lists
         .into_iter()
         .map(|list| {
@@ -626,6 +645,13 @@ pub(crate) fn uses_index(table: &Table, tq: &TextQuery, unfiltered: bool) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sums_run_from_the_rarest_term_with_ties_in_query_order() {
+        let df = [40u64, 3, 40, 0, 3];
+        assert_eq!(sum_order(&df, |d| *d), vec![3, 1, 4, 0, 2]);
+        assert!(sum_order(&[] as &[u64], |d| *d).is_empty());
+    }
 
     /// The smallest weight a pruned plan can meet is still above zero, so
     /// a zero sum keeps meaning "not reached yet".
