@@ -6,14 +6,15 @@ leaves out loading the corpus:
 
     for r in 1 3; do PYTHONHASHSEED=0 valgrind --tool=callgrind \\
       --callgrind-out-file=/tmp/cg.$r --toggle-collect=starmap_next \\
-      .venv/bin/python benches/bm25_callgrind.py $r [call|native|builder]
+      .venv/bin/python benches/bm25_callgrind.py $r [call|native|builder|steps]
     done
 
 Instructions per query = (total at 3 rounds - total at 1) / 400. `call`
 is the whole `await search.search_text(...).limit(10).all()` and reading
 each row's id; `native` the backend's native call on a ready IR dict (the
 engine, reading the IR, hydrating the rows) and reading the ids;
-`builder` only building the IR.
+`builder` only building the IR; `steps` only the two builder steps
+(what a read on an in-process backend takes, without an IR).
 """
 
 from __future__ import annotations
@@ -62,12 +63,15 @@ async def main(rounds: int, mode: str) -> None:
         def builder(q: str) -> dict[str, Any]:
             return search.search_text("body", q).limit(K).query.to_ir()
 
+        def steps(q: str) -> Any:
+            return search.search_text("body", q).limit(K)
+
         if mode == "native":
             irs = [(builder(q),) for q in queries]
             for _ in range(rounds):
                 list(starmap(native_call, irs))
             return
-        fn = call if mode == "call" else builder
+        fn = {"call": call, "builder": builder, "steps": steps}[mode]
         args = [(q,) for q in queries]
         for _ in range(rounds):
             list(starmap(fn, args))

@@ -31,6 +31,23 @@ def node_parse_paths(
     IR (the first None when the node reader declines); a test keeps them in
     agreement."""
 
+def builder_step(builder: Any, field: str, value: Any) -> Any:
+    """A builder like ``builder`` whose node has ``field`` set to ``value``
+    (``value`` already checked by the caller)."""
+
+def builder_search_text(
+    builder: Any,
+    field: Any,
+    query: Any,
+    operator: Any,
+    rank: Any,
+    k1: Any,
+    b: Any,
+    limit: Any,
+) -> Any:
+    """``builder.search_text(...)`` when every argument has the common, valid
+    shape, else None (the Python method then runs, with its errors)."""
+
 @final
 class LatencyHistogram:
     """Latency samples in seconds; percentiles over the newest ``max_samples``."""

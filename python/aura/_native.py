@@ -99,6 +99,11 @@ def validate_vector(values: Any, dimension: int) -> list[float]:
 # A shortcut, not one of the §13 helpers: absent from an older build.
 _finite_floats = getattr(_core, "native_finite_floats", None)
 
+# The query builders' per-query steps (``builder_fast.rs``); ``None``
+# without the native module, when the builders run their Python steps.
+builder_step: Any = getattr(_core, "builder_step", None)
+builder_search_text: Any = getattr(_core, "builder_search_text", None)
+
 
 def finite_floats(values: Any) -> tuple[float, ...] | None:
     """``values`` as a tuple when it is a list or tuple of finite floats

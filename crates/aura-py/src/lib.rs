@@ -4,6 +4,7 @@
 
 mod auradb;
 mod bridge;
+mod builder_fast;
 mod bundled;
 mod convert;
 mod errors;
@@ -37,6 +38,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<plan::ModelPlan>()?;
     m.add_class::<metrics::Metrics>()?;
+    m.add_function(wrap_pyfunction!(builder_fast::builder_step, m)?)?;
+    m.add_function(wrap_pyfunction!(builder_fast::builder_search_text, m)?)?;
     m.add_function(wrap_pyfunction!(ir_fast::ir_parse_paths, m)?)?;
     m.add_function(wrap_pyfunction!(ir_fast::node_parse_paths, m)?)?;
     m.add_class::<metrics::LatencyHistogram>()?;

@@ -339,6 +339,19 @@ fn object_tp_new() -> Option<pyo3::ffi::newfunc> {
     }
 }
 
+/// `object.__new__(cls)`: through `object`'s `tp_new` slot when `cls`
+/// builds its instances with it, else by calling `object.__new__`.
+pub(crate) fn new_object<'py>(cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+    match object_tp_new().filter(|_| crate::plan::uses_object_new(cls)) {
+        Some(tp_new) => object_new_of(tp_new, cls.as_any()),
+        None => {
+            let py = cls.py();
+            let object = py.get_type::<pyo3::types::PyAny>();
+            object.getattr(intern!(py, "__new__"))?.call1((cls,))
+        }
+    }
+}
+
 /// `object.__new__(cls)` through `object`'s `tp_new` slot.
 fn object_new_of<'py>(
     tp_new: pyo3::ffi::newfunc,

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
+from aura._native import builder_search_text, builder_step
 from aura.errors import AuraNotFoundError, AuraQueryError
 from aura.query.ast import (
     CountQuery,
@@ -355,6 +356,36 @@ def _include_order(target: Any, order_by: Any) -> tuple[OrderTerm, ...]:
     return tuple(_order_term(target, term) for term in order_by)
 
 
+def _py_step(builder: Any, field: str, value: Any) -> Any:
+    """``builder._with(field=value)``, cheaper: the per-query methods use it.
+
+    Written out rather than through ``evolve`` and ``_with_query``
+    (two calls fewer per builder step). Select nodes come from
+    ``evolve`` or a one-dict ``__init__``, so their dict is combined
+    (not split), and so is a copy of it. The native module's
+    ``builder_step`` does the same in one call.
+    """
+    query = builder._query
+    state = query.__dict__.copy()
+    state[field] = value
+    node = _new(query.__class__)
+    _set(node, "__dict__", state)
+    new = _new(builder.__class__)
+    new._model = builder._model
+    new._executor = builder._executor
+    new._query = node
+    return new
+
+
+def _no_text_step(*_: Any) -> None:
+    return None
+
+
+_step: Callable[[Any, str, Any], Any] = builder_step or _py_step
+# ``search_text`` on its common path, natively; ``None`` runs the method.
+_search_text_step: Callable[..., Any] = builder_search_text or _no_text_step
+
+
 # -- QueryBuilder ------------------------------------------------------------------
 
 
@@ -375,25 +406,6 @@ class QueryBuilder(Generic[M]):
 
     def _with(self, **changes: Any) -> QueryBuilder[M]:
         return self._with_query(evolve(self._query, **changes))
-
-    def _with1(self, field: str, value: Any) -> QueryBuilder[M]:
-        """``_with(field=value)``, cheaper: the per-query methods use it.
-
-        Written out rather than through ``evolve`` and ``_with_query``
-        (two calls fewer per builder step). Select nodes come from
-        ``evolve`` or a one-dict ``__init__``, so their dict is combined
-        (not split), and so is a copy of it.
-        """
-        query = self._query
-        state = query.__dict__.copy()
-        state[field] = value
-        node = _new(query.__class__)
-        _set(node, "__dict__", state)
-        new = _new(self.__class__)
-        new._model = self._model
-        new._executor = self._executor
-        new._query = node
-        return new
 
     def _with_query(self, query: SelectQuery) -> QueryBuilder[M]:
         new = object.__new__(type(self))
@@ -427,7 +439,7 @@ class QueryBuilder(Generic[M]):
             filters = query.filters + _predicates("where", (predicate, *more))
         else:  # the common single predicate, already checked
             filters = (*query.filters, predicate)
-        return self._with1("filters", filters)
+        return _step(self, "filters", filters)
 
     def filter(self, predicate: Predicate, *more: Predicate) -> QueryBuilder[M]:
         """Alias of :meth:`where`."""
@@ -469,18 +481,18 @@ class QueryBuilder(Generic[M]):
         return self._with(order_by=self._query.order_by + added)
 
     def limit(self, n: int) -> QueryBuilder[M]:
-        return self._with1("limit", _non_negative("limit", n))
+        return _step(self, "limit", _non_negative("limit", n))
 
     def offset(self, n: int) -> QueryBuilder[M]:
-        return self._with1("offset", _non_negative("offset", n))
+        return _step(self, "offset", _non_negative("offset", n))
 
     def timeout(self, milliseconds: int) -> QueryBuilder[M]:
         """Per-query deadline, carried as ``timeout_ms`` by every terminal."""
         message = "timeout must be a positive int (milliseconds)"
-        return self._with1("timeout_ms", _positive(milliseconds, message))
+        return _step(self, "timeout_ms", _positive(milliseconds, message))
 
     def consistency(self, level: str) -> QueryBuilder[M]:
-        return self._with1("consistency", _choice("consistency level", level, _CONSISTENCY))
+        return _step(self, "consistency", _choice("consistency level", level, _CONSISTENCY))
 
     # vector and text search ------------------------------------------------------
 
@@ -543,6 +555,11 @@ class QueryBuilder(Generic[M]):
         limit: int | None = None,
     ) -> QueryBuilder[M]:
         """Ranked full-text (BM25 or term-frequency) search on one field."""
+        # The common, valid call natively; anything else (errors included)
+        # runs the method below.
+        new = _search_text_step(self, field, query, operator, rank, k1, b, limit)
+        if new is not None:
+            return new
         # The field first, then the checks (in the documented order), each
         # a call only off the common path (a plain str query, the default
         # options): this method runs once per search.
@@ -557,7 +574,7 @@ class QueryBuilder(Generic[M]):
             k1, b = _bm25_params(k1, b)
         clause = TextRankedSearch(path, query, operator, rank, k1, b)
         if limit is None:
-            return self._with1("text_search", clause)
+            return _step(self, "text_search", clause)
         return self._with(text_search=clause, limit=_non_negative("limit", limit))
 
     def search_vector(
