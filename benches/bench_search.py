@@ -11,8 +11,9 @@ Rust and hydrating the ten result rows into model instances.
   bm25s (method "lucene": the same IDF, and a TF part that differs only by the
   constant factor k1+1, so rankings agree). Both get the same tokens;
   queries/s is the best of 15 alternating passes of 200 queries per peer,
-  each started after writing 64 MiB elsewhere (emptied caches, alike for
-  both); the `_warm` figures repeat each pass right after itself.
+  each started after writing twice the last-level cache elsewhere (at
+  least 64 MiB: emptied caches, alike for both); the `_warm` figures repeat
+  each pass right after itself.
 - exact: exact cosine top-10 over 100k x 128 f32, 200 queries, against numpy
   (pre-normalised matrix, one matmul + argpartition per query) on one thread.
   Also reports bytes scanned per second against this machine's measured
@@ -36,6 +37,7 @@ import functools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -88,14 +90,36 @@ def _has_numba() -> bool:
 # -- BM25 ---------------------------------------------------------------------------------
 
 
+def _cache_bytes(size: str) -> int:
+    """A sysfs cache size (``2048K``, ``300M``) in bytes."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    size = size.strip()
+    if size[-1:] in units:
+        return int(size[:-1]) * units[size[-1]]
+    return int(size)
+
+
+@functools.cache
+def eviction_bytes() -> int:
+    """Twice the largest cache Linux reports for CPU 0 (a VM may report
+    its host's whole L3, hundreds of MiB), at least 64 MiB."""
+    largest = 0
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        try:
+            largest = max(largest, _cache_bytes(entry.read_text()))
+        except (OSError, ValueError):
+            continue
+    return max(64 * 2**20, 2 * largest)
+
+
 @functools.cache
 def _eviction_buffer() -> np.ndarray:
-    return np.zeros(64 * 2**20 // 8)
+    return np.zeros(eviction_bytes() // 8)
 
 
 def evict_caches() -> None:
-    """Writes 64 MiB (more than this machine's last-level cache) so that no
-    peer's index stays cached from what ran before."""
+    """Writes `eviction_bytes()` elsewhere so that no peer's index stays
+    cached from what ran before."""
     buffer = _eviction_buffer()
     np.add(buffer, 1.0, out=buffer)
 
@@ -183,6 +207,7 @@ async def bench_bm25(scale: float) -> dict[str, Any]:
     same_order = np.mean([a == b for a, b in zip(ours, theirs, strict=True)])
     return {
         "docs": n_docs,
+        "evicted_mib_before_cold_pass": eviction_bytes() >> 20,
         "bm25s_backend": backend,
         "queries": n_queries,
         "aura_load_s": round(load_s, 2),
