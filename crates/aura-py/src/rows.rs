@@ -517,14 +517,15 @@ impl<'a, 'py> Hydrator<'a, 'py> {
     /// Attach scores as instance attributes (`row.__score__` etc.).
     pub fn set_scores(&self, attrs: &Attrs<'py>, scores: &RowScores) -> PyResult<()> {
         let py = self.py;
-        let optional = |score: Option<f64>| match score {
-            Some(score) => PyFloat::new(py, score).into_any(),
+        let score = PyFloat::new(py, scores.score).into_any();
+        // A one-sided search's own score is its total: the same float
+        // object serves both (floats are immutable).
+        let optional = |part: Option<f64>| match part {
+            Some(part) if part.to_bits() == scores.score.to_bits() => score.clone(),
+            Some(part) => PyFloat::new(py, part).into_any(),
             None => py.None().into_bound(py),
         };
-        attrs.set(
-            intern!(py, SCORE_ATTR),
-            PyFloat::new(py, scores.score).as_any(),
-        )?;
+        attrs.set(intern!(py, SCORE_ATTR), &score)?;
         attrs.set(intern!(py, TEXT_SCORE_ATTR), &optional(scores.text_score))?;
         attrs.set(
             intern!(py, VECTOR_SCORE_ATTR),
