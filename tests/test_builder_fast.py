@@ -15,7 +15,7 @@ from aura.errors import AuraError
 from aura.query import builder as builder_module
 from aura.query.ast import TextRankedSearch
 
-pytestmark = pytest.mark.skipif(
+native_only = pytest.mark.skipif(
     builder_module.builder_step is None, reason="the native module is not built"
 )
 
@@ -77,6 +77,7 @@ def same_builder(a: Any, b: Any) -> None:
     assert clause is None or type(clause) is TextRankedSearch
 
 
+@native_only
 async def test_search_text_agrees_with_the_python_method_on_random_input() -> None:
     rng = random.Random(5)
     taken = 0
@@ -124,6 +125,7 @@ async def test_search_text_agrees_with_the_python_method_on_random_input() -> No
     assert taken > 300, taken  # the common shape is really taken natively
 
 
+@native_only
 async def test_the_step_copies_the_node_with_one_field_changed() -> None:
     async with aura.connect("memory://", models=[StepDoc]) as db:
         base = db.search(StepDoc).search_text("body", "w1").offset(2)
@@ -139,6 +141,7 @@ async def test_the_step_copies_the_node_with_one_field_changed() -> None:
         assert base.query.offset == 2 and base.query.limit is None  # the source is unchanged
 
 
+@native_only
 async def test_native_steps_run_reads_exactly_as_the_python_ones() -> None:
     async with aura.connect("memory://", models=[StepDoc]) as db:
         rows = [StepDoc(id=i, body=f"w{i % 3} w{i % 5} common") for i in range(30)]
@@ -150,8 +153,28 @@ async def test_native_steps_run_reads_exactly_as_the_python_ones() -> None:
         assert len(fast) == 4
 
 
-def test_the_python_steps_are_the_fallback_without_the_native_module() -> None:
-    assert (
-        builder_module._no_text_step(object(), "body", "q", "or", "bm25", None, None, None) is None
-    )
-    assert builder_module._step is (builder_module.builder_step or builder_module._py_step)
+@native_only
+def test_the_builders_call_the_native_steps() -> None:
+    assert builder_module._step is _core.builder_step
+    assert builder_module._search_text_step is _core.builder_search_text
+
+
+async def test_the_python_steps_build_the_same_queries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What runs without the native module (``AURA_DISABLE_NATIVE``)."""
+
+    def build(db: aura.Client) -> Any:
+        q = db.search(StepDoc).search_text("body", "w1 w2", operator="and").limit(4)
+        return q.where(StepDoc.id >= 2).offset(1).timeout(50).consistency("eventual")
+
+    async with aura.connect("memory://", models=[StepDoc]) as db:
+        rows = [StepDoc(id=i, body=f"w{i % 3} w{i % 5} common") for i in range(30)]
+        await db.bulk_insert(StepDoc, rows)
+        built = build(db)
+        expected = [(r.id, r.__score__) for r in await built.all()]
+        monkeypatch.setattr(builder_module, "_step", builder_module._py_step)
+        monkeypatch.setattr(builder_module, "_search_text_step", builder_module._no_text_step)
+        python_built = build(db)
+        assert python_built.explain() == built.explain()
+        assert [(r.id, r.__score__) for r in await python_built.all()] == expected
+        # Ids 7, 11, 22 and 26 hold both terms and tie: the first is skipped.
+        assert [row_id for row_id, _ in expected] == [11, 22, 26]

@@ -4,8 +4,9 @@
 //! about as much as the engine's own work on a small search.
 //!
 //! Only the common, valid shape is taken here (a plain field name the model
-//! has cached a reference for, a non-blank `str` query, known options, the
-//! default BM25 parameters); anything else returns `None` and runs the
+//! has cached a reference for, a `str` query with a printable ASCII
+//! character, so surely not blank, known options, the default BM25
+//! parameters); anything else returns `None` and runs the
 //! Python method, which stays the one definition of what is valid and of
 //! every error. A test checks that both build equal nodes on random input.
 
@@ -19,7 +20,7 @@ use crate::rows::new_object;
 /// `aura.query.ast.TextRankedSearch`, looked up once.
 static TEXT_RANKED_SEARCH: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// `QueryBuilder._with1(field, value)`: a builder of the same class, model
+/// `builder._with(field=value)` (the Python `_py_step`): a builder of the same class, model
 /// and executor over a copy of `builder`'s node with `field` set to
 /// `value` (the caller has checked the value).
 #[pyfunction]
@@ -164,17 +165,11 @@ fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
 }
 
 /// `object.__setattr__(obj, "__dict__", dict)` for an instance of a plain
-/// class (frozen dataclasses refuse `setattr`, not this).
+/// class (frozen dataclasses refuse `setattr`, not this): through the
+/// class's `__dict__` descriptor, which also retires the inline attribute
+/// values newer CPythons keep beside the dict.
 fn set_instance_dict(obj: &Bound<'_, PyAny>, dict: &Bound<'_, PyDict>) -> PyResult<()> {
-    // SAFETY: both are live objects held for the call; the function
-    // borrows them (taking its own reference to `dict`) and returns 0, or
-    // -1 with an exception set (an object without a __dict__).
-    match unsafe {
-        pyo3::ffi::PyObject_GenericSetDict(obj.as_ptr(), dict.as_ptr(), std::ptr::null_mut())
-    } {
-        0 => Ok(()),
-        _ => Err(PyErr::fetch(obj.py())),
-    }
+    generic_setattr(obj, intern!(obj.py(), "__dict__"), dict.as_any())
 }
 
 /// `object.__setattr__(obj, name, value)`: the builder's `__slots__`.
