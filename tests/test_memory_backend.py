@@ -6,8 +6,11 @@ engine's semantics are the reference (§16 row 30). Memory-only checks use
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import gc
+import pickle
+import struct
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -414,11 +417,28 @@ async def test_hydrated_vector_is_a_plain_vector_decoded_on_first_read(db: aura.
     await db.insert(MemDoc(id=1, title="a", body="b", embedding=[1.0, -2.5, 1e-300]))
     vec = (await db.query(MemDoc).where(MemDoc.id == 1).one()).embedding
     assert type(vec) is Vector
-    if db.backend.name == "memory":  # hydrated from the engine's own f64 values
-        assert type(vec._store) is bytes
+    if db.backend.name == "memory":  # the engine's own f64 values, shared with the row
+        store = vec._store
+        assert type(store) is aura._core.NativeF64s
+        view = memoryview(store)
+        assert view.readonly and len(store) == view.nbytes == 24
+        assert view.tobytes() == struct.pack("=3d", 1.0, -2.5, 1e-300)
+        with pytest.raises(TypeError, match="read-only"):
+            view[0:1] = b"x"
     assert vec.to_list() == [1.0, -2.5, 1e-300]
     assert type(vec._store) is list
     assert vec.dimension == 3
+
+
+async def test_a_hydrated_vector_outlives_its_row_and_copies_unread(db: aura.Client) -> None:
+    await db.insert(MemDoc(id=1, title="a", body="b", embedding=[0.5, 2.0, -1.0]))
+    vec = (await db.query(MemDoc).where(MemDoc.id == 1).one()).embedding
+    await db.update(MemDoc).where(MemDoc.id == 1).set(embedding=[9.0, 9.0, 9.0]).execute()
+    await db.delete(MemDoc).where(MemDoc.id == 1).execute()
+    gc.collect()
+    assert pickle.loads(pickle.dumps(vec)) == vec
+    assert copy.deepcopy(vec) == vec == Vector([0.5, 2.0, -1.0])
+    assert hash(vec) == hash(Vector([0.5, 2.0, -1.0]))
 
 
 async def test_stream_batches_and_cancellation(library: aura.Client, backend: str) -> None:

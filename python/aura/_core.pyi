@@ -49,6 +49,14 @@ def builder_search_text(
     shape, else None (the Python method then runs, with its errors)."""
 
 @final
+class NativeF64s:
+    """A hydrated vector's components, shared with the engine's row: a
+    read-only buffer of native-endian f64 bytes (``len`` in bytes)."""
+
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+
+@final
 class LatencyHistogram:
     """Latency samples in seconds; percentiles over the newest ``max_samples``."""
 

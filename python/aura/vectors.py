@@ -121,8 +121,9 @@ class Vector:
     dim: ClassVar[int | None] = None
     _sized: ClassVar[dict[int, type[Vector]]] = {}
 
-    # The components, or their native f64 bytes until first read.
-    _store: list[float] | bytes
+    # The components, or until first read their native f64 bytes (a bytes
+    # object, or a buffer shared with the engine's row).
+    _store: list[float] | bytes | Any
 
     def __init__(self, values: Iterable[Any], *, dim: int | None = None) -> None:
         expected = type(self).dim
@@ -139,8 +140,10 @@ class Vector:
     @property
     def _values(self) -> list[float]:
         store = self._store
-        if isinstance(store, bytes):
-            store = self._store = array("d", store).tolist()
+        if store.__class__ is not list:  # native f64 bytes, from hydration
+            decoded = array("d")
+            decoded.frombytes(store)  # type: ignore[arg-type]
+            store = self._store = decoded.tolist()
         return store
 
     def __class_getitem__(cls, dim: Any) -> type[Vector]:

@@ -146,6 +146,9 @@ pub fn vector_components(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
     // A hydrated vector never read still holds its native f64 bytes: take
     // them as they are instead of decoding them into floats first.
     let store = obj.getattr(pyo3::intern!(obj.py(), "_store"))?;
+    if let Ok(shared) = store.cast::<crate::rows::NativeF64s>() {
+        return Ok(shared.get().items().to_vec());
+    }
     if let Ok(bytes) = store.cast::<pyo3::types::PyBytes>() {
         return Ok(bytes
             .as_bytes()

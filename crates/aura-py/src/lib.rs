@@ -37,6 +37,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<plan::ModelPlan>()?;
+    m.add_class::<rows::NativeF64s>()?;
     m.add_class::<metrics::Metrics>()?;
     m.add_function(wrap_pyfunction!(builder_fast::builder_step, m)?)?;
     m.add_function(wrap_pyfunction!(builder_fast::builder_search_text, m)?)?;

@@ -11,7 +11,7 @@ use aura_core::value::Value;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple, PyType};
 
 use crate::convert::{is_vector, py_to_value, serialization_error, value_to_py, vector_components};
 use aura_engine::{Included, ResultRow};
@@ -379,6 +379,57 @@ fn object_new_of<'py>(
     }
 }
 
+/// A hydrated vector's components, shared with the engine's row: a
+/// read-only buffer of native-endian f64 bytes (`Vector` decodes it on
+/// first read, as it would a `bytes`).
+#[pyclass(frozen, module = "aura._core")]
+pub struct NativeF64s(Arc<[f64]>);
+
+impl NativeF64s {
+    pub fn items(&self) -> &[f64] {
+        &self.0
+    }
+}
+
+#[pymethods]
+impl NativeF64s {
+    fn __len__(&self) -> usize {
+        std::mem::size_of_val(&*self.0)
+    }
+
+    /// SAFETY (the caller's, CPython's): `view` is a buffer struct to fill.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::os::raw::c_int,
+    ) -> PyResult<()> {
+        let items: &[f64] = &slf.get().0;
+        let len = pyo3::ffi::Py_ssize_t::try_from(std::mem::size_of_val(items))
+            .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("vector too large"))?;
+        // SAFETY: `view` is the struct CPython asks this object to fill;
+        // the buffer is the `Arc`'s memory, which never changes (the class
+        // is frozen and the `Arc` is never mutated) and lives as long as
+        // this object, which the view holds a reference to (FillInfo sets
+        // `view.obj`). It is offered read-only: FillInfo refuses a
+        // writable request, returning -1 with BufferError set. f64 has no
+        // padding, so every byte is initialised.
+        let filled = unsafe {
+            pyo3::ffi::PyBuffer_FillInfo(
+                view,
+                slf.as_ptr(),
+                items.as_ptr().cast_mut().cast(),
+                len,
+                1,
+                flags,
+            )
+        };
+        match filled {
+            0 => Ok(()),
+            _ => Err(PyErr::fetch(slf.py())),
+        }
+    }
+}
+
 /// `aura.vectors.Vector`, looked up once.
 struct VectorClass {
     cls: Py<PyAny>,
@@ -429,20 +480,14 @@ impl<'a, 'py> Hydrator<'a, 'py> {
         }
     }
 
-    /// A `Vector` holding a row's components as native f64 bytes, as
+    /// A `Vector` over a row's components, shared with the engine's row
+    /// (`NativeF64s`: no copy, and nothing read, until the vector is), as
     /// `Vector._from_native_f64` builds it, without a Python call when
     /// `object`'s `tp_new` builds vectors.
-    fn vector(&self, items: &[f64]) -> PyResult<Bound<'py, PyAny>> {
+    fn vector(&self, items: &Arc<[f64]>) -> PyResult<Bound<'py, PyAny>> {
         let py = self.py;
         let class = VECTOR_CLASS.get_or_try_init(py, || VectorClass::load(py))?;
-        // SAFETY: the pointer and length cover exactly the memory of
-        // `items` (f64 has no padding bytes, so every byte is initialised,
-        // and u8 needs no alignment); the borrow of `items` outlives `raw`,
-        // which is copied into the bytes object at once.
-        let raw = unsafe {
-            std::slice::from_raw_parts(items.as_ptr().cast::<u8>(), std::mem::size_of_val(items))
-        };
-        let store = PyBytes::new(py, raw);
+        let store = Bound::new(py, NativeF64s(Arc::clone(items)))?;
         match self.object_tp_new.filter(|_| class.object_new) {
             Some(tp_new) => {
                 let vector = object_new_of(tp_new, class.cls.bind(py))?;
@@ -471,8 +516,8 @@ impl<'a, 'py> Hydrator<'a, 'py> {
             return Ok(py.None().into_bound(py));
         }
         if let (FieldKind::Vector, Value::Vector(items)) = (field.kind, value) {
-            // One bytes object rather than a float object per component:
-            // the Vector decodes them only if they are read.
+            // One buffer shared with the row rather than a float object
+            // per component: the Vector decodes it only if it is read.
             return self.vector(items);
         }
         let raw = value_to_py(py, value)?;
