@@ -50,11 +50,9 @@ def builder_search_text(
 
 @final
 class NativeF64s:
-    """A hydrated vector's components, shared with the engine's row: a
-    read-only buffer of native-endian f64 bytes (``len`` in bytes)."""
-
-    def __len__(self) -> int: ...
-    def __buffer__(self, flags: int, /) -> memoryview: ...
+    """A hydrated vector's components, shared with the engine's row:
+    read-only native-endian f64 bytes through the buffer protocol
+    (``memoryview(store)``)."""
 
 @final
 class LatencyHistogram:

@@ -166,9 +166,10 @@ class Vector:
         return vec
 
     @classmethod
-    def _from_native_f64(cls, data: bytes) -> Vector:
-        """Wrap validated components packed as native-endian f64 (Rust
-        hydration); they are decoded on first use."""
+    def _from_native_f64(cls, data: Any) -> Vector:
+        """Wrap validated components as native-endian f64 bytes (Rust
+        hydration: ``bytes`` or a buffer shared with the engine's row);
+        they are decoded on first use."""
         vec = object.__new__(cls)
         vec._store = data
         return vec

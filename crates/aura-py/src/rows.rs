@@ -393,10 +393,6 @@ impl NativeF64s {
 
 #[pymethods]
 impl NativeF64s {
-    fn __len__(&self) -> usize {
-        std::mem::size_of_val(&*self.0)
-    }
-
     /// SAFETY (the caller's, CPython's): `view` is a buffer struct to fill.
     unsafe fn __getbuffer__(
         slf: Bound<'_, Self>,
@@ -404,15 +400,24 @@ impl NativeF64s {
         flags: std::os::raw::c_int,
     ) -> PyResult<()> {
         let items: &[f64] = &slf.get().0;
-        let len = pyo3::ffi::Py_ssize_t::try_from(std::mem::size_of_val(items))
-            .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("vector too large"))?;
+        let Ok(len) = pyo3::ffi::Py_ssize_t::try_from(std::mem::size_of_val(items)) else {
+            // SAFETY: `view` is the struct to fill; on failure its `obj`
+            // must be NULL (the C API's contract).
+            unsafe { (*view).obj = std::ptr::null_mut() };
+            return Err(pyo3::exceptions::PyOverflowError::new_err(
+                "vector too large",
+            ));
+        };
         // SAFETY: `view` is the struct CPython asks this object to fill;
         // the buffer is the `Arc`'s memory, which never changes (the class
         // is frozen and the `Arc` is never mutated) and lives as long as
         // this object, which the view holds a reference to (FillInfo sets
         // `view.obj`). It is offered read-only: FillInfo refuses a
-        // writable request, returning -1 with BufferError set. f64 has no
-        // padding, so every byte is initialised.
+        // writable request, returning -1 with BufferError set (and `obj`
+        // NULL). f64 has no padding, so every byte is initialised. The
+        // memory is the engine row's own: a consumer that wrote through
+        // a read-only view would break the buffer protocol's contract,
+        // as it would with `bytes`.
         let filled = unsafe {
             pyo3::ffi::PyBuffer_FillInfo(
                 view,
