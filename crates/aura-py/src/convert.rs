@@ -141,13 +141,14 @@ pub fn is_vector(obj: &Bound<'_, PyAny>) -> bool {
         .unwrap_or(false)
 }
 
-/// The components of a `Vector` instance.
-pub fn vector_components(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
-    // A hydrated vector never read still holds its native f64 bytes: take
-    // them as they are instead of decoding them into floats first.
+/// The components of a `Vector` instance, as the engine stores them.
+pub fn vector_components(obj: &Bound<'_, PyAny>) -> PyResult<Arc<[f64]>> {
+    // A hydrated vector never read still holds its native f64 values: the
+    // engine row's own (shared again, they never change) or bytes, taken
+    // as they are instead of decoded into floats first.
     let store = obj.getattr(pyo3::intern!(obj.py(), "_store"))?;
     if let Ok(shared) = store.cast::<crate::rows::NativeF64s>() {
-        return Ok(shared.get().items().to_vec());
+        return Ok(Arc::clone(shared.get().items()));
     }
     if let Ok(bytes) = store.cast::<pyo3::types::PyBytes>() {
         return Ok(bytes
@@ -156,7 +157,7 @@ pub fn vector_components(obj: &Bound<'_, PyAny>) -> PyResult<Vec<f64>> {
             .map(|b| f64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
             .collect());
     }
-    store.extract()
+    Ok(Arc::from(store.extract::<Vec<f64>>()?))
 }
 
 /// Python value (already in storage form, or a natively converted type)
@@ -197,7 +198,7 @@ pub fn py_to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
         return seq_to_value(obj.try_iter()?.collect::<PyResult<Vec<_>>>()?.into_iter());
     }
     if is_vector(obj) {
-        return Ok(Value::Vector(Arc::from(vector_components(obj)?)));
+        return Ok(Value::Vector(vector_components(obj)?));
     }
     Err(serialization_error(
         py,

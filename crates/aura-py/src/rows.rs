@@ -183,7 +183,7 @@ pub fn to_row(plan: &ModelPlan, obj: &Bound<'_, PyAny>) -> PyResult<Row> {
                     // is a failing attribute lookup on every other type);
                     // py_to_value still recognises a Vector anywhere else.
                     let value = if field.kind == FieldKind::Vector && is_vector(&v) {
-                        Value::Vector(Arc::from(vector_components(&v)?))
+                        Value::Vector(vector_components(&v)?)
                     } else {
                         py_to_value(&v)?
                     };
@@ -386,7 +386,7 @@ fn object_new_of<'py>(
 pub struct NativeF64s(Arc<[f64]>);
 
 impl NativeF64s {
-    pub fn items(&self) -> &[f64] {
+    pub fn items(&self) -> &Arc<[f64]> {
         &self.0
     }
 }
