@@ -29,11 +29,7 @@ pub fn builder_step<'py>(
     field: &Bound<'py, PyString>,
     value: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let py = builder.py();
-    let query = builder.getattr(intern!(py, "_query"))?;
-    let state = instance_dict(&query)?.copy()?;
-    state.set_item(field, value)?;
-    with_node(builder, &query, state)
+    evolved(builder, &[(field, value)])
 }
 
 /// `QueryBuilder.search_text(field, query, operator=, rank=, k1=, b=,
@@ -87,13 +83,12 @@ pub fn builder_search_text<'py>(
     fields.set_item(intern!(py, "k1"), k1)?;
     fields.set_item(intern!(py, "b"), b)?;
     set_instance_dict(&clause, &fields)?;
-    let node = builder.getattr(intern!(py, "_query"))?;
-    let state = instance_dict(&node)?.copy()?;
-    state.set_item(intern!(py, "text_search"), clause)?;
-    if !limit.is_none() {
-        state.set_item(intern!(py, "limit"), limit)?;
+    let text_search = (intern!(py, "text_search"), &clause);
+    match limit.is_none() {
+        true => evolved(builder, &[text_search]),
+        false => evolved(builder, &[text_search, (intern!(py, "limit"), limit)]),
     }
-    with_node(builder, &node, state).map(Some)
+    .map(Some)
 }
 
 /// An exact `int` at least 0 (not a `bool`, not a subclass).
@@ -132,14 +127,18 @@ fn cached_field_path<'py>(
     Ok(storage.cast_exact::<PyString>().is_ok().then_some(storage))
 }
 
-/// A builder like `builder` over a new node of `node`'s class whose
-/// fields are `state`.
-fn with_node<'py>(
+/// A builder of `builder`'s class, model and executor over a copy of its
+/// node with `changes` made (`evolve(node, **changes)`).
+fn evolved<'py>(
     builder: &Bound<'py, PyAny>,
-    node: &Bound<'py, PyAny>,
-    state: Bound<'py, PyDict>,
+    changes: &[(&Bound<'py, PyString>, &Bound<'py, PyAny>)],
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = builder.py();
+    let node = builder.getattr(intern!(py, "_query"))?;
+    let state = instance_dict(&node)?.copy()?;
+    for (field, value) in changes {
+        state.set_item(field, value)?;
+    }
     let new_node = new_object(&node.get_type())?;
     set_instance_dict(&new_node, &state)?;
     let new = new_object(&builder.get_type())?;
