@@ -27,11 +27,9 @@ mod sqlite;
 
 use pyo3::prelude::*;
 
-/// Rows, frames and IR are built on one thread and freed on another (the
-/// event loop and the runtime's workers); glibc's per-thread arenas make
-/// those frees take a lock. mimalloc frees across threads without one.
+/// mimalloc (`aura-alloc` says why and how it is called).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: aura_alloc::MiMalloc = aura_alloc::MiMalloc;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
