@@ -15,6 +15,12 @@ each row's id; `native` the backend's native call on a ready IR dict (the
 engine, reading the IR, hydrating the rows) and reading the ids;
 `builder` only building the IR; `steps` only the two builder steps
 (what a read on an in-process backend takes, without an IR).
+
+A third argument `cold` writes `bench_search.evict_caches()`'s buffer
+before each round, as the bench does before its cold passes; with
+`--cache-sim=yes --LL=268435456,16,64` the last-level misses per query,
+computed the same way, count what a query finds evicted (a measure that,
+unlike this machine's cold timings, does not drift).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from itertools import starmap
 from typing import Any
 
 import numpy as np
-from bench_search import BenchText, K, zipf_corpus
+from bench_search import BenchText, K, evict_caches, zipf_corpus
 
 import aura
 
@@ -40,7 +46,7 @@ def run_ready(coro: Coroutine[Any, Any, Any]) -> Any:
     raise RuntimeError("the query suspended")
 
 
-async def main(rounds: int, mode: str) -> None:
+async def main(rounds: int, mode: str, cold: bool) -> None:
     rng = np.random.default_rng(1)  # the corpus and queries of bench_search.py
     docs = zipf_corpus(50_000, 30_000, rng)
     queries = [
@@ -69,13 +75,18 @@ async def main(rounds: int, mode: str) -> None:
         if mode == "native":
             irs = [(builder(q),) for q in queries]
             for _ in range(rounds):
+                if cold:
+                    evict_caches()
                 list(starmap(native_call, irs))
             return
         fn = {"call": call, "builder": builder, "steps": steps}[mode]
         args = [(q,) for q in queries]
         for _ in range(rounds):
+            if cold:
+                evict_caches()
             list(starmap(fn, args))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "call"))
+    mode = sys.argv[2] if len(sys.argv) > 2 else "call"
+    asyncio.run(main(int(sys.argv[1]), mode, sys.argv[3:4] == ["cold"]))

@@ -7,7 +7,8 @@
 //! `EVICT_PER_PASS=1` too, the N MiB are written once before each pass
 //! over all the queries (as a peer's pass evicts the index in the Python
 //! bench) instead of before each query. `K=n` asks for the top n (10 by
-//! default).
+//! default). `PERF_CTL`/`PERF_ACK` let `perf record` sample only the
+//! timed passes of that mode (`perf_ctl`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,6 +66,7 @@ fn cold_queries(e: &Engine, queries: &[String], rounds: usize, mb: usize, per_pa
         if per_pass {
             evict();
         }
+        perf_ctl("enable");
         for q in queries {
             if !per_pass {
                 evict();
@@ -73,8 +75,31 @@ fn cold_queries(e: &Engine, queries: &[String], rounds: usize, mb: usize, per_pa
             std::hint::black_box(e.select(None, &query(q)).expect("select"));
             total += start.elapsed().as_secs_f64();
         }
+        perf_ctl("disable");
     }
     total / (rounds * queries.len()) as f64
+}
+
+/// Tells `perf record --control=fifo:CTL,ACK -D -1` to start (`enable`)
+/// or stop (`disable`) sampling, when `PERF_CTL` (and `PERF_ACK`) name
+/// those fifos: only the timed passes over the queries are then sampled,
+/// not loading the corpus nor writing the eviction buffer.
+fn perf_ctl(cmd: &str) {
+    use std::io::{Read, Write};
+    let Ok(ctl) = std::env::var("PERF_CTL") else {
+        return;
+    };
+    let mut fifo = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ctl)
+        .expect("PERF_CTL");
+    writeln!(fifo, "{cmd}").expect("PERF_CTL write");
+    if let Ok(ack) = std::env::var("PERF_ACK") {
+        let mut reply = [0u8; 5];
+        std::fs::File::open(ack)
+            .and_then(|mut f| f.read_exact(&mut reply))
+            .expect("PERF_ACK");
+    }
 }
 
 fn main() {
