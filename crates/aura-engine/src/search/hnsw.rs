@@ -442,13 +442,14 @@ impl Hnsw {
                 }
                 for &n in fresh.iter() {
                     let s = scorer.score(n);
-                    let worst = best.peek().map_or(f32::NEG_INFINITY, |w| w.0 .0);
-                    if best.len() < ef || s > worst {
+                    if best.len() < ef {
                         frontier.push(Cand(s, n));
                         best.push(Reverse(Cand(s, n)));
-                        if best.len() > ef {
-                            best.pop();
-                        }
+                    } else if let Some(mut worst) = best.peek_mut().filter(|w| s > w.0 .0) {
+                        // A full set replaces its worst in place: one sift
+                        // down instead of a push and a pop.
+                        frontier.push(Cand(s, n));
+                        *worst = Reverse(Cand(s, n));
                     }
                 }
             }
