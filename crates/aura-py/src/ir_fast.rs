@@ -87,20 +87,20 @@ fn search_clauses(dict: &Bound<'_, PyDict>, q: &mut Select) -> Option<usize> {
 fn vector_clause(obj: &Bound<'_, PyAny>) -> Option<VectorClause> {
     let dict = obj.cast_exact::<PyDict>().ok()?;
     let query = dict.get_item(intern!(dict.py(), "query")).ok()??;
-    vector_fields(dict, query.cast_exact::<PyList>().ok()?.iter())
+    let items = query.cast_exact::<PyList>().ok()?.iter();
+    vector_fields(dict, items.map(|x| finite_float(&x)))
 }
 
-/// The clause from its `field` and `metric` and its `query` items, which
-/// must be finite floats, when `dict` holds only those three keys.
-fn vector_fields<'py>(
-    dict: &Bound<'py, PyDict>,
-    query: impl Iterator<Item = Bound<'py, PyAny>>,
+/// The clause from its `field` and `metric` and its `query` components
+/// (each None unless a finite float), when `dict` holds only those three
+/// keys.
+fn vector_fields(
+    dict: &Bound<'_, PyDict>,
+    query: impl Iterator<Item = Option<f64>>,
 ) -> Option<VectorClause> {
     let py = dict.py();
     let item = |key| dict.get_item(key).ok().flatten();
-    let query = query
-        .map(|x| finite(x.cast_exact::<PyFloat>().ok()?.value()))
-        .collect::<Option<Vec<f64>>>()?;
+    let query = query.collect::<Option<Vec<f64>>>()?;
     let clause = VectorClause {
         field: text(&item(intern!(py, "field"))?)?,
         metric: text(&item(intern!(py, "metric"))?)?,
@@ -127,6 +127,12 @@ fn number(obj: &Bound<'_, PyAny>) -> Option<f64> {
         Ok(float) => finite(float.value()),
         Err(_) => Some(obj.cast_exact::<PyInt>().ok()?.extract::<i64>().ok()? as f64),
     }
+}
+
+/// A finite float (exactly a `float`: ints and other numbers are serde's
+/// to convert).
+fn finite_float(obj: &Bound<'_, PyAny>) -> Option<f64> {
+    finite(obj.cast_exact::<PyFloat>().ok()?.value())
 }
 
 /// NaN and infinities are serde's to judge: depending on the key order it
@@ -234,7 +240,9 @@ fn node_fields<'py>(node: &Bound<'py, PyAny>) -> Option<Bound<'py, PyDict>> {
 fn vector_node(node: &Bound<'_, PyAny>) -> Option<VectorClause> {
     let dict = node_fields(node)?;
     let query = dict.get_item(intern!(dict.py(), "query")).ok()??;
-    vector_fields(&dict, query.cast_exact::<PyTuple>().ok()?.iter())
+    // Borrowed items: no reference count taken per component.
+    let items = query.cast_exact::<PyTuple>().ok()?.iter_borrowed();
+    vector_fields(&dict, items.map(|x| finite_float(&x)))
 }
 
 /// `vector_ann` as the node keeps it: a tuple of `(name, int)` pairs.

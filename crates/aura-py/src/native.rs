@@ -90,17 +90,21 @@ pub fn native_validate_vector(
 /// query vector then crosses into Rust without a float being re-created.
 #[pyfunction]
 pub fn native_finite_floats<'py>(values: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
-    let finite = |item: Bound<'py, PyAny>| {
+    let finite = |item: &Bound<'py, PyAny>| {
         item.cast_exact::<PyFloat>()
             .is_ok_and(|f| f.value().is_finite())
     };
     if let Ok(tuple) = values.cast_exact::<PyTuple>() {
-        if tuple.iter().all(finite) {
+        // Borrowed items: no reference count taken per component.
+        if tuple.iter_borrowed().all(|item| finite(&item)) {
             return Ok(tuple.clone());
         }
     } else if let Ok(list) = values.cast_exact::<PyList>() {
-        if list.iter().all(finite) {
-            return Ok(list.to_tuple());
+        // The list's items are checked in its tuple copy (a list may
+        // change while it is read; the tuple cannot).
+        let tuple = list.to_tuple();
+        if tuple.iter_borrowed().all(|item| finite(&item)) {
+            return Ok(tuple);
         }
     }
     Err(PyValueError::new_err(
