@@ -6,7 +6,7 @@ leaves out loading the corpus:
 
     for r in 1 3; do PYTHONHASHSEED=0 valgrind --tool=callgrind \\
       --callgrind-out-file=/tmp/cg.$r --toggle-collect=starmap_next \\
-      .venv/bin/python benches/bm25_callgrind.py $r [call|native|builder|steps]
+      .venv/bin/python benches/bm25_callgrind.py $r [call|native|builder|steps] [cold]
     done
 
 Instructions per query = (total at 3 rounds - total at 1) / 400. `call`
@@ -17,10 +17,12 @@ engine, reading the IR, hydrating the rows) and reading the ids;
 (what a read on an in-process backend takes, without an IR).
 
 A third argument `cold` writes `bench_search.evict_caches()`'s buffer
-before each round, as the bench does before its cold passes; with
-`--cache-sim=yes --LL=268435456,16,64` the last-level misses per query,
-computed the same way, count what a query finds evicted (a measure that,
-unlike this machine's cold timings, does not drift).
+(`eviction_bytes()`: twice the largest cache Linux reports, at least
+64 MiB) before each round, as the bench does before its cold passes;
+with `--cache-sim=yes --LL=SIZE,16,64`, SIZE a power of two no larger
+than that buffer (268435456 where it is 960 MiB), the last-level misses
+per query, computed the same way, count what a query finds evicted (a
+measure that, unlike a VM's cold timings, does not drift).
 """
 
 from __future__ import annotations
@@ -89,4 +91,6 @@ async def main(rounds: int, mode: str, cold: bool) -> None:
 
 if __name__ == "__main__":
     mode = sys.argv[2] if len(sys.argv) > 2 else "call"
-    asyncio.run(main(int(sys.argv[1]), mode, sys.argv[3:4] == ["cold"]))
+    if sys.argv[3:] not in ([], ["cold"]):
+        sys.exit(f"unknown arguments {sys.argv[3:]}: only 'cold' may follow the mode")
+    asyncio.run(main(int(sys.argv[1]), mode, sys.argv[3:] == ["cold"]))

@@ -17,11 +17,36 @@ use libmimalloc_sys::{
     mi_zalloc_aligned,
 };
 
-/// The alignment of every block mimalloc hands out: block sizes are whole
-/// machine words and pages start at least 16-byte aligned.
+/// The alignment of every block mimalloc's malloc-style entry points hand
+/// out: block sizes are whole machine words, and a page's first block
+/// starts at least 16-byte aligned. (A debug build of mimalloc with its
+/// guarded-precise option can return unaligned blocks; this crate builds
+/// it without debug, and the test below checks the alignment.)
 const BLOCK_ALIGN: usize = std::mem::size_of::<usize>();
 
 pub struct MiMalloc;
+
+/// A block for `layout` from `plain` when its alignment is one every block
+/// has, else from `aligned`.
+///
+/// # Safety
+/// As `GlobalAlloc::alloc`: `layout` has a non-zero size.
+#[inline(always)]
+unsafe fn block(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: both are mimalloc allocation entry points, which take any
+    // size and a power-of-two alignment (a `Layout`'s is one).
+    unsafe {
+        match layout.align() <= BLOCK_ALIGN {
+            true => plain(layout.size()),
+            false => aligned(layout.size(), layout.align()),
+        }
+        .cast()
+    }
+}
 
 // SAFETY: each method forwards to mimalloc, which returns a block of at
 // least the requested size, or null on failure, and frees or resizes only
@@ -34,25 +59,13 @@ unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: see the impl; the size is non-zero (`GlobalAlloc`'s contract).
-        unsafe {
-            match layout.align() <= BLOCK_ALIGN {
-                true => mi_malloc(layout.size()),
-                false => mi_malloc_aligned(layout.size(), layout.align()),
-            }
-            .cast()
-        }
+        unsafe { block(layout, mi_malloc, mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as `alloc`.
-        unsafe {
-            match layout.align() <= BLOCK_ALIGN {
-                true => mi_zalloc(layout.size()),
-                false => mi_zalloc_aligned(layout.size(), layout.align()),
-            }
-            .cast()
-        }
+        unsafe { block(layout, mi_zalloc, mi_zalloc_aligned) }
     }
 
     #[inline]
@@ -63,8 +76,9 @@ unsafe impl GlobalAlloc for MiMalloc {
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: `ptr` came from this allocator with `layout`; the block
-        // keeps the alignment it was allocated with (see the impl).
+        // SAFETY: `ptr` came from this allocator with `layout`. A moved
+        // block comes from `mi_malloc` (aligned to `BLOCK_ALIGN`) or, for a
+        // larger alignment, from the aligned path with `layout`'s.
         unsafe {
             match layout.align() <= BLOCK_ALIGN {
                 true => mi_realloc(ptr.cast::<c_void>(), new_size),
@@ -78,6 +92,36 @@ unsafe impl GlobalAlloc for MiMalloc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    extern "C" {
+        fn mi_usable_size(p: *const c_void) -> usize;
+        fn mi_good_size(size: usize) -> usize;
+    }
+
+    /// Many blocks of every small size, and some large ones, each aligned
+    /// as asked and of the size class's own block size (the malloc-style
+    /// path never over-allocates).
+    #[test]
+    fn blocks_are_word_aligned_and_of_their_own_size_class() {
+        let sizes = (1..=1024).chain([4000, 70_000, 3 << 20]);
+        for size in sizes {
+            for align in [1usize, 2, 4, 8] {
+                let layout = Layout::from_size_align(size, align).expect("layout");
+                // SAFETY: a non-zero size; every block is freed with its layout.
+                unsafe {
+                    let blocks: Vec<*mut u8> = (0..9).map(|_| MiMalloc.alloc(layout)).collect();
+                    for &p in &blocks {
+                        assert!(
+                            !p.is_null() && p as usize % BLOCK_ALIGN == 0,
+                            "{size}/{align}"
+                        );
+                        assert_eq!(mi_usable_size(p.cast()), mi_good_size(size), "{size}");
+                    }
+                    blocks.into_iter().for_each(|p| MiMalloc.dealloc(p, layout));
+                }
+            }
+        }
+    }
 
     /// Every size and alignment a layout can ask for gets a block that
     /// honours both and keeps its contents across a resize.

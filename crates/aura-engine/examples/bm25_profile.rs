@@ -7,8 +7,8 @@
 //! `EVICT_PER_PASS=1` too, the N MiB are written once before each pass
 //! over all the queries (as a peer's pass evicts the index in the Python
 //! bench) instead of before each query. `K=n` asks for the top n (10 by
-//! default). `PERF_CTL`/`PERF_ACK` let `perf record` sample only the
-//! timed passes of that mode (`perf_ctl`).
+//! default). In the `EVICT_MB` mode, `PERF_CTL`/`PERF_ACK` let `perf
+//! record` sample only the timed queries (`perf_ctl`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -65,25 +65,31 @@ fn cold_queries(e: &Engine, queries: &[String], rounds: usize, mb: usize, per_pa
     for _ in 0..rounds {
         if per_pass {
             evict();
+            perf_ctl("enable");
         }
-        perf_ctl("enable");
         for q in queries {
             if !per_pass {
                 evict();
+                perf_ctl("enable");
             }
             let start = Instant::now();
             std::hint::black_box(e.select(None, &query(q)).expect("select"));
             total += start.elapsed().as_secs_f64();
+            if !per_pass {
+                perf_ctl("disable");
+            }
         }
-        perf_ctl("disable");
+        if per_pass {
+            perf_ctl("disable");
+        }
     }
     total / (rounds * queries.len()) as f64
 }
 
 /// Tells `perf record --control=fifo:CTL,ACK -D -1` to start (`enable`)
 /// or stop (`disable`) sampling, when `PERF_CTL` (and `PERF_ACK`) name
-/// those fifos: only the timed passes over the queries are then sampled,
-/// not loading the corpus nor writing the eviction buffer.
+/// those fifos: only the timed queries of the `EVICT_MB` mode are then
+/// sampled, not loading the corpus nor writing the eviction buffer.
 fn perf_ctl(cmd: &str) {
     use std::io::{Read, Write};
     let Ok(ctl) = std::env::var("PERF_CTL") else {

@@ -100,8 +100,8 @@ pub fn native_finite_floats<'py>(values: &Bound<'py, PyAny>) -> PyResult<Bound<'
             return Ok(tuple.clone());
         }
     } else if let Ok(list) = values.cast_exact::<PyList>() {
-        // The list's items are checked in its tuple copy (a list may
-        // change while it is read; the tuple cannot).
+        // Checked in the tuple copy that is returned, through borrowed
+        // items (a list that fails pays for the copy before the fallback).
         let tuple = list.to_tuple();
         if tuple.iter_borrowed().all(|item| finite(&item)) {
             return Ok(tuple);
