@@ -392,8 +392,8 @@ impl Hnsw {
         }
     }
 
-    /// Best-first search of one level: up to `ef` nodes into `out`, best
-    /// first.
+    /// Best-first search of one level: up to `ef` nodes into `out`, in no
+    /// particular order.
     fn search_level(
         &self,
         scorer: &impl Scorer,
@@ -455,8 +455,6 @@ impl Hnsw {
             }
             out.clear();
             out.extend(best.drain().map(|r| r.0));
-            // Slots are unique, so the order is total and the sort stable.
-            out.sort_unstable_by(|a, b| b.cmp(a));
         })
     }
 
@@ -526,6 +524,9 @@ impl Hnsw {
         let efc = self.params.ef_construction;
         for l in (0..=level.min(top)).rev() {
             self.search_level(&exact, &eps, efc, l, &mut found);
+            // Best first, as `select` takes them. Slots are unique, so the
+            // order is total.
+            found.sort_unstable_by(|a, b| b.cmp(a));
             let chosen = self.select(vecs, &found, self.params.m);
             self.set_neighbours(node, l, &chosen);
             for &n in &chosen {
@@ -638,7 +639,8 @@ impl Hnsw {
             .collect()
     }
 
-    /// The `ef` best nodes `scorer` finds from the entry point down.
+    /// The `ef` best nodes `scorer` finds from the entry point down, in no
+    /// particular order (`search` ranks them again).
     fn walk(&self, scorer: &impl Scorer, ef: usize) -> Vec<Cand> {
         let Some((entry, top)) = self.entry else {
             return Vec::new();
