@@ -75,14 +75,10 @@ async def main(rounds: int, mode: str, cold: bool) -> None:
             return search.search_text("body", q).limit(K)
 
         if mode == "native":
-            irs = [(builder(q),) for q in queries]
-            for _ in range(rounds):
-                if cold:
-                    evict_caches()
-                list(starmap(native_call, irs))
-            return
-        fn = {"call": call, "builder": builder, "steps": steps}[mode]
-        args = [(q,) for q in queries]
+            fn, args = native_call, [(builder(q),) for q in queries]
+        else:
+            fn = {"call": call, "builder": builder, "steps": steps}[mode]
+            args = [(q,) for q in queries]
         for _ in range(rounds):
             if cold:
                 evict_caches()

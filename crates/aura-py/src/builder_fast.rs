@@ -20,9 +20,9 @@ use crate::rows::new_object;
 /// `aura.query.ast.TextRankedSearch`, looked up once.
 static TEXT_RANKED_SEARCH: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// `builder._with(field=value)` (the Python `_py_step`): a builder of the same class, model
-/// and executor over a copy of `builder`'s node with `field` set to
-/// `value` (the caller has checked the value).
+/// `builder._with(field=value)` (the Python `_py_step`): a builder of the
+/// same class, model and executor over a copy of `builder`'s node with
+/// `field` set to `value` (the caller has checked the value).
 #[pyfunction]
 pub fn builder_step<'py>(
     builder: &Bound<'py, PyAny>,

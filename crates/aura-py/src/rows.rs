@@ -362,8 +362,8 @@ fn object_new_of<'py>(
     // called as `object.__new__(cls)` calls it: callers pass a class (a
     // live type object they hold) whose own `tp_new` is this very slot
     // (`ModelPlan::object_new`, `VectorClass::object_new`, `new_object`'s
-    // `uses_object_new`): no base builds
-    // its instances, and `object.__new__(cls)` would make this same call,
+    // `uses_object_new`): no base builds its instances, and
+    // `object.__new__(cls)` would make this same call,
     // with an empty args tuple and no kwargs. It returns a new reference,
     // or NULL with an exception set, which `from_owned_ptr_or_err` turns
     // into the error.
