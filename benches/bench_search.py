@@ -13,7 +13,10 @@ Rust and hydrating the ten result rows into model instances.
   queries/s is the best of 15 alternating passes of 200 queries per peer,
   each started after writing twice the last-level cache elsewhere (at
   least 64 MiB: emptied caches, alike for both); the `_warm` figures repeat
-  each pass right after itself.
+  each pass right after itself. `top10_same_scores` is the share of
+  queries whose ten scores match bm25s's to f32 precision: where the ids
+  differ (`top10_overlap` < 1), they differ only between rows tied at the
+  10th score.
 - exact: exact cosine top-10 over 100k x 128 f32, 200 queries, against numpy
   (pre-normalised matrix, one matmul + argpartition per query) on one thread.
   Also reports bytes scanned per second against this machine's measured
@@ -194,6 +197,14 @@ async def bench_bm25(scale: float) -> dict[str, Any]:
                 lambda: retriever.retrieve(tokenized, k=K, show_progress=False, n_threads=1)
             )
             batch_s = min(batch_s, elapsed)
+        # The same top 10: where the ids differ, the scores must not (a tie
+        # at the 10th place, which aura breaks by key and bm25s by its own).
+        same_scores = np.mean(
+            [
+                await same_scores_as_bm25s(search, retriever, q, t)
+                for q, t in zip(queries, tokenized, strict=True)
+            ]
+        )
         # Single-row writes into the loaded table, each its own write (a
         # snapshot may share the index, so a write copies what it changes).
         extra = [
@@ -223,7 +234,20 @@ async def bench_bm25(scale: float) -> dict[str, Any]:
         "ratio_vs_batch": round(batch_s / ours_s, 2),
         "top10_overlap": round(float(overlap), 4),
         "top10_identical_order": round(float(same_order), 4),
+        "top10_same_scores": round(float(same_scores), 4),
     }
+
+
+async def same_scores_as_bm25s(search: Any, retriever: Any, query: str, tokens: list[str]) -> bool:
+    """Whether aura's ten scores for `query` are bm25s's, in order, to f32
+    precision. bm25s's "lucene" scores lack BM25's constant factor k1+1,
+    so each list is divided by its best score first."""
+    rows = await search.search_text("body", query).limit(K).all()
+    ours = np.array([aura.search_scores(r).score for r in rows])
+    theirs = retriever.retrieve([tokens], k=K, show_progress=False, n_threads=1)[1][0]
+    return len(ours) == len(theirs) == K and bool(
+        np.allclose(ours / ours[0], theirs / theirs[0], rtol=1e-5, atol=0)
+    )
 
 
 # -- vectors --------------------------------------------------------------------------------

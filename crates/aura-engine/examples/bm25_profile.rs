@@ -3,13 +3,14 @@
 //! query, per line). Prints the time and CPU time per query, a checksum of
 //! the returned ids (two builds can be compared on the same input) and the
 //! five slowest queries (wall time). With `EVICT_MB=N` it prints instead
-//! the mean time of a query run right after writing N MiB elsewhere; with
-//! `EVICT_PER_PASS=1` too, the N MiB are written once before each pass
-//! over all the queries (as a peer's pass evicts the index in the Python
-//! bench) instead of before each query. `K=n` asks for the top n (10 by
-//! default). In the `EVICT_MB` mode, `PERF_CTL`/`PERF_ACK` let `perf
-//! record` sample only the timed queries (`perf_ctl`).
-
+//! the mean time of a query run right after writing N MiB elsewhere, and
+//! the fastest and the median round's mean (on a VM a round's mean drifts
+//! less than single queries do); with `EVICT_PER_PASS=1` too, the N MiB
+//! are written once before each pass over all the queries (as a peer's
+//! pass evicts the index in the Python bench) instead of before each
+//! query. `K=n` asks for the top n (10 by default). In the `EVICT_MB`
+//! mode, `PERF_CTL`/`PERF_ACK` let `perf record` sample only the timed
+//! queries (`perf_ctl`).
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -49,11 +50,17 @@ fn query(text: &str) -> Select {
     sel
 }
 
-/// Mean time of a query run right after writing `mb` MiB elsewhere (before
-/// each query, or before each pass over them all), which evicts the index
-/// from the caches closer to the core than that (as a caller's own work
-/// between two queries does).
-fn cold_queries(e: &Engine, queries: &[String], rounds: usize, mb: usize, per_pass: bool) -> f64 {
+/// Per round, the mean time of a query run right after writing `mb` MiB
+/// elsewhere (before each query, or before each pass over them all),
+/// which evicts the index from the caches closer to the core than that
+/// (as a caller's own work between two queries does).
+fn cold_queries(
+    e: &Engine,
+    queries: &[String],
+    rounds: usize,
+    mb: usize,
+    per_pass: bool,
+) -> Vec<f64> {
     let mut other = vec![1u8; mb << 20];
     let mut evict = || {
         other
@@ -63,20 +70,22 @@ fn cold_queries(e: &Engine, queries: &[String], rounds: usize, mb: usize, per_pa
     };
     // The queries run in batches that each start from evicted caches.
     let batch = if per_pass { queries.len().max(1) } else { 1 };
-    let mut total = 0.0;
-    for _ in 0..rounds {
-        for queries in queries.chunks(batch) {
-            evict();
-            perf_ctl("enable");
-            for q in queries {
-                let start = Instant::now();
-                std::hint::black_box(e.select(None, &query(q)).expect("select"));
-                total += start.elapsed().as_secs_f64();
+    (0..rounds)
+        .map(|_| {
+            let mut total = 0.0;
+            for queries in queries.chunks(batch) {
+                evict();
+                perf_ctl("enable");
+                for q in queries {
+                    let start = Instant::now();
+                    std::hint::black_box(e.select(None, &query(q)).expect("select"));
+                    total += start.elapsed().as_secs_f64();
+                }
+                perf_ctl("disable");
             }
-            perf_ctl("disable");
-        }
-    }
-    total / (rounds * queries.len()) as f64
+            total / queries.len() as f64
+        })
+        .collect()
 }
 
 /// Tells `perf record --control=fifo:CTL,ACK -D -1` to start (`enable`)
@@ -126,15 +135,20 @@ fn main() {
     if let Ok(mb) = std::env::var("EVICT_MB") {
         let mb = mb.parse().expect("EVICT_MB: megabytes");
         let per_pass = std::env::var("EVICT_PER_PASS").is_ok_and(|v| v == "1");
-        let seconds = cold_queries(&e, &queries, rounds, mb, per_pass);
+        let mut per_round = cold_queries(&e, &queries, rounds, mb, per_pass);
+        let mean = per_round.iter().sum::<f64>() / per_round.len() as f64;
+        per_round.sort_by(f64::total_cmp);
         let before = if per_pass {
-            "each pass over the queries; the mean over the pass"
+            "each pass over the queries"
         } else {
             "each query"
         };
         println!(
-            "cold query {:.2}us (after writing {mb} MiB before {before})",
-            seconds * 1e6
+            "cold query {:.2}us (after writing {mb} MiB before {before}); \
+             per round: fastest {:.2}us, median {:.2}us",
+            mean * 1e6,
+            per_round[0] * 1e6,
+            per_round[per_round.len() / 2] * 1e6,
         );
         return;
     }

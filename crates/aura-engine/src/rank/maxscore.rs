@@ -158,11 +158,15 @@ fn sampled_seed(term: &IndexTerm<'_>, k: usize, norms: &mut NormCache) -> f64 {
 
 /// A non-essential term is looked up per row instead of scanned only when
 /// its list is this many times longer than the scanned lists together: a
-/// sequential scan is far cheaper per posting than a lookup, more so when
-/// every list is scanned (only sums are kept). Measured on the Zipfian
-/// bench corpus: 4 -> 45.4k, 8 -> 42.5k, 16 -> 44.3k instructions per
-/// query; never leaving a list out, 53.1k.
-const PROBE_RATIO: usize = 8;
+/// sequential scan is far cheaper per posting than a lookup (a lookup's
+/// loads depend on one another and its branches on the data), more so
+/// when every list is scanned (only sums are kept). Chosen by time, not
+/// instructions: on the Zipfian bench corpus, passes of its queries
+/// alternated in one process (`bm25_profile`), 8 -> 5.3 µs per query
+/// warm and 8.6 µs from evicted caches, 32 -> 4.8 and 8.0 µs (16, 48 and
+/// 64 in between or no better; never leaving a list out, 5.0 and 7.9),
+/// though 8 runs the fewest instructions.
+const PROBE_RATIO: usize = 32;
 
 /// A row that reached the threshold when it was scored.
 struct Held {
