@@ -170,16 +170,14 @@ class Tracer:
     """Opens one ``aura.<operation>`` span per request when OpenTelemetry is
     installed and enabled; otherwise ``span()`` returns a shared no-op."""
 
-    __slots__ = ("_tracer", "config")
+    __slots__ = ("_tracer", "config", "enabled")
 
     def __init__(self, config: Any = None) -> None:
         self.config = TelemetryConfig.from_value(config)
         trace = _load_otel_trace() if self.config.opentelemetry else None
         self._tracer: Any = trace.get_tracer("aura") if trace is not None else None
-
-    @property
-    def enabled(self) -> bool:
-        return self._tracer is not None
+        # A plain attribute, not a property: every request reads it.
+        self.enabled: bool = self._tracer is not None
 
     def span(self, operation: str, ir: Any = None) -> AbstractContextManager[Any]:
         if self._tracer is None:

@@ -481,7 +481,9 @@ class QueryBuilder(Generic[M]):
         return self._with(order_by=self._query.order_by + added)
 
     def limit(self, n: int) -> QueryBuilder[M]:
-        return _step(self, "limit", _non_negative("limit", n))
+        if n.__class__ is not int or n < 0:  # the common case skips the call
+            n = _non_negative("limit", n)
+        return _step(self, "limit", n)
 
     def offset(self, n: int) -> QueryBuilder[M]:
         return _step(self, "offset", _non_negative("offset", n))
