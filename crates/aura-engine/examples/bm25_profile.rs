@@ -4,13 +4,14 @@
 //! the returned ids (two builds can be compared on the same input) and the
 //! five slowest queries (wall time). With `EVICT_MB=N` it prints instead
 //! the mean time of a query run right after writing N MiB elsewhere, and
-//! the fastest and the median round's mean (on a VM a round's mean drifts
-//! less than single queries do); with `EVICT_PER_PASS=1` too, the N MiB
-//! are written once before each pass over all the queries (as a peer's
-//! pass evicts the index in the Python bench) instead of before each
-//! query. `K=n` asks for the top n (10 by default). In the `EVICT_MB`
-//! mode, `PERF_CTL`/`PERF_ACK` let `perf record` sample only the timed
-//! queries (`perf_ctl`).
+//! the fastest and the median (upper middle) round's mean: on a VM a
+//! round's mean drifts less than single queries do. With `EVICT_PER_PASS=1`
+//! too, the N MiB are written once before each pass over all the queries
+//! (as a peer's pass evicts the index in the Python bench) instead of
+//! before each query. `K=n` asks for the top n (10 by default). In the
+//! `EVICT_MB` mode, `PERF_CTL`/`PERF_ACK` let `perf record` sample only the
+//! timed queries (`perf_ctl`).
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -135,6 +136,7 @@ fn main() {
     if let Ok(mb) = std::env::var("EVICT_MB") {
         let mb = mb.parse().expect("EVICT_MB: megabytes");
         let per_pass = std::env::var("EVICT_PER_PASS").is_ok_and(|v| v == "1");
+        let rounds = rounds.max(1);
         let mut per_round = cold_queries(&e, &queries, rounds, mb, per_pass);
         let mean = per_round.iter().sum::<f64>() / per_round.len() as f64;
         per_round.sort_by(f64::total_cmp);

@@ -163,9 +163,9 @@ fn sampled_seed(term: &IndexTerm<'_>, k: usize, norms: &mut NormCache) -> f64 {
 /// when every list is scanned (only sums are kept). Chosen by time, not
 /// instructions: on the Zipfian bench corpus, passes of its queries
 /// alternated in one process (`bm25_profile`), 8 -> 5.3 µs per query
-/// warm and 8.6 µs from evicted caches, 32 -> 4.8 and 8.0 µs (16, 48 and
-/// 64 in between or no better; never leaving a list out, 5.0 and 7.9),
-/// though 8 runs the fewest instructions.
+/// warm and 8.6 µs from evicted caches, 32 -> 4.8 and 8.0 µs (24 in
+/// between; 48, 64 and 128 no faster from evicted caches and within
+/// 0.1 µs warm), though 8 runs the fewest instructions.
 const PROBE_RATIO: usize = 32;
 
 /// A row that reached the threshold when it was scored.
