@@ -233,10 +233,7 @@ class Client:
             select_now is None
             or self._tracer.enabled
             or backend.capabilities.refuses_queries
-            # _is_ready(model), inlined: this is the per-query path.
-            or self._closed
-            or self._pending
-            or self._models.get(model.__name__) is not model
+            or not self._is_ready(model)
         ):
             return LATER
         return select_now(query, cap, txn, self._native_metrics)
